@@ -198,7 +198,8 @@ public readonly record struct CacheAttributes
 
 /// <summary>
 /// A decoded memory attribute: Device with a type, or Normal with inner and outer halves; plus the MTE tag flag and
-/// the FEAT_XS attribute (XS=1 is the default and the only value without FEAT_XS).
+/// the FEAT_XS attribute (XS=1 is the default and the only value without FEAT_XS). Build one with the factories
+/// (<see cref="Device"/>, <see cref="Normal"/>) or <see cref="Mair.Decode"/>; <c>default</c> is Device-nGnRnE.
 /// </summary>
 public readonly record struct MemoryAttributes
 {
@@ -209,8 +210,11 @@ public readonly record struct MemoryAttributes
         Inner = inner;
         Outer = outer;
         Tagged = tagged;
-        Xs = xs;
+        _xsZero = !xs;
     }
+
+    // Stored inverted so that default(MemoryAttributes) has XS=1 (Device-nGnRnE, encoding 0x00).
+    private readonly bool _xsZero;
 
     public MemoryType Type { get; }
 
@@ -227,7 +231,7 @@ public readonly record struct MemoryAttributes
     public bool Tagged { get; }
 
     /// <summary>The XS attribute (FEAT_XS). True (XS=1) unless an XS form or a WB/WB combine cleared it.</summary>
-    public bool Xs { get; }
+    public bool Xs => !_xsZero;
 
     /// <summary>A Device attribute.</summary>
     public static MemoryAttributes Device(DeviceType type, bool xs = true) =>

@@ -79,3 +79,47 @@ public class CombineExplanationTests
         Assert.Equal(0x40, AttributeCombiner.Combine(input with { S1Attr = 0xFF }).ParAttr);
     }
 }
+
+/// <summary>The kernel model calls combine for every guest access: the fast path must not allocate.</summary>
+public class CombineAllocationTests
+{
+    [Fact]
+    public void Fast_path_does_not_allocate()
+    {
+        var inputs = new List<CombineInput>();
+        foreach (var fwb in new[] { false, true })
+        {
+            for (var m = 0; m < 16; m++)
+            {
+                foreach (var s1 in new byte[] { 0x00, 0x04, 0x0C, 0x44, 0x77, 0xAA, 0xF0, 0xFF, 0x10 })
+                {
+                    inputs.Add(new CombineInput(s1, Shareability.ISH, (byte)m, Shareability.Reserved, fwb, m % 3 == 0)
+                    {
+                        Features = AttributeFeatures.Mte2 | AttributeFeatures.Xs | AttributeFeatures.MtePerm,
+                        Access = m % 5 == 0 ? AccessKind.InstructionFetch : AccessKind.Data,
+                        SctlrM = m != 7,
+                    });
+                }
+            }
+        }
+
+        var sink = 0;
+        foreach (var input in inputs)
+        {
+            sink += AttributeCombiner.Combine(input).ParAttr;
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var round = 0; round < 10; round++)
+        {
+            foreach (var input in inputs)
+            {
+                var r = AttributeCombiner.Combine(input);
+                sink += r.ParAttr + (r.IsDevice ? 1 : 0) + (r.IsWriteBackCacheable ? 1 : 0);
+            }
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.NotEqual(-1, sink);
+    }
+}

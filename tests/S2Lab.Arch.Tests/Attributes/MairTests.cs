@@ -155,3 +155,16 @@ public class MairTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Mair.AttrField(mair, 8));
     }
 }
+
+public class MemoryAttributesDefaultTests
+{
+    [Fact]
+    public void Default_is_Device_nGnRnE_with_XS_1()
+    {
+        var d = default(MemoryAttributes);
+        Assert.True(d.IsDevice);
+        Assert.True(d.Xs);
+        Assert.Equal(0x00, Mair.Encode(d));
+        Assert.Equal(MemoryAttributes.Device(DeviceType.nGnRnE), d);
+    }
+}
