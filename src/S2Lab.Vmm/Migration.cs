@@ -92,7 +92,7 @@ public static class Migration
             {
                 target.Dispose();
                 return Report(MigrationOutcome.SetupFailed, $"source: enabling dirty logging on {r.Name} failed with {e}",
-                    $"KVM_SET_USER_MEMORY_REGION slot {r.Slot} (LOG_DIRTY_PAGES)", e, dest);
+                    $"{(source.UsesRegion2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION")} slot {r.Slot} (LOG_DIRTY_PAGES)", e, dest);
             }
         }
 

@@ -55,8 +55,9 @@ public sealed class VirtualMachine : IDisposable
     private readonly List<RegionSetup> _regions;
     private bool _disposed;
 
-    internal VirtualMachine(VmConfig config, VmmHost host, VmmPolicy policy, IKvmVm vm, IReadOnlyList<IKvmVcpu> vcpus, List<RegionSetup> regions, KvmResult<long> cap243)
+    internal VirtualMachine(VmConfig config, VmmHost host, VmmPolicy policy, IKvmVm vm, IReadOnlyList<IKvmVcpu> vcpus, List<RegionSetup> regions, KvmResult<long> cap243, bool useRegion2)
     {
+        UsesRegion2 = useRegion2;
         Config = config;
         Host = host;
         Policy = policy;
@@ -83,6 +84,9 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>KVM_CHECK_EXTENSION(243) on this VM's fd.</summary>
     public KvmResult<long> Cap243 { get; }
 
+    /// <summary>Whether the VMM uses KVM_SET_USER_MEMORY_REGION2 (KVM_CAP_USER_MEMORY2), as QEMU does where it exists.</summary>
+    public bool UsesRegion2 { get; }
+
     /// <summary>Whether the guest is paused (stop-and-copy): a paused guest does not run.</summary>
     public bool Paused { get; internal set; }
 
@@ -105,7 +109,7 @@ public sealed class VirtualMachine : IDisposable
     /// <summary>Updates a region's memslot flags (KVM_MR_FLAGS_ONLY), e.g. to start dirty logging.</summary>
     internal Errno SetSlotFlags(RegionSetup region, KvmMemFlags flags)
     {
-        var e = Kvm.SetUserMemoryRegion(new KvmUserspaceMemoryRegion(region.Slot, (uint)flags, region.Config.Gpa, region.Config.Size, region.Hva));
+        var e = Vmm.SetRegion(Kvm, UsesRegion2, region.Slot, flags, region.Config.Gpa, region.Config.Size, region.Hva);
         if (e == Errno.None)
             _regions[_regions.IndexOf(region)] = region with { Flags = flags };
         return e;
@@ -140,6 +144,7 @@ public static class Vmm
             return new StartReport(StartOutcome.Failed, $"KVM_CREATE_VM failed with {vmResult.Error}", "KVM_CREATE_VM", vmResult.Error, vmResult.Error, [], null);
         var vm = vmResult.Value;
         var cap = vm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
+        var region2 = vm.CheckExtension(KvmCap.USER_MEMORY2) is { IsOk: true, Value: > 0 };
 
         // 1. Map every region into the VMM.
         var regions = new List<RegionSetup>();
@@ -171,7 +176,7 @@ public static class Vmm
 
         // 3. One memslot per region.
         for (int i = 0; i < regions.Count; i++)
-            regions[i] = CreateMemslot(vm, regions[i], policy);
+            regions[i] = CreateMemslot(vm, region2, regions[i], policy);
         var failed = regions.FirstOrDefault(r => r.Outcome == RegionOutcome.Failed);
         if (failed is not null)
         {
@@ -194,7 +199,7 @@ public static class Vmm
         }
 
         return new StartReport(StartOutcome.Started, "", "", Errno.None, cap, regions,
-            new VirtualMachine(config, host, policy, vm, vcpus, regions, cap));
+            new VirtualMachine(config, host, policy, vm, vcpus, regions, cap, region2));
     }
 
     private static RegionSetup MapRegion(VmmHost host, RegionConfig rc, uint slot)
@@ -240,14 +245,21 @@ public static class Vmm
         return flags;
     }
 
-    private static RegionSetup CreateMemslot(IKvmVm vm, RegionSetup r, VmmPolicy policy)
+    private static RegionSetup CreateMemslot(IKvmVm vm, bool region2, RegionSetup r, VmmPolicy policy)
     {
         var flags = FlagsFor(r, policy);
-        var e = vm.SetUserMemoryRegion(new KvmUserspaceMemoryRegion(r.Slot, (uint)flags, r.Config.Gpa, r.Config.Size, r.Hva));
+        var e = SetRegion(vm, region2, r.Slot, flags, r.Config.Gpa, r.Config.Size, r.Hva);
+        var call = region2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION";
         return e == Errno.None
             ? r with { Flags = flags }
-            : r with { Flags = flags, Outcome = RegionOutcome.Failed, Call = "KVM_SET_USER_MEMORY_REGION", Errno = e, Detail = $"KVM_SET_USER_MEMORY_REGION slot {r.Slot} failed with {e}" };
+            : r with { Flags = flags, Outcome = RegionOutcome.Failed, Call = call, Errno = e, Detail = $"{call} slot {r.Slot} failed with {e}" };
     }
+
+    /// <summary>KVM_SET_USER_MEMORY_REGION2 where the kernel has it (new flags need it: rule 19), else the v1 ioctl.</summary>
+    internal static Errno SetRegion(IKvmVm vm, bool region2, uint slot, KvmMemFlags flags, ulong gpa, ulong size, ulong hva) =>
+        region2
+            ? vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(slot, (uint)flags, gpa, size, hva, 0, 0))
+            : vm.SetUserMemoryRegion(new KvmUserspaceMemoryRegion(slot, (uint)flags, gpa, size, hva));
 
     internal static void TearDown(VmmHost host, IKvmVm vm, IReadOnlyList<IKvmVcpu> vcpus, IReadOnlyList<RegionSetup> regions)
     {

@@ -56,8 +56,9 @@ public static class JsonReport
         foreach (var s in r.Steps)
         {
             var node = JsonSerializer.SerializeToNode((object)s, Options)!.AsObject();
+            // The step kind first, so that readers can dispatch on it.
+            node.Remove("kind");
             node.Insert(0, "kind", s.Kind);
-            node["summary"] = s.Summary;
             steps.Add(node);
         }
 

@@ -63,7 +63,14 @@ public sealed record RegionAccessResult(
     bool EffectiveCacheable,
     CmoRecord Cmo,
     IReadOnlyList<HazardRecord> Hazards,
-    IReadOnlyList<string> Explanation);
+    IReadOnlyList<string> Explanation)
+{
+    /// <summary>
+    /// The VMM chose not to ask for a cacheable mapping of this cacheable device memory (a memslot-flag kernel and a
+    /// VMM that prefers migratability): the run then says nothing about whether cacheable would have worked.
+    /// </summary>
+    public bool CacheableDeclined { get; init; }
+}
 
 /// <summary>Setting up one region on one host: the mmap, the VMM's decision and the memslot call.</summary>
 /// <param name="Outcome">"ok", "refused" (the VMM declined, see <see cref="Detail"/>), "skipped" (an earlier call failed) or an errno name.</param>

@@ -74,7 +74,7 @@ public static class ScenarioRunner
         }
 
         var label = design ?? (designLabels.Distinct().Count() == 1 ? designLabels[0] : string.Join("+", designLabels.Distinct()));
-        var run = new Run(scenario, hosts, variant);
+        var run = new RunState(scenario, hosts, variant);
         var steps = new List<StepResult>();
         foreach (var step in scenario.Steps.Where(s => s is not ExpectStep))
             steps.Add(run.Execute(step));
@@ -89,7 +89,7 @@ public static class ScenarioRunner
         DesignCatalog.ParametersOf(design).ToDictionary(p => p.Key, p => p.Value.Contains("off") ? "off" : p.Value[0]);
 
     /// <summary>The state of one run: hosts, VMs, and what the guest wrote and saw.</summary>
-    private sealed class Run(Scenario scenario, Dictionary<string, LabHost> hosts, RunVariant variant)
+    private sealed class RunState(Scenario scenario, Dictionary<string, LabHost> hosts, RunVariant variant)
     {
         private readonly Dictionary<string, VmState> _vms = scenario.Vms.ToDictionary(v => v.Name, v => new VmState(v));
 
@@ -295,7 +295,7 @@ public static class ScenarioRunner
                     for (int p = 0; p < d.Pages; p++)
                     {
                         var off = d.Offset + ((ulong)p * PAGE_SIZE);
-                        var value = 0xD1_0000_0000_0000UL | ((ulong)round << 32) | (ulong)p;
+                        var value = 0xD1_0000_0000_0000UL | ((ulong)(uint)round << 32) | (uint)p;
                         st.Touch(d.Region, off, 0xFF, [AccessType.Write], value, 0, record: false);
                     }
                 }
@@ -397,7 +397,7 @@ public static class ScenarioRunner
 
             var setup = Vm.Region(region);
             var lab = Host!;
-            var kind = Run.Setup(lab, setup).RegionKind;
+            var kind = RunState.Setup(lab, setup).RegionKind;
             var ipa = regionSpec.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             var records = new List<AccessRecord>();
@@ -405,6 +405,7 @@ public static class ScenarioRunner
             var cmos = new List<Kernel.Kvm.Stage2.CacheMaintenance>();
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
+            var fwb = lab.Host.Cpu.HasStage2Fwb;
             Vma? vma = setup.Vma;
             foreach (var t in types)
             {
@@ -468,7 +469,6 @@ public static class ScenarioRunner
 
             // The stage-2 mapping now in place for this page (what the fault handler wrote), if any.
             var leaf = cpu.Vm.Stage2.GetLeaf(ipa) ?? lastDone?.Leaf;
-            var fwb = lab.Host.Cpu.HasStage2Fwb;
             var s2 = leaf is { } l ? l.MemType switch
             {
                 KvmS2MemType.Normal => Stage2Type.Normal,
@@ -477,12 +477,25 @@ public static class ScenarioRunner
             } : Stage2Type.None;
             var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : "-";
             var eff = lastDone?.Effective;
+            if (eff is null && lastDone?.Leaf is { } doneLeaf)
+            {
+                // The kernel model did not report the effective type: combine the guest's stage 1 with the stage-2
+                // MemAttr by the Arm rules (S2Lab.Arch), as the hardware would.
+                var c = AttributeCombiner.Combine(new CombineInput(mair, Shareability.ISH, doneLeaf.MemAttr, Shareability.ISH, fwb));
+                eff = new EffectiveMemoryType(c.ParAttr, c.Description, c.IsDevice, c.IsWriteBackCacheable);
+                explanation.Add($"  [Combine] S1 MAIR 0x{mair:X2} with stage-2 MemAttr 0x{doneLeaf.MemAttr:X} (FWB={(fwb ? 1 : 0)}): {c.Description} (Arm combining rules)");
+            }
+
             var effText = eff is { } e ? ShortName(e.ParAttr) : "-";
             var needed = cmos.Where(c => c.Needed).ToList();
             var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
-            var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : Run.Facts(lab, vma),
-                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, cmo, hazards, explanation);
+            var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
+                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, cmo, hazards, explanation)
+            {
+                CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup.IsCacheableDeviceMemory &&
+                                    (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
+            };
             if (record)
             {
                 LastViews[region] = view;

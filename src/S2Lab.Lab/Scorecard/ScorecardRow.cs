@@ -98,8 +98,9 @@ public static class ScorecardCalculator
         bool holds = true;
         foreach (var h in hosts)
         {
-            var seen = views.Where(x => x.View.Host == h.Name && IsCacheableDeviceMemory(x.View) && x.View.MemslotAccepted).ToList();
-            var refused = views.Any(x => x.View.Host == h.Name && IsCacheableDeviceMemory(x.View) && !x.View.MemslotAccepted);
+            var asked = views.Where(x => x.View.Host == h.Name && IsCacheableDeviceMemory(x.View) && !x.View.CacheableDeclined).ToList();
+            var seen = asked.Where(x => x.View.MemslotAccepted).ToList();
+            var refused = asked.Any(x => !x.View.MemslotAccepted);
             if (seen.Count == 0 && !refused)
                 continue;
             bool worked = seen.Any(x => x.View.Stage2 == Stage2Type.Normal);

@@ -1,0 +1,91 @@
+using System.CommandLine;
+using S2Lab.Cli.Rendering;
+using S2Lab.Lab.Reports;
+using S2Lab.Lab.Runner;
+using S2Lab.Lab.Scenarios;
+
+namespace S2Lab.Cli.Commands;
+
+/// <summary><c>s2lab run FILE [--design NAME|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
+internal static class RunCommand
+{
+    /// <summary>Exit codes: 0 all expectations held, 1 an expectation failed, 2 bad input (file or arguments).</summary>
+    public const int ExpectationFailed = 1;
+
+    public const int BadInput = 2;
+
+    public static Command Create()
+    {
+        var cmd = new Command("run", "Run a scenario file (YAML or JSON, see docs/scenario-schema.md); its expect steps are checked.");
+        var file = new Argument<string>("file") { Description = "The scenario file (.yaml, .yml or .json)." };
+        var design = DesignOption();
+        var format = FormatOption();
+        cmd.Arguments.Add(file);
+        cmd.Options.Add(design);
+        cmd.Options.Add(format);
+        cmd.SetAction(parseResult =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
+            var path = parseResult.GetValue(file)!;
+            Scenario scenario;
+            try
+            {
+                scenario = ScenarioLoader.LoadFile(path);
+            }
+            catch (ScenarioException e)
+            {
+                foreach (var err in e.Errors)
+                    error.WriteLine(err.ToString());
+                error.WriteLine($"s2lab run: {e.Errors.Count} error(s) in {path}; nothing was run");
+                return BadInput;
+            }
+
+            return Execute(scenario, parseResult.GetValue(design), parseResult.GetValue(format) ?? "table", output, error, "run");
+        });
+        return cmd;
+    }
+
+    internal static Option<string> DesignOption() => new("--design")
+    {
+        Description = "Run every host under this design (" + string.Join(", ", DesignCatalog.Designs) + "), or 'all' for every design and variant with the scorecard.",
+    };
+
+    internal static Option<string> FormatOption() => new("--format")
+    {
+        Description = "table (default), json or markdown.",
+        DefaultValueFactory = _ => "table",
+    };
+
+    /// <summary>Runs a validated scenario and renders it; shared with <c>s2lab demo</c>.</summary>
+    internal static int Execute(Scenario scenario, string? design, string format, TextWriter output, TextWriter error, string command)
+    {
+        if (format is not ("table" or "json" or "markdown"))
+        {
+            error.WriteLine($"s2lab {command}: --format must be table, json or markdown (got '{format}')");
+            return BadInput;
+        }
+
+        if (design is not null && design != "all" && !DesignCatalog.IsKnown(design))
+        {
+            error.WriteLine($"s2lab {command}: unknown design '{design}'; known designs: all, {string.Join(", ", DesignCatalog.Designs)}");
+            return BadInput;
+        }
+
+        var report = ScenarioRunner.Run(scenario, design);
+        switch (format)
+        {
+            case "json":
+                output.WriteLine(JsonReport.Render(report));
+                break;
+            case "markdown":
+                output.Write(MarkdownReport.Render(report));
+                break;
+            default:
+                ReportTables.Write(ReportTables.ConsoleFor(output), report);
+                break;
+        }
+
+        return report.ExpectationsPassed ? 0 : ExpectationFailed;
+    }
+}
