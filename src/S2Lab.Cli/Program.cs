@@ -20,6 +20,7 @@ public static class Program
         root.Subcommands.Add(CombineCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(ExplainCommand.Create());
         return root;
     }
 }
