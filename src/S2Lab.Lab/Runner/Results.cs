@@ -70,6 +70,12 @@ public sealed record RegionAccessResult(
     /// VMM that prefers migratability): the run then says nothing about whether cacheable would have worked.
     /// </summary>
     public bool CacheableDeclined { get; init; }
+
+    /// <summary>
+    /// The VMM changed this region's host mapping (mprotect, munmap) after creating the memslot: a failure then is
+    /// the VMM's doing, not something the host accepted.
+    /// </summary>
+    public bool MappingChangedByVmm { get; init; }
 }
 
 /// <summary>Setting up one region on one host: the mmap, the VMM's decision and the memslot call.</summary>

@@ -157,6 +157,7 @@ public static class ScenarioRunner
             if (st.Vm is null)
                 return new RangeResult(s.Index, s.Label, op, vmName, region, Errno.None, "the VM is not running: nothing done");
             var e = action(st.Vm);
+            st.ChangedMappings.Add(region);
             return new RangeResult(s.Index, s.Label, op, vmName, region, e, "");
         }
 
@@ -355,6 +356,9 @@ public static class ScenarioRunner
 
         public Dictionary<string, TouchRecord> Touched { get; } = [];
 
+        /// <summary>Regions whose host mapping the VMM changed (mprotect, munmap) since the VM started here.</summary>
+        public HashSet<string> ChangedMappings { get; } = [];
+
         /// <summary>Every 8-byte value the guest wrote, by region and offset (the data a migration must carry).</summary>
         public Dictionary<(string Region, ulong Offset), ulong> Written { get; } = [];
 
@@ -366,6 +370,7 @@ public static class ScenarioRunner
             LastViews.Clear();
             Touched.Clear();
             Written.Clear();
+            ChangedMappings.Clear();
         }
 
         /// <summary>After switch-over: same guest (its memory and history), new VM handles.</summary>
@@ -373,6 +378,7 @@ public static class ScenarioRunner
         {
             Vm = vm;
             Host = host;
+            ChangedMappings.Clear();
         }
 
         public void Destroy()
@@ -495,6 +501,7 @@ public static class ScenarioRunner
             {
                 CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup.IsCacheableDeviceMemory &&
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
+                MappingChangedByVmm = ChangedMappings.Contains(region),
             };
             if (record)
             {

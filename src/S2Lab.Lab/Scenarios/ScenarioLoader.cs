@@ -335,7 +335,10 @@ public static class ScenarioLoader
                             }
                         }
 
-                        d = new VfioPciSpec(name, f.At, bars);
+                        var indexes = bars.Select(x => x.Item1).Order().ToList();
+                    if (indexes.Where((x, i) => x != i).Any())
+                        b.Error(bf?.At ?? f.At, $"{path}.bars", "BARs are numbered from bar0 without gaps (bar0, bar1, ...)");
+                    d = new VfioPciSpec(name, f.At, bars);
                         break;
                     }
 
