@@ -51,19 +51,19 @@ public static class Expectations
             case StopResult s:
                 return s.Outcome;
             case AccessResult a:
-            {
-                var v = a.Region;
-                return field switch
                 {
-                    "read" or "write" or "exec" => v.Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase))?.Outcome ?? "(not accessed)",
-                    "stage2" => ScenarioRunner.Stage2Name(v.Stage2),
-                    "effective" => v.Effective,
-                    "cmo" => v.Cmo.Summary,
-                    "hazards" => v.Hazards.Count == 0 ? "none" : string.Join(",", v.Hazards.Select(h => h.Name)),
-                    "value" => v.Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
-                    _ => "?",
-                };
-            }
+                    var v = a.Region;
+                    return field switch
+                    {
+                        "read" or "write" or "exec" => v.Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase))?.Outcome ?? "(not accessed)",
+                        "stage2" => ScenarioRunner.Stage2Name(v.Stage2),
+                        "effective" => v.Effective,
+                        "cmo" => v.Cmo.Summary,
+                        "hazards" => v.Hazards.Count == 0 ? "none" : string.Join(",", v.Hazards.Select(h => h.Name)),
+                        "value" => v.Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
+                        _ => "?",
+                    };
+                }
 
             case RangeResult r:
                 return ErrnoText(r.Errno);

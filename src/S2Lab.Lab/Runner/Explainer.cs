@@ -135,10 +135,10 @@ public static class Explainer
                 return new VfioPciDevice(host, "0000:01:00.0", 16UL << 20).MmapBar(vmm, 0);
             case "nvgrace-usemem":
             case "nvgrace-resmem":
-            {
-                var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20));
-                return kind == "nvgrace-usemem" ? gpu.MmapUsemem(vmm, 0, size) : gpu.MmapResmem(vmm, 0, size);
-            }
+                {
+                    var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20));
+                    return kind == "nvgrace-usemem" ? gpu.MmapUsemem(vmm, 0, size) : gpu.MmapResmem(vmm, 0, size);
+                }
 
             case "devmem":
                 return DevMem.Mmap(vmm, host.Memory.Ram.Base + (1UL << 30), size);

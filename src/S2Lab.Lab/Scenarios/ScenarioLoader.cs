@@ -336,9 +336,9 @@ public static class ScenarioLoader
                         }
 
                         var indexes = bars.Select(x => x.Item1).Order().ToList();
-                    if (indexes.Where((x, i) => x != i).Any())
-                        b.Error(bf?.At ?? f.At, $"{path}.bars", "BARs are numbered from bar0 without gaps (bar0, bar1, ...)");
-                    d = new VfioPciSpec(name, f.At, bars);
+                        if (indexes.Where((x, i) => x != i).Any())
+                            b.Error(bf?.At ?? f.At, $"{path}.bars", "BARs are numbered from bar0 without gaps (bar0, bar1, ...)");
+                        d = new VfioPciSpec(name, f.At, bars);
                         break;
                     }
 
