@@ -90,6 +90,12 @@ public static class ScenarioLoader
         private readonly Dictionary<string, VmSpec> _vms = new(StringComparer.Ordinal);
         private readonly Dictionary<string, StepSpec> _stepIds = new(StringComparer.Ordinal);
 
+        // Names declared in the file whose definitions had errors: references to them report nothing more, so that one
+        // mistake gives one error, not a cascade.
+        private readonly HashSet<string> _badHosts = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _badVms = new(StringComparer.Ordinal);
+        private readonly HashSet<(string Vm, string Region)> _badRegions = [];
+
         public Scenario? Read(SyntaxNode root)
         {
             var f = b.Map(root, "");
@@ -109,6 +115,8 @@ public static class ScenarioLoader
                     var hn = b.Name(key, $"hosts.{key.Text}");
                     if (hn is not null && ReadHost(hn, value, $"hosts.{hn}") is { } h)
                         _hosts.TryAdd(hn, h);
+                    else
+                        _badHosts.Add(key.Text);
                 }
             }
 
@@ -121,6 +129,8 @@ public static class ScenarioLoader
                     var vn = b.Name(key, $"vms.{key.Text}");
                     if (vn is not null && ReadVm(vn, value, $"vms.{vn}") is { } v)
                         _vms.TryAdd(vn, v);
+                    else
+                        _badVms.Add(key.Text);
                 }
             }
 
@@ -367,7 +377,7 @@ public static class ScenarioLoader
             var hostNode = f.Req("host");
             var hostName = b.Name(hostNode, $"{path}.host");
             HostSpec? host = null;
-            if (hostName is not null && !_hosts.TryGetValue(hostName, out host))
+            if (hostName is not null && !_hosts.TryGetValue(hostName, out host) && !_badHosts.Contains(hostName))
                 b.Error(hostNode!.Start, $"{path}.host", UnknownHost(hostName));
             var ipaBits = b.Int(f.Opt("ipaBits"), $"{path}.ipaBits", 32, 52) ?? 40;
             var vcpus = b.Int(f.Opt("vcpus"), $"{path}.vcpus", 1, 512) ?? 1;
@@ -392,6 +402,8 @@ public static class ScenarioLoader
                     b.Error(rf.Opt("size")!.Start, $"{p}.size", "a RAM region cannot be empty");
                 if (rn is not null && gpa is not null && size is not null && size != 0)
                     regions.Add(new VmRegionSpec(rn, gpa.Value, size.Value, ro, backing, null, null, rf.At));
+                else if (rn is not null)
+                    _badRegions.Add((name, rn));
             }
 
             var devs = b.List(f.Opt("devices"), $"{path}.devices");
@@ -419,6 +431,8 @@ public static class ScenarioLoader
                         var gpa = b.Size(rf.Req("gpa"), $"{rp}.gpa");
                         var ro = b.Bool(rf.Opt("readonly"), $"{rp}.readonly") ?? false;
                         rf.Done();
+                        if (devName is not null && (dev is null || gpa is null))
+                            _badRegions.Add((name, $"{devName}.{key.Text}"));
                         if (dev is null)
                             continue;
                         var region = dev.Region(key.Text);
@@ -433,7 +447,7 @@ public static class ScenarioLoader
             }
 
             f.Done();
-            if (regions.Count == 0)
+            if (mem.Count == 0 && devs.Count == 0)
                 b.Error(f.At, $"{path}.memory", "a VM needs at least one memory or device region");
             CheckRegions(regions, path);
             return host is null ? null : new VmSpec(name, host.Name, ipaBits, vcpus, policy, flag, regions, f.At);
@@ -565,7 +579,8 @@ public static class ScenarioLoader
                 return null;
             if (_vms.TryGetValue(name, out var vm))
                 return vm;
-            b.Error(node!.Start, path, $"unknown VM '{name}'; known VMs: {Known(_vms.Keys)}");
+            if (!_badVms.Contains(name))
+                b.Error(node!.Start, path, $"unknown VM '{name}'; known VMs: {Known(_vms.Keys)}");
             return null;
         }
 
@@ -576,7 +591,8 @@ public static class ScenarioLoader
                 return null;
             if (_hosts.TryGetValue(name, out var h))
                 return h;
-            b.Error(node!.Start, path, UnknownHost(name));
+            if (!_badHosts.Contains(name))
+                b.Error(node!.Start, path, UnknownHost(name));
             return null;
         }
 
@@ -620,6 +636,8 @@ public static class ScenarioLoader
             if (vm is null || region is null)
                 return null;
             var r = vm.Region(region);
+            if (r is null && _badRegions.Contains((vm.Name, region)))
+                return null;
             if (r is null)
             {
                 b.Error(regionNode!.Start, $"{path}.region", $"VM '{vm.Name}' has no region '{region}'; it has: {Known(vm.Regions.Select(x => x.Name))}");
