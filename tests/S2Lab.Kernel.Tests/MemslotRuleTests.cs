@@ -325,4 +325,49 @@ public class MemslotRuleTests
                         _ = vm.SetUserMemoryRegion(new KvmUserspaceMemoryRegion(slot, flags, b, a, b));
                     }
     }
+
+    [Fact]
+    public void Rule31_guest_memfd_flag_cannot_be_cleared_on_an_existing_slot()
+    {
+        // Linux helper finding D4: the kernel refuses a GUEST_MEMFD toggle like a READONLY toggle.
+        var vm = NewVm();
+        var fd = (uint)vm.CreateGuestMemfd(4 * Mb, (ulong)GuestMemfdFlags.MMAP).Value;
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(R(4, KvmMemFlags.GUEST_MEMFD, 0, 2 * Mb, Ua, 0, fd)));
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(R(4, 0, 0, 2 * Mb)));
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion(new KvmUserspaceMemoryRegion(4, 0, 0, 2 * Mb, Ua)));
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(R(4, 0, 64 * Mb, 2 * Mb)));
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(R(4, 0, 0, 0)));
+    }
+
+    [Fact]
+    public void Rule33_a_delete_carrying_GUEST_MEMFD_does_not_look_at_the_fd()
+    {
+        // Linux helper finding D3: the bind runs for CREATE only; rules 21 and 25 still apply to the delete.
+        var vm = NewVm();
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(R(0x22, 0, 0xcc4000, Mb)));
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(R(0x22, KvmMemFlags.GUEST_MEMFD, 0xcc4000, 0, Ua, 0x10, uint.MaxValue)));
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(R(0x22, KvmMemFlags.GUEST_MEMFD, 0xcc4000, 0, Ua, 0x1000, uint.MaxValue)));
+        Assert.Null(vm.Memslots().ById(0x22));
+    }
+
+    [Fact]
+    public void Rule33_bind_offset_is_compared_as_a_signed_loff_t()
+    {
+        // Linux helper finding D2: offset + size wrapping negative passes kvm_gmem_bind's "> i_size" test.
+        var vm = NewVm(profile: KvmProfile.X86_64);
+        var fd = (uint)vm.CreateGuestMemfd(16 * 0x1000, 0).Value;
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(R(1, KvmMemFlags.GUEST_MEMFD, 0x100000, 0x2000, 0x7f00_0020_0000, 0x7fff_ffff_ffff_f000, fd)));
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(R(2, KvmMemFlags.GUEST_MEMFD, 0x200000, 0x2000, 0x7f00_0020_0000, 0x8000_0000_0000_0000, fd)));
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(R(2, KvmMemFlags.GUEST_MEMFD, 0x200000, 0x2000, 0x7f00_0020_0000, 15 * 0x1000, fd)));
+    }
+
+    [Fact]
+    public void Create_guest_memfd_accepts_INIT_SHARED_without_MMAP()
+    {
+        // Linux helper finding D1: kvm_gmem_create only checks the flags against the supported set.
+        var vm = NewVm(profile: KvmProfile.X86_64);
+        Assert.True(vm.CreateGuestMemfd(0x2000, (ulong)GuestMemfdFlags.INIT_SHARED).IsOk);
+        Assert.Equal(3, vm.CheckExtension(KvmCap.GUEST_MEMFD_FLAGS).Value);
+        Assert.Equal(3, vm.Kvm.CheckExtension(KvmCap.GUEST_MEMFD_FLAGS).Value);
+    }
 }
