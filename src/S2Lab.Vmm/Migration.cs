@@ -65,7 +65,7 @@ public sealed record MigrationReport(
 /// </summary>
 public static class Migration
 {
-    private const int CopyChunkPages = 256;
+    private const int CopyChunkPages = 32;
 
     public static MigrationReport Migrate(VirtualMachine source, VmmHost destination, VmmPolicy policy, IMigrationGuest guest, MigrationOptions options)
     {

@@ -193,7 +193,7 @@ internal static class ReportTables
             foreach (var (json, title) in ScorecardRow.Properties.Where(p => !r.Get(p.Json)))
             {
                 var ev = r.Evidence[json].Evidence;
-                console.MarkupLine(Markup.Escape($"  {LabName(r)}: not {title[2..]}: {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
+                console.MarkupLine(Markup.Escape($"  {LabName(r)} fails {title[..1]} ({title[2..]}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
             }
         }
     }

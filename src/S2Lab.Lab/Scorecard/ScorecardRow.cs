@@ -94,8 +94,8 @@ public static class ScorecardCalculator
     /// </summary>
     private static PropertyVerdict EarlyDiscovery(IReadOnlyList<HostFacts> hosts, List<(StepResult Step, RegionAccessResult View)> views)
     {
-        var evidence = new List<string>();
-        bool holds = true;
+        var failures = new List<string>();
+        var passes = new List<string>();
         foreach (var h in hosts)
         {
             var asked = views.Where(x => x.View.Host == h.Name && IsCacheableDeviceMemory(x.View) && !x.View.CacheableDeclined).ToList();
@@ -106,27 +106,26 @@ public static class ScorecardCalculator
             bool worked = seen.Any(x => x.View.Stage2 == Stage2Type.Normal);
             if (!h.CapabilityRecognized)
             {
-                holds = false;
-                evidence.Add($"{h.Name}: capability 243 answers {h.Cap243Vm} on a VM fd and {h.Cap243System} on /dev/kvm, exactly as an unknown capability does; the VMM cannot learn anything before running");
+                failures.Add($"{h.Name}: capability 243 answers {h.Cap243Vm} on a VM fd and {h.Cap243System} on /dev/kvm, exactly as an unknown capability does; the VMM cannot learn anything before running");
                 continue;
             }
 
             bool says = h.Cap243Vm == "1";
             if (says != worked)
             {
-                holds = false;
                 var first = seen.FirstOrDefault(x => x.View.Stage2 == Stage2Type.Normal == worked);
-                evidence.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, but cacheable device memory {(worked ? "was" : "was not")} mapped cacheable ({first.Step?.Label ?? "memslot refused"})");
+                failures.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, but cacheable device memory {(worked ? "was" : "was not")} mapped cacheable ({first.Step?.Label ?? "memslot refused"})");
             }
             else
             {
-                evidence.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, and cacheable device memory {(worked ? "was" : "was not")} mapped cacheable");
+                passes.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, and cacheable device memory {(worked ? "was" : "was not")} mapped cacheable");
             }
         }
 
+        var evidence = failures.Concat(passes).ToList();
         if (evidence.Count == 0)
             evidence.Add("no cacheable device memory in this scenario");
-        return new PropertyVerdict(holds, evidence);
+        return new PropertyVerdict(failures.Count == 0, evidence);
     }
 
     /// <summary>
@@ -214,26 +213,26 @@ public static class ScorecardCalculator
     /// </summary>
     private static PropertyVerdict ClearMigrationSemantics(Dictionary<string, HostFacts> hosts, IReadOnlyList<StepResult> steps)
     {
-        var evidence = new List<string>();
-        bool holds = true;
+        var failures = new List<string>();
+        var passes = new List<string>();
         foreach (var m in steps.OfType<MigrateResult>())
         {
             bool across = hosts.TryGetValue(m.From, out var a) && hosts.TryGetValue(m.To, out var b) && a.SupportsCacheablePfnmap != b.SupportsCacheablePfnmap;
             bool bad = m.Outcome is "succeeded-changed-types" or "failed-after-switchover";
             if (bad)
             {
-                holds = false;
                 var changes = m.Changes.Count == 0 ? "" : $" ({string.Join("; ", m.Changes.Select(c => $"{c.Region}: {c.Before} -> {c.After}"))})";
-                evidence.Add($"{m.Label}: {m.From} -> {m.To}: {m.Outcome}{changes}{(m.Reason.Length > 0 ? $": {m.Reason}" : "")}");
+                failures.Add($"{m.Label}: {m.From} -> {m.To}: {m.Outcome}{changes}{(m.Reason.Length > 0 ? $": {m.Reason}" : "")}");
             }
             else
             {
-                evidence.Add($"{m.Label}: {m.From} -> {m.To}{(across ? " (FWB+DIC differs)" : "")}: {m.Outcome}");
+                passes.Add($"{m.Label}: {m.From} -> {m.To}{(across ? " (FWB+DIC differs)" : "")}: {m.Outcome}");
             }
         }
 
+        var evidence = failures.Concat(passes).ToList();
         if (evidence.Count == 0)
             evidence.Add("no migration in this scenario");
-        return new PropertyVerdict(holds, evidence);
+        return new PropertyVerdict(failures.Count == 0, evidence);
     }
 }
