@@ -95,6 +95,7 @@ public static class ScenarioLoader
         private readonly HashSet<string> _badHosts = new(StringComparer.Ordinal);
         private readonly HashSet<string> _badVms = new(StringComparer.Ordinal);
         private readonly HashSet<(string Vm, string Region)> _badRegions = [];
+        private readonly HashSet<string> _badStepIds = new(StringComparer.Ordinal);
 
         public Scenario? Read(SyntaxNode root)
         {
@@ -147,7 +148,10 @@ public static class ScenarioLoader
             var stepItems = b.List(stepsNode, "steps");
             for (int i = 0; i < stepItems.Count; i++)
             {
-                if (ReadStep(i, stepItems[i], $"steps[{i}]") is { } s)
+                var parsed = ReadStep(i, stepItems[i], $"steps[{i}]");
+                if (parsed is null && stepItems[i] is MappingNode sm && sm.Entries.FirstOrDefault(e => e.Key.Text == "id").Value is ScalarNode { IsNull: false } badId)
+                    _badStepIds.Add(badId.Text);
+                if (parsed is { } s)
                 {
                     steps.Add(s);
                     if (s.Id is not null && !_stepIds.TryAdd(s.Id, s))
@@ -243,14 +247,14 @@ public static class ScenarioLoader
             if (rel is null)
                 return (null, "");
             var full = Path.IsPathRooted(rel) ? rel : Path.Combine(baseDir, rel);
-            var (model, error) = HostProfile.TryLoad(full, hostName);
+            var (model, source, error) = HostProfile.TryLoad(full, hostName);
             if (model is null)
             {
                 b.Error(node.Start, path, error!);
                 return (null, "");
             }
 
-            return (model, $"profile {rel}");
+            return (model, source);
         }
 
         private DesignSpec? ReadDesign(SyntaxNode? designNode, SyntaxNode? paramsNode, string path)
@@ -794,7 +798,7 @@ public static class ScenarioLoader
             var stepNode = f.Opt("step");
             var stepId = b.Name(stepNode, $"{path}.step");
             StepSpec? target = null;
-            if (stepId is not null && !_stepIds.TryGetValue(stepId, out target))
+            if (stepId is not null && !_stepIds.TryGetValue(stepId, out target) && !_badStepIds.Contains(stepId))
                 b.Error(stepNode!.Start, $"{path}.step", $"no earlier step has id '{stepId}'; known ids: {Known(_stepIds.Keys)}");
             var designs = ReadNames(f.Opt("designs"), $"{path}.designs", checkDesigns: true);
             var variants = ReadNames(f.Opt("variants"), $"{path}.variants", checkDesigns: false);
