@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace S2Lab.Kernel.Kvm;
 
 /// <summary>
@@ -18,11 +21,16 @@ public sealed class MemslotSet
     private int _chunkCount;
     private Memslot? _lastUsed;
 
+    private struct Entry
+    {
+        public ulong End;
+        public Memslot Slot;
+    }
+
     private sealed class Chunk
     {
         public readonly ulong[] Base = new ulong[ChunkCapacity];
-        public readonly ulong[] End = new ulong[ChunkCapacity];
-        public readonly Memslot[] Slots = new Memslot[ChunkCapacity];
+        public readonly Entry[] Entries = new Entry[ChunkCapacity]; // End and slot side by side: one cache line on a hit
         public int Count;
     }
 
@@ -51,12 +59,32 @@ public sealed class MemslotSet
 
     private Memslot? FindSlow(ulong gfn)
     {
-        var ci = UpperBound(_chunkFirst, _chunkCount, gfn) - 1;
+        var ci = LastLessOrEqual(_chunkFirst, _chunkCount, gfn);
         if (ci < 0)
             return null;
         var c = _chunks[ci];
-        var i = UpperBound(c.Base, c.Count, gfn) - 1;
-        return i >= 0 && gfn < c.End[i] ? c.Slots[i] : null;
+        var i = LastLessOrEqual(c.Base, c.Count, gfn);
+        if (i < 0)
+            return null;
+        ref var e = ref c.Entries[i];
+        return gfn < e.End ? e.Slot : null;
+    }
+
+    /// <summary>Index of the last element &lt;= <paramref name="key"/> in sorted a[0..n), or -1; branch-free halving.</summary>
+    private static int LastLessOrEqual(ulong[] a, int n, ulong key)
+    {
+        if (n == 0)
+            return -1;
+        ref var first = ref MemoryMarshal.GetArrayDataReference(a);
+        var idx = 0;
+        var len = n;
+        while (len > 1)
+        {
+            var half = len >> 1;
+            idx = Unsafe.Add(ref first, idx + half) <= key ? idx + half : idx;
+            len -= half;
+        }
+        return first <= key ? idx : -1;
     }
 
     /// <summary>Index of the first element greater than <paramref name="key"/> in a[0..n).</summary>
@@ -96,9 +124,9 @@ public sealed class MemslotSet
                 i = _chunks[ci].Count - 1;
             }
             var c = _chunks[ci];
-            if (c.End[i] <= start)
+            if (c.Entries[i].End <= start)
                 return false;
-            if (c.Slots[i].Id != exceptId)
+            if (c.Entries[i].Slot.Id != exceptId)
                 return true;
             i--;
         }
@@ -112,7 +140,7 @@ public sealed class MemslotSet
         {
             var c = _chunks[ci];
             for (var i = 0; i < c.Count; i++)
-                yield return c.Slots[i];
+                yield return c.Entries[i].Slot;
         }
     }
 
@@ -141,12 +169,10 @@ public sealed class MemslotSet
         if (move > 0)
         {
             Array.Copy(c.Base, pos, c.Base, pos + 1, move);
-            Array.Copy(c.End, pos, c.End, pos + 1, move);
-            Array.Copy(c.Slots, pos, c.Slots, pos + 1, move);
+            Array.Copy(c.Entries, pos, c.Entries, pos + 1, move);
         }
         c.Base[pos] = slot.BaseGfn;
-        c.End[pos] = slot.EndGfn;
-        c.Slots[pos] = slot;
+        c.Entries[pos] = new Entry { End = slot.EndGfn, Slot = slot };
         c.Count++;
         _chunkFirst[ci] = c.Base[0];
     }
@@ -158,9 +184,8 @@ public sealed class MemslotSet
         var half = c.Count / 2;
         var n = c.Count - half;
         Array.Copy(c.Base, half, right.Base, 0, n);
-        Array.Copy(c.End, half, right.End, 0, n);
-        Array.Copy(c.Slots, half, right.Slots, 0, n);
-        Array.Clear(c.Slots, half, n);
+        Array.Copy(c.Entries, half, right.Entries, 0, n);
+        Array.Clear(c.Entries, half, n);
         right.Count = n;
         c.Count = half;
         if (_chunkCount == _chunks.Length)
@@ -192,11 +217,10 @@ public sealed class MemslotSet
         if (move > 0)
         {
             Array.Copy(c.Base, pos + 1, c.Base, pos, move);
-            Array.Copy(c.End, pos + 1, c.End, pos, move);
-            Array.Copy(c.Slots, pos + 1, c.Slots, pos, move);
+            Array.Copy(c.Entries, pos + 1, c.Entries, pos, move);
         }
         c.Count--;
-        c.Slots[c.Count] = null!;
+        c.Entries[c.Count] = default;
         if (c.Count == 0)
         {
             Array.Copy(_chunks, ci + 1, _chunks, ci, _chunkCount - ci - 1);
@@ -216,7 +240,7 @@ public sealed class MemslotSet
         var ci = UpperBound(_chunkFirst, _chunkCount, old.BaseGfn) - 1;
         var c = _chunks[ci];
         var pos = UpperBound(c.Base, c.Count, old.BaseGfn) - 1;
-        c.Slots[pos] = slot;
+        c.Entries[pos].Slot = slot;
         _byId[slot.Id] = slot;
         if (_lastUsed == old)
             _lastUsed = slot;
