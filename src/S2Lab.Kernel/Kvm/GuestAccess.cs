@@ -199,25 +199,52 @@ public sealed class GuestAccessResult
     }
 }
 
-/// <summary>The effective memory type the guest gets: the PAR_EL1-style attribute byte and the decoded attributes.</summary>
-/// <param name="ParAttr">The effective attribute as a MAIR-format byte (PAR_EL1.ATTR).</param>
-/// <param name="Attributes">The decoded effective attributes (from the combine).</param>
-public readonly record struct EffectiveMemoryType(byte ParAttr, MemoryAttributes Attributes)
+/// <summary>The effective memory type the guest gets: the PAR_EL1-style attribute byte, its description and class.</summary>
+public readonly record struct EffectiveMemoryType
 {
+    private readonly string? _description;
+
+    /// <param name="parAttr">The effective attribute as a MAIR-format byte (PAR_EL1.ATTR).</param>
+    /// <param name="description">e.g. "Normal iWB oWB", "Device-nGnRE".</param>
+    /// <param name="isDevice">Any Device type.</param>
+    /// <param name="isCacheable">Normal with a cacheable (write-back or write-through) half.</param>
+    public EffectiveMemoryType(byte parAttr, string description, bool isDevice, bool isCacheable)
+    {
+        ParAttr = parAttr;
+        _description = description;
+        IsDevice = isDevice;
+        IsCacheable = isCacheable;
+    }
+
+    /// <summary>From the decoded attributes of the combine (the description is built only when asked for).</summary>
+    public EffectiveMemoryType(byte parAttr, MemoryAttributes attributes)
+    {
+        ParAttr = parAttr;
+        Attributes = attributes;
+        IsDevice = attributes.IsDevice;
+        IsCacheable = attributes.IsAnyCacheable;
+    }
+
+    /// <summary>The effective attribute as a MAIR-format byte (PAR_EL1.ATTR).</summary>
+    public byte ParAttr { get; }
+
+    /// <summary>The decoded attributes, when built from the combine.</summary>
+    public MemoryAttributes? Attributes { get; }
+
     /// <summary>e.g. "Normal iWB oWB", "Device-nGnRE".</summary>
-    public string Description => Attributes.Description;
+    public string Description => _description ?? Attributes?.Description ?? $"0x{ParAttr:X2}";
 
     /// <summary>Any Device type.</summary>
-    public bool IsDevice => Attributes.IsDevice;
+    public bool IsDevice { get; }
 
     /// <summary>Normal with at least one cacheable half.</summary>
-    public bool IsCacheable => Attributes.IsAnyCacheable;
+    public bool IsCacheable { get; }
 
     /// <summary>Normal Non-cacheable or Device: accesses bypass the caches.</summary>
     public bool IsNonCacheable => !IsCacheable;
 
-    /// <summary>Normal inner and outer write-back: what guest RAM should be.</summary>
-    public bool IsWriteBack => Attributes.IsWriteBack;
+    /// <summary>Normal inner and outer write-back (what guest RAM should be); without decoded attributes, <see cref="IsCacheable"/>.</summary>
+    public bool IsWriteBack => Attributes?.IsWriteBack ?? IsCacheable;
 
     public override string ToString() => $"0x{ParAttr:X2} {Description}";
 }
