@@ -50,6 +50,7 @@ public static class Explainer
             new("Host", 0, $"design {kd.Name}: {kd.Summary}"),
         };
 
+        var kind = regionKind;
         var mapped = MapRegion(host, vmm, regionKind);
         if (!mapped.IsOk)
         {
@@ -60,9 +61,10 @@ public static class Explainer
         var vma = mapped.Value;
         var pte = vma.Backing.Lookup(vma, vma.Start);
         var mapMemory = pte is { } p && host.Memory.PfnIsMapMemory(p.Pfn);
-        lines.Add(new("Vma", 3, $"{vma.Name}: {vma.Flags}; pgprot {vma.PageProt} (MAIR 0x{vma.PageProt.MairByte:X2}): {(vma.IsCacheable ? "cacheable" : "not cacheable")}"));
-        if (pte is not null)
-            lines.Add(new("Pfn", 0, $"first page at PA 0x{pte.Value.Pfn << PAGE_SHIFT:x}: {(mapMemory ? "kernel map memory (struct page, linear map)" : "outside the linear map (no struct page, no kernel VA)")}"));
+        var where = pte is { } first
+            ? $"; first page at PA 0x{first.Pfn << PAGE_SHIFT:x}, {(mapMemory ? "kernel map memory (struct page, linear map)" : "outside the linear map (no struct page, no kernel VA)")}"
+            : "";
+        lines.Add(new("Mmap", 3, $"the VMM maps {kind}: VMA [0x{vma.Start:x}, 0x{vma.End:x}), pgprot {vma.PageProt} (MAIR 0x{vma.PageProt.MairByte:X2}, {(vma.IsCacheable ? "cacheable" : "not cacheable")}){where}"));
 
         using var kvm = host.OpenKvm(vmm);
         var vmResult = kvm.CreateModelVm();
@@ -89,27 +91,10 @@ public static class Explainer
         var r = vcpu.Access(type);
         foreach (var s in r.Steps)
             lines.Add(new(s.Stage.ToString(), s.Rule, s.Text));
-        foreach (var f in r.Faults)
-        {
-            foreach (var c in f.Cmos)
-                lines.Add(new("Cmo", 0, c.ToString()));
-        }
-
         var leaf = vm.Stage2.GetLeaf(Gpa) ?? r.Leaf;
         var fwb = cpu.Model.HasStage2Fwb;
         var s2 = leaf is { } l ? $"{KvmS2MemAttr.Name(l.MemType, fwb)} (0x{l.MemAttr:X}), prot {l.Prot}" : "-";
         var eff = r.Effective;
-        if (eff is null && r.Outcome == GuestAccessOutcome.Completed && leaf is { } done)
-        {
-            var c = AttributeCombiner.Explain(new CombineInput(mair, Shareability.ISH, done.MemAttr, Shareability.ISH, fwb)
-            {
-                Access = access == "exec" ? AccessKind.InstructionFetch : AccessKind.Data,
-            });
-            foreach (var step in c.Steps)
-                lines.Add(new("Combine", 0, step.Text));
-            eff = new EffectiveMemoryType(c.Result.ParAttr, c.Result.Description, c.Result.IsDevice, c.Result.IsWriteBackCacheable);
-        }
-
         var outcome = r.Outcome switch
         {
             GuestAccessOutcome.Completed => "completed",

@@ -209,9 +209,11 @@ public static class ScenarioRunner
                     return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "setup-failed", report.Reason, report.FailedCall, report.Errno, dest, rounds, [], [], [], null, "");
             }
 
-            // Switched over: the VM now lives on the destination.
+            // Switched over: the VM now lives on the destination, and what the guest saw there is its latest view.
             st.MoveTo(report.DestinationVm!, to);
             var after = guest.After;
+            foreach (var v in after)
+                st.LastViews[v.Region] = v;
             var changes = new List<TypeChange>();
             foreach (var v in after)
             {
@@ -486,15 +488,6 @@ public static class ScenarioRunner
             } : Stage2Type.None;
             var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : "-";
             var eff = lastDone?.Effective;
-            if (eff is null && lastDone?.Leaf is { } doneLeaf)
-            {
-                // The kernel model did not report the effective type: combine the guest's stage 1 with the stage-2
-                // MemAttr by the Arm rules (S2Lab.Arch), as the hardware would.
-                var c = AttributeCombiner.Combine(new CombineInput(mair, Shareability.ISH, doneLeaf.MemAttr, Shareability.ISH, fwb));
-                eff = new EffectiveMemoryType(c.ParAttr, c.Description, c.IsDevice, c.IsWriteBackCacheable);
-                explanation.Add($"  [Combine] S1 MAIR 0x{mair:X2} with stage-2 MemAttr 0x{doneLeaf.MemAttr:X} (FWB={(fwb ? 1 : 0)}): {c.Description} (Arm combining rules)");
-            }
-
             var effText = eff is { } e ? ShortName(e.ParAttr) : "-";
             var needed = cmos.Where(c => c.Needed).ToList();
             var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
