@@ -72,4 +72,23 @@ public class DemoCommandTests
         using var doc = JsonDocument.Parse(output);
         Assert.Single(doc.RootElement.GetProperty("scorecard").EnumerateArray());
     }
+
+    [Theory]
+    [InlineData("proposal-module-param=on", "param=on")]
+    [InlineData("proposal-memslot-flag=prefer-migratable", "flag=prefer-migratable")]
+    public void One_variant_by_NAME_equals_VALUE(string design, string variant)
+    {
+        var (exit, output, _) = CliRunner.Run("demo", "--design", design, "--format", "json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(variant, doc.RootElement.GetProperty("scorecard").EnumerateArray().Single().GetProperty("variant").GetString());
+    }
+
+    [Fact]
+    public void An_unknown_variant_exits_2()
+    {
+        var (exit, _, err) = CliRunner.Run("demo", "--design", "proposal-module-param=maybe");
+        Assert.Equal(2, exit);
+        Assert.Contains("its variants: on, off", err, StringComparison.Ordinal);
+    }
 }

@@ -48,7 +48,8 @@ internal static class RunCommand
 
     internal static Option<string> DesignOption() => new("--design")
     {
-        Description = "Run every host under this design (" + string.Join(", ", DesignCatalog.Designs) + "), or 'all' for every design and variant with the scorecard.",
+        Description = "Run every host under this design (" + string.Join(", ", DesignCatalog.Designs) +
+                      ") with its variants, or one variant (proposal-module-param=on, proposal-memslot-flag=prefer-migratable), or 'all' for every design and variant.",
     };
 
     internal static Option<string> FormatOption() => new("--format")
@@ -66,9 +67,9 @@ internal static class RunCommand
             return BadInput;
         }
 
-        if (design is not null && design != "all" && !DesignCatalog.IsKnown(design))
+        if (DesignCatalog.CheckRunDesign(design) is { } designError)
         {
-            error.WriteLine($"s2lab {command}: unknown design '{design}'; known designs: all, {string.Join(", ", DesignCatalog.Designs)}");
+            error.WriteLine($"s2lab {command}: --design: {designError}");
             return BadInput;
         }
 

@@ -23,12 +23,22 @@ public static class RunPlan
     {
         if (design is null)
             return [(null, RunVariant.Default)];
+        // NAME=VALUE picks one variant: proposal-module-param=on, proposal-memslot-flag=prefer-migratable.
+        string? only = null;
+        if (design.IndexOf('=', StringComparison.Ordinal) is var eq and > 0)
+            (design, only) = (design[..eq], design[(eq + 1)..]);
         var designs = design == "all" ? DesignCatalog.Designs : [design];
         var plan = new List<(string?, RunVariant)>();
         foreach (var d in designs)
         {
             foreach (var v in DesignCatalog.VariantsOf(d))
-                plan.Add((d, v));
+            {
+                if (only is null || v.Label.EndsWith("=" + only, StringComparison.Ordinal))
+                    plan.Add((d, v));
+            }
+
+            if (only is not null)
+                continue;
             foreach (var sv in scenario.Variants.Where(v => v.Designs.Count == 0 || v.Designs.Contains(d)))
                 plan.Add((d, new RunVariant(sv.Name, new Dictionary<string, string>(), null, sv.UsememMapping)));
         }
@@ -46,8 +56,8 @@ public static class ScenarioRunner
     /// <summary>Runs every run of <see cref="RunPlan.For"/> and gathers them in a report.</summary>
     public static LabReport Run(Scenario scenario, string? design)
     {
-        if (design is not null && design != "all" && !DesignCatalog.IsKnown(design))
-            throw new ArgumentException($"unknown design '{design}'; known designs: all, {string.Join(", ", DesignCatalog.Designs)}", nameof(design));
+        if (DesignCatalog.CheckRunDesign(design) is { } error)
+            throw new ArgumentException(error, nameof(design));
         // Runs share nothing (each builds its own hosts), so they run in parallel; the report keeps plan order.
         var plan = RunPlan.For(scenario, design);
         var runs = new RunResult[plan.Count];

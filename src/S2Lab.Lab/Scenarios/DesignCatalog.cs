@@ -34,6 +34,29 @@ public static class DesignCatalog
     public static IReadOnlyDictionary<string, IReadOnlyList<string>> ParametersOf(string design) =>
         Parameters.TryGetValue(design, out var p) ? p : new Dictionary<string, IReadOnlyList<string>>();
 
+    /// <summary>
+    /// Checks a <c>--design</c> value: null, "all", a design name, or NAME=VALUE naming one of its variants
+    /// (proposal-module-param=on). Returns an error message, or null when the value is fine.
+    /// </summary>
+    public static string? CheckRunDesign(string? design)
+    {
+        if (design is null or "all")
+            return null;
+        var eq = design.IndexOf('=', StringComparison.Ordinal);
+        var name = eq < 0 ? design : design[..eq];
+        if (!IsKnown(name))
+            return $"unknown design '{name}'; known designs: all, {string.Join(", ", Designs)}";
+        if (eq < 0)
+            return null;
+        var value = design[(eq + 1)..];
+        var variants = VariantsOf(name).Where(v => v.Label.Length > 0).ToList();
+        return variants.Any(v => v.Label.EndsWith("=" + value, StringComparison.Ordinal))
+            ? null
+            : variants.Count == 0
+                ? $"design '{name}' has no variants"
+                : $"design '{name}' has no variant '{value}'; its variants: {string.Join(", ", variants.Select(v => v.Label[(v.Label.IndexOf('=', StringComparison.Ordinal) + 1)..]))}";
+    }
+
     /// <summary>The variants <c>--design all</c> runs for a design (before scenario-defined variants).</summary>
     public static IReadOnlyList<RunVariant> VariantsOf(string design)
     {
