@@ -42,7 +42,7 @@ public sealed record CmoRecord(IReadOnlyList<string> Needed, bool Possible, stri
 public sealed record HazardRecord(string Name, string Detail);
 
 /// <summary>One guest access of an access step.</summary>
-/// <param name="Outcome">ok, efault, instruction-abort, data-abort, mmio-exit, not-running, no-region.</param>
+/// <param name="Outcome">ok, efault, instruction-abort, data-abort, mmio-exit, not-running.</param>
 /// <param name="Errno">The errno KVM_RUN failed with, if it failed.</param>
 /// <param name="Value">The value read (reads) or written (writes), when the access completed.</param>
 public sealed record AccessRecord(Scenarios.AccessType Type, string Outcome, Errno Errno, ulong? Value, string Detail);

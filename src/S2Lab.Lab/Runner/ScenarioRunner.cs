@@ -410,9 +410,8 @@ public static class ScenarioRunner
             var regionSpec = Spec.Region(region)!;
             if (Vm is null || Dead)
             {
-                var why = Vm is null ? "not-running" : "not-running";
                 return new RegionAccessResult(Spec.Name, hostName, region, "-", mair, null, false,
-                    types.Select(t => new AccessRecord(t, why, Errno.None, null, Vm is null ? "the VM is not running" : "the guest failed earlier")).ToList(),
+                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, Vm is null ? "the VM is not running" : "the guest failed earlier")).ToList(),
                     Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], []);
             }
 
@@ -436,8 +435,9 @@ public static class ScenarioRunner
                     AccessType.Write => GuestAccessRequest.Write(ipa, mair, value),
                     _ => GuestAccessRequest.Exec(ipa, mair),
                 };
+                // KVM_RUN with the access queued: it returns (Hlt when done, an MMIO exit) or fails with an errno.
                 cpu.Enqueue(req);
-                var run = cpu.Run();
+                cpu.Run();
                 var r = cpu.History[^1];
                 explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
                 explanation.AddRange(r.Steps.Select(x => "  " + x));
@@ -479,7 +479,6 @@ public static class ScenarioRunner
                 records.Add(new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail));
                 if (t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed)
                     Written[(region, offset)] = value;
-                _ = run;
                 if (Dead)
                 {
                     foreach (var rest in types.Skip(records.Count))

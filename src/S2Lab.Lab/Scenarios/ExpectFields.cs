@@ -16,9 +16,9 @@ public static class ExpectFields
     public static readonly IReadOnlyList<string> MigrationOutcomes =
         ["refused", "setup-failed", "failed-after-switchover", "succeeded-same-types", "succeeded-changed-types"];
 
-    /// <summary>Access results: the access completed, KVM_RUN failed with EFAULT, the guest took an abort, the access left KVM as an MMIO exit, or the VMM had not mapped the region.</summary>
+    /// <summary>Access results: the access completed, KVM_RUN failed with EFAULT, the guest took an abort, the access left KVM as an MMIO exit, or the guest was not running.</summary>
     public static readonly IReadOnlyList<string> AccessOutcomes =
-        ["ok", "efault", "instruction-abort", "data-abort", "mmio-exit", "not-running", "no-region"];
+        ["ok", "efault", "instruction-abort", "data-abort", "mmio-exit", "not-running"];
 
     /// <summary>Stage-2 memory types as KVM's prot names them.</summary>
     public static readonly IReadOnlyList<string> Stage2Types = ["normal", "normal-nc", "device-ngnre", "none"];
@@ -27,7 +27,6 @@ public static class ExpectFields
     public static IReadOnlyList<string> For(string? stepKind) => stepKind switch
     {
         "start" => ["outcome", "errno", "memslots", "cap243"],
-        "stop" => ["outcome"],
         "access" => ["read", "write", "exec", "stage2", "effective", "cmo", "hazards", "value"],
         "mprotect" or "munmap" => ["result"],
         "migrate" => ["outcome", "errno", "call", "changed", "dataIntact", "deviceCopy"],
