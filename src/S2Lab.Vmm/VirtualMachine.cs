@@ -181,7 +181,8 @@ public static class Vmm
         if (failed is not null)
         {
             TearDown(host, vm, [], regions);
-            return new StartReport(StartOutcome.Failed, $"{failed.Name}: {failed.Call} failed with {failed.Errno}", failed.Call, failed.Errno, cap, regions, null);
+            return new StartReport(StartOutcome.Failed, $"{failed.Name}: {failed.Call} failed with {failed.Errno}",
+                $"{failed.Call} slot {failed.Slot} ({failed.Name})", failed.Errno, cap, regions, null);
         }
 
         // 4. vCPUs.

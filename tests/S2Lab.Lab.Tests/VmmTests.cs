@@ -52,7 +52,7 @@ public class VmmTests
         var r = Vmm.Vmm.Start(vmm, Config, VmmPolicy.TrustKernel);
         Assert.Equal(StartOutcome.Failed, r.Outcome);
         Assert.Equal(Errno.EINVAL, r.Errno);
-        Assert.Equal("KVM_SET_USER_MEMORY_REGION2", r.FailedCall);
+        Assert.Equal("KVM_SET_USER_MEMORY_REGION2 slot 1 (usemem)", r.FailedCall);
         Assert.Equal(RegionOutcome.Created, r.Regions.Single(x => x.Name == "ram").Outcome);
         Assert.Empty(process.Mm.Vmas);
     }

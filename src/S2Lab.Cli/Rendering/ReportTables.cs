@@ -19,7 +19,8 @@ internal static class ReportTables
             ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
-        console.Profile.Width = terminal ? Math.Max(Console.WindowWidth, 160) : 200;
+        // A terminal gets its own width (Spectre wraps cells to fit); redirected output gets room for every column.
+        console.Profile.Width = terminal && Console.WindowWidth > 0 ? Console.WindowWidth : 200;
         return console;
     }
 
