@@ -12,7 +12,7 @@ public class ScenarioFileTests
     public static TheoryData<string> Files()
     {
         var data = new TheoryData<string>();
-        foreach (var f in Directory.GetFiles(Repo.Scenarios, "*.yaml").Order())
+        foreach (var f in Directory.GetFiles(Repo.Scenarios).Where(f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal)).Order())
             data.Add(Path.GetFileName(f));
         return data;
     }
@@ -25,12 +25,15 @@ public class ScenarioFileTests
         Assert.True(files.Count >= 7, string.Join(", ", files));
     }
 
+    /// <summary>Scenario files that pin their hosts' designs (with parameters) run as written, not under --design all.</summary>
+    private static readonly HashSet<string> PinnedDesigns = ["module-param-altra.json"];
+
     [Theory]
     [MemberData(nameof(Files))]
     public void Scenario_expectations_hold_under_every_design(string file)
     {
         var scenario = ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file));
-        var report = ScenarioRunner.Run(scenario, "all");
+        var report = ScenarioRunner.Run(scenario, PinnedDesigns.Contains(file) ? null : "all");
         var failed = report.Checks.Where(c => !c.Check.Passed)
             .Select(c => $"{LabReport.RunName(c.Run)}: line {c.Check.At.Line}: {c.Check.StepLabel} {c.Check.Field}: expected {c.Check.Expected}, got {c.Check.Actual}")
             .ToList();

@@ -87,15 +87,18 @@ public static class ScenarioRunner
         }
 
         var label = design ?? (designLabels.Distinct().Count() == 1 ? designLabels[0] : string.Join("+", designLabels.Distinct()));
+        // Run as written: the hosts' own design parameters are the variant (e.g. "param=on", or "param=on, param=off").
+        var variantLabel = design is not null ? variant.Label
+            : string.Join(", ", scenario.Hosts.Select(h => string.Join(",", h.Design.Parameters.Select(p => $"{p.Key}={p.Value}"))).Where(x => x.Length > 0).Distinct());
         var run = new RunState(scenario, hosts, variant);
         var steps = new List<StepResult>();
         foreach (var step in scenario.Steps.Where(s => s is not ExpectStep))
             steps.Add(run.Execute(step));
         run.StopAll();
 
-        var row = ScorecardCalculator.Compute(label, variant.Label, facts, steps);
-        var checks = Expectations.Check(scenario, label, variant.Label, steps, row);
-        return new RunResult(scenario.Name, label, variant.Label, facts, steps, checks, row);
+        var row = ScorecardCalculator.Compute(label, variantLabel, facts, steps);
+        var checks = Expectations.Check(scenario, label, variantLabel, steps, row);
+        return new RunResult(scenario.Name, label, variantLabel, facts, steps, checks, row);
     }
 
     private static Dictionary<string, string> DefaultParameters(string design) =>
