@@ -84,4 +84,13 @@ public class RunCommandTests
         Assert.Equal(2, exit);
         Assert.Contains("cannot read the file", err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Explain_prints_the_decision_chain_of_each_access()
+    {
+        var (exit, output, _) = CliRunner.Run("run", CliRunner.RepoFile("scenarios", "mixedmap-gap.yaml"), "--explain");
+        Assert.Equal(0, exit);
+        Assert.Contains("altra-usemem: gpu0.usemem on altra", output, StringComparison.Ordinal);
+        Assert.Contains("(rule 8)", output, StringComparison.Ordinal);
+    }
 }

@@ -15,12 +15,14 @@ internal static class DemoCommand
         var format = RunCommand.FormatOption();
         var design = RunCommand.DesignOption();
         design.DefaultValueFactory = _ => "all";
+        var explain = RunCommand.ExplainOption();
         cmd.Options.Add(format);
         cmd.Options.Add(design);
+        cmd.Options.Add(explain);
         cmd.SetAction(parseResult =>
         {
             var scenario = DemoScenario.Load();
-            return RunCommand.Execute(scenario, parseResult.GetValue(design), parseResult.GetValue(format) ?? "table",
+            return RunCommand.Execute(scenario, parseResult.GetValue(design), parseResult.GetValue(format) ?? "table", parseResult.GetValue(explain),
                 parseResult.InvocationConfiguration.Output, parseResult.InvocationConfiguration.Error, "demo");
         });
         return cmd;

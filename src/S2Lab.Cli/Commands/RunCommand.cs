@@ -20,9 +20,11 @@ internal static class RunCommand
         var file = new Argument<string>("file") { Description = "The scenario file (.yaml, .yml or .json)." };
         var design = DesignOption();
         var format = FormatOption();
+        var explain = ExplainOption();
         cmd.Arguments.Add(file);
         cmd.Options.Add(design);
         cmd.Options.Add(format);
+        cmd.Options.Add(explain);
         cmd.SetAction(parseResult =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -41,7 +43,7 @@ internal static class RunCommand
                 return BadInput;
             }
 
-            return Execute(scenario, parseResult.GetValue(design), parseResult.GetValue(format) ?? "table", output, error, "run");
+            return Execute(scenario, parseResult.GetValue(design), parseResult.GetValue(format) ?? "table", parseResult.GetValue(explain), output, error, "run");
         });
         return cmd;
     }
@@ -52,6 +54,11 @@ internal static class RunCommand
                       ") with its variants, or one variant (proposal-module-param=on, proposal-memslot-flag=prefer-migratable), or 'all' for every design and variant.",
     };
 
+    internal static Option<bool> ExplainOption() => new("--explain")
+    {
+        Description = "Table format: after each run, print the model's decision chain (with rule numbers) for every guest access.",
+    };
+
     internal static Option<string> FormatOption() => new("--format")
     {
         Description = "table (default), json or markdown.",
@@ -59,7 +66,7 @@ internal static class RunCommand
     };
 
     /// <summary>Runs a validated scenario and renders it; shared with <c>s2lab demo</c>.</summary>
-    internal static int Execute(Scenario scenario, string? design, string format, TextWriter output, TextWriter error, string command)
+    internal static int Execute(Scenario scenario, string? design, string format, bool explain, TextWriter output, TextWriter error, string command)
     {
         if (format is not ("table" or "json" or "markdown"))
         {
@@ -83,7 +90,7 @@ internal static class RunCommand
                 output.Write(MarkdownReport.Render(report));
                 break;
             default:
-                ReportTables.Write(ReportTables.ConsoleFor(output), report);
+                ReportTables.Write(ReportTables.ConsoleFor(output), report, explain: explain);
                 break;
         }
 

@@ -24,7 +24,7 @@ internal static class ReportTables
         return console;
     }
 
-    public static void Write(IAnsiConsole console, LabReport report, bool showRuns = true)
+    public static void Write(IAnsiConsole console, LabReport report, bool showRuns = true, bool explain = false)
     {
         console.Write(new Rule($"[bold]{Markup.Escape(report.Scenario)}[/]").LeftJustified());
         if (report.Description.Length > 0)
@@ -32,7 +32,11 @@ internal static class ReportTables
         if (showRuns)
         {
             foreach (var run in report.Runs)
+            {
                 WriteRun(console, run);
+                if (explain)
+                    WriteExplanations(console, run);
+            }
         }
 
         WriteScorecard(console, report.Scorecard);
@@ -154,6 +158,26 @@ internal static class ReportTables
         console.Write(table);
         foreach (var n in notes)
             console.MarkupLine("  " + n);
+    }
+
+    /// <summary>The model's decision chain for every guest access of a run (rule numbers in parentheses).</summary>
+    private static void WriteExplanations(IAnsiConsole console, RunResult run)
+    {
+        foreach (var s in run.Steps)
+        {
+            IEnumerable<RegionAccessResult> views = s switch
+            {
+                AccessResult a => [a.Region],
+                MigrateResult m => m.AfterSwitchover,
+                _ => [],
+            };
+            foreach (var v in views.Where(v => v.Explanation.Count > 0))
+            {
+                console.MarkupLine(Markup.Escape($"  {s.Label}: {v.Region} on {v.Host}"));
+                foreach (var line in v.Explanation)
+                    console.MarkupLine(Markup.Escape($"    {line}"));
+            }
+        }
     }
 
     private static string MemslotText(RegionSetupResult r) => r.Outcome == "ok"
