@@ -92,3 +92,47 @@ public sealed partial class Stage2PageTable
         public readonly int TablePost(ref S2VisitContext ctx) => 0;
     }
 }
+
+public sealed partial class Stage2PageTable
+{
+    /// <summary>
+    /// kvm_pgtable_stage2_flush (set/way emulation, guest cache toggling): a D-cache clean+invalidate to PoC for every
+    /// cacheable leaf in the range; nothing with FWB. Returns the number of leaves that need it.
+    /// </summary>
+    public long FlushDcache(ulong ipa, ulong size, List<S2CacheMaintenance>? cmos = null)
+    {
+        if (Fwb || CheckRange(ipa, size) != Stage2Errno.None)
+        {
+            return 0;
+        }
+
+        var visitor = new FlushVisitor(this, cmos);
+        Walk(ipa, size, ref visitor);
+        return visitor.Leaves;
+    }
+
+    private struct FlushVisitor(Stage2PageTable t, List<S2CacheMaintenance>? cmos) : IS2Visitor
+    {
+        public long Leaves;
+
+        public readonly S2WalkFlags Flags => S2WalkFlags.Leaf;
+
+        public int Leaf(ref S2VisitContext ctx)
+        {
+            if (!t.IsCacheable(ctx.Old) || !new S2Descriptor(ctx.Old).IsLeaf(ctx.Level))
+            {
+                return 0;
+            }
+
+            ulong size = t._geometry.LevelSize(ctx.Level);
+            Leaves++;
+            t.Counters.DcacheCleanInvalidatePoc++;
+            AddCmo(cmos, S2CmoKind.DcacheCleanInvalidatePoc, ctx.Addr & ~(size - 1), t.Follow(ctx.Old) & ~(size - 1), size);
+            return 0;
+        }
+
+        public readonly int TablePre(ref S2VisitContext ctx) => 0;
+
+        public readonly int TablePost(ref S2VisitContext ctx) => 0;
+    }
+}

@@ -120,3 +120,21 @@ public class CacheMaintenanceTests
         Assert.Equal([new S2CacheMaintenance(Dc, GiB, 0x4000_0000, 2 * MiB)], cmos);
     }
 }
+
+public class FlushTests
+{
+    [Fact]
+    public void Flush_cleans_every_cacheable_leaf_without_FWB_and_nothing_with_FWB()
+    {
+        var t = TestTables.Create(fwb: false);
+        t.Map(TestTables.GiB, 2 * TestTables.MiB, 0x4000_0000, TestTables.Normal(t));
+        t.Map(2 * TestTables.GiB, 4 * TestTables.KiB, 0x9000_0000, TestTables.Device());
+        var cmos = new List<S2CacheMaintenance>();
+        Assert.Equal(1, t.FlushDcache(0, 1UL << 40, cmos));
+        Assert.Equal([new S2CacheMaintenance(S2CmoKind.DcacheCleanInvalidatePoc, TestTables.GiB, 0x4000_0000, 2 * TestTables.MiB)], cmos);
+
+        var f = TestTables.Create(fwb: true);
+        f.Map(TestTables.GiB, 2 * TestTables.MiB, 0x4000_0000, TestTables.Normal(f));
+        Assert.Equal(0, f.FlushDcache(0, 1UL << 40));
+    }
+}
