@@ -64,6 +64,45 @@ public class Stage2ModelPropertyTests
         }, iter: 150);
     }
 
+    /// <summary>
+    /// TLB coherence: every operation does the TLB maintenance it needs (write-protect is followed by the VMID flush its
+    /// callers do), so a translation through the TLB always equals a fresh walk, for every access kind.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Translations_through_the_TLB_always_match_a_fresh_walk(bool tlbiRange)
+    {
+        var geo = Geometry(40, Granule.Size4K);
+        ulong page = geo.TableBytes;
+        int blockPages = geo.EntriesPerTable;
+        int windowPages = 4 * blockPages;
+        ulong windowBase = geo.LevelSize(1) * 2;
+        OpGen(windowPages, blockPages).Array[1, 12].Sample(ops =>
+        {
+            var t = new Stage2PageTable(geo, new Stage2TableOptions { TlbiRange = tlbiRange, Tlb = new Stage2Tlb(geo.Granule, entriesLog2: 10) });
+            var model = new Dictionary<ulong, Entry>();
+            foreach (var op in ops)
+            {
+                Apply(t, model, geo, op, windowBase, 0x40_0000_0000);
+                if (op.Kind == 4)
+                {
+                    t.InvalidateTlbVmid(); // kvm_mmu_wp_memory_region flushes after kvm_pgtable_stage2_wrprotect
+                }
+
+                for (ulong p = windowBase; p < windowBase + (ulong)windowPages * page; p += page * 61)
+                {
+                    foreach (var access in (S2AccessKind[])[S2AccessKind.Read, S2AccessKind.Write, S2AccessKind.Execute])
+                    {
+                        var viaTlb = t.Translate(p + 0x40, access);
+                        var walk = t.Translate(p + 0x40, access, useTlb: false);
+                        Assert.True(viaTlb with { FromTlb = false } == walk, $"after {op}: {access} 0x{p:x}: TLB {viaTlb}, walk {walk}");
+                    }
+                }
+            }
+        }, iter: 100);
+    }
+
     private static Stage2Geometry Geometry(int ipaBits, Granule g) => TestTables.Geometry(ipaBits, g);
 
     /// <summary>Levels at which KVM places blocks (KVM_PGTABLE_MIN_BLOCK_LEVEL and the §6.2 table, 48-bit OA).</summary>
