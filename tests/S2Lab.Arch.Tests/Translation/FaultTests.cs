@@ -184,3 +184,20 @@ public class FaultTests
         Assert.False(high[0].Descriptor.IsValid);
     }
 }
+
+public class ExplainTests
+{
+    [Fact]
+    public void Explanation_names_each_level_index_and_the_outcome()
+    {
+        var t = TestTables.Create(40);
+        t.Map(TestTables.GiB, 2 * TestTables.MiB, 0x4000_0000, TestTables.Normal(t, S2Permissions.Read));
+        var lines = t.ExplainTranslation(TestTables.GiB + 0x1234, S2AccessKind.Write);
+        Assert.Equal(4, lines.Count);
+        Assert.Contains("2 concatenated", lines[1]);
+        Assert.Contains("IPA[39:30] = 1", lines[1]);
+        Assert.Contains("block", lines[2]);
+        Assert.Contains("Permission fault at level 2", lines[3]);
+        Assert.Contains("Translation fault at level 1", t.ExplainTranslation(0x80_0000_0000, S2AccessKind.Read)[^1]);
+    }
+}
