@@ -1,0 +1,314 @@
+using System.CommandLine;
+using System.Text.Json;
+using S2Lab.Arch.Attributes;
+using Spectre.Console;
+
+namespace S2Lab.Cli.Commands;
+
+/// <summary>
+/// <c>s2lab combine</c>: the effective memory type of stage-1 and stage-2 attributes (one input, a CSV batch, or the
+/// table of Linux's stage-1 types against KVM's stage-2 types).
+/// </summary>
+internal static class CombineCommand
+{
+    private const int BadInput = 2;
+
+    public static Command Create()
+    {
+        var cmd = new Command("combine", "Combine stage-1 and stage-2 memory attributes into the effective type (Arm rules, FWB=0 and FWB=1).");
+
+        Option<string> Opt(string name, string description)
+        {
+            // Arity 0..1: a missing value is reported by this command (exit 2), not as a parser error.
+            var o = new Option<string>(name) { Description = description, Arity = ArgumentArity.ZeroOrOne };
+            cmd.Options.Add(o);
+            return o;
+        }
+
+        var fwb = Opt("--fwb", "HCR_EL2.FWB: 0 or 1.");
+        var s1 = Opt("--s1", "Stage-1 MAIR attribute byte, e.g. 0xFF, 0x44, 0x04.");
+        var s2 = Opt("--s2", "Stage-2 MemAttr[3:0] (descriptor bits [5:2]), e.g. 0b0110 or 0xF.");
+        var s1Sh = Opt("--s1-sh", "Stage-1 SH: NSH, ISH or OSH (default ISH).");
+        var s2Sh = Opt("--s2-sh", "Stage-2 SH: NSH, ISH or OSH (default ISH).");
+        var cd = Opt("--cd", "HCR_EL2.CD: 0 or 1 (default 0).");
+        var id = Opt("--id", "HCR_EL2.ID: 0 or 1 (default 0).");
+        var dc = Opt("--dc", "HCR_EL2.DC: 0 or 1 (default 0); stage 1 then outputs Normal WB, NSH.");
+        var dct = Opt("--dct", "HCR_EL2.DCT: 0 or 1 (default 0); with --dc 1 the default attribute is Tagged.");
+        var mmu = Opt("--s1-mmu", "SCTLR_EL1.M: 0 or 1 (default 1); 0 turns stage 1 off.");
+        var sctlrC = Opt("--sctlr-c", "SCTLR_EL1.C: 0 or 1 (default 1).");
+        var sctlrI = Opt("--sctlr-i", "SCTLR_EL1.I: 0 or 1 (default 1).");
+        var access = Opt("--access", "data or ifetch (default data).");
+        var features = Opt("--features", "CPU features, comma-separated: mte2, xs, mte-perm, none (default mte2).");
+        var batch = Opt("--batch", "CSV file (or - for standard input) with header fwb,hcr_cd,s1_mair,s1_sh,s2_memattr,s2_sh.");
+        var json = new Option<bool>("--json") { Description = "Single mode: print JSON." };
+        var table = new Option<bool>("--table") { Description = "Print Linux's stage-1 types against KVM's stage-2 types, FWB=0 and FWB=1." };
+        cmd.Options.Add(json);
+        cmd.Options.Add(table);
+        cmd.TreatUnmatchedTokensAsErrors = false;
+
+        cmd.SetAction(parseResult =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
+
+            int Fail(string message)
+            {
+                error.WriteLine($"s2lab combine: {message}");
+                return BadInput;
+            }
+
+            if (parseResult.UnmatchedTokens.Count > 0)
+            {
+                return Fail($"unexpected argument '{parseResult.UnmatchedTokens[0]}' (see 's2lab combine --help')");
+            }
+
+            // An option given without a value: Option<string> with arity 0..1 yields null, so look for the token.
+            foreach (var o in new[] { fwb, s1, s2, s1Sh, s2Sh, cd, id, dc, dct, mmu, sctlrC, sctlrI, access, features, batch })
+            {
+                if (parseResult.GetResult(o) is { Implicit: false } r && r.Tokens.Count == 0)
+                {
+                    return Fail($"{o.Name} needs a value");
+                }
+            }
+
+            var featureSet = AttributeFeatures.Mte2;
+            if (parseResult.GetValue(features) is { } featureText
+                && !CombineParsing.TryParseFeatures(featureText, out featureSet, out var badFeature))
+            {
+                return Fail($"--features: unknown feature '{badFeature}' (known: mte2, xs, mte-perm, none)");
+            }
+
+            var modes = (parseResult.GetValue(table) ? 1 : 0) + (parseResult.GetValue(batch) is not null ? 1 : 0);
+            var singleOptions = new[] { fwb, s1, s2, s1Sh, s2Sh, cd, id, dc, dct, mmu, sctlrC, sctlrI, access }
+                .Where(o => parseResult.GetValue(o) is not null).Select(o => o.Name).ToList();
+            if (modes > 1 || (modes == 1 && (singleOptions.Count > 0 || parseResult.GetValue(json))))
+            {
+                return Fail("use one mode: single (--fwb --s1 --s2 ...), --batch FILE, or --table");
+            }
+
+            if (parseResult.GetValue(table))
+            {
+                WriteTable(output, featureSet);
+                return 0;
+            }
+
+            if (parseResult.GetValue(batch) is { } file)
+            {
+                return RunBatch(file, output, error, featureSet);
+            }
+
+            // Single mode.
+            if (parseResult.GetValue(fwb) is null || parseResult.GetValue(s1) is null || parseResult.GetValue(s2) is null)
+            {
+                return Fail("single mode needs --fwb 0|1, --s1 <MAIR byte> and --s2 <MemAttr> (or use --batch FILE or --table)");
+            }
+
+            string? problem = null;
+            bool Bit(Option<string> o, bool fallback)
+            {
+                var text = parseResult.GetValue(o);
+                if (text is null)
+                {
+                    return fallback;
+                }
+
+                if (!CombineParsing.TryParseBit(text, out var v))
+                {
+                    problem ??= $"{o.Name}: expected 0 or 1, got '{text}'";
+                }
+
+                return v;
+            }
+
+            Shareability Sh(Option<string> o)
+            {
+                var text = parseResult.GetValue(o);
+                if (text is null)
+                {
+                    return Shareability.ISH;
+                }
+
+                if (!ShareabilityRules.TryParse(text, out var v))
+                {
+                    problem ??= $"{o.Name}: expected NSH, ISH or OSH, got '{text}'";
+                }
+
+                return v;
+            }
+
+            var s1Text = parseResult.GetValue(s1)!;
+            if (!CombineParsing.TryParseNumber(s1Text, 0xFF, out var s1Attr))
+            {
+                problem ??= $"--s1: expected a MAIR byte (0x00..0xFF), got '{s1Text}'";
+            }
+
+            var s2Text = parseResult.GetValue(s2)!;
+            if (!CombineParsing.TryParseNumber(s2Text, 0xF, out var s2Attr))
+            {
+                problem ??= $"--s2: expected a 4-bit MemAttr (0b0000..0b1111), got '{s2Text}'";
+            }
+
+            var accessText = parseResult.GetValue(access) ?? "data";
+            var accessKind = AccessKind.Data;
+            if (accessText.Equals("ifetch", StringComparison.OrdinalIgnoreCase))
+            {
+                accessKind = AccessKind.InstructionFetch;
+            }
+            else if (!accessText.Equals("data", StringComparison.OrdinalIgnoreCase))
+            {
+                problem ??= $"--access: expected data or ifetch, got '{accessText}'";
+            }
+
+            var input = new CombineInput(s1Attr, Sh(s1Sh), s2Attr, Sh(s2Sh), Bit(fwb, false), Bit(cd, false))
+            {
+                HcrId = Bit(id, false),
+                HcrDc = Bit(dc, false),
+                HcrDct = Bit(dct, false),
+                SctlrM = Bit(mmu, true),
+                SctlrC = Bit(sctlrC, true),
+                SctlrI = Bit(sctlrI, true),
+                Access = accessKind,
+                Features = featureSet,
+            };
+            if (problem is not null)
+            {
+                return Fail(problem);
+            }
+
+            var explanation = AttributeCombiner.Explain(input);
+            if (parseResult.GetValue(json))
+            {
+                WriteJson(output, input, explanation);
+            }
+            else
+            {
+                WriteText(output, input, explanation);
+            }
+
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static int RunBatch(string file, TextWriter output, TextWriter error, AttributeFeatures features)
+    {
+        var name = file == "-" ? "<stdin>" : file;
+        TextReader reader;
+        try
+        {
+            reader = file == "-" ? Console.In : new StreamReader(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            error.WriteLine($"s2lab combine: {name}: cannot open: {e.Message}");
+            return BadInput;
+        }
+
+        using (file == "-" ? null : reader)
+        {
+            var err = CombineBatch.Run(reader, output, features);
+            if (err is null)
+            {
+                return 0;
+            }
+
+            var field = err.Field is null ? "" : $" field '{err.Field}':";
+            error.WriteLine($"s2lab combine: {name}:{err.Line}:{field} {err.Message}");
+            return BadInput;
+        }
+    }
+
+    private static void WriteText(TextWriter output, in CombineInput input, CombineExplanation e)
+    {
+        var r = e.Result;
+        output.WriteLine($"effective   0x{r.ParAttr:X2}  {r.Description}  {r.Shareability}");
+        output.WriteLine($"class       {Classify(r)}");
+        output.WriteLine($"inputs      FWB={(input.Fwb ? 1 : 0)} HCR_EL2.CD={(input.HcrCd ? 1 : 0)}  S1 0x{input.S1Attr:X2} {input.S1Sh}  S2 {Stage2MemAttr.Format(input.S2MemAttr)} {input.S2Sh}");
+        if (r.Diagnostics != CombineDiagnostics.None)
+        {
+            output.WriteLine($"note        reserved/UNPREDICTABLE input resolved by a documented choice: {r.Diagnostics}");
+        }
+
+        output.WriteLine("why");
+        for (var i = 0; i < e.Steps.Count; i++)
+        {
+            output.WriteLine($"  {i + 1,2}. {e.Steps[i].Text}");
+        }
+    }
+
+    private static string Classify(in CombineResult r) =>
+        (r.IsDevice ? "Device" : r.IsWriteBackCacheable ? "Normal write-back cacheable" : r.IsNonCacheable ? "Normal non-cacheable" : "Normal partly cacheable")
+        + (r.IsTagged ? ", tagged" : "") + (r.NoTagAccess ? ", NoTagAccess" : "");
+
+    private static void WriteJson(TextWriter output, in CombineInput input, CombineExplanation e)
+    {
+        var r = e.Result;
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("attr", $"0x{r.ParAttr:X2}");
+            w.WriteString("sh", r.Shareability.ToString());
+            w.WriteString("type", r.Description);
+            w.WriteBoolean("device", r.IsDevice);
+            w.WriteBoolean("writeBackCacheable", r.IsWriteBackCacheable);
+            w.WriteBoolean("nonCacheable", r.IsNonCacheable);
+            w.WriteBoolean("tagged", r.IsTagged);
+            w.WriteBoolean("noTagAccess", r.NoTagAccess);
+            w.WriteString("diagnostics", r.Diagnostics.ToString());
+            w.WriteStartObject("input");
+            w.WriteNumber("fwb", input.Fwb ? 1 : 0);
+            w.WriteNumber("hcr_cd", input.HcrCd ? 1 : 0);
+            w.WriteString("s1_mair", $"0x{input.S1Attr:X2}");
+            w.WriteString("s1_sh", input.S1Sh.ToString());
+            w.WriteString("s2_memattr", Stage2MemAttr.Format(input.S2MemAttr));
+            w.WriteString("s2_sh", input.S2Sh.ToString());
+            w.WriteEndObject();
+            w.WriteStartArray("explanation");
+            foreach (var step in e.Steps)
+            {
+                w.WriteStartObject();
+                w.WriteString("kind", step.Kind.ToString());
+                w.WriteString("text", step.Text);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+
+    private static void WriteTable(TextWriter output, AttributeFeatures features)
+    {
+        var mte = (features & AttributeFeatures.Mte2) != 0;
+        var cells = CombineTable.LinuxVsKvm(mte);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        console.Profile.Width = 200;
+
+        var columns = cells.Where(c => c.S1Name == cells[0].S1Name).ToList();
+        var grid = new Table().Title($"Effective memory type: Linux stage 1 (MAIR_EL1 0x{LinuxMair.MairEl1For(mte):X16}) over KVM stage 2 (S1 and S2 SH = ISH)");
+        grid.AddColumn("stage 1");
+        foreach (var c in columns)
+        {
+            grid.AddColumn($"FWB={(c.Fwb ? 1 : 0)} {c.S2Name} ({Stage2MemAttr.Format(c.S2MemAttr)})");
+        }
+
+        foreach (var row in cells.GroupBy(c => c.S1Name))
+        {
+            var first = row.First();
+            var values = new List<string> { Markup.Escape($"{first.S1Name} (0x{first.S1Attr:X2})") };
+            values.AddRange(row.Select(c => Markup.Escape($"0x{c.Result.ParAttr:X2} {c.Result.Description} {c.Result.Shareability}")));
+            grid.AddRow([.. values]);
+        }
+
+        console.Write(grid);
+    }
+}

@@ -1,0 +1,73 @@
+using S2Lab.Arch.Attributes;
+
+namespace S2Lab.Arch.Tests.Attributes;
+
+/// <summary>Linux's stage-1 MAIR layout and KVM's stage-2 encodings (spec §1.3, §5.1; kvm-arm64-stage2.md).</summary>
+public class LinuxEncodingTests
+{
+    [Fact]
+    public void MAIR_EL1_holds_each_MT_index_at_its_byte()
+    {
+        Assert.Equal(0x0000_0004_0044_FFFFUL, LinuxMair.MairEl1);
+        Assert.Equal(0x0000_0004_0044_F0FFUL, LinuxMair.MairEl1WithMte);
+        Assert.Equal(LinuxMair.MAIR_ATTR_NORMAL, LinuxMair.AttrFor(LinuxMair.MT_NORMAL, mte: true));
+        Assert.Equal(LinuxMair.MAIR_ATTR_NORMAL_TAGGED, LinuxMair.AttrFor(LinuxMair.MT_NORMAL_TAGGED, mte: true));
+        Assert.Equal(LinuxMair.MAIR_ATTR_NORMAL, LinuxMair.AttrFor(LinuxMair.MT_NORMAL_TAGGED, mte: false));
+        Assert.Equal(LinuxMair.MAIR_ATTR_NORMAL_NC, LinuxMair.AttrFor(LinuxMair.MT_NORMAL_NC, mte: true));
+        Assert.Equal(LinuxMair.MAIR_ATTR_DEVICE_nGnRnE, LinuxMair.AttrFor(LinuxMair.MT_DEVICE_nGnRnE, mte: true));
+        Assert.Equal(LinuxMair.MAIR_ATTR_DEVICE_nGnRE, LinuxMair.AttrFor(LinuxMair.MT_DEVICE_nGnRE, mte: true));
+        Assert.Equal(0, LinuxMair.MT_NORMAL);
+        Assert.Equal([0, 1, 2, 3, 4], LinuxMair.Types.Select(t => t.AttrIndx));
+    }
+
+    [Theory]
+    [InlineData(KvmS2MemType.Normal, false, 0xF)]
+    [InlineData(KvmS2MemType.Normal, true, 6)]
+    [InlineData(KvmS2MemType.NormalNc, false, 5)]
+    [InlineData(KvmS2MemType.NormalNc, true, 5)]
+    [InlineData(KvmS2MemType.DeviceNGnRE, false, 1)]
+    [InlineData(KvmS2MemType.DeviceNGnRE, true, 1)]
+    [InlineData(KvmS2MemType.AsS1, false, 0xF)]
+    [InlineData(KvmS2MemType.AsS1, true, 7)]
+    public void PAGE_S2_MEMATTR_picks_the_FWB_value_when_FWB_is_used(KvmS2MemType type, bool fwb, int value)
+    {
+        Assert.Equal(value, KvmS2MemAttr.PageS2MemAttr(type, fwb));
+        Assert.Equal((ulong)value << 2, KvmS2MemAttr.PteS2MemAttr((byte)value));
+    }
+
+    [Fact]
+    public void Kvm_pgtable_prot_has_the_kernel_bits()
+    {
+        Assert.Equal(1UL, (ulong)KvmPgtableProt.X);
+        Assert.Equal(2UL, (ulong)KvmPgtableProt.W);
+        Assert.Equal(4UL, (ulong)KvmPgtableProt.R);
+        Assert.Equal(8UL, (ulong)KvmPgtableProt.DEVICE);
+        Assert.Equal(16UL, (ulong)KvmPgtableProt.NORMAL_NC);
+        Assert.Equal(1UL << 55, (ulong)KvmPgtableProt.SW0);
+        Assert.Equal(1UL << 58, (ulong)KvmPgtableProt.SW3);
+    }
+
+    [Fact]
+    public void Table_covers_every_Linux_type_against_every_KVM_type_both_FWB_settings()
+    {
+        var cells = CombineTable.LinuxVsKvm();
+        Assert.Equal(5 * 3 * 2, cells.Count);
+
+        // Guest RAM mapped by a Linux guest as Device over KVM's FWB Normal: forced write-back (the FWB point).
+        var forced = cells.Single(c => c.S1Name == "MT_DEVICE_nGnRE" && c.S2Type == KvmS2MemType.Normal && c.Fwb);
+        Assert.Equal("MT_S2_FWB_NORMAL", forced.S2Name);
+        Assert.True(forced.Result.IsWriteBackCacheable);
+
+        // Without FWB, the guest's Device mapping wins over MT_S2_NORMAL.
+        var noFwb = cells.Single(c => c.S1Name == "MT_DEVICE_nGnRE" && c.S2Type == KvmS2MemType.Normal && !c.Fwb);
+        Assert.True(noFwb.Result.IsDevice);
+
+        // Tagged guest RAM stays tagged over Normal with either FWB setting.
+        Assert.All(cells.Where(c => c.S1Name == "MT_NORMAL_TAGGED" && c.S2Type == KvmS2MemType.Normal), c => Assert.True(c.Result.IsTagged));
+
+        // Every cell matches a direct combine of its inputs.
+        Assert.All(cells, c => Assert.Equal(
+            AttributeCombiner.Combine(new CombineInput(c.S1Attr, Shareability.ISH, c.S2MemAttr, Shareability.ISH, c.Fwb) { Features = AttributeFeatures.Mte2 }),
+            c.Result));
+    }
+}
