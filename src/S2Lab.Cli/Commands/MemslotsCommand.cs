@@ -1,4 +1,5 @@
 using System.CommandLine;
+using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Replay;
 using S2Lab.Linux;
@@ -8,7 +9,7 @@ namespace S2Lab.Cli.Commands;
 /// <summary><c>s2lab memslots replay FILE</c>: runs a memslot replay file on the model or on the real kernel.</summary>
 internal static class MemslotsCommand
 {
-    public const string DefaultDesign = "linux-6.17";
+    public const string DefaultDesign = ModelBackend.DefaultDesign;
 
     public static Command Create()
     {
@@ -86,7 +87,13 @@ internal static class MemslotsCommand
 
     private static (IKvmSystem? Kvm, int Exit) OpenModel(string? profile, string design, TextWriter stderr)
     {
-        stderr.WriteLine($"s2lab memslots replay: the model backend is not available in this build (profile {profile ?? "arm64"}, design {design}).");
-        return (null, 2);
+        var p = KvmProfile.Find(profile ?? "arm64")!;
+        var kvm = ModelBackend.TryCreate(p, design, out var error);
+        if (kvm is null)
+        {
+            stderr.WriteLine($"s2lab memslots replay: --design: {error}");
+            return (null, 2);
+        }
+        return (kvm, 0);
     }
 }
