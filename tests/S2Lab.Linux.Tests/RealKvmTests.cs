@@ -126,23 +126,6 @@ public class RealKvmTests
             Assert.True(run.IsOk || run.Error != Errno.None); // x86: the reset vector runs into no memory; the kernel decides
     }
 
-    [KvmFact]
-    public void Disposing_closes_every_descriptor()
-    {
-        int Open() => Directory.GetFiles("/proc/self/fd").Length;
-        var before = Open();
-        using (var kvm = RealKvm.Open())
-        {
-            var vm = kvm.CreateVm().Value;
-            if (kvm.CheckExtension(KvmCap.GUEST_MEMFD).Value > 0)
-                vm.CreateGuestMemfd(Page, 0);
-            var vcpu = vm.CreateVcpu(0).Value;
-            Assert.True(Open() >= before + 3);
-            vcpu.Dispose();
-            vm.Dispose();
-        }
-        Assert.Equal(before, Open());
-    }
 
     [KvmFact]
     public void Anonymous_memory_is_writable_and_page_aligned()
@@ -175,5 +158,33 @@ public class RealKvmTests
     {
         var parts = release.Split('.', '-');
         return new Version(int.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+    }
+}
+
+/// <summary>Counts this process's descriptors, so it runs alone (no other test may open fds meanwhile).</summary>
+[CollectionDefinition(nameof(FdCounting), DisableParallelization = true)]
+public sealed class FdCountingCollection;
+
+[Collection(nameof(FdCounting))]
+public class FdCounting
+{
+    private const ulong Page = 4096;
+
+    [KvmFact]
+    public void Disposing_closes_every_descriptor()
+    {
+        int Open() => Directory.GetFiles("/proc/self/fd").Length;
+        var before = Open();
+        using (var kvm = RealKvm.Open())
+        {
+            var vm = kvm.CreateVm().Value;
+            if (kvm.CheckExtension(KvmCap.GUEST_MEMFD).Value > 0)
+                vm.CreateGuestMemfd(Page, 0);
+            var vcpu = vm.CreateVcpu(0).Value;
+            Assert.True(Open() >= before + 3);
+            vcpu.Dispose();
+            vm.Dispose();
+        }
+        Assert.Equal(before, Open());
     }
 }

@@ -43,13 +43,11 @@ public class KernelOnlyTests(ITestOutputHelper output)
 
     public static TheoryData<string> GoldenFiles() => GoldenReplays.Files();
 
-    /// <summary>Rewrites Replays/golden/*.jsonl from this kernel; runs only with S2LAB_REGENERATE_GOLDEN=/path/to/tests/S2Lab.Linux.Tests.</summary>
-    [KvmFact]
+    /// <summary>Rewrites Replays/golden/*.jsonl from this kernel (a tool: skipped unless S2LAB_REGENERATE_GOLDEN names the test project folder).</summary>
+    [RegenerateGoldenFact]
     public void Regenerate_golden_files()
     {
-        var target = Environment.GetEnvironmentVariable("S2LAB_REGENERATE_GOLDEN");
-        if (string.IsNullOrEmpty(target))
-            return;
+        var target = Environment.GetEnvironmentVariable(RegenerateGoldenFactAttribute.Variable)!;
         using var kvm = RealKvm.Open();
         Assert.Equal(KvmArch.X86_64, kvm.Arch);
         foreach (var seed in GoldenSeeds)
@@ -67,5 +65,19 @@ public class KernelOnlyTests(ITestOutputHelper output)
             Directory.CreateDirectory(dir);
             File.WriteAllLines(Path.Combine(dir, $"x86_64-seed{seed}.jsonl"), lines);
         }
+    }
+}
+
+/// <summary>Runs only when S2LAB_REGENERATE_GOLDEN is set and /dev/kvm is usable.</summary>
+public sealed class RegenerateGoldenFactAttribute : FactAttribute
+{
+    public const string Variable = "S2LAB_REGENERATE_GOLDEN";
+
+    public RegenerateGoldenFactAttribute()
+    {
+        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable(Variable)))
+            Skip = $"a tool, not a check: set {Variable}=/path/to/tests/S2Lab.Linux.Tests to rewrite Replays/golden from this kernel";
+        else if (RealKvm.UnavailableReason is { } why)
+            Skip = $"needs a usable KVM: {why}";
     }
 }

@@ -3,6 +3,21 @@ using S2Lab.Lab.Replay;
 
 namespace S2Lab.Linux.Tests.Differential;
 
+/// <summary>
+/// Differences already recorded in docs/kvm-x86-differences.md. Exploration can steer around them to find the next
+/// one (a sequence stops at its first difference); the differential tests themselves never avoid anything.
+/// </summary>
+[Flags]
+public enum KnownDifferences
+{
+    None = 0,
+    D1_InitSharedWithoutMmap = 1 << 0,
+    D2_GmemOffsetLoffOverflow = 1 << 1,
+    D3_DeleteWithGmemFlag = 1 << 2,
+    D4_ClearGmemFlag = 1 << 3,
+    All = D1_InitSharedWithoutMmap | D2_GmemOffsetLoffOverflow | D3_DeleteWithGmemFlag | D4_ClearGmemFlag,
+}
+
 /// <summary>The architecture limits the generator aims its corner cases at.</summary>
 /// <param name="UserSlots">KVM_USER_MEM_SLOTS (KVM_CAP_NR_MEMSLOTS): rule 20.</param>
 /// <param name="AddressSpaces">kvm_arch_nr_memslot_as_ids: rule 26.</param>
@@ -22,7 +37,7 @@ public sealed record GeneratorLimits(uint UserSlots, uint AddressSpaces, ulong U
 /// Successful slots stay small (at most 2^20 pages): the real kernel allocates per-page metadata for each slot
 /// (x86 rmaps with the shadow MMU: 8 bytes a page), so a maximal 2^31-1 page slot would cost it 16 GiB.
 /// </summary>
-public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits)
+public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits, KnownDifferences avoid = KnownDifferences.None)
 {
     private const ulong Page = GeneratorLimits.Page;
     private const ulong MaxPagesSafe = 1UL << 20;
@@ -70,6 +85,10 @@ public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits)
 
     private void Add(SetRegionOp op)
     {
+        if (avoid.HasFlag(KnownDifferences.D3_DeleteWithGmemFlag) && op.MemorySize == 0)
+            op = op with { Flags = op.Flags & ~4u };
+        if (avoid.HasFlag(KnownDifferences.D2_GmemOffsetLoffOverflow) && op.GmemOffset < 1UL << 63 && op.GmemOffset + op.MemorySize >= 1UL << 63)
+            op = op with { GmemOffset = 1UL << 63 };
         op = op with { Line = ++_line };
         _ops.Add(op);
         _history.Add(op);
@@ -123,6 +142,8 @@ public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits)
             11 => old with { Slot = (old.Slot + 1) % 48 }, // same range, other id: overlap (rule 32)
             _ => old with { Slot = SmallSlot() },
         };
+        if (avoid.HasFlag(KnownDifferences.D4_ClearGmemFlag) && (old.Flags & 4) != 0 && m.MemorySize != 0)
+            m = m with { Flags = m.Flags | 4 };
         if (m.Version == 1 && (m.Flags & 4) != 0)
             m = m with { Version = 2 };
         Add(m);
@@ -195,6 +216,8 @@ public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits)
             _ => Page * (ulong)_rng.Next(1, 64),
         };
         var flags = _rng.Next(5) == 0 ? Pick(1UL, 2UL, 3UL, 4UL, 1UL << 63) : 0;
+        if (avoid.HasFlag(KnownDifferences.D1_InitSharedWithoutMmap) && flags == 2)
+            flags = 3;
         _ops.Add(new CreateGmemOp(++_line, size, flags));
         _gmems.Add((_gmems.Count, size, _vm));
     }
