@@ -152,6 +152,9 @@ public sealed class GuestAccessResult
     /// <summary>The combine of the guest's stage-1 attribute with the stage-2 MemAttr, for completed accesses.</summary>
     public EffectiveMemoryType? Effective { get; internal set; }
 
+    /// <summary>The combine with its explanation steps (when the vCPU explains).</summary>
+    public CombineExplanation? Combine { get; internal set; }
+
     public IReadOnlyList<Hazard> Hazards => HazardList;
 
     /// <summary>The chain of decisions, in order.</summary>

@@ -38,8 +38,14 @@ public sealed record KvmProfile
     /// <summary>Rule 33: the errno for binding a guest_memfd range that is already bound (EINVAL older, EEXIST newest).</summary>
     public Errno GmemBindOverlapErrno { get; init; } = Errno.EINVAL;
 
-    /// <summary>x86 only: the guest physical address width behind kvm_mmu_max_gfn() (the host's MAXPHYADDR with TDP).</summary>
-    public int X86MaxGpaBits { get; init; } = 46;
+    /// <summary>
+    /// x86 only: the guest physical address width behind kvm_mmu_max_gfn(): the host's MAXPHYADDR with TDP, 52 with the
+    /// shadow MMU (the development machine's kernel: measured by the Linux helper, docs/kvm-x86-differences.md P1).
+    /// </summary>
+    public int X86MaxGpaBits { get; init; } = 52;
+
+    /// <summary>KVM_CAP_MAX_VCPUS and the KVM_CREATE_VCPU id limit (arm64 with GICv3: 512; x86: 1024).</summary>
+    public int MaxVcpus { get; init; } = 512;
 
     /// <summary>KVM_MEM_MAX_NR_PAGES (rule 28).</summary>
     public ulong MaxNrPages { get; init; } = (1UL << 31) - 1;
@@ -65,6 +71,7 @@ public sealed record KvmProfile
         UserMemSlots = 32764,
         AddressSpaces = 1,
         GuestMemfd = true,
+        MaxVcpus = 1024,
         UserAddressLimit = 0x7FFF_FFFF_F000,
     };
 

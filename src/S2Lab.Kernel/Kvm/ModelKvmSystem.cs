@@ -96,8 +96,6 @@ public sealed class ModelKvmSystem : IKvmSystem
 /// <summary>KVM_CHECK_EXTENSION answers (kvm_vm_ioctl_check_extension_generic + the arm64 arch part).</summary>
 internal static class Capabilities
 {
-    public const int MaxVcpus = 512;
-
     public static KvmResult<long> Check(ModelKvmSystem kvm, ModelKvmVm? vm, uint cap)
     {
         var p = kvm.Profile;
@@ -113,18 +111,17 @@ internal static class Capabilities
             case KvmCap.NR_MEMSLOTS:
                 return KvmResult<long>.Ok(p.UserMemSlots);
             case KvmCap.NR_VCPUS:
-                return KvmResult<long>.Ok(Math.Min(kvm.Host.CpuCount, MaxVcpus));
+                return KvmResult<long>.Ok(Math.Min(kvm.Host.CpuCount, p.MaxVcpus));
             case KvmCap.MAX_VCPUS:
-                return KvmResult<long>.Ok(MaxVcpus);
+                return KvmResult<long>.Ok(p.MaxVcpus);
             case KvmCap.MULTI_ADDRESS_SPACE:
                 // Only compiled in when KVM_MAX_NR_ADDRESS_SPACES > 1; otherwise an unknown cap (0).
                 return KvmResult<long>.Ok(p.AddressSpaces > 1 ? p.AddressSpaces : 0);
             case KvmCap.GUEST_MEMFD:
                 return KvmResult<long>.Ok(GuestMemfdSupported(kvm) ? 1 : 0);
             case KvmCap.GUEST_MEMFD_FLAGS:
-                return KvmResult<long>.Ok(GuestMemfdSupported(kvm) && vm is not null
-                    ? (long)(GuestMemfdFlags.MMAP | GuestMemfdFlags.INIT_SHARED)
-                    : 0);
+                // kvm_gmem_get_supported_flags(): MMAP, and INIT_SHARED (also asked on the system fd).
+                return KvmResult<long>.Ok(GuestMemfdSupported(kvm) ? (long)(GuestMemfdFlags.MMAP | GuestMemfdFlags.INIT_SHARED) : 0);
             case KvmCap.ARM_VM_IPA_SIZE:
                 return KvmResult<long>.Ok(arm ? kvm.Host.Cpu.IpaLimitBits : 0);
             case KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED:

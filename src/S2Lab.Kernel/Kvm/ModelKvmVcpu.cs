@@ -131,8 +131,9 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             mem.Read(pa, data);
             r.Data = data;
         }
-        r.Step(DecisionStage.Stage2, 0, $"translated by {leaf}: PA {pa:x}");
-        AccessAnalysis.Analyse(Vm, r, leaf, pa);
+        if (Explain)
+            r.Step(DecisionStage.Stage2, 0, $"translated by {leaf}: PA {pa:x}");
+        AccessAnalysis.Analyse(Vm, r, leaf, pa, Explain);
     }
 
     public void Dispose()

@@ -199,15 +199,9 @@ public sealed partial class ModelKvmVm
         Errno e;
         IReadOnlyList<CacheMaintenance> cmos = [];
         if (isPerm && size == existing!.Value.Size)
-        {
-            e = Stage2.RelaxPerms(ipa, prot);
-        }
+            e = Stage2.RelaxPerms(ipa, prot, existing.Value.Pa, existing.Value.Size, out cmos);
         else
-        {
-            e = Stage2.Map(ipa, size, AlignDown(pa, size), prot);
-            if (e == Errno.None)
-                cmos = Stage2.CmosFor(AlignDown(pa, size), size, prot);
-        }
+            e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, out cmos);
         if (e != Errno.None)
         {
             r?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
@@ -246,7 +240,7 @@ public sealed partial class ModelKvmVm
         if (exec || Host.Cpu.HasCacheDic)
             prot |= KvmPgtableProt.X;
         var ipa = faultIpa & ~(PAGE_SIZE - 1);
-        var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot);
+        var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, out var cmos);
         var leaf = Stage2.GetLeaf(ipa);
         r?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
         if ((prot & KvmPgtableProt.W) != 0)
@@ -259,7 +253,7 @@ public sealed partial class ModelKvmVm
             MappingSize = PAGE_SIZE,
             Prot = prot,
             Leaf = leaf,
-            Cmos = e == Errno.None ? Stage2.CmosFor(pfn << PAGE_SHIFT, PAGE_SIZE, prot) : [],
+            Cmos = cmos,
         };
     }
 

@@ -33,7 +33,9 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
         _slots = new MemslotSet[kvm.Profile.AddressSpaces];
         for (var i = 0; i < _slots.Length; i++)
             _slots[i] = new MemslotSet(kvm.Profile.MemSlotsNum);
-        Stage2 = new Stage2Mmu(kvm.Host, ipaBits);
+        // The stage-2 model is arm64's; an x86-profile VM (memslot differential tests) gets a table of the host's
+        // largest IPA size, since x86's GPA width (up to 52 bits) has no arm64 VTCR with this CPU.
+        Stage2 = new Stage2Mmu(kvm.Host, Math.Min(ipaBits, kvm.Host.Cpu.IpaLimitBits));
         kvm.Process.Mm.RegisterNotifier(this);
     }
 
@@ -178,9 +180,10 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
             // Rule 31.
             if ((flags & KvmMemFlags.GUEST_MEMFD) != 0)
                 return Fail(Errno.EINVAL, 31, "a guest_memfd slot cannot be modified, only deleted");
+            // The kernel also refuses toggling GUEST_MEMFD: a guest_memfd slot can only be deleted.
             if (mem.UserspaceAddr != old.UserspaceAddr || npages != old.NPages ||
-                ((flags ^ old.Flags) & KvmMemFlags.READONLY) != 0)
-                return Fail(Errno.EINVAL, 31, "changing userspace_addr, the size or READONLY of an existing slot");
+                ((flags ^ old.Flags) & (KvmMemFlags.READONLY | KvmMemFlags.GUEST_MEMFD)) != 0)
+                return Fail(Errno.EINVAL, 31, "changing userspace_addr, the size, READONLY or GUEST_MEMFD of an existing slot");
             if (baseGfn != old.BaseGfn)
                 change = MemslotChange.Move;
             else if (flags != old.Flags)
@@ -193,10 +196,11 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
         if (change is MemslotChange.Create or MemslotChange.Move && slots.Overlaps(baseGfn, baseGfn + npages, id))
             return Fail(Errno.EEXIST, 32, "the range overlaps another slot in the same address space");
 
-        // Rule 33: guest_memfd bind (CREATE only; modify was refused above).
+        // Rule 33: guest_memfd bind, for CREATE only (a modify with GUEST_MEMFD was refused above; a delete never
+        // looks at the descriptor).
         GuestMemfdFile? gmem = null;
         var gmemPgoff = 0UL;
-        if ((flags & KvmMemFlags.GUEST_MEMFD) != 0)
+        if (change == MemslotChange.Create && (flags & KvmMemFlags.GUEST_MEMFD) != 0)
         {
             var file = Kvm.Process.GetFile((int)mem.GuestMemfd);
             if (file is null)
@@ -204,8 +208,9 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
             if (file is not GuestMemfdFile g || !ReferenceEquals(g.Owner, this))
                 return Fail(Errno.EINVAL, 33, "the fd is not a guest_memfd of this VM");
             gmemPgoff = mem.GuestMemfdOffset >> PAGE_SHIFT;
-            if (mem.GuestMemfdOffset + mem.MemorySize > g.Size)
-                return Fail(Errno.EINVAL, 33, "guest_memfd_offset + size is beyond the file");
+            // kvm_gmem_bind compares loff_t values: a negative offset fails, and offset + size wraps as a signed sum.
+            if ((long)mem.GuestMemfdOffset < 0 || (long)(mem.GuestMemfdOffset + mem.MemorySize) > (long)g.Size)
+                return Fail(Errno.EINVAL, 33, "guest_memfd_offset is negative or offset + size is beyond the file");
             if (g.IsBound(gmemPgoff, gmemPgoff + npages))
                 return Fail(p.GmemBindOverlapErrno, 33, "the guest_memfd range is already bound to another slot");
             gmem = g;
@@ -334,9 +339,6 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
         var supported = (ulong)(GuestMemfdFlags.MMAP | GuestMemfdFlags.INIT_SHARED);
         if ((flags & ~supported) != 0 || size == 0 || !IsAligned(size, PAGE_SIZE) || size > long.MaxValue)
             return Errno.EINVAL;
-        // INIT_SHARED only makes sense for an mmap-able file.
-        if ((flags & (ulong)GuestMemfdFlags.INIT_SHARED) != 0 && (flags & (ulong)GuestMemfdFlags.MMAP) == 0)
-            return Errno.EINVAL;
         var file = new GuestMemfdFile(this, Host.Memory, size, (GuestMemfdFlags)flags);
         return KvmResult<int>.Ok(Kvm.Process.InstallFd(file));
     }
@@ -377,12 +379,12 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
         return Errno.None;
     }
 
-    /// <summary>KVM_CREATE_VCPU: EINVAL for an id &gt;= 512, EEXIST for a duplicate.</summary>
+    /// <summary>KVM_CREATE_VCPU: EINVAL for an id at or past the profile's max vCPUs (512 on arm64), EEXIST for a duplicate.</summary>
     public KvmResult<IKvmVcpu> CreateVcpu(uint id)
     {
         if (_disposed)
             return Errno.EBADF;
-        if (id >= Capabilities.MaxVcpus || _vcpus.Count >= Capabilities.MaxVcpus)
+        if (id >= Profile.MaxVcpus || _vcpus.Count >= Profile.MaxVcpus)
             return Errno.EINVAL;
         if (_vcpus.ContainsKey(id))
             return Errno.EEXIST;

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Kernel.Kvm.Stage2;
@@ -10,7 +11,7 @@ namespace S2Lab.Kernel.Kvm.Stage2;
 internal interface IStage2Table
 {
     /// <summary>kvm_pgtable_stage2_map: installs one leaf of <paramref name="size"/> (PAGE/PMD/PUD), replacing whatever overlaps.</summary>
-    Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot);
+    Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, List<S2CacheMaintenance>? cmos);
 
     /// <summary>kvm_pgtable_stage2_unmap: removes every leaf intersecting [ipa, ipa + size).</summary>
     void Unmap(ulong ipa, ulong size);
@@ -22,7 +23,7 @@ internal interface IStage2Table
     void WriteProtect(ulong ipa, ulong size);
 
     /// <summary>kvm_pgtable_stage2_relax_perms: adds permissions to the leaf covering <paramref name="ipa"/>.</summary>
-    Errno RelaxPerms(ulong ipa, KvmPgtableProt add);
+    Errno RelaxPerms(ulong ipa, KvmPgtableProt add, List<S2CacheMaintenance>? cmos);
 
     /// <summary>Every valid leaf, in IPA order.</summary>
     IEnumerable<Stage2Leaf> Leaves();
