@@ -58,6 +58,8 @@ public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits, KnownDi
             var roll = _rng.Next(1000);
             if (roll < 4 && _history.Count > 20)
                 NewVm();
+            else if (roll < 5)
+                BadVmType();
             else if (roll < 380)
                 Add(NewSlot());
             else if (roll < 620)
@@ -81,6 +83,16 @@ public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits, KnownDi
         _ops.Add(new CreateVmOp(++_line));
         _vm++;
         _history.Clear();
+    }
+
+    /// <summary>KVM_CREATE_VM with a type this host may not support (x86: VM_TYPES; arm64: IPA size bits), then a normal VM.</summary>
+    private void BadVmType()
+    {
+        _ops.Add(new CreateVmOp(++_line, Pick(1UL, 2UL, 3UL, 4UL, 0x100UL, 1UL << 63)));
+        // Operations against a VM that failed to be created are EBADF; one or two of them, then a working VM.
+        for (var i = _rng.Next(3); i > 0; i--)
+            Add(NewSlot());
+        NewVm();
     }
 
     private void Add(SetRegionOp op)
@@ -129,7 +141,7 @@ public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits, KnownDi
             return;
         }
         var old = _history[_rng.Next(_history.Count)];
-        var m = _rng.Next(12) switch
+        var m = _rng.Next(16) switch
         {
             0 => old with { GuestPhysAddr = Pick(old.GuestPhysAddr + Page, old.GuestPhysAddr - Page, (ulong)_rng.Next(0, 4096) * Page) }, // move (rule 31) and overlaps (rule 32)
             1 => old with { Flags = old.Flags ^ 1 }, // LOG_DIRTY toggle: FLAGS_ONLY
@@ -140,6 +152,10 @@ public sealed class MemslotOpGenerator(int seed, GeneratorLimits limits, KnownDi
             6 or 9 or 10 => old with { MemorySize = 0 }, // delete (rule 29)
             7 => old with { Flags = old.Flags ^ 4, Version = 2 }, // GUEST_MEMFD toggled on an existing slot
             11 => old with { Slot = (old.Slot + 1) % 48 }, // same range, other id: overlap (rule 32)
+            12 => old with { Slot = old.Slot | ((uint)_rng.Next(1, 3) << 16) }, // the same slot in another address space (rule 26)
+            13 => old with { GuestPhysAddr = Pick((1UL << limits.MaxGpaBits) - old.MemorySize, (1UL << limits.MaxGpaBits) - old.MemorySize + Page) }, // move to the GPA limit
+            14 => old with { Slot = limits.UserSlots - 1 }, // the last user slot id
+            15 => old with { UserspaceAddr = limits.UserAddressLimit - old.MemorySize }, // a uaddr ending exactly at the user limit
             _ => old with { Slot = SmallSlot() },
         };
         if (avoid.HasFlag(KnownDifferences.D4_ClearGmemFlag) && (old.Flags & 4) != 0 && m.MemorySize != 0)
