@@ -33,7 +33,8 @@ public sealed record ReplayFile(string Name, IReadOnlyList<ReplayOp> Ops)
 /// <summary>A malformed replay line: the file, the 1-based line, the offending field (if one), and what is wrong.</summary>
 public sealed record ReplayError(string File, int Line, string? Field, string Message)
 {
-    public override string ToString() => Field is null ? $"{File}:{Line}: {Message}" : $"{File}:{Line}: field '{Field}': {Message}";
+    public override string ToString() =>
+        Line <= 0 ? $"{File}: {Message}" : Field is null ? $"{File}:{Line}: {Message}" : $"{File}:{Line}: field '{Field}': {Message}";
 }
 
 /// <summary>The result of one executed operation.</summary>
