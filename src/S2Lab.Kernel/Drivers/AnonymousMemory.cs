@@ -39,7 +39,10 @@ internal sealed class AnonymousBacking(PhysicalMemory memory, bool thp) : IVmaBa
         var idx = Index(vma, hva);
         if (!_pages.TryGetValue(idx, out var pfn))
             return null;
-        return new HostPte(pfn, _pmdMapped.Contains(idx / PagesPerPmd) ? PMD_SIZE : PAGE_SIZE, (vma.Flags & VmFlags.VM_WRITE) != 0);
+        // A PMD mapping survives only while one VMA covers the whole 2 MiB window (a VMA split splits the huge PMD).
+        var window = AlignDown(hva, PMD_SIZE);
+        var pmd = _pmdMapped.Contains(idx / PagesPerPmd) && window >= vma.Start && window + PMD_SIZE <= vma.End;
+        return new HostPte(pfn, pmd ? PMD_SIZE : PAGE_SIZE, (vma.Flags & VmFlags.VM_WRITE) != 0);
     }
 
     public HostPte? Fault(Vma vma, ulong hva, bool write)

@@ -102,6 +102,8 @@ public sealed class MmStruct
             if (!IsAligned(fa, PAGE_SIZE) || !IsAligned(fa, alignment) || fa + length > TaskSize || fa + length < fa)
                 return Errno.EINVAL;
             start = fa;
+            if (!CanSplitAt(start, start + length))
+                return Errno.EINVAL;
             Unmap(start, start + length, MmuNotifyEvent.Unmap);
         }
         else
@@ -155,8 +157,26 @@ public sealed class MmStruct
         length = AlignUp(length, PAGE_SIZE);
         if (addr + length < addr || addr + length > TaskSize)
             return Errno.EINVAL;
+        if (!CanSplitAt(addr, addr + length))
+            return Errno.EINVAL;
         Unmap(addr, addr + length, MmuNotifyEvent.Unmap);
         return Errno.None;
+    }
+
+    /// <summary>
+    /// vm_ops->may_split: a VMA cut at <paramref name="start"/> or <paramref name="end"/> must allow it (hugetlb VMAs
+    /// split only at huge-page boundaries, else the call fails with EINVAL).
+    /// </summary>
+    private bool CanSplitAt(ulong start, ulong end)
+    {
+        foreach (var v in Intersecting(start, end))
+        {
+            var granule = v.Backing is Drivers.HugetlbBacking h ? h.HugePageSize : PageSizes.PAGE_SIZE;
+            if ((start > v.Start && start < v.End && !IsAligned(start, granule)) ||
+                (end > v.Start && end < v.End && !IsAligned(end, granule)))
+                return false;
+        }
+        return true;
     }
 
     private void Unmap(ulong start, ulong end, MmuNotifyEvent reason)
@@ -204,6 +224,8 @@ public sealed class MmStruct
         }
         if (cursor < end)
             return Errno.ENOMEM;
+        if (!CanSplitAt(addr, end))
+            return Errno.EINVAL;
         var newBits = VmFlagsExtensions.FromProt(prot);
         foreach (var v in hit)
         {
