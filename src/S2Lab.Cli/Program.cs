@@ -18,6 +18,9 @@ public static class Program
         var root = new RootCommand("S2Lab: an executable model of KVM arm64 stage-2 memory types (FWB, PFNMAP device memory, migration).");
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(CombineCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ProbeCommand.Create());
+        root.Subcommands.Add(MemslotsCommand.Create());
         return root;
     }
 }

@@ -1,0 +1,168 @@
+namespace S2Lab.Arch.Translation;
+
+/// <summary>
+/// The result of a table operation: 0 or a Linux errno, with the kernel's numbers (so the kernel layer can cast it to its
+/// Errno) and the meaning <c>arch/arm64/kvm/hyp/pgtable.c</c> gives them.
+/// </summary>
+public enum Stage2Errno
+{
+    /// <summary>Success.</summary>
+    None = 0,
+
+    /// <summary>-E2BIG: internal to the map walk (a leaf is not allowed here); never returned.</summary>
+    E2BIG = 7,
+
+    /// <summary>-EAGAIN: the entry already holds what was asked (map) or is not valid (permission update); with a fault-handler walk this stops the walk and is returned.</summary>
+    EAGAIN = 11,
+
+    /// <summary>-ENOMEM: no page for a new table.</summary>
+    ENOMEM = 12,
+
+    /// <summary>-EINVAL: bad arguments (unaligned address, size or output address; output address beyond the OA size).</summary>
+    EINVAL = 22,
+
+    /// <summary>-ERANGE: the range is outside the IPA space.</summary>
+    ERANGE = 34,
+}
+
+/// <summary>A cache maintenance operation a table change needs, as data (spec arm-memory-attributes §5.4).</summary>
+public enum S2CmoKind
+{
+    /// <summary>DC CIVAC over the range: clean and invalidate the D-cache to the point of coherency (dcache_clean_inval_poc).</summary>
+    DcacheCleanInvalidatePoc,
+
+    /// <summary>IC IVAU over the range: invalidate the I-cache to the point of unification (icache_inval_pou).</summary>
+    IcacheInvalidatePou,
+}
+
+/// <summary>
+/// One CMO: what, for which guest range and which physical range. The host performs it through the kernel linear map
+/// (the VA of the PA), so the caller decides whether it can (it cannot for PFNMAP memory without a kernel VA).
+/// Contiguous ranges of the same kind are merged.
+/// </summary>
+public readonly record struct S2CacheMaintenance(S2CmoKind Kind, ulong Ipa, ulong Pa, ulong Size)
+{
+    public override string ToString() =>
+        $"{(Kind == S2CmoKind.DcacheCleanInvalidatePoc ? "DC CIVAC (clean+inval to PoC)" : "IC IVAU (inval to PoU)")} " +
+        $"IPA 0x{Ipa:x}-0x{Ipa + Size - 1:x} PA 0x{Pa:x}-0x{Pa + Size - 1:x}";
+}
+
+/// <summary>What a recorded table event is.</summary>
+public enum Stage2EventKind
+{
+    /// <summary>A valid entry was made invalid before it is replaced (break-before-make), followed by a TLB invalidation.</summary>
+    BreakBeforeMake,
+
+    /// <summary>A valid leaf was removed (unmap).</summary>
+    LeafRemoved,
+
+    /// <summary>An empty table was unlinked and freed.</summary>
+    TableRemoved,
+
+    /// <summary>TLBI by IPA (with the leaf level as TTL hint).</summary>
+    TlbiIpa,
+
+    /// <summary>TLBI by IPA range.</summary>
+    TlbiRange,
+
+    /// <summary>TLBI of the whole VMID.</summary>
+    TlbiVmid,
+
+    /// <summary>A block was replaced by a table of smaller leaves.</summary>
+    BlockSplit,
+
+    /// <summary>A table was replaced by a block.</summary>
+    TableCollapsed,
+}
+
+/// <summary>One recorded event (recording is on with <see cref="Stage2TableOptions.RecordEvents"/>).</summary>
+public readonly record struct Stage2Event(Stage2EventKind Kind, ulong Ipa, ulong Size, int Level, ulong OldDescriptor, ulong NewDescriptor);
+
+/// <summary>Running totals of what the table did; always maintained.</summary>
+public sealed class Stage2Counters
+{
+    public long LeavesInstalled { get; internal set; }
+
+    public long LeavesRemoved { get; internal set; }
+
+    public long PermissionUpdates { get; internal set; }
+
+    public long BreakBeforeMake { get; internal set; }
+
+    public long TlbiByIpa { get; internal set; }
+
+    public long TlbiByRange { get; internal set; }
+
+    public long TlbiByVmid { get; internal set; }
+
+    public long TablesAllocated { get; internal set; }
+
+    public long TablesFreed { get; internal set; }
+
+    public long BlocksSplit { get; internal set; }
+
+    public long TablesCollapsed { get; internal set; }
+
+    /// <summary>D-cache clean+invalidate to PoC operations reported (one per leaf, before merging).</summary>
+    public long DcacheCleanInvalidatePoc { get; internal set; }
+
+    /// <summary>I-cache invalidate to PoU operations reported (one per leaf, before merging).</summary>
+    public long IcacheInvalidatePou { get; internal set; }
+
+    /// <summary>Map requests answered with -EAGAIN because the entry already held the mapping (permissions aside).</summary>
+    public long MapNoChange { get; internal set; }
+
+    public override string ToString() =>
+        $"installed {LeavesInstalled}, removed {LeavesRemoved}, perm updates {PermissionUpdates}, BBM {BreakBeforeMake}, " +
+        $"TLBI ipa/range/vmid {TlbiByIpa}/{TlbiByRange}/{TlbiByVmid}, tables +{TablesAllocated}/-{TablesFreed}, " +
+        $"split {BlocksSplit}, collapsed {TablesCollapsed}, CMO dc/ic {DcacheCleanInvalidatePoc}/{IcacheInvalidatePou}";
+}
+
+/// <summary>Construction options of a <see cref="Stage2PageTable"/>.</summary>
+public sealed record Stage2TableOptions
+{
+    /// <summary>HCR_EL2.FWB (FEAT_S2FWB in use): selects the NORMAL MemAttr (6 instead of 0xF) and drops D-cache CMOs.</summary>
+    public bool Fwb { get; init; }
+
+    /// <summary>CTR_EL0.DIC: no I-cache invalidation is needed for executable leaves.</summary>
+    public bool Dic { get; init; }
+
+    /// <summary>VMID of the VM (tags TLB entries).</summary>
+    public ushort Vmid { get; init; } = 1;
+
+    /// <summary>FEAT_XNX: XN[0] (bit 53) distinguishes EL0 and EL1 execution. Without it only XN[1] counts.</summary>
+    public bool Xnx { get; init; }
+
+    /// <summary>
+    /// FEAT_TLBIRANGE: unmap defers its TLB invalidation to one range invalidation at the end of the walk
+    /// (stage2_unmap_defer_tlb_flush) instead of one TLBI by IPA per leaf.
+    /// </summary>
+    public bool TlbiRange { get; init; }
+
+    /// <summary>Keep a list of <see cref="Stage2Event"/> (BBM, TLBI, table changes). Counters are kept regardless.</summary>
+    public bool RecordEvents { get; init; }
+
+    /// <summary>At most this many events are kept; later ones are counted in <see cref="Stage2PageTable.EventsDropped"/>.</summary>
+    public int MaxEvents { get; init; } = 100_000;
+
+    /// <summary>Where table pages come from; a new <see cref="SimulatedTableMemory"/> when null.</summary>
+    public IStage2TableMemory? Memory { get; init; }
+
+    /// <summary>The TLB (shared between VMs of a host); a new one when null.</summary>
+    public Stage2Tlb? Tlb { get; init; }
+}
+
+/// <summary>A leaf (or the entry where a lookup stopped): the descriptor and its level. <see cref="IsValid"/> is false when nothing is mapped.</summary>
+public readonly record struct S2Leaf(S2Descriptor Descriptor, int Level)
+{
+    /// <summary>A valid block or page.</summary>
+    public bool IsValid => Descriptor.IsLeaf(Level);
+}
+
+/// <summary>One step of a table walk, for explanations.</summary>
+/// <param name="Level">Level of the table read.</param>
+/// <param name="Index">Index of the descriptor in that table (wider at a concatenated start level).</param>
+/// <param name="TablePa">Physical address of the table.</param>
+/// <param name="DescriptorPa">Physical address of the descriptor (TablePa + 8 × Index).</param>
+/// <param name="Descriptor">The descriptor read.</param>
+public readonly record struct S2WalkStep(int Level, int Index, ulong TablePa, ulong DescriptorPa, S2Descriptor Descriptor);

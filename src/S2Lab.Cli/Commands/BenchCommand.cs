@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using S2Lab.Cli.Bench;
+
+namespace S2Lab.Cli.Commands;
+
+/// <summary>
+/// <c>s2lab bench</c>: quick measurements without BenchmarkDotNet (warm-up, a few iterations, best time). The
+/// measurements are the <see cref="IQuickBench"/> classes in src/S2Lab.Cli/Bench/; <c>--scale</c> adds the large runs.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var json = new Option<bool>("--json") { Description = "Print a JSON array of {\"name\",\"value\",\"unit\"}." };
+        var scale = new Option<bool>("--scale") { Description = "Also run the scale measurements (64 GiB of 4K pages; ~1 GiB of memory)." };
+        var scaleOnly = new Option<bool>("--scale-only") { Description = "Run only the scale measurements." };
+        var filter = new Option<string?>("--filter") { Description = "Only measurements whose name contains this text." };
+        var iterations = new Option<int>("--iterations") { Description = "Timed iterations per measurement (best is reported).", DefaultValueFactory = _ => 5 };
+        var list = new Option<bool>("--list") { Description = "List the measurements and exit." };
+        var cmd = new Command("bench", "Quick performance measurements of the model (stage-2 tables, TLB, walks, ...).")
+        {
+            json, scale, scaleOnly, filter, iterations, list,
+        };
+        cmd.SetAction(parse =>
+        {
+            int iters = parse.GetValue(iterations);
+            if (iters < 1)
+            {
+                Console.Error.WriteLine("s2lab bench: --iterations must be at least 1");
+                return 2;
+            }
+
+            bool withScale = parse.GetValue(scale) || parse.GetValue(scaleOnly);
+            bool onlyScale = parse.GetValue(scaleOnly);
+            string? f = parse.GetValue(filter);
+            var selected = QuickBenchRegistry.All
+                .Where(b => b.Kind == BenchKind.Quick ? !onlyScale : withScale)
+                .Where(b => f is null || b.Name.Contains(f, StringComparison.OrdinalIgnoreCase))
+                .ToList();
+            if (parse.GetValue(list))
+            {
+                foreach (var b in QuickBenchRegistry.All)
+                {
+                    Console.WriteLine($"{b.Name}{(b.Kind == BenchKind.Scale ? " (--scale)" : "")}");
+                }
+
+                return 0;
+            }
+
+            if (selected.Count == 0)
+            {
+                Console.Error.WriteLine($"s2lab bench: no measurement matches '{f}' (see --list)");
+                return 2;
+            }
+
+            var settings = new BenchSettings(iters, Warmup: 2);
+            bool asJson = parse.GetValue(json);
+            var results = new List<BenchResult>();
+            foreach (var b in selected)
+            {
+                foreach (var r in b.Run(settings))
+                {
+                    results.Add(r);
+                    if (!asJson)
+                    {
+                        Console.WriteLine($"{r.Name,-34} {Format(r.Value),16} {r.Unit}");
+                    }
+                }
+            }
+
+            if (asJson)
+            {
+                Console.WriteLine(ToJson(results));
+            }
+
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string Format(double v) =>
+        Math.Abs(v) >= 1000 ? v.ToString("N0", CultureInfo.InvariantCulture) : v.ToString("0.###", CultureInfo.InvariantCulture);
+
+    /// <summary>The JSON form: an array of {"name","value","unit"}.</summary>
+    internal static string ToJson(IEnumerable<BenchResult> results)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartArray();
+            foreach (var r in results)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", r.Name);
+                w.WriteNumber("value", Math.Round(r.Value, 3));
+                w.WriteString("unit", r.Unit);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+}
