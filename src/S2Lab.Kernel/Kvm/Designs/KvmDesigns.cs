@@ -1,0 +1,79 @@
+using System.Reflection;
+
+namespace S2Lab.Kernel.Kvm.Designs;
+
+/// <summary>A registered design: its name, and how to build it with an optional argument ("on"/"off").</summary>
+public sealed record KvmDesignEntry(string Name, string Summary, Func<string?, IKvmDesign> Create);
+
+/// <summary>
+/// The registry of designs, found by <see cref="KvmDesignAttribute"/>. A design spec is a name with an optional
+/// argument after '=': <c>linux-6.17</c>, <c>proposal-module-param=on</c>.
+/// </summary>
+public static class KvmDesigns
+{
+    private static readonly Lazy<IReadOnlyList<KvmDesignEntry>> Entries = new(Discover);
+
+    /// <summary>Every design, in the order of spec/designs.md.</summary>
+    public static IReadOnlyList<KvmDesignEntry> All => Entries.Value;
+
+    /// <summary>The names of every registered design.</summary>
+    public static IEnumerable<string> Names => All.Select(e => e.Name);
+
+    /// <summary>Builds a design from a spec; null with <paramref name="error"/> set for an unknown name or bad argument.</summary>
+    public static IKvmDesign? TryCreate(string spec, out string? error)
+    {
+        var eq = spec.IndexOf('=');
+        var name = (eq < 0 ? spec : spec[..eq]).Trim();
+        var arg = eq < 0 ? null : spec[(eq + 1)..].Trim();
+        var entry = All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase));
+        if (entry is null)
+        {
+            error = $"unknown design '{name}'; known designs: {string.Join(", ", Names)}";
+            return null;
+        }
+        try
+        {
+            error = null;
+            return entry.Create(arg);
+        }
+        catch (ArgumentException e)
+        {
+            error = $"design '{name}': {e.Message}";
+            return null;
+        }
+    }
+
+    /// <summary>Builds a design from a spec; throws <see cref="ArgumentException"/> naming the known designs otherwise.</summary>
+    public static IKvmDesign Create(string spec) =>
+        TryCreate(spec, out var error) ?? throw new ArgumentException(error, nameof(spec));
+
+    private static IReadOnlyList<KvmDesignEntry> Discover()
+    {
+        var list = new List<(int Order, KvmDesignEntry Entry)>();
+        foreach (var t in typeof(KvmDesigns).Assembly.GetTypes())
+        {
+            if (t.GetCustomAttribute<KvmDesignAttribute>() is not { } a || !typeof(IKvmDesign).IsAssignableFrom(t))
+                continue;
+            var withArg = t.GetConstructor([typeof(string)]);
+            var noArg = t.GetConstructor(Type.EmptyTypes);
+            Func<string?, IKvmDesign> create = withArg is not null
+                ? arg => Invoke(withArg, [arg])
+                : arg => arg is null ? Invoke(noArg!, []) : throw new ArgumentException($"takes no argument (got '{arg}')");
+            var summary = create(null).Summary;
+            list.Add((a.Order, new KvmDesignEntry(a.Name, summary, create)));
+        }
+        return list.OrderBy(x => x.Order).Select(x => x.Entry).ToList();
+    }
+
+    private static IKvmDesign Invoke(ConstructorInfo ctor, object?[] args)
+    {
+        try
+        {
+            return (IKvmDesign)ctor.Invoke(args);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is ArgumentException inner)
+        {
+            throw inner;
+        }
+    }
+}

@@ -1,0 +1,196 @@
+using System.Text;
+using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Kvm.Stage2;
+using S2Lab.Kernel.Kvm.Uapi;
+
+namespace S2Lab.Kernel.Kvm;
+
+/// <summary>What the guest does at an address.</summary>
+public enum GuestAccessType
+{
+    Read,
+    Write,
+    Exec,
+}
+
+/// <summary>One guest access: an IPA, the stage-1 MAIR byte the guest maps it with, the access type, and data.</summary>
+/// <param name="Ipa">Intermediate physical address.</param>
+/// <param name="S1Mair">The guest's stage-1 attribute (MAIR byte) for the address, e.g. 0xFF, 0x44, 0x04.</param>
+/// <param name="Type">Read, write, or instruction fetch.</param>
+/// <param name="Length">Bytes to read (reads and fetches); writes use <see cref="Data"/>'s length.</param>
+/// <param name="Data">Bytes to write (writes only).</param>
+public readonly record struct GuestAccessRequest(ulong Ipa, byte S1Mair, GuestAccessType Type, int Length = 8, byte[]? Data = null)
+{
+    public static GuestAccessRequest Read(ulong ipa, byte mair, int length = 8) => new(ipa, mair, GuestAccessType.Read, length);
+
+    public static GuestAccessRequest Write(ulong ipa, byte mair, byte[] data) => new(ipa, mair, GuestAccessType.Write, data.Length, data);
+
+    public static GuestAccessRequest Write(ulong ipa, byte mair, ulong value) => Write(ipa, mair, BitConverter.GetBytes(value));
+
+    public static GuestAccessRequest Exec(ulong ipa, byte mair) => new(ipa, mair, GuestAccessType.Exec, 4);
+
+    public override string ToString() => $"{Type} IPA {Ipa:x} S1 MAIR 0x{S1Mair:X2}";
+}
+
+/// <summary>How a guest access ended.</summary>
+public enum GuestAccessOutcome
+{
+    /// <summary>The access completed (possibly after stage-2 faults KVM handled).</summary>
+    Completed,
+
+    /// <summary>KVM_RUN returned an MMIO exit (no memslot, or a write to a read-only slot).</summary>
+    MmioExit,
+
+    /// <summary>KVM injected an abort into the guest (exec on non-cacheable memory, IPA out of range); the vCPU goes on.</summary>
+    AbortInjected,
+
+    /// <summary>KVM_RUN failed with an errno (e.g. EFAULT from the fault handler).</summary>
+    RunFailed,
+}
+
+/// <summary>Where a decision step was made.</summary>
+public enum DecisionStage
+{
+    Memslot,
+    Vma,
+    Pfn,
+    Design,
+    MappingSize,
+    Permissions,
+    Stage2,
+    Cmo,
+    Combine,
+    Exit,
+    Hazard,
+}
+
+/// <summary>One step of the chain that explains an access: where, which spec rule (0 if none), and what.</summary>
+public readonly record struct DecisionStep(DecisionStage Stage, int Rule, string Text)
+{
+    public override string ToString() => Rule > 0 ? $"[{Stage}] (rule {Rule}) {Text}" : $"[{Stage}] {Text}";
+}
+
+/// <summary>A hazard found on an access.</summary>
+public enum HazardKind
+{
+    /// <summary>The host maps the memory cacheable; the guest's effective type is non-cacheable (stale data, leaks).</summary>
+    MismatchedAlias,
+
+    /// <summary>A cacheable stage-2 mapping needs a CMO the host cannot perform (no FWB/DIC, no kernel VA).</summary>
+    ImpossibleMaintenance,
+
+    /// <summary>RAM-like memory the guest sees as Device: unaligned accesses and atomics fault.</summary>
+    RamAsDevice,
+}
+
+/// <summary>A hazard with its explanation.</summary>
+public readonly record struct Hazard(HazardKind Kind, string Detail)
+{
+    public override string ToString() => $"{Kind}: {Detail}";
+}
+
+/// <summary>What one stage-2 fault did (user_mem_abort and its callers).</summary>
+public sealed record FaultRecord
+{
+    /// <summary>Translation fault (no leaf) or permission fault (a leaf without the needed permission).</summary>
+    public required bool IsPermissionFault { get; init; }
+
+    /// <summary>0, or the errno the handler returned (EFAULT, ENOEXEC, ...).</summary>
+    public Errno Error { get; init; }
+
+    /// <summary>The stage-2 type decision, when the handler got that far.</summary>
+    public Designs.Stage2TypeDecision? Decision { get; init; }
+
+    /// <summary>The mapping size used (PAGE/PMD/PUD), 0 if nothing was mapped.</summary>
+    public ulong MappingSize { get; init; }
+
+    /// <summary>The prot given to the table.</summary>
+    public KvmPgtableProt Prot { get; init; }
+
+    /// <summary>The leaf written, if any.</summary>
+    public Stage2Leaf? Leaf { get; init; }
+
+    /// <summary>The CMOs this mapping needed, and whether the host could do them.</summary>
+    public IReadOnlyList<CacheMaintenance> Cmos { get; init; } = [];
+}
+
+/// <summary>The full answer to a guest access: outcome, data, stage-2 state, effective type, hazards and the decision chain.</summary>
+public sealed class GuestAccessResult
+{
+    internal readonly List<DecisionStep> StepList = [];
+    internal readonly List<FaultRecord> FaultList = [];
+    internal readonly List<Hazard> HazardList = [];
+
+    public required GuestAccessRequest Request { get; init; }
+
+    public GuestAccessOutcome Outcome { get; internal set; }
+
+    /// <summary>For <see cref="GuestAccessOutcome.RunFailed"/>: the errno KVM_RUN fails with.</summary>
+    public Errno RunError { get; internal set; }
+
+    /// <summary>For <see cref="GuestAccessOutcome.MmioExit"/>: the exit.</summary>
+    public KvmExit? Exit { get; internal set; }
+
+    /// <summary>Bytes read (reads and fetches that completed).</summary>
+    public byte[]? Data { get; internal set; }
+
+    /// <summary>The memslot the IPA falls in, if any.</summary>
+    public Memslot? Memslot { get; internal set; }
+
+    /// <summary>Host view: the VMA behind the slot's hva (null for guest_memfd-only slots or no VMA).</summary>
+    public Mm.Vma? Vma { get; internal set; }
+
+    /// <summary>Host physical address accessed (completed accesses).</summary>
+    public ulong? HostPhysAddr { get; internal set; }
+
+    /// <summary>The stage-2 leaf used by a completed access.</summary>
+    public Stage2Leaf? Leaf { get; internal set; }
+
+    /// <summary>The stage-2 faults taken on the way (usually zero or one).</summary>
+    public IReadOnlyList<FaultRecord> Faults => FaultList;
+
+    /// <summary>The combine of the guest's stage-1 attribute with the stage-2 MemAttr, for completed accesses.</summary>
+    public EffectiveMemoryType? Effective { get; internal set; }
+
+    /// <summary>The combine with its explanation steps (when the vCPU explains).</summary>
+    public CombineExplanation? Combine { get; internal set; }
+
+    public IReadOnlyList<Hazard> Hazards => HazardList;
+
+    /// <summary>The chain of decisions, in order.</summary>
+    public IReadOnlyList<DecisionStep> Steps => StepList;
+
+    internal void Step(DecisionStage stage, int rule, string text) => StepList.Add(new DecisionStep(stage, rule, text));
+
+    /// <summary>A short one-line summary.</summary>
+    public string Summary => Outcome switch
+    {
+        GuestAccessOutcome.Completed => $"{Request}: {Effective?.Description ?? "completed"}" +
+                                         (HazardList.Count > 0 ? $" [{string.Join(", ", HazardList.Select(h => h.Kind))}]" : ""),
+        GuestAccessOutcome.MmioExit => $"{Request}: MMIO exit",
+        GuestAccessOutcome.AbortInjected => $"{Request}: abort injected into the guest",
+        _ => $"{Request}: KVM_RUN fails with {RunError}",
+    };
+
+    /// <summary>The whole explanation as text.</summary>
+    public override string ToString()
+    {
+        var sb = new StringBuilder().AppendLine(Summary);
+        foreach (var s in StepList)
+            sb.Append("  ").AppendLine(s.ToString());
+        return sb.ToString();
+    }
+}
+
+/// <summary>The effective memory type the guest gets: the PAR_EL1-style attribute byte and its description.</summary>
+/// <param name="ParAttr">The effective attribute as a MAIR-format byte (PAR_EL1.ATTR).</param>
+/// <param name="Description">e.g. "Normal iWB oWB", "Device-nGnRE".</param>
+/// <param name="IsDevice">Any Device type.</param>
+/// <param name="IsCacheable">Normal with write-back or write-through inner and outer.</param>
+public readonly record struct EffectiveMemoryType(byte ParAttr, string Description, bool IsDevice, bool IsCacheable)
+{
+    /// <summary>Normal Non-cacheable or Device: accesses bypass the caches.</summary>
+    public bool IsNonCacheable => !IsCacheable;
+
+    public override string ToString() => $"0x{ParAttr:X2} {Description}";
+}

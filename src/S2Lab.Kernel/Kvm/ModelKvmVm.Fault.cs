@@ -1,0 +1,287 @@
+using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Stage2;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Kernel.Kvm;
+
+/// <summary>How kvm_handle_guest_abort() ended.</summary>
+internal enum AbortOutcome
+{
+    /// <summary>Mapped or permissions relaxed: the guest retries the access.</summary>
+    Handled,
+
+    /// <summary>io_mem_abort: KVM_RUN returns KVM_EXIT_MMIO.</summary>
+    Mmio,
+
+    /// <summary>An abort was injected into the guest (ENOEXEC, IPA beyond the VM's range).</summary>
+    Injected,
+
+    /// <summary>KVM_RUN fails with the errno.</summary>
+    Failed,
+}
+
+public sealed partial class ModelKvmVm
+{
+    /// <summary>
+    /// kvm_handle_guest_abort(): a stage-2 translation fault (no leaf) or permission fault (<paramref name="existing"/>
+    /// lacks the permission) at <paramref name="ipa"/>. Appends its decisions to <paramref name="r"/> (may be null).
+    /// </summary>
+    internal AbortOutcome HandleGuestAbort(ulong ipa, GuestAccessType type, Stage2Leaf? existing, GuestAccessResult? r, out Errno error)
+    {
+        error = Errno.None;
+        var isPerm = existing is not null;
+        var exec = type == GuestAccessType.Exec;
+        var write = type == GuestAccessType.Write;
+        if (!isPerm)
+        {
+            if (ipa >= 1UL << Host.Cpu.IpaLimitBits)
+            {
+                r?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the host's IPA limit ({Host.Cpu.IpaLimitBits} bits): address size fault injected");
+                return AbortOutcome.Injected;
+            }
+            if (ipa >= 1UL << IpaBits)
+            {
+                r?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the VM's {IpaBits}-bit IPA space: external abort injected");
+                return AbortOutcome.Injected;
+            }
+        }
+
+        var gfn = ipa >> PAGE_SHIFT;
+        var slot = _slots[0].Find(gfn);
+        if (r is not null)
+            r.Memslot = slot;
+        var writable = slot is not null && !slot.IsReadOnly;
+        if (slot is null || (write && !writable))
+        {
+            if (exec)
+            {
+                r?.Step(DecisionStage.Memslot, 0, slot is null
+                    ? $"instruction fetch from IPA {ipa:x} outside every memslot: -ENOEXEC, instruction abort injected"
+                    : "instruction fetch fault on a read-only slot: abort injected");
+                return AbortOutcome.Injected;
+            }
+            r?.Step(DecisionStage.Memslot, 0, slot is null
+                ? $"IPA {ipa:x} is in no memslot: io_mem_abort, KVM_EXIT_MMIO"
+                : $"write to the read-only {slot}: io_mem_abort, KVM_EXIT_MMIO");
+            return AbortOutcome.Mmio;
+        }
+        r?.Step(DecisionStage.Memslot, 0, $"{slot}: hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
+
+        var rec = UserMemAbort(ipa, type, slot, existing, r);
+        r?.FaultList.Add(rec);
+        if (rec.Error == Errno.None)
+            return AbortOutcome.Handled;
+        if (rec.Error == Errno.ENOEXEC)
+        {
+            r?.Step(DecisionStage.Exit, 12, "-ENOEXEC: kvm_inject_sea_iabt, the guest takes an instruction abort and the vCPU goes on");
+            return AbortOutcome.Injected;
+        }
+        error = rec.Error;
+        r?.Step(DecisionStage.Exit, rec.Decision is { IsOk: false } d ? d.Rule : 0, $"user_mem_abort returns -{rec.Error}: KVM_RUN fails with {rec.Error}");
+        return AbortOutcome.Failed;
+    }
+
+    /// <summary>user_mem_abort(): memslot -> hva -> VMA -> pfn, the design's type, mapping size, permissions, map.</summary>
+    private FaultRecord UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, Stage2Leaf? existing, GuestAccessResult? r)
+    {
+        var exec = type == GuestAccessType.Exec;
+        var write = type == GuestAccessType.Write;
+        var isPerm = existing is not null;
+        var logging = slot.IsLogging;
+
+        if (isPerm && !write && !exec)
+            return new FaultRecord { IsPermissionFault = true, Error = Errno.EFAULT };
+
+        if (slot.GmemOnly)
+            return GmemAbort(faultIpa, exec, slot, r);
+
+        var hva = slot.GfnToHva(faultIpa >> PAGE_SHIFT);
+        var vma = Mm.FindVma(hva);
+        if (r is not null)
+            r.Vma = vma;
+        if (vma is null)
+        {
+            r?.Step(DecisionStage.Vma, 0, $"no VMA at hva {hva:x}: -EFAULT");
+            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
+        }
+        r?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
+
+        // Mapping size (rules 15-17).
+        var forcePte = logging;
+        int shift;
+        if (logging)
+            shift = PAGE_SHIFT;
+        else
+            shift = VmaPageShift(vma, hva);
+        if (shift == PUD_SHIFT && !SupportsHuge(slot, hva, PUD_SIZE))
+            shift = PMD_SHIFT;
+        if (shift == PMD_SHIFT && !SupportsHuge(slot, hva, PMD_SIZE))
+        {
+            shift = PAGE_SHIFT;
+            forcePte = true;
+        }
+        var size = 1UL << shift;
+        var ipa = size > PAGE_SIZE ? AlignDown(faultIpa, size) : faultIpa & ~(PAGE_SIZE - 1);
+        var gfn = ipa >> PAGE_SHIFT;
+
+        // __kvm_faultin_pfn.
+        var pfnHva = slot.GfnToHva(gfn);
+        var pte = MmStruct.FaultIn(vma, pfnHva, write);
+        if (!pte.IsOk)
+        {
+            r?.Step(DecisionStage.Pfn, 0, $"__kvm_faultin_pfn(hva {pfnHva:x}, {(write ? "FOLL_WRITE" : "read")}) fails: -EFAULT");
+            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
+        }
+        var pfn = pte.Value.Pfn;
+        var writable = pte.Value.Writable && !slot.IsReadOnly;
+        var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
+        r?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} ({(mapMemory ? "kernel map memory" : Host.Memory.RegionOf(pfn << PAGE_SHIFT)?.Name + ", not map memory")}), host {(pte.Value.Writable ? "writable" : "read-only")}");
+
+        // The design picks the type (rules 8-11, 18).
+        var decision = Host.Design.DecideStage2Type(new FaultTypeContext(Host.Cpu, vma.Flags, vma.IsCacheable, mapMemory, slot.Flags));
+        r?.Step(DecisionStage.Design, decision.Rule, $"{Host.Design.Name}: {decision.Reason}");
+        if (!decision.IsOk)
+            return new FaultRecord { IsPermissionFault = isPerm, Error = decision.Error, Decision = decision };
+        var forceNc = decision.ForceNonCacheable;
+        var special = vma.Flags.IsPfnmapOrMixed() && !mapMemory;
+        if (!special && logging && !write)
+            writable = false; // rule 13: with dirty logging only a write fault maps writable
+
+        // Rule 12.
+        if (exec && forceNc)
+            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.ENOEXEC, Decision = decision };
+
+        // Rule 17 / THP adjust: only for a PAGE_SIZE mapping that is neither forced to PTEs nor non-cacheable.
+        if (size == PAGE_SIZE && !(forcePte || forceNc))
+        {
+            if (isPerm && existing!.Value.Size > PAGE_SIZE)
+            {
+                size = existing.Value.Size;
+            }
+            else if (SupportsHuge(slot, hva, PMD_SIZE))
+            {
+                var host = vma.Backing.Lookup(vma, hva);
+                if (host is { MappingSize: >= PMD_SIZE })
+                {
+                    size = PMD_SIZE;
+                    ipa = AlignDown(faultIpa, PMD_SIZE);
+                    gfn = ipa >> PAGE_SHIFT;
+                    pfn &= ~(PMD_SIZE / PAGE_SIZE - 1);
+                    r?.Step(DecisionStage.MappingSize, 16, "transparent_hugepage_adjust: the host maps a THP with a PMD: PMD block");
+                }
+            }
+            if (size > PAGE_SIZE)
+                ipa = AlignDown(faultIpa, size);
+        }
+        r?.Step(DecisionStage.MappingSize, size > PAGE_SIZE ? 16 : (forceNc ? 17 : 15),
+            $"mapping size {Format(size)}{(logging ? " (dirty logging forces PAGE_SIZE)" : "")}");
+
+        if (HasMte && !isPerm && !forceNc && (vma.Flags & VmFlags.VM_MTE_ALLOWED) == 0)
+            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT, Decision = decision };
+
+        // Permissions (rules 13-14).
+        var prot = KvmPgtableProt.R;
+        if (writable)
+            prot |= KvmPgtableProt.W;
+        if (exec)
+            prot |= KvmPgtableProt.X;
+        if (forceNc)
+            prot |= decision.Type == KvmS2MemType.NormalNc ? KvmPgtableProt.NORMAL_NC : KvmPgtableProt.DEVICE;
+        else if (Host.Cpu.HasCacheDic)
+            prot |= KvmPgtableProt.X;
+        r?.Step(DecisionStage.Permissions, 13, $"prot {prot}{(Host.Cpu.HasCacheDic && !forceNc ? " (X pre-granted: DIC)" : "")}");
+
+        var pa = pfn << PAGE_SHIFT;
+        Errno e;
+        IReadOnlyList<CacheMaintenance> cmos = [];
+        if (isPerm && size == existing!.Value.Size)
+            e = Stage2.RelaxPerms(ipa, prot, existing.Value.Pa, existing.Value.Size, out cmos);
+        else
+            e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, out cmos);
+        if (e != Errno.None)
+        {
+            r?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
+            return new FaultRecord { IsPermissionFault = isPerm, Error = e, Decision = decision, Prot = prot };
+        }
+        var leaf = Stage2.GetLeaf(faultIpa);
+        r?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf}");
+        foreach (var c in cmos)
+            r?.Step(DecisionStage.Cmo, 0, c.ToString());
+        if (writable)
+            slot.MarkDirty(faultIpa >> PAGE_SHIFT);
+        return new FaultRecord
+        {
+            IsPermissionFault = isPerm,
+            Decision = decision,
+            MappingSize = size,
+            Prot = prot,
+            Leaf = leaf,
+            Cmos = cmos,
+        };
+    }
+
+    /// <summary>gmem_abort() (6.18): a guest_memfd-only slot maps the file's page, Normal, PAGE_SIZE.</summary>
+    private FaultRecord GmemAbort(ulong faultIpa, bool exec, Memslot slot, GuestAccessResult? r)
+    {
+        var gfn = faultIpa >> PAGE_SHIFT;
+        var file = slot.GuestMemfd!;
+        if (file.GetPfn(slot.GuestMemfdPgoff + (gfn - slot.BaseGfn)) is not { } pfn)
+        {
+            r?.Step(DecisionStage.Pfn, 0, "kvm_gmem_get_pfn fails: -EFAULT");
+            return new FaultRecord { IsPermissionFault = false, Error = Errno.EFAULT };
+        }
+        var decision = Stage2TypeDecision.Map(KvmS2MemType.Normal, 11, "guest_memfd page: ordinary RAM, Normal");
+        r?.Step(DecisionStage.Design, 11, decision.Reason);
+        var prot = KvmPgtableProt.R | (slot.IsReadOnly ? 0 : KvmPgtableProt.W);
+        if (exec || Host.Cpu.HasCacheDic)
+            prot |= KvmPgtableProt.X;
+        var ipa = faultIpa & ~(PAGE_SIZE - 1);
+        var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, out var cmos);
+        var leaf = Stage2.GetLeaf(ipa);
+        r?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
+        if ((prot & KvmPgtableProt.W) != 0)
+            slot.MarkDirty(gfn);
+        return new FaultRecord
+        {
+            IsPermissionFault = false,
+            Error = e,
+            Decision = decision,
+            MappingSize = PAGE_SIZE,
+            Prot = prot,
+            Leaf = leaf,
+            Cmos = cmos,
+        };
+    }
+
+    /// <summary>get_vma_page_shift() (rule 15): hugetlb page size; PFNMAP by pa/hva congruence within the VMA; else PAGE.</summary>
+    internal static int VmaPageShift(Vma vma, ulong hva)
+    {
+        if ((vma.Flags & VmFlags.VM_HUGETLB) != 0 && (vma.Flags & VmFlags.VM_PFNMAP) == 0)
+            return vma.Backing is HugetlbBacking h ? (h.HugePageSize == PUD_SIZE ? PUD_SHIFT : PMD_SHIFT) : PAGE_SHIFT;
+        if ((vma.Flags & VmFlags.VM_PFNMAP) == 0)
+            return PAGE_SHIFT;
+        var pa = vma.LinearPa(hva);
+        // As the kernel writes it: ALIGN(hva, size) <= vm_end (the aligned-up hva, not the block end).
+        if ((hva & (PUD_SIZE - 1)) == (pa & (PUD_SIZE - 1)) && AlignDown(hva, PUD_SIZE) >= vma.Start && AlignUp(hva, PUD_SIZE) <= vma.End)
+            return PUD_SHIFT;
+        if ((hva & (PMD_SIZE - 1)) == (pa & (PMD_SIZE - 1)) && AlignDown(hva, PMD_SIZE) >= vma.Start && AlignUp(hva, PMD_SIZE) <= vma.End)
+            return PMD_SHIFT;
+        return PAGE_SHIFT;
+    }
+
+    /// <summary>fault_supports_stage2_huge_mapping() (rule 16).</summary>
+    internal static bool SupportsHuge(Memslot slot, ulong hva, ulong mapSize)
+    {
+        var gpaStart = slot.GuestPhysAddr;
+        var uaddrStart = slot.UserspaceAddr;
+        var uaddrEnd = uaddrStart + slot.Size;
+        if ((gpaStart & (mapSize - 1)) != (uaddrStart & (mapSize - 1)))
+            return false;
+        var blockStart = hva & ~(mapSize - 1);
+        return blockStart >= uaddrStart && blockStart + mapSize <= uaddrEnd;
+    }
+}

@@ -1,0 +1,118 @@
+using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Kvm.Uapi;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Kernel.Kvm.Stage2;
+
+/// <summary>
+/// The VM's stage-2 tables in the real descriptor format (<see cref="Stage2PageTable"/>, VTCR_EL2 as kvm_get_vtcr builds
+/// it), driven the way KVM's kvm_pgtable_stage2_* calls drive them, with KVM's prot-to-attribute rules (rule 14).
+/// </summary>
+internal sealed class Stage2TableAdapter : IStage2Table
+{
+    private readonly Stage2PageTable _table;
+    private readonly bool _fwb;
+    private readonly List<S2CacheMaintenance> _cmoScratch = [];
+    private long _maps;
+
+    public Stage2TableAdapter(Host host, int ipaBits)
+    {
+        _fwb = host.Cpu.HasStage2Fwb;
+        var vtcr = VtcrEl2.ForIpaSize(ipaBits, host.Cpu.PaBits);
+        _table = new Stage2PageTable(vtcr.Validate(Stage2Features.From(host.Cpu)).GetOrThrow(),
+            new Stage2TableOptions { Fwb = _fwb, Dic = host.Cpu.HasCacheDic });
+    }
+
+    /// <summary>The underlying table (for walks, VTTBR, counters).</summary>
+    public Stage2PageTable Table => _table;
+
+    public int LeafCount => _maps == 0 ? 0 : _table.CollectLeaves(0, _table.Geometry.IpaSpace).Count;
+
+    /// <summary>stage2_set_prot_attr (rule 14): the MemAttr for a prot, or null for a forbidden combination.</summary>
+    public static byte? MemAttrFor(KvmPgtableProt prot, bool fwb)
+    {
+        var dev = (prot & KvmPgtableProt.DEVICE) != 0;
+        var nc = (prot & KvmPgtableProt.NORMAL_NC) != 0;
+        var x = (prot & KvmPgtableProt.X) != 0;
+        if ((dev && nc) || (dev && x) || (nc && x))
+            return null;
+        var type = dev ? KvmS2MemType.DeviceNGnRE : nc ? KvmS2MemType.NormalNc : KvmS2MemType.Normal;
+        return KvmS2MemAttr.PageS2MemAttr(type, fwb);
+    }
+
+    private static S2Permissions Perms(KvmPgtableProt prot) =>
+        ((prot & KvmPgtableProt.R) != 0 ? S2Permissions.Read : 0) |
+        ((prot & KvmPgtableProt.W) != 0 ? S2Permissions.Write : 0) |
+        ((prot & KvmPgtableProt.X) != 0 ? S2Permissions.Execute : 0);
+
+    public Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, List<S2CacheMaintenance>? cmos)
+    {
+        if (MemAttrFor(prot, _fwb) is not { } memAttr)
+            return Errno.EINVAL;
+        var r = _table.Map(ipa, size, pa, new S2LeafAttributes(memAttr, Perms(prot)), size, cmos, handleFault: true);
+        if (r == Stage2Errno.None)
+            _maps++;
+        // -EAGAIN: the entry already holds this mapping; user_mem_abort treats it as success.
+        return r is Stage2Errno.None or Stage2Errno.EAGAIN ? Errno.None : (Errno)(int)r;
+    }
+
+    public void Unmap(ulong ipa, ulong size)
+    {
+        if (_maps == 0 || !Clamp(ref ipa, ref size))
+            return;
+        _table.Unmap(ipa, size);
+    }
+
+    private bool Clamp(ref ulong ipa, ref ulong size)
+    {
+        var space = _table.Geometry.IpaSpace;
+        if (ipa >= space || size == 0)
+            return false;
+        var end = ipa + size < ipa || ipa + size > space ? space : ipa + size;
+        ipa = AlignDown(ipa, PAGE_SIZE);
+        size = AlignUp(end, PAGE_SIZE) - ipa;
+        return true;
+    }
+
+    public Stage2Leaf? GetLeaf(ulong ipa)
+    {
+        if (_maps == 0 || ipa >= _table.Geometry.IpaSpace)
+            return null;
+        var l = _table.GetLeaf(ipa);
+        return l.IsValid ? ToLeaf(AlignDown(ipa, _table.Geometry.LevelSize(l.Level)), l.Descriptor, l.Level) : null;
+    }
+
+    private Stage2Leaf ToLeaf(ulong ipa, S2Descriptor d, int level)
+    {
+        var g = _table.Geometry;
+        var size = g.LevelSize(level);
+        var perms = d.Permissions;
+        var prot = ((perms & S2Permissions.Read) != 0 ? KvmPgtableProt.R : 0) |
+                   ((perms & S2Permissions.Write) != 0 ? KvmPgtableProt.W : 0) |
+                   ((perms & S2Permissions.Execute) != 0 ? KvmPgtableProt.X : 0);
+        var m = d.MemAttr;
+        if (m == KvmS2MemAttr.PageS2MemAttr(KvmS2MemType.DeviceNGnRE, _fwb))
+            prot |= KvmPgtableProt.DEVICE;
+        else if (m == KvmS2MemAttr.PageS2MemAttr(KvmS2MemType.NormalNc, _fwb))
+            prot |= KvmPgtableProt.NORMAL_NC;
+        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, level, d.Raw);
+    }
+
+    public void WriteProtect(ulong ipa, ulong size)
+    {
+        if (_maps == 0 || !Clamp(ref ipa, ref size))
+            return;
+        _table.WriteProtect(ipa, size);
+        _table.InvalidateTlbVmid(); // kvm_mmu_wp_memory_region flushes the VMID after write-protecting
+    }
+
+    public Errno RelaxPerms(ulong ipa, KvmPgtableProt add, List<S2CacheMaintenance>? cmos)
+    {
+        var r = _table.RelaxPermissions(ipa, Perms(add), cmos);
+        return r is Stage2Errno.None ? Errno.None : (Errno)(int)r;
+    }
+
+    public IEnumerable<Stage2Leaf> Leaves() =>
+        _maps == 0 ? [] : _table.CollectLeaves(0, _table.Geometry.IpaSpace).Select(l => ToLeaf(l.Ipa, l.Descriptor, l.Level)).ToList();
+}

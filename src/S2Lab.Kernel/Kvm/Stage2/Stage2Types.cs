@@ -1,0 +1,50 @@
+using S2Lab.Arch.Attributes;
+
+namespace S2Lab.Kernel.Kvm.Stage2;
+
+/// <summary>A stage-2 leaf: [Ipa, Ipa + Size) maps to Pa with a prot and the MemAttr written in the descriptor.</summary>
+/// <param name="Level">Translation level of the leaf (3 = page, 2 = 2 MiB block, 1 = 1 GiB block with 4K granule).</param>
+/// <param name="Descriptor">The raw descriptor value.</param>
+public readonly record struct Stage2Leaf(ulong Ipa, ulong Size, ulong Pa, KvmPgtableProt Prot, byte MemAttr, int Level, ulong Descriptor)
+{
+    public bool Readable => (Prot & KvmPgtableProt.R) != 0;
+
+    public bool Writable => (Prot & KvmPgtableProt.W) != 0;
+
+    public bool Executable => (Prot & KvmPgtableProt.X) != 0;
+
+    /// <summary>The KVM memory type of the leaf (from its prot bits).</summary>
+    public KvmS2MemType MemType =>
+        (Prot & KvmPgtableProt.DEVICE) != 0 ? KvmS2MemType.DeviceNGnRE :
+        (Prot & KvmPgtableProt.NORMAL_NC) != 0 ? KvmS2MemType.NormalNc : KvmS2MemType.Normal;
+
+    public bool Contains(ulong ipa) => ipa - Ipa < Size;
+
+    /// <summary>The physical address behind <paramref name="ipa"/>.</summary>
+    public ulong Translate(ulong ipa) => Pa + (ipa - Ipa);
+
+    public override string ToString() =>
+        $"IPA [{Ipa:x}-{Ipa + Size:x}) -> PA {Pa:x} L{Level} {Prot} MemAttr=0x{MemAttr:X}";
+}
+
+/// <summary>A cache maintenance operation KVM performs when it installs a stage-2 leaf.</summary>
+public enum CmoKind
+{
+    /// <summary>dcache_clean_inval_poc on a new cacheable leaf (skipped with FWB).</summary>
+    DcacheCleanInvalPoc,
+
+    /// <summary>icache_inval_pou on a new executable leaf (a no-op with DIC).</summary>
+    IcacheInvalPou,
+}
+
+/// <summary>One CMO and whether the host could perform it (by kernel VA: only pages in the linear map have one).</summary>
+/// <param name="Needed">The operation is required (no FWB for the D-cache, no DIC for the I-cache).</param>
+/// <param name="Possible">The host has a kernel VA for the range (pfn_is_map_memory).</param>
+public readonly record struct CacheMaintenance(CmoKind Kind, ulong Pa, ulong Size, bool Needed, bool Possible, string Reason)
+{
+    /// <summary>Needed but impossible: the cacheable mapping is unsafe.</summary>
+    public bool IsImpossible => Needed && !Possible;
+
+    public override string ToString() =>
+        $"{Kind} PA {Pa:x}+{Size:x}: {(Needed ? Possible ? "needed, done" : "NEEDED BUT IMPOSSIBLE" : "not needed")} ({Reason})";
+}

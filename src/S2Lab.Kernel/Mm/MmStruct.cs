@@ -1,0 +1,325 @@
+using S2Lab.Kernel.Kvm.Uapi;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Kernel.Mm;
+
+/// <summary>Why an MMU notifier is called (enum mmu_notifier_event, the subset the model raises).</summary>
+public enum MmuNotifyEvent
+{
+    /// <summary>munmap or a MAP_FIXED replacement.</summary>
+    Unmap,
+
+    /// <summary>mprotect changed the protection of the range (MMU_NOTIFY_PROTECTION_VMA).</summary>
+    ProtectionVma,
+
+    /// <summary>A driver zapped its mappings (unmap_mapping_range, e.g. a vfio BAR disabled).</summary>
+    Clear,
+}
+
+/// <summary>An MMU notifier subscriber (KVM registers one per VM on the VMM's mm).</summary>
+public interface IMmuNotifier
+{
+    /// <summary>invalidate_range_start: every secondary mapping of user addresses [start, end) must go before this returns.</summary>
+    void InvalidateRangeStart(MmStruct mm, ulong start, ulong end, MmuNotifyEvent reason);
+}
+
+/// <summary>
+/// A process address space (mm_struct): a sorted set of non-overlapping VMAs, mmap/munmap/mprotect with VMA
+/// splitting, user page access, and MMU notifiers.
+/// </summary>
+public sealed class MmStruct
+{
+    private readonly List<Vma> _vmas = [];
+    private readonly List<IMmuNotifier> _notifiers = [];
+    private ulong _mmapBase;
+
+    /// <param name="taskSize">TASK_SIZE: user addresses are below it (1 &lt;&lt; 48 for arm64 with 48-bit VA).</param>
+    public MmStruct(PhysicalMemory memory, ulong taskSize = 1UL << 48)
+    {
+        Memory = memory;
+        TaskSize = taskSize;
+        _mmapBase = taskSize - (1UL << 40);
+    }
+
+    /// <summary>Host physical memory the pages live in.</summary>
+    public PhysicalMemory Memory { get; }
+
+    /// <summary>TASK_SIZE.</summary>
+    public ulong TaskSize { get; }
+
+    /// <summary>The VMAs, sorted by address.</summary>
+    public IReadOnlyList<Vma> Vmas => _vmas;
+
+    /// <summary>Bumped whenever a VMA changes (mmap, munmap, mprotect); lets callers cache lookups.</summary>
+    public ulong Generation { get; private set; }
+
+    public void RegisterNotifier(IMmuNotifier notifier) => _notifiers.Add(notifier);
+
+    public void UnregisterNotifier(IMmuNotifier notifier) => _notifiers.Remove(notifier);
+
+    /// <summary>vma_lookup(): the VMA containing <paramref name="hva"/>, or null.</summary>
+    public Vma? FindVma(ulong hva)
+    {
+        int lo = 0, hi = _vmas.Count - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >> 1;
+            var v = _vmas[mid];
+            if (hva < v.Start)
+                hi = mid - 1;
+            else if (hva >= v.End)
+                lo = mid + 1;
+            else
+                return v;
+        }
+        return null;
+    }
+
+    /// <summary>The VMAs intersecting [start, end), in address order (holes are skipped).</summary>
+    public IEnumerable<Vma> Intersecting(ulong start, ulong end)
+    {
+        foreach (var v in _vmas.ToArray())
+            if (v.Start < end && start < v.End)
+                yield return v;
+    }
+
+    /// <summary>
+    /// Inserts a mapping of <paramref name="length"/> bytes (what a driver's mmap handler ends up doing). With
+    /// <paramref name="fixedAddress"/> the range is first unmapped (MAP_FIXED); otherwise a free range aligned to
+    /// <paramref name="alignment"/> is picked top-down. EINVAL for a bad length/address, ENOMEM if no room.
+    /// </summary>
+    public KvmResult<Vma> InsertVma(ulong length, VmFlags flags, PgProt prot, ulong? pgoff, IVmaBacking backing, string name,
+        ulong? fixedAddress = null, ulong alignment = PAGE_SIZE)
+    {
+        if (length == 0 || length > TaskSize)
+            return Errno.EINVAL;
+        length = AlignUp(length, PAGE_SIZE);
+        if (alignment < PAGE_SIZE || (alignment & (alignment - 1)) != 0)
+            return Errno.EINVAL;
+        ulong start;
+        if (fixedAddress is { } fa)
+        {
+            if (!IsAligned(fa, PAGE_SIZE) || !IsAligned(fa, alignment) || fa + length > TaskSize || fa + length < fa)
+                return Errno.EINVAL;
+            start = fa;
+            if (!CanSplitAt(start, start + length))
+                return Errno.EINVAL;
+            Unmap(start, start + length, MmuNotifyEvent.Unmap);
+        }
+        else
+        {
+            if (FindFree(length, alignment) is not { } s)
+                return Errno.ENOMEM;
+            start = s;
+        }
+        var vma = new Vma(start, start + length, flags, prot, pgoff ?? start >> PAGE_SHIFT, backing, name);
+        Insert(vma);
+        return KvmResult<Vma>.Ok(vma);
+    }
+
+    private ulong? FindFree(ulong length, ulong alignment)
+    {
+        // Top-down below _mmapBase, like the default arm64 layout.
+        var top = _mmapBase;
+        for (var i = _vmas.Count - 1; i >= -1; i--)
+        {
+            var gapEnd = top;
+            var gapStart = i >= 0 ? _vmas[i].End : PUD_SIZE;
+            if (i >= 0 && _vmas[i].Start >= top)
+                continue;
+            if (gapEnd > gapStart && gapEnd - gapStart >= length)
+            {
+                var s = AlignDown(gapEnd - length, alignment);
+                if (s >= gapStart)
+                    return s;
+            }
+            if (i >= 0)
+                top = Math.Min(top, _vmas[i].Start);
+        }
+        return null;
+    }
+
+    private void Insert(Vma vma)
+    {
+        var idx = _vmas.FindIndex(v => v.Start > vma.Start);
+        if (idx < 0)
+            _vmas.Add(vma);
+        else
+            _vmas.Insert(idx, vma);
+        Generation++;
+    }
+
+    /// <summary>munmap(2): EINVAL for a misaligned address or a zero/overflowing length; unmapping holes is fine.</summary>
+    public Errno Munmap(ulong addr, ulong length)
+    {
+        if (!IsAligned(addr, PAGE_SIZE) || length == 0)
+            return Errno.EINVAL;
+        length = AlignUp(length, PAGE_SIZE);
+        if (addr + length < addr || addr + length > TaskSize)
+            return Errno.EINVAL;
+        if (!CanSplitAt(addr, addr + length))
+            return Errno.EINVAL;
+        Unmap(addr, addr + length, MmuNotifyEvent.Unmap);
+        return Errno.None;
+    }
+
+    /// <summary>
+    /// vm_ops->may_split: a VMA cut at <paramref name="start"/> or <paramref name="end"/> must allow it (hugetlb VMAs
+    /// split only at huge-page boundaries, else the call fails with EINVAL).
+    /// </summary>
+    private bool CanSplitAt(ulong start, ulong end)
+    {
+        foreach (var v in Intersecting(start, end))
+        {
+            var granule = v.Backing is Drivers.HugetlbBacking h ? h.HugePageSize : PageSizes.PAGE_SIZE;
+            if ((start > v.Start && start < v.End && !IsAligned(start, granule)) ||
+                (end > v.Start && end < v.End && !IsAligned(end, granule)))
+                return false;
+        }
+        return true;
+    }
+
+    private void Unmap(ulong start, ulong end, MmuNotifyEvent reason)
+    {
+        var hit = Intersecting(start, end).ToList();
+        if (hit.Count == 0)
+            return;
+        Notify(start, end, reason);
+        foreach (var v in hit)
+        {
+            _vmas.Remove(v);
+            var cutStart = Math.Max(start, v.Start);
+            var cutEnd = Math.Min(end, v.End);
+            v.Backing.Release(v, cutStart, cutEnd);
+            if (v.Start < cutStart)
+                Insert(v.Slice(v.Start, cutStart));
+            if (cutEnd < v.End)
+                Insert(v.Slice(cutEnd, v.End));
+        }
+        Generation++;
+    }
+
+    /// <summary>
+    /// mprotect(2): changes VM_READ/WRITE/EXEC over [addr, addr+length), splitting VMAs at the edges. EINVAL for a
+    /// misaligned address; ENOMEM if part of the range is not mapped (Linux checks this before changing anything);
+    /// EACCES when asking for write on a shared mapping that cannot be written (no VM_MAYWRITE).
+    /// </summary>
+    public Errno Mprotect(ulong addr, ulong length, Prot prot)
+    {
+        if (!IsAligned(addr, PAGE_SIZE))
+            return Errno.EINVAL;
+        if (length == 0)
+            return Errno.None;
+        length = AlignUp(length, PAGE_SIZE);
+        var end = addr + length;
+        if (end < addr)
+            return Errno.ENOMEM;
+        var hit = Intersecting(addr, end).ToList();
+        var cursor = addr;
+        foreach (var v in hit)
+        {
+            if (v.Start > cursor)
+                return Errno.ENOMEM;
+            cursor = v.End;
+        }
+        if (cursor < end)
+            return Errno.ENOMEM;
+        if (!CanSplitAt(addr, end))
+            return Errno.EINVAL;
+        var newBits = VmFlagsExtensions.FromProt(prot);
+        foreach (var v in hit)
+        {
+            if ((newBits & VmFlags.VM_WRITE) != 0 && (v.Flags & VmFlags.VM_MAYWRITE) == 0)
+                return Errno.EACCES;
+            if ((newBits & VmFlags.VM_EXEC) != 0 && (v.Flags & VmFlags.VM_MAYEXEC) == 0)
+                return Errno.EACCES;
+        }
+        Notify(addr, end, MmuNotifyEvent.ProtectionVma);
+        foreach (var v in hit)
+        {
+            _vmas.Remove(v);
+            var s = Math.Max(addr, v.Start);
+            var e = Math.Min(end, v.End);
+            if (v.Start < s)
+                Insert(v.Slice(v.Start, s));
+            var mid = v.Slice(s, e);
+            Insert(mid with { Flags = (mid.Flags & ~(VmFlags.VM_READ | VmFlags.VM_WRITE | VmFlags.VM_EXEC)) | newBits });
+            if (e < v.End)
+                Insert(v.Slice(e, v.End));
+        }
+        Generation++;
+        return Errno.None;
+    }
+
+    /// <summary>
+    /// zap_page_range/unmap_mapping_range as a driver does it: the VMAs stay, the MMU notifiers fire for the range
+    /// and the pages are dropped (to be faulted in again).
+    /// </summary>
+    public void Zap(ulong start, ulong end)
+    {
+        Notify(start, end, MmuNotifyEvent.Clear);
+        foreach (var v in Intersecting(start, end))
+            v.Backing.Release(v, Math.Max(start, v.Start), Math.Min(end, v.End));
+    }
+
+    private void Notify(ulong start, ulong end, MmuNotifyEvent reason)
+    {
+        foreach (var n in _notifiers.ToArray())
+            n.InvalidateRangeStart(this, start, end, reason);
+    }
+
+    /// <summary>
+    /// get_user_pages() for one address: the pte behind <paramref name="hva"/>, faulting it in. EFAULT when there is
+    /// no VMA, the VMA forbids the access, or the driver has no page there.
+    /// </summary>
+    public KvmResult<HostPte> FaultIn(ulong hva, bool write)
+    {
+        var vma = FindVma(hva);
+        if (vma is null)
+            return Errno.EFAULT;
+        return FaultIn(vma, hva, write);
+    }
+
+    /// <summary>get_user_pages() within a VMA the caller already looked up.</summary>
+    public static KvmResult<HostPte> FaultIn(Vma vma, ulong hva, bool write)
+    {
+        var need = write ? VmFlags.VM_WRITE : VmFlags.VM_READ;
+        if ((vma.Flags & need) == 0)
+            return Errno.EFAULT;
+        return vma.Backing.Fault(vma, hva, write) is { } pte ? KvmResult<HostPte>.Ok(pte) : Errno.EFAULT;
+    }
+
+    /// <summary>copy_from_user: reads user memory (faulting pages in). EFAULT if any byte is not readable.</summary>
+    public Errno Read(ulong hva, Span<byte> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            var r = FaultIn(hva, write: false);
+            if (!r.IsOk)
+                return r.Error;
+            var off = (int)(hva & (PAGE_SIZE - 1));
+            var n = Math.Min(destination.Length, (int)PAGE_SIZE - off);
+            Memory.Read((r.Value.Pfn << PAGE_SHIFT) + (ulong)off, destination[..n]);
+            destination = destination[n..];
+            hva += (ulong)n;
+        }
+        return Errno.None;
+    }
+
+    /// <summary>copy_to_user: writes user memory (faulting pages in). EFAULT if any byte is not writable.</summary>
+    public Errno Write(ulong hva, ReadOnlySpan<byte> source)
+    {
+        while (!source.IsEmpty)
+        {
+            var r = FaultIn(hva, write: true);
+            if (!r.IsOk)
+                return r.Error;
+            var off = (int)(hva & (PAGE_SIZE - 1));
+            var n = Math.Min(source.Length, (int)PAGE_SIZE - off);
+            Memory.Write((r.Value.Pfn << PAGE_SHIFT) + (ulong)off, source[..n]);
+            source = source[n..];
+            hva += (ulong)n;
+        }
+        return Errno.None;
+    }
+}

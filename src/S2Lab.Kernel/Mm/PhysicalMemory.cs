@@ -1,0 +1,199 @@
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Kernel.Mm;
+
+/// <summary>What a range of host physical addresses is.</summary>
+public enum PhysRegionKind
+{
+    /// <summary>"System RAM": in the kernel's linear map, has struct page, pfn_is_map_memory() is true.</summary>
+    SystemRam,
+
+    /// <summary>Memory outside the linear map (e.g. GPU HBM reached over NVLink-C2C): no struct page, no kernel VA.</summary>
+    DeviceMemory,
+
+    /// <summary>Device registers (PCI BARs).</summary>
+    Mmio,
+}
+
+/// <summary>One range of the host physical memory map.</summary>
+public sealed record PhysRegion(string Name, ulong Base, ulong Size, PhysRegionKind Kind)
+{
+    public ulong End => Base + Size;
+
+    public bool Contains(ulong pa) => pa >= Base && pa - Base < Size;
+
+    /// <summary>True for System RAM: the kernel's linear map covers it (memblock "map memory").</summary>
+    public bool IsMapMemory => Kind == PhysRegionKind.SystemRam;
+
+    public override string ToString() => $"{Name} [{Base:x}-{End:x}) {Kind}";
+}
+
+/// <summary>
+/// The host physical address space: the memory map (System RAM and device ranges), a page-frame allocator for
+/// RAM, and the contents of every page that was written (sparse; unwritten bytes read as zero).
+/// </summary>
+public sealed class PhysicalMemory
+{
+    /// <summary>Where <see cref="AddDeviceRegion"/> places device memory when no address is given (the GH200 HBM base).</summary>
+    public const ulong DefaultDeviceMemoryBase = 0x4000_0000_0000;
+
+    /// <summary>Where <see cref="AddDeviceRegion"/> places MMIO BARs when no address is given.</summary>
+    public const ulong DefaultMmioBase = 0x6000_0000_0000;
+
+    private readonly List<PhysRegion> _regions = [];
+    private readonly Dictionary<ulong, byte[]> _pages = [];
+    private readonly Dictionary<int, Stack<ulong>> _free = [];
+    private readonly PhysRegion _ram;
+    private ulong _ramNext;
+    private ulong _nextDevice = DefaultDeviceMemoryBase;
+    private ulong _nextMmio = DefaultMmioBase;
+
+    /// <summary>A host with <paramref name="ramSize"/> bytes of System RAM at <paramref name="ramBase"/>.</summary>
+    public PhysicalMemory(ulong ramBase = 0x8000_0000, ulong ramSize = 16UL << 30)
+    {
+        if (!IsAligned(ramBase, PUD_SIZE) || ramSize == 0 || !IsAligned(ramSize, PMD_SIZE))
+            throw new ArgumentException("System RAM must start 1 GiB aligned and be a non-zero multiple of 2 MiB");
+        _ram = new PhysRegion("System RAM", ramBase, ramSize, PhysRegionKind.SystemRam);
+        _regions.Add(_ram);
+        _ramNext = ramBase;
+    }
+
+    /// <summary>The memory map, sorted by address.</summary>
+    public IReadOnlyList<PhysRegion> Regions => _regions;
+
+    /// <summary>The System RAM region.</summary>
+    public PhysRegion Ram => _ram;
+
+    /// <summary>RAM pages currently allocated.</summary>
+    public ulong AllocatedRamPages { get; private set; }
+
+    /// <summary>The region containing <paramref name="pa"/>, or null for a hole.</summary>
+    public PhysRegion? RegionOf(ulong pa)
+    {
+        if (_ram.Contains(pa))
+            return _ram;
+        foreach (var r in _regions)
+            if (r.Contains(pa))
+                return r;
+        return null;
+    }
+
+    /// <summary>pfn_is_map_memory(): the pfn is System RAM in the kernel's linear map (it has a kernel VA).</summary>
+    public bool PfnIsMapMemory(ulong pfn)
+    {
+        var pa = pfn << PAGE_SHIFT;
+        return _ram.Contains(pa);
+    }
+
+    /// <summary>
+    /// Adds a device memory or MMIO range (done by drivers at probe). Without <paramref name="baseAddress"/> it is
+    /// placed after the previous one of its kind, aligned to <paramref name="alignment"/>.
+    /// </summary>
+    public PhysRegion AddDeviceRegion(string name, ulong size, PhysRegionKind kind, ulong? baseAddress = null, ulong alignment = PUD_SIZE)
+    {
+        if (kind == PhysRegionKind.SystemRam)
+            throw new ArgumentException("System RAM is fixed when the host is built", nameof(kind));
+        if (size == 0 || !IsAligned(size, PAGE_SIZE))
+            throw new ArgumentException($"region {name}: size must be a non-zero multiple of 4 KiB", nameof(size));
+        ulong b;
+        if (baseAddress is { } given)
+        {
+            b = given;
+        }
+        else
+        {
+            ref var next = ref kind == PhysRegionKind.Mmio ? ref _nextMmio : ref _nextDevice;
+            b = AlignUp(next, alignment);
+            next = b + size;
+        }
+        if (!IsAligned(b, PAGE_SIZE))
+            throw new ArgumentException($"region {name}: base {b:x} is not page aligned");
+        var region = new PhysRegion(name, b, size, kind);
+        foreach (var r in _regions)
+            if (b < r.End && r.Base < region.End)
+                throw new ArgumentException($"region {region} overlaps {r}");
+        _regions.Add(region);
+        _regions.Sort((x, y) => x.Base.CompareTo(y.Base));
+        return region;
+    }
+
+    /// <summary>Allocates a naturally aligned folio of 2^order RAM pages; null when RAM is exhausted.</summary>
+    public ulong? AllocFolio(int order)
+    {
+        if (_free.TryGetValue(order, out var stack) && stack.Count > 0)
+        {
+            AllocatedRamPages += 1UL << order;
+            return stack.Pop();
+        }
+        var size = PAGE_SIZE << order;
+        var pa = AlignUp(_ramNext, size);
+        if (pa + size > _ram.End || pa + size < pa)
+            return null;
+        // Pages skipped for alignment go to the order-0 free list.
+        for (var skipped = _ramNext; skipped < pa; skipped += PAGE_SIZE)
+            FreeList(0).Push(skipped >> PAGE_SHIFT);
+        _ramNext = pa + size;
+        AllocatedRamPages += 1UL << order;
+        return pa >> PAGE_SHIFT;
+    }
+
+    /// <summary>Frees one RAM page (a folio is freed page by page once it has been split); its contents are zeroed.</summary>
+    public void FreePage(ulong pfn)
+    {
+        _pages.Remove(pfn);
+        FreeList(0).Push(pfn);
+        AllocatedRamPages--;
+    }
+
+    /// <summary>Frees a whole folio allocated with <see cref="AllocFolio"/>; its contents are zeroed.</summary>
+    public void FreeFolio(ulong pfn, int order)
+    {
+        for (ulong i = 0; i < 1UL << order; i++)
+            _pages.Remove(pfn + i);
+        FreeList(order).Push(pfn);
+        AllocatedRamPages -= 1UL << order;
+    }
+
+    private Stack<ulong> FreeList(int order)
+    {
+        if (!_free.TryGetValue(order, out var s))
+            _free[order] = s = new Stack<ulong>();
+        return s;
+    }
+
+    /// <summary>Reads bytes at a physical address (any range; never-written bytes read as zero).</summary>
+    public void Read(ulong pa, Span<byte> destination)
+    {
+        while (!destination.IsEmpty)
+        {
+            var pfn = pa >> PAGE_SHIFT;
+            var off = (int)(pa & (PAGE_SIZE - 1));
+            var n = Math.Min(destination.Length, (int)PAGE_SIZE - off);
+            if (_pages.TryGetValue(pfn, out var page))
+                page.AsSpan(off, n).CopyTo(destination);
+            else
+                destination[..n].Clear();
+            destination = destination[n..];
+            pa += (ulong)n;
+        }
+    }
+
+    /// <summary>Writes bytes at a physical address.</summary>
+    public void Write(ulong pa, ReadOnlySpan<byte> source)
+    {
+        while (!source.IsEmpty)
+        {
+            var pfn = pa >> PAGE_SHIFT;
+            var off = (int)(pa & (PAGE_SIZE - 1));
+            var n = Math.Min(source.Length, (int)PAGE_SIZE - off);
+            if (!_pages.TryGetValue(pfn, out var page))
+                _pages[pfn] = page = new byte[PAGE_SIZE];
+            source[..n].CopyTo(page.AsSpan(off, n));
+            source = source[n..];
+            pa += (ulong)n;
+        }
+    }
+
+    /// <summary>Number of pages that hold written data.</summary>
+    public int PagesWithData => _pages.Count;
+}

@@ -1,0 +1,291 @@
+using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Stage2;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Tests.Support;
+using static S2Lab.Kernel.Tests.Support.Rig;
+
+namespace S2Lab.Kernel.Tests;
+
+/// <summary>Rules 8-18: the stage-2 fault.</summary>
+public class FaultRuleTests
+{
+    private const ulong UseIpa = 0x40_0000_0000;
+    private const ulong ResIpa = 0x80_0000_0000;
+    private const ulong BarIpa = 0x10_0000_0000;
+
+    private static (Rig Rig, NvGraceGpu Gpu) Gh200(string cpu, string design)
+    {
+        var rig = new Rig(cpu, design);
+        var gpu = rig.AddGh200();
+        return (rig, gpu);
+    }
+
+    [Fact]
+    public void Rule08_cacheable_special_without_FWB_DIC_fails_the_fault_with_EFAULT()
+    {
+        var rig = new Rig("neoverse-n1", "linux-6.17");
+        var dev = new MixedMapDevice(rig.Host, "dax0", 64 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 1UL << 32, dev.Mmap(rig.Vmm).Value));
+        var r = rig.Read(1UL << 32);
+        Assert.Equal(GuestAccessOutcome.RunFailed, r.Outcome);
+        Assert.Equal(Errno.EFAULT, r.RunError);
+        Assert.Equal(8, r.Faults.Single().Decision!.Value.Rule);
+        Assert.Null(rig.Vm.Stage2.GetLeaf(1UL << 32));
+        // Through KVM_RUN: the run fails with EFAULT.
+        rig.Vcpu.Enqueue(GuestAccessRequest.Read(1UL << 32, 0xFF));
+        Assert.Equal(Errno.EFAULT, rig.Vcpu.Run().Error);
+    }
+
+    [Fact]
+    public void Rule09_cacheable_special_with_FWB_DIC_is_Normal_FWB_encoding_6_and_executable()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, gpu.MmapUsemem(rig.Vmm).Value));
+        var w = rig.Write(UseIpa + 0x2000, 99);
+        Assert.Equal(GuestAccessOutcome.Completed, w.Outcome);
+        Assert.Equal(KvmS2MemAttr.MT_S2_FWB_NORMAL, w.Leaf!.Value.MemAttr);
+        Assert.Equal(9, w.Faults.Single().Decision!.Value.Rule);
+        Assert.Empty(w.Hazards);
+        var x = rig.Exec(UseIpa + 0x2000);
+        Assert.Equal(GuestAccessOutcome.Completed, x.Outcome);
+        Assert.True(x.Effective!.Value.IsCacheable);
+    }
+
+    [Theory]
+    [InlineData("neoverse-v2", KvmS2MemAttr.MT_S2_FWB_NORMAL_NC, KvmS2MemAttr.MT_S2_FWB_DEVICE_nGnRE)]
+    [InlineData("neoverse-n1", KvmS2MemAttr.MT_S2_NORMAL_NC, KvmS2MemAttr.MT_S2_DEVICE_nGnRE)]
+    public void Rule10_noncacheable_special_is_NormalNC_with_ALLOW_ANY_UNCACHED_else_Device(string cpu, byte nc, byte dev)
+    {
+        var (rig, gpu) = Gh200(cpu, "linux-6.17");
+        Assert.Equal(Errno.None, rig.AddSlot(2, ResIpa, gpu.MmapResmem(rig.Vmm).Value));
+        Assert.Equal(Errno.None, rig.AddSlot(3, BarIpa, gpu.MmapBar0(rig.Vmm).Value));
+        var rr = rig.Read(ResIpa, 0x44);
+        Assert.Equal(nc, rr.Leaf!.Value.MemAttr);
+        Assert.Equal(10, rr.Faults.Single().Decision!.Value.Rule);
+        // A BAR mapping without VM_ALLOW_ANY_UNCACHED is Device.
+        var plainBar = rig.Vmm.Mm.InsertVma(2 * MiB, VmFlags.VM_READ | VmFlags.VM_WRITE | VmFlags.VM_IO | VmFlags.VM_PFNMAP | VmFlags.VM_SHARED,
+            new PgProt(MtIndex.MT_DEVICE_nGnRE), gpu.Pci.Bars[0].Base >> 12, new LinearPfnBacking("bar"), "bar-no-wc").Value;
+        Assert.Equal(Errno.None, rig.AddSlot(4, 0x20_0000_0000, plainBar));
+        Assert.Equal(dev, rig.Read(0x20_0000_0000, 0x04).Leaf!.Value.MemAttr);
+        Assert.Equal(nc, rig.Read(BarIpa, 0x04).Leaf!.Value.MemAttr);
+    }
+
+    [Fact]
+    public void Rule11_pfnmap_over_map_memory_is_Normal_whatever_the_pgprot()
+    {
+        var rig = new Rig("neoverse-n1", "linux-6.17");
+        // /dev/mem O_SYNC over RAM: write-combine pgprot, accepted at memslot time (not cacheable), Normal at stage 2.
+        var vma = DevMem.Mmap(rig.Vmm, rig.Host.Memory.Ram.Base + GiB, 2 * MiB, oSync: true).Value;
+        Assert.False(vma.IsCacheable);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, vma));
+        var r = rig.Read(0x1000);
+        Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.MemType);
+        Assert.Equal(11, r.Faults.Single().Decision!.Value.Rule);
+    }
+
+    [Fact]
+    public void Rule12_exec_on_noncacheable_injects_an_abort_and_the_vcpu_goes_on()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, rig.AddSlot(2, ResIpa, gpu.MmapResmem(rig.Vmm).Value));
+        rig.Vcpu.Enqueue(GuestAccessRequest.Exec(ResIpa, 0x44), GuestAccessRequest.Read(ResIpa, 0x44));
+        var run = rig.Vcpu.Run();
+        Assert.True(run.IsOk);
+        Assert.Equal(KvmExitReason.Hlt, run.Value.Reason);
+        Assert.Equal(GuestAccessOutcome.AbortInjected, rig.Vcpu.History[0].Outcome);
+        Assert.Equal(Errno.ENOEXEC, rig.Vcpu.History[0].Faults.Single().Error);
+        Assert.Equal(GuestAccessOutcome.Completed, rig.Vcpu.History[1].Outcome);
+        Assert.False(rig.Vcpu.History[1].Leaf!.Value.Executable);
+    }
+
+    [Fact]
+    public void Rule13_X_is_pregranted_to_Normal_with_DIC_only()
+    {
+        var dic = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, dic.AddSlot(0, 0, dic.Anon(2 * MiB)));
+        Assert.True(dic.Read(0).Leaf!.Value.Executable);
+
+        var noDic = new Rig("cortex-a72", "linux-6.17");
+        Assert.Equal(Errno.None, noDic.AddSlot(0, 0, noDic.Anon(2 * MiB)));
+        Assert.False(noDic.Read(0).Leaf!.Value.Executable);
+        var x = noDic.Exec(0);
+        Assert.Equal(GuestAccessOutcome.Completed, x.Outcome);
+        Assert.True(x.Faults.Single().IsPermissionFault);
+        Assert.True(x.Leaf!.Value.Executable);
+        // Without DIC the I-cache invalidation is needed (RAM has a kernel VA, so it is possible).
+        Assert.Contains(x.Faults.Single().Cmos, c => c.Kind == CmoKind.IcacheInvalPou && c.Needed && c.Possible);
+    }
+
+    [Fact]
+    public void Rule13_dirty_logging_maps_read_faults_read_only_and_marks_written_pages()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var ram = rig.Anon(4 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram, KvmMemFlags.LOG_DIRTY_PAGES));
+        var r = rig.Read(0x3000);
+        Assert.False(r.Leaf!.Value.Writable);
+        Assert.Equal(PageSizes.PAGE_SIZE, r.Leaf!.Value.Size); // logging forces PAGE_SIZE
+        var w = rig.Write(0x3000, 5);
+        Assert.True(w.Faults.Single().IsPermissionFault);
+        Assert.True(w.Leaf!.Value.Writable);
+        var bits = new ulong[16];
+        Assert.Equal(Errno.None, rig.Vm.GetDirtyLog(0, bits));
+        Assert.Equal(1UL << 3, bits[0]);
+        // GET_DIRTY_LOG cleared and write-protected: the next write faults and dirties again.
+        Assert.Equal(Errno.None, rig.Vm.GetDirtyLog(0, bits));
+        Assert.Equal(0UL, bits[0]);
+        var again = rig.Write(0x3000, 6);
+        Assert.Single(again.Faults);
+        Assert.Equal(Errno.None, rig.Vm.GetDirtyLog(0, bits));
+        Assert.Equal(1UL << 3, bits[0]);
+    }
+
+    [Fact]
+    public void Rule13_read_only_slot_maps_read_only_and_writes_exit_to_mmio()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var ram = rig.Anon(2 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram, KvmMemFlags.READONLY));
+        Assert.False(rig.Read(0).Leaf!.Value.Writable);
+        var w = rig.Write(0x10, 1);
+        Assert.Equal(GuestAccessOutcome.MmioExit, w.Outcome);
+        Assert.Equal(new KvmExit(KvmExitReason.Mmio, 0x10, 8, true), w.Exit);
+    }
+
+    [Fact]
+    public void Rule14_page_table_layer_rejects_device_nc_exec_combinations()
+    {
+        Assert.Null(Stage2TableAdapter.MemAttrFor(KvmPgtableProt.R | KvmPgtableProt.DEVICE | KvmPgtableProt.NORMAL_NC, true));
+        Assert.Null(Stage2TableAdapter.MemAttrFor(KvmPgtableProt.R | KvmPgtableProt.DEVICE | KvmPgtableProt.X, true));
+        Assert.Null(Stage2TableAdapter.MemAttrFor(KvmPgtableProt.R | KvmPgtableProt.NORMAL_NC | KvmPgtableProt.X, false));
+        Assert.Equal((byte)6, Stage2TableAdapter.MemAttrFor(KvmPgtableProt.RWX, true));
+        Assert.Equal((byte)0xF, Stage2TableAdapter.MemAttrFor(KvmPgtableProt.RWX, false));
+    }
+
+    [Theory]
+    [InlineData(0x40_0000_0000UL, 0UL, 1UL << 30)] // gpa and hva congruent mod 1G: PUD block
+    [InlineData(0x40_0020_0000UL, 0UL, 2UL << 20)] // congruent mod 2M only: PMD
+    [InlineData(0x40_0000_1000UL, 0UL, 4096UL)] // not even mod 2M: PAGE
+    public void Rule15_16_pfnmap_mapping_size_from_vma_and_memslot_alignment(ulong gpa, ulong uaOffset, ulong expected)
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        var use = gpu.MmapUsemem(rig.Vmm).Value;
+        Assert.True(PageSizes.IsAligned(use.Start, GiB));
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, gpa, 2 * GiB, use.Start + uaOffset, 0, 0)));
+        var r = rig.Read(gpa + GiB + 0x5000);
+        Assert.Equal(expected, r.Leaf!.Value.Size);
+        Assert.Equal(use.LinearPa(use.Start + uaOffset + GiB + 0x5000), r.HostPhysAddr);
+    }
+
+    [Fact]
+    public void Rule15_hva_not_congruent_with_pa_gives_pages()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        var use = gpu.MmapUsemem(rig.Vmm, 0, 8 * MiB, fixedAddress: 0x5000_0000_1000).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa + 0x1000, use));
+        Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(UseIpa + 0x20_0000).Leaf!.Value.Size);
+    }
+
+    [Fact]
+    public void Rule16_block_must_lie_inside_the_memslot()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        var use = gpu.MmapUsemem(rig.Vmm).Value;
+        // A 3 MiB slot: the first 2 MiB can be a PMD block, the last MiB only pages.
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, UseIpa, 3 * MiB, use.Start, 0, 0)));
+        Assert.Equal(2 * MiB, rig.Read(UseIpa).Leaf!.Value.Size);
+        Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(UseIpa + 2 * MiB).Leaf!.Value.Size);
+    }
+
+    [Fact]
+    public void Rule16_thp_and_hugetlb_give_blocks_for_ram()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, rig.Anon(4 * MiB)));
+        Assert.Equal(2 * MiB, rig.Write(0x1234 & ~7UL, 1).Leaf!.Value.Size);
+        var noThp = AnonymousMemory.Mmap(rig.Vmm, 4 * MiB, thp: false).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(1, 64 * MiB, noThp));
+        Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(64 * MiB).Leaf!.Value.Size);
+        var huge = Hugetlbfs.Mmap(rig.Vmm, GiB, PageSizes.PUD_SIZE).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(2, GiB, huge));
+        Assert.Equal(GiB, rig.Read(GiB + 0x3000).Leaf!.Value.Size);
+    }
+
+    [Fact]
+    public void Rule17_noncacheable_page_mappings_are_never_enlarged_and_logging_forces_pages()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var dev = new MixedMapDevice(rig.Host, "wc0", 64 * MiB, MtIndex.MT_NORMAL_NC);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 1UL << 32, dev.Mmap(rig.Vmm).Value));
+        Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(1UL << 32, 0x44).Leaf!.Value.Size);
+        Assert.Equal(Errno.None, rig.AddSlot(1, 0, rig.Anon(4 * MiB), KvmMemFlags.LOG_DIRTY_PAGES));
+        Assert.Equal(PageSizes.PAGE_SIZE, rig.Write(0, 1).Leaf!.Value.Size);
+    }
+
+    [Theory]
+    [InlineData("linux-6.8", KvmS2MemType.DeviceNGnRE, KvmS2MemType.DeviceNGnRE)]
+    [InlineData("linux-6.9", KvmS2MemType.DeviceNGnRE, KvmS2MemType.NormalNc)]
+    public void Rule18_before_617_special_pages_are_never_cacheable(string design, KvmS2MemType usemem, KvmS2MemType resmem)
+    {
+        var (rig, gpu) = Gh200("neoverse-n1", design);
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, gpu.MmapUsemem(rig.Vmm).Value)); // accepted on any host
+        Assert.Equal(Errno.None, rig.AddSlot(2, ResIpa, gpu.MmapResmem(rig.Vmm).Value));
+        var u = rig.Read(UseIpa);
+        Assert.Equal(usemem, u.Leaf!.Value.MemType);
+        Assert.Equal(18, u.Faults.Single().Decision!.Value.Rule);
+        Assert.Equal(resmem, rig.Read(ResIpa, 0x44).Leaf!.Value.MemType);
+    }
+
+    [Fact]
+    public void No_memslot_reads_exit_to_mmio_and_exec_is_an_abort()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var r = rig.Read(0x900_0000);
+        Assert.Equal(GuestAccessOutcome.MmioExit, r.Outcome);
+        Assert.Equal(0x900_0000UL, r.Exit!.Value.PhysAddr);
+        Assert.False(r.Exit!.Value.IsWrite);
+        Assert.Equal(GuestAccessOutcome.AbortInjected, rig.Exec(0x900_0000).Outcome);
+        Assert.Equal(GuestAccessOutcome.AbortInjected, rig.Read(1UL << 41).Outcome); // beyond the VM's 40-bit IPA
+        rig.Vcpu.Enqueue(GuestAccessRequest.Write(0x900_0008, 0x04, 3));
+        var run = rig.Vcpu.Run();
+        Assert.Equal(KvmExitReason.Mmio, run.Value.Reason);
+        Assert.True(run.Value.IsWrite);
+    }
+
+    [Fact]
+    public void Slot_over_a_hole_faults_with_EFAULT()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(0, 0, 0, 2 * MiB, 0x1000_0000_0000, 0, 0)));
+        var r = rig.Read(0);
+        Assert.Equal(GuestAccessOutcome.RunFailed, r.Outcome);
+        Assert.Equal(Errno.EFAULT, r.RunError);
+    }
+
+    [Fact]
+    public void Write_to_a_read_only_vma_is_EFAULT()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var ro = AnonymousMemory.Mmap(rig.Vmm, 2 * MiB, Prot.PROT_READ).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ro));
+        Assert.Equal(GuestAccessOutcome.Completed, rig.Read(0).Outcome);
+        Assert.False(rig.Vm.Stage2.GetLeaf(0)!.Value.Writable);
+        Assert.Equal(Errno.EFAULT, rig.Write(0, 1).RunError);
+    }
+
+    [Fact]
+    public void Access_explains_itself()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.9");
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, gpu.MmapUsemem(rig.Vmm).Value));
+        var r = rig.Read(UseIpa);
+        var text = r.ToString();
+        Assert.Contains("rule 18", text);
+        Assert.Contains(r.Steps, s => s.Stage == DecisionStage.Combine);
+        Assert.Contains(r.Steps, s => s.Stage == DecisionStage.Hazard);
+        Assert.NotNull(r.Combine);
+    }
+}

@@ -1,0 +1,139 @@
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Tests.Support;
+using static S2Lab.Kernel.Tests.Support.Rig;
+
+namespace S2Lab.Kernel.Tests;
+
+/// <summary>Address spaces, VMAs, drivers and MMU notifiers.</summary>
+public class MmTests
+{
+    [Fact]
+    public void Vm_flags_have_linux_bit_values()
+    {
+        Assert.Equal(0x400UL, (ulong)VmFlags.VM_PFNMAP);
+        Assert.Equal(0x4000UL, (ulong)VmFlags.VM_IO);
+        Assert.Equal(0x1000_0000UL, (ulong)VmFlags.VM_MIXEDMAP);
+        Assert.Equal(0x40_0000UL, (ulong)VmFlags.VM_HUGETLB);
+        Assert.Equal(1UL << 39, (ulong)VmFlags.VM_ALLOW_ANY_UNCACHED);
+        Assert.Equal(1UL << 33, (ulong)VmFlags.VM_MTE_ALLOWED);
+    }
+
+    [Fact]
+    public void Munmap_and_mprotect_split_vmas_and_keep_pgoff_linear()
+    {
+        var host = Host.Create("h", "neoverse-v2", "linux-6.17");
+        var p = host.CreateProcess("p");
+        var v = AnonymousMemory.Mmap(p, 8 * MiB).Value;
+        Assert.Equal(Errno.None, p.Mm.Mprotect(v.Start + 2 * MiB, 2 * MiB, Prot.PROT_READ));
+        Assert.Equal(3, p.Mm.Vmas.Count);
+        Assert.Equal(VmFlags.VM_READ, p.Mm.Vmas[1].Flags & (VmFlags.VM_READ | VmFlags.VM_WRITE));
+        Assert.Equal(v.PgOff + 512, p.Mm.Vmas[1].PgOff);
+        Assert.Equal(Errno.None, p.Mm.Munmap(v.Start + 5 * MiB, MiB));
+        Assert.Equal(4, p.Mm.Vmas.Count);
+        Assert.Null(p.Mm.FindVma(v.Start + 5 * MiB));
+        Assert.Equal(Errno.ENOMEM, p.Mm.Mprotect(v.Start + 4 * MiB, 2 * MiB, Prot.PROT_READ)); // crosses the hole
+        Assert.Equal(Errno.EINVAL, p.Mm.Munmap(v.Start + 1, 4096));
+    }
+
+    [Fact]
+    public void Host_data_survives_vma_splits_and_is_freed_on_munmap()
+    {
+        var host = Host.Create("h", "neoverse-v2", "linux-6.17");
+        var p = host.CreateProcess("p");
+        var v = AnonymousMemory.Mmap(p, 4 * MiB).Value;
+        Assert.Equal(Errno.None, p.Mm.Write(v.Start + 3 * MiB, [1, 2, 3]));
+        Assert.Equal(Errno.None, p.Mm.Mprotect(v.Start, MiB, Prot.PROT_READ));
+        var buf = new byte[3];
+        Assert.Equal(Errno.None, p.Mm.Read(v.Start + 3 * MiB, buf));
+        Assert.Equal(new byte[] { 1, 2, 3 }, buf);
+        Assert.Equal(Errno.EFAULT, p.Mm.Write(v.Start, [9])); // now read-only
+        var before = host.Memory.AllocatedRamPages;
+        Assert.True(before >= 512);
+        Assert.Equal(Errno.None, p.Mm.Munmap(v.Start, 4 * MiB));
+        Assert.Equal(0UL, host.Memory.AllocatedRamPages);
+        Assert.Equal(Errno.EFAULT, p.Mm.Read(v.Start + 3 * MiB, buf));
+    }
+
+    [Fact]
+    public void Mmu_notifier_zaps_stage2_on_munmap_and_mprotect_before_returning()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var ram = rig.Anon(8 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram));
+        for (ulong a = 0; a < 8 * MiB; a += 2 * MiB)
+            Assert.Equal(GuestAccessOutcome.Completed, rig.Write(a, a).Outcome);
+        Assert.NotNull(rig.Vm.Stage2.GetLeaf(2 * MiB));
+        Assert.Equal(Errno.None, rig.Vmm.Mm.Mprotect(ram.Start + 2 * MiB, 4096, Prot.PROT_READ));
+        Assert.Null(rig.Vm.Stage2.GetLeaf(2 * MiB)); // the whole block covering it goes
+        Assert.NotNull(rig.Vm.Stage2.GetLeaf(0));
+        // The data is still there; the guest can read it but no longer write that page.
+        Assert.Equal(2 * MiB, BitConverter.ToUInt64(rig.Read(2 * MiB).Data));
+        Assert.Equal(Errno.EFAULT, rig.Write(2 * MiB, 1).RunError);
+        Assert.Equal(Errno.None, rig.Vmm.Mm.Munmap(ram.Start + 4 * MiB, 2 * MiB));
+        Assert.Null(rig.Vm.Stage2.GetLeaf(4 * MiB));
+        Assert.Equal(Errno.EFAULT, rig.Read(4 * MiB).RunError);
+        // Remapping the range with new anonymous memory: the guest sees zeroes, not the old data.
+        _ = AnonymousMemory.Mmap(rig.Vmm, 2 * MiB, fixedAddress: ram.Start + 4 * MiB).Value;
+        Assert.Equal(0UL, BitConverter.ToUInt64(rig.Read(4 * MiB).Data));
+    }
+
+    [Fact]
+    public void Nvgrace_gpu_regions_have_the_driver_shape()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var gpu = new NvGraceGpu(rig.Host, "gpu", new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: 4 * GiB + 300 * MiB));
+        Assert.Equal(3 * GiB, gpu.Usemem.Size); // (4.3 GiB - 1 GiB) rounded down to 512 MiB
+        Assert.Equal(gpu.DeviceMemory.End - GiB, gpu.Resmem!.Base);
+        Assert.Equal(4 * GiB, NvGraceGpu.FakeBarSize(gpu.Usemem.Size));
+        Assert.False(rig.Host.Memory.PfnIsMapMemory(gpu.Usemem.Base >> 12));
+        var use = gpu.MmapUsemem(rig.Vmm).Value;
+        Assert.Equal(VmFlags.VM_PFNMAP | VmFlags.VM_IO, use.Flags & (VmFlags.VM_PFNMAP | VmFlags.VM_IO | VmFlags.VM_ALLOW_ANY_UNCACHED));
+        Assert.Equal(MtIndex.MT_NORMAL, use.PageProt.AttrIndex);
+        Assert.Equal(gpu.Usemem.Base >> 12, use.PgOff);
+        var res = gpu.MmapResmem(rig.Vmm).Value;
+        Assert.Equal(MtIndex.MT_NORMAL_NC, res.PageProt.AttrIndex);
+        Assert.True(res.Flags.HasFlag(VmFlags.VM_ALLOW_ANY_UNCACHED));
+        var bar = gpu.MmapBar0(rig.Vmm).Value;
+        Assert.Equal(MtIndex.MT_DEVICE_nGnRE, bar.PageProt.AttrIndex);
+        Assert.True(bar.Flags.HasFlag(VmFlags.VM_ALLOW_ANY_UNCACHED | VmFlags.VM_IO | VmFlags.VM_PFNMAP));
+        Assert.Equal(16 * MiB, bar.Size);
+        Assert.Throws<ArgumentException>(() => new NvGraceGpu(rig.Host, "bad", new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: GiB)));
+    }
+
+    [Fact]
+    public void Hugetlbfs_needs_whole_huge_pages()
+    {
+        var host = Host.Create("h", "neoverse-v2", "linux-6.17");
+        var p = host.CreateProcess("p");
+        Assert.Equal(Errno.EINVAL, Hugetlbfs.Mmap(p, 3 * MiB).Error);
+        var v = Hugetlbfs.Mmap(p, 4 * MiB).Value;
+        Assert.True(v.Flags.HasFlag(VmFlags.VM_HUGETLB));
+        Assert.True(PageSizes.IsAligned(v.Start, 2 * MiB));
+    }
+
+    [Fact]
+    public void Devmem_pgprot_follows_phys_mem_access_prot()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var gpu = rig.AddGh200();
+        Assert.Equal(MtIndex.MT_NORMAL, DevMem.Mmap(rig.Vmm, rig.Host.Memory.Ram.Base, MiB).Value.PageProt.AttrIndex);
+        Assert.Equal(MtIndex.MT_NORMAL_NC, DevMem.Mmap(rig.Vmm, rig.Host.Memory.Ram.Base, MiB, oSync: true).Value.PageProt.AttrIndex);
+        Assert.Equal(MtIndex.MT_DEVICE_nGnRE, DevMem.Mmap(rig.Vmm, gpu.Usemem.Base, MiB).Value.PageProt.AttrIndex);
+    }
+
+    [Fact]
+    public void Ram_exhaustion_fails_the_fault_not_the_model()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17", ramSize: 4 * MiB);
+        var ram = AnonymousMemory.Mmap(rig.Vmm, 64 * MiB, thp: false).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram));
+        var failed = 0;
+        for (ulong a = 0; a < 64 * MiB; a += 4096)
+            if (rig.Write(a, 1).Outcome == GuestAccessOutcome.RunFailed)
+                failed++;
+        Assert.True(failed > 0);
+    }
+}

@@ -1,0 +1,122 @@
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Tests.Support;
+using static S2Lab.Kernel.Tests.Support.Rig;
+
+namespace S2Lab.Kernel.Tests;
+
+/// <summary>Rules 4-7: the arm64 memslot preparation.</summary>
+public class PrepareRuleTests
+{
+    [Fact]
+    public void Rule04_slot_beyond_the_ipa_space_is_EFAULT()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var ram = rig.Anon(2 * MiB);
+        Assert.Equal(Errno.EFAULT, rig.AddSlot(0, (1UL << 40) - MiB, ram));
+        Assert.Equal(Errno.None, rig.AddSlot(0, (1UL << 40) - 2 * MiB, ram));
+        var big = rig.Kvm.CreateModelVm(48).Value;
+        Assert.Equal(Errno.None, big.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, 0, 1UL << 40, 2 * MiB, ram.Start, 0, 0)));
+    }
+
+    [Fact]
+    public void Rule04_does_not_apply_to_delete()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var ram = rig.Anon(2 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram));
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, 0, 0, 0, ram.Start, 0, 0)));
+    }
+
+    [Fact]
+    public void Rule05_guest_memfd_slot_needs_an_mmapable_file()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var plain = (uint)rig.Vm.CreateGuestMemfd(2 * MiB, 0).Value;
+        var mmapable = (uint)rig.Vm.CreateGuestMemfd(2 * MiB, (ulong)GuestMemfdFlags.MMAP).Value;
+        Assert.Equal(Errno.EINVAL, rig.Vm.SetUserMemoryRegion2(new(0, (uint)KvmMemFlags.GUEST_MEMFD, 0, 2 * MiB, 0x7000_0000_0000, 0, plain)));
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(0, (uint)KvmMemFlags.GUEST_MEMFD, 0, 2 * MiB, 0x7000_0000_0000, 0, mmapable)));
+        // The guest reads and writes the file's pages; the VMM sees them through an mmap of the file.
+        var file = (GuestMemfdFile)rig.Vmm.GetFile((int)mmapable)!;
+        var view = file.Mmap(rig.Vmm).Value;
+        Assert.Equal(GuestAccessOutcome.Completed, rig.Write(0x1000, 0xABCD).Outcome);
+        var buf = new byte[8];
+        Assert.Equal(Errno.None, rig.Vmm.Mm.Read(view.Start + 0x1000, buf));
+        Assert.Equal(0xABCDUL, BitConverter.ToUInt64(buf));
+    }
+
+    [Fact]
+    public void Rule06_mte_vm_needs_VM_MTE_ALLOWED()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var vm = rig.Kvm.CreateModelVm().Value;
+        Assert.Equal(Errno.None, vm.EnableMte());
+        var ram = rig.Anon(2 * MiB);
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(new(0, 0, 0, 2 * MiB, ram.Start, 0, 0)));
+        var tagged = rig.Vmm.Mm.InsertVma(2 * MiB, ram.Flags | VmFlags.VM_MTE_ALLOWED, PgProt.Default, null, ram.Backing, "mte").Value;
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(new(0, 0, 0, 2 * MiB, tagged.Start, 0, 0)));
+    }
+
+    [Theory]
+    [InlineData("linux-6.8")]
+    [InlineData("linux-6.9")]
+    [InlineData("linux-6.17")]
+    [InlineData("proposal-memslot-flag")]
+    [InlineData("proposal-module-param=on")]
+    public void Rule06_dirty_logging_on_a_PFNMAP_vma_is_EINVAL_in_every_design(string design)
+    {
+        var rig = new Rig("neoverse-v2", design);
+        var gpu = rig.AddGh200();
+        var bar = gpu.MmapBar0(rig.Vmm).Value;
+        Assert.Equal(Errno.EINVAL, rig.AddSlot(0, 0x1000_0000, bar, KvmMemFlags.LOG_DIRTY_PAGES));
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0x1000_0000, bar));
+        // ... and turning it on later (FLAGS_ONLY).
+        Assert.Equal(Errno.EINVAL, rig.AddSlot(0, 0x1000_0000, bar, KvmMemFlags.LOG_DIRTY_PAGES));
+    }
+
+    [Theory]
+    [InlineData("neoverse-n1", Errno.EINVAL)]
+    [InlineData("cortex-a72", Errno.EINVAL)]
+    [InlineData("neoverse-v2", Errno.None)]
+    public void Rule06_cacheable_PFNMAP_needs_FWB_and_DIC_on_617(string cpu, Errno expected)
+    {
+        var rig = new Rig(cpu, "linux-6.17");
+        var use = rig.AddGh200().MmapUsemem(rig.Vmm).Value;
+        Assert.Equal(expected, rig.AddSlot(0, 0x40_0000_0000, use));
+    }
+
+    [Fact]
+    public void Rule06_cacheable_PFNMAP_of_RAM_is_refused_too_on_617_n1()
+    {
+        var rig = new Rig("neoverse-n1", "linux-6.17");
+        var devmem = DevMem.Mmap(rig.Vmm, rig.Host.Memory.Ram.Base + 512 * MiB, 2 * MiB).Value;
+        Assert.True(devmem.IsCacheable);
+        Assert.Equal(Errno.EINVAL, rig.AddSlot(0, 0, devmem));
+    }
+
+    [Fact]
+    public void Rule06_holes_are_ignored_and_each_vma_in_the_range_is_checked()
+    {
+        var rig = new Rig("neoverse-n1", "linux-6.17");
+        var gpu = rig.AddGh200();
+        // A slot over nothing is fine.
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(0, 0, 0, 4 * MiB, 0x1000_0000_0000, 0, 0)));
+        // A slot covering anonymous memory, a hole, then a cacheable PFNMAP: refused for the last VMA.
+        var ram = AnonymousMemory.Mmap(rig.Vmm, 2 * MiB, fixedAddress: 0x2000_0000_0000).Value;
+        _ = gpu.MmapUsemem(rig.Vmm, 0, 2 * MiB, fixedAddress: 0x2000_0040_0000).Value;
+        Assert.Equal(Errno.EINVAL, rig.Vm.SetUserMemoryRegion2(new(1, 0, 1UL << 30, 8 * MiB, ram.Start, 0, 0)));
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, 1UL << 30, 4 * MiB, ram.Start, 0, 0)));
+    }
+
+    [Fact]
+    public void Rule07_cacheable_MIXEDMAP_is_not_checked_at_memslot_time()
+    {
+        var rig = new Rig("neoverse-n1", "linux-6.17");
+        var dev = new MixedMapDevice(rig.Host, "dax0", 64 * MiB);
+        var vma = dev.Mmap(rig.Vmm).Value;
+        Assert.True(vma.IsCacheable);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 1UL << 32, vma));
+    }
+}

@@ -1,0 +1,47 @@
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+
+namespace S2Lab.Kernel.Tests.Support;
+
+/// <summary>A host, a VMM process, /dev/kvm and one VM, with helpers to add memslots over driver VMAs.</summary>
+internal sealed class Rig
+{
+    public const ulong GiB = 1UL << 30;
+    public const ulong MiB = 1UL << 20;
+
+    public Rig(string cpu, string design, KvmProfile? profile = null, ulong ramSize = 4UL << 30)
+    {
+        Host = Host.Create("h", cpu, design, ramSize);
+        Vmm = Host.CreateProcess("vmm");
+        Kvm = Host.OpenKvm(Vmm, profile);
+        Vm = Kvm.CreateModelVm().Value;
+        Vcpu = Vm.CreateModelVcpu(0).Value;
+    }
+
+    public Host Host { get; }
+
+    public Process Vmm { get; }
+
+    public ModelKvmSystem Kvm { get; }
+
+    public ModelKvmVm Vm { get; }
+
+    public ModelKvmVcpu Vcpu { get; }
+
+    /// <summary>A GH200 with scaled-down sizes (4 GiB HBM: 2.5 GiB usemem after the 1 GiB resmem, rounded to 512 MiB).</summary>
+    public NvGraceGpu AddGh200(NvGraceGpuModel model = NvGraceGpuModel.GH200) =>
+        new(Host, "gpu0", new NvGraceGpuConfig(model, MemorySize: 4 * GiB, Bar0Size: 16 * MiB));
+
+    public Errno AddSlot(uint slot, ulong gpa, Vma vma, KvmMemFlags flags = KvmMemFlags.None, ulong? size = null) =>
+        Vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(slot, (uint)flags, gpa, size ?? vma.Size, vma.Start, 0, 0));
+
+    public Vma Anon(ulong size) => AnonymousMemory.Mmap(Vmm, size).Value;
+
+    public GuestAccessResult Read(ulong ipa, byte mair = 0xFF) => Vcpu.Access(GuestAccessRequest.Read(ipa, mair));
+
+    public GuestAccessResult Write(ulong ipa, ulong value, byte mair = 0xFF) => Vcpu.Access(GuestAccessRequest.Write(ipa, mair, value));
+
+    public GuestAccessResult Exec(ulong ipa, byte mair = 0xFF) => Vcpu.Access(GuestAccessRequest.Exec(ipa, mair));
+}
