@@ -1,20 +1,9 @@
-using System.Runtime.CompilerServices;
-
 namespace S2Lab.Arch.Tests.Translation;
 
-/// <summary>Finds the vector files of these tests: next to the test assembly if copied there, else next to this source file.</summary>
+/// <summary>The vector files of these tests, copied next to the test assembly by the project file.</summary>
 internal static class VectorFiles
 {
-    public static string PathOf(string name, [CallerFilePath] string sourceFile = "")
-    {
-        string copied = Path.Combine(AppContext.BaseDirectory, "Translation", "Vectors", name);
-        if (File.Exists(copied))
-        {
-            return copied;
-        }
-
-        return Path.Combine(Path.GetDirectoryName(sourceFile)!, "Vectors", name);
-    }
+    public static string PathOf(string name) => Path.Combine(AppContext.BaseDirectory, "Translation", "Vectors", name);
 
     /// <summary>Non-comment, non-empty lines split on commas, with their 1-based line numbers.</summary>
     public static IEnumerable<(int Line, string[] Fields)> ReadCsv(string name)
