@@ -222,4 +222,34 @@ public class PropertyTests
             }
         }, iter: 200);
     }
+
+    [Fact]
+    public void The_fast_path_answers_exactly_as_the_explaining_path()
+    {
+        Gen.Select(Gen.Int[0, 5], Gen.Int[0, 2], Gen.Select(Gen.Int[0, 9], Gen.Int, Gen.Int, Gen.Int).Array[1, 40])
+            .Sample((d, cpu, ops) =>
+            {
+                var slow = NewWorld(d, cpu);
+                var fast = NewWorld(d, cpu);
+                fast.Rig.Vcpu.Explain = false;
+                foreach (var (op, a, b, c) in ops)
+                {
+                    Step(slow, op, a, b, c);
+                    Step(fast, op, a, b, c);
+                }
+                foreach (var ipa in slow.Gpas)
+                {
+                    var x = slow.Rig.Read(ipa);
+                    var y = fast.Rig.Read(ipa);
+                    Assert.Equal(x.Outcome, y.Outcome);
+                    Assert.Equal(x.RunError, y.RunError);
+                    Assert.Equal(x.Leaf, y.Leaf);
+                    Assert.Equal(x.Effective?.ParAttr, y.Effective?.ParAttr);
+                    Assert.Equal(x.Hazards.Select(h => h.Kind), y.Hazards.Select(h => h.Kind));
+                    Assert.Equal(x.Data, y.Data);
+                    Assert.Empty(y.Steps);
+                }
+                Assert.Equal(slow.Rig.Vm.Stage2.Leaves(), fast.Rig.Vm.Stage2.Leaves());
+            }, iter: 60);
+    }
 }
