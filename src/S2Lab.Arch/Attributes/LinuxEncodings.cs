@@ -48,6 +48,13 @@ public static class LinuxMair
     /// <summary>The MAIR byte Linux uses for an AttrIndx (0..7; indexes 5..7 are 0x00).</summary>
     public static byte AttrFor(int attrIndx, bool mte) => Mair.AttrField(MairEl1For(mte), attrIndx);
 
+    /// <summary>
+    /// Rule 3 (kvm-arm64-stage2.md): a VMA is cacheable unless its AttrIndx is MT_NORMAL_NC, MT_DEVICE_nGnRnE or
+    /// MT_DEVICE_nGnRE; MT_NORMAL and MT_NORMAL_TAGGED (and the unused indexes 5..7) are cacheable.
+    /// </summary>
+    public static bool IsCacheableAttrIndx(int attrIndx) =>
+        attrIndx is not (MT_NORMAL_NC or MT_DEVICE_nGnRnE or MT_DEVICE_nGnRE);
+
     /// <summary>The Linux stage-1 memory types, in AttrIndx order: (macro name, AttrIndx).</summary>
     public static IReadOnlyList<(string Name, int AttrIndx)> Types { get; } =
     [

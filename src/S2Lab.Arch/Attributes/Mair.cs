@@ -66,7 +66,27 @@ public static class Mair
     /// (0x40, 0xA0, 0b0000dd01) have XS=0, as in <c>S1DecodeMemAttrs</c>. Invalid bytes are reported in
     /// <see cref="MairDecoding.Issue"/>, with the choice S2Lab makes for them in <see cref="MairDecoding.Attributes"/>.
     /// </summary>
-    public static MairDecoding Decode(byte attr, AttributeFeatures features)
+    public static MairDecoding Decode(byte attr, AttributeFeatures features) =>
+        DecodeTable[(((int)features & 0b111) << 8) | attr];
+
+    /// <summary>Every byte decoded under every feature combination (2048 entries), so decoding is one lookup.</summary>
+    private static readonly MairDecoding[] DecodeTable = BuildDecodeTable();
+
+    private static MairDecoding[] BuildDecodeTable()
+    {
+        var table = new MairDecoding[8 * 256];
+        for (var f = 0; f < 8; f++)
+        {
+            for (var b = 0; b < 256; b++)
+            {
+                table[(f << 8) | b] = DecodeSlow((byte)b, (AttributeFeatures)f);
+            }
+        }
+
+        return table;
+    }
+
+    private static MairDecoding DecodeSlow(byte attr, AttributeFeatures features)
     {
         var hasXs = (features & AttributeFeatures.Xs) != 0;
         var outer = attr >> 4;

@@ -21,6 +21,20 @@ public class LinuxEncodingTests
     }
 
     [Theory]
+    [InlineData(0, true)]
+    [InlineData(1, true)]
+    [InlineData(2, false)]
+    [InlineData(3, false)]
+    [InlineData(4, false)]
+    public void Rule3_VMA_cacheability_follows_the_attr_index(int attrIndx, bool cacheable)
+    {
+        Assert.Equal(cacheable, LinuxMair.IsCacheableAttrIndx(attrIndx));
+        // Consistent with the MAIR byte Linux programs at that index: cacheable iff Normal with a cacheable half.
+        var attrs = Mair.Decode(LinuxMair.AttrFor(attrIndx, mte: true), AttributeFeatures.Mte2).Attributes;
+        Assert.Equal(cacheable, attrs.IsAnyCacheable);
+    }
+
+    [Theory]
     [InlineData(KvmS2MemType.Normal, false, 0xF)]
     [InlineData(KvmS2MemType.Normal, true, 6)]
     [InlineData(KvmS2MemType.NormalNc, false, 5)]
