@@ -7,8 +7,11 @@ namespace S2Lab.Kernel.Kvm;
 /// The memslots of one address space: a sorted, non-overlapping collection indexed by gfn and by id.
 /// <para>
 /// The gfn index is a two-level B+-tree: up to <see cref="ChunkCapacity"/> slots per leaf chunk, chunk keys in one
-/// sorted array. A lookup is two binary searches over contiguous arrays (~16 comparisons for 32,767 slots); an insert
-/// or delete shifts at most one chunk and, rarely, the chunk-key array, so no update copies the whole collection.
+/// sorted array, each level with a one-line summary (every 32nd chunk key, every 16th base in a chunk). A lookup counts
+/// keys &lt;= gfn over the summaries and one group per level: independent loads of a few adjacent cache lines instead
+/// of a chain of dependent binary-search probes. An insert or delete shifts at most one chunk (and, on a split or an
+/// emptied chunk, the chunk-key array), so no update copies the whole collection. The last slot found is cached
+/// (the kernel's last_used_slot).
 /// </para>
 /// </summary>
 public sealed class MemslotSet
@@ -89,23 +92,6 @@ public sealed class MemslotSet
             i += Unsafe.Add(ref bases, j) <= gfn ? 1 : 0;
         ref var e = ref c.Entries[i];
         return gfn < e.End ? e.Slot : null;
-    }
-
-    /// <summary>Index of the last element &lt;= <paramref name="key"/> in sorted a[0..n), or -1; branch-free halving.</summary>
-    private static int LastLessOrEqual(ulong[] a, int n, ulong key)
-    {
-        if (n == 0)
-            return -1;
-        ref var first = ref MemoryMarshal.GetArrayDataReference(a);
-        var idx = 0;
-        var len = n;
-        while (len > 1)
-        {
-            var half = len >> 1;
-            idx = Unsafe.Add(ref first, idx + half) <= key ? idx + half : idx;
-            len -= half;
-        }
-        return first <= key ? idx : -1;
     }
 
     /// <summary>Index of the first element greater than <paramref name="key"/> in a[0..n).</summary>
