@@ -29,7 +29,7 @@ internal static class AccessAnalysis
             result = AttributeCombiner.Combine(input);
         }
         var a = result.Attributes;
-        var eff = new EffectiveMemoryType(result.ParAttr, result.Description, a.IsDevice, a.IsAnyCacheable);
+        var eff = new EffectiveMemoryType(result.ParAttr, a);
         r.Effective = eff;
         if (explain)
             r.Step(DecisionStage.Combine, 0, $"effective: {eff} (S1 MAIR 0x{req.S1Mair:X2} + S2 MemAttr 0x{leaf.MemAttr:X} with FWB={(vm.Stage2.Fwb ? 1 : 0)})");
@@ -68,13 +68,12 @@ internal static class AccessAnalysis
                 $"{(mapMemory ? "RAM" : region!.Name)} is memory, but the guest sees {eff.Description}: unaligned accesses and atomics fault, no speculation or caching");
 
         if (explain)
-            foreach (var h in r.HazardList)
+            foreach (var h in r.Hazards)
                 r.Step(DecisionStage.Hazard, 0, h.ToString());
     }
 
     private static void Add(GuestAccessResult r, HazardKind kind, string detail)
     {
-        if (!r.HazardList.Any(h => h.Kind == kind))
-            r.HazardList.Add(new Hazard(kind, detail));
+        r.AddHazard(new Hazard(kind, detail));
     }
 }

@@ -117,9 +117,26 @@ public sealed record FaultRecord
 /// <summary>The full answer to a guest access: outcome, data, stage-2 state, effective type, hazards and the decision chain.</summary>
 public sealed class GuestAccessResult
 {
-    internal readonly List<DecisionStep> StepList = [];
-    internal readonly List<FaultRecord> FaultList = [];
-    internal readonly List<Hazard> HazardList = [];
+    private List<DecisionStep>? _steps;
+    private List<FaultRecord>? _faults;
+    private List<Hazard>? _hazards;
+
+    /// <summary>Whether decision steps are recorded (the vCPU's <see cref="ModelKvmVcpu.Explain"/>).</summary>
+    internal bool Explaining { get; init; } = true;
+
+    /// <summary>This result when it records steps, else null: <c>r.Trace?.Step($"...")</c> skips formatting.</summary>
+    internal GuestAccessResult? Trace => Explaining ? this : null;
+
+    internal void AddFault(FaultRecord f) => (_faults ??= []).Add(f);
+
+    internal void AddHazard(Hazard h)
+    {
+        _hazards ??= [];
+        foreach (var x in _hazards)
+            if (x.Kind == h.Kind)
+                return;
+        _hazards.Add(h);
+    }
 
     public required GuestAccessRequest Request { get; init; }
 
@@ -147,7 +164,7 @@ public sealed class GuestAccessResult
     public Stage2Leaf? Leaf { get; internal set; }
 
     /// <summary>The stage-2 faults taken on the way (usually zero or one).</summary>
-    public IReadOnlyList<FaultRecord> Faults => FaultList;
+    public IReadOnlyList<FaultRecord> Faults => (IReadOnlyList<FaultRecord>?)_faults ?? [];
 
     /// <summary>The combine of the guest's stage-1 attribute with the stage-2 MemAttr, for completed accesses.</summary>
     public EffectiveMemoryType? Effective { get; internal set; }
@@ -155,18 +172,18 @@ public sealed class GuestAccessResult
     /// <summary>The combine with its explanation steps (when the vCPU explains).</summary>
     public CombineExplanation? Combine { get; internal set; }
 
-    public IReadOnlyList<Hazard> Hazards => HazardList;
+    public IReadOnlyList<Hazard> Hazards => (IReadOnlyList<Hazard>?)_hazards ?? [];
 
     /// <summary>The chain of decisions, in order.</summary>
-    public IReadOnlyList<DecisionStep> Steps => StepList;
+    public IReadOnlyList<DecisionStep> Steps => (IReadOnlyList<DecisionStep>?)_steps ?? [];
 
-    internal void Step(DecisionStage stage, int rule, string text) => StepList.Add(new DecisionStep(stage, rule, text));
+    internal void Step(DecisionStage stage, int rule, string text) => (_steps ??= []).Add(new DecisionStep(stage, rule, text));
 
     /// <summary>A short one-line summary.</summary>
     public string Summary => Outcome switch
     {
         GuestAccessOutcome.Completed => $"{Request}: {Effective?.Description ?? "completed"}" +
-                                         (HazardList.Count > 0 ? $" [{string.Join(", ", HazardList.Select(h => h.Kind))}]" : ""),
+                                         (Hazards.Count > 0 ? $" [{string.Join(", ", Hazards.Select(h => h.Kind))}]" : ""),
         GuestAccessOutcome.MmioExit => $"{Request}: MMIO exit",
         GuestAccessOutcome.AbortInjected => $"{Request}: abort injected into the guest",
         _ => $"{Request}: KVM_RUN fails with {RunError}",
@@ -176,21 +193,58 @@ public sealed class GuestAccessResult
     public override string ToString()
     {
         var sb = new StringBuilder().AppendLine(Summary);
-        foreach (var s in StepList)
+        foreach (var s in Steps)
             sb.Append("  ").AppendLine(s.ToString());
         return sb.ToString();
     }
 }
 
-/// <summary>The effective memory type the guest gets: the PAR_EL1-style attribute byte and its description.</summary>
-/// <param name="ParAttr">The effective attribute as a MAIR-format byte (PAR_EL1.ATTR).</param>
-/// <param name="Description">e.g. "Normal iWB oWB", "Device-nGnRE".</param>
-/// <param name="IsDevice">Any Device type.</param>
-/// <param name="IsCacheable">Normal with write-back or write-through inner and outer.</param>
-public readonly record struct EffectiveMemoryType(byte ParAttr, string Description, bool IsDevice, bool IsCacheable)
+/// <summary>The effective memory type the guest gets: the PAR_EL1-style attribute byte, its description and class.</summary>
+public readonly record struct EffectiveMemoryType
 {
+    private readonly string? _description;
+
+    /// <param name="parAttr">The effective attribute as a MAIR-format byte (PAR_EL1.ATTR).</param>
+    /// <param name="description">e.g. "Normal iWB oWB", "Device-nGnRE".</param>
+    /// <param name="isDevice">Any Device type.</param>
+    /// <param name="isCacheable">Normal with a cacheable (write-back or write-through) half.</param>
+    public EffectiveMemoryType(byte parAttr, string description, bool isDevice, bool isCacheable)
+    {
+        ParAttr = parAttr;
+        _description = description;
+        IsDevice = isDevice;
+        IsCacheable = isCacheable;
+    }
+
+    /// <summary>From the decoded attributes of the combine (the description is built only when asked for).</summary>
+    public EffectiveMemoryType(byte parAttr, MemoryAttributes attributes)
+    {
+        ParAttr = parAttr;
+        Attributes = attributes;
+        IsDevice = attributes.IsDevice;
+        IsCacheable = attributes.IsAnyCacheable;
+    }
+
+    /// <summary>The effective attribute as a MAIR-format byte (PAR_EL1.ATTR).</summary>
+    public byte ParAttr { get; }
+
+    /// <summary>The decoded attributes, when built from the combine.</summary>
+    public MemoryAttributes? Attributes { get; }
+
+    /// <summary>e.g. "Normal iWB oWB", "Device-nGnRE".</summary>
+    public string Description => _description ?? Attributes?.Description ?? $"0x{ParAttr:X2}";
+
+    /// <summary>Any Device type.</summary>
+    public bool IsDevice { get; }
+
+    /// <summary>Normal with at least one cacheable half.</summary>
+    public bool IsCacheable { get; }
+
     /// <summary>Normal Non-cacheable or Device: accesses bypass the caches.</summary>
     public bool IsNonCacheable => !IsCacheable;
+
+    /// <summary>Normal inner and outer write-back (what guest RAM should be); without decoded attributes, <see cref="IsCacheable"/>.</summary>
+    public bool IsWriteBack => Attributes?.IsWriteBack ?? IsCacheable;
 
     public override string ToString() => $"0x{ParAttr:X2} {Description}";
 }

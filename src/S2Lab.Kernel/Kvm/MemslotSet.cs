@@ -1,11 +1,17 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace S2Lab.Kernel.Kvm;
 
 /// <summary>
 /// The memslots of one address space: a sorted, non-overlapping collection indexed by gfn and by id.
 /// <para>
 /// The gfn index is a two-level B+-tree: up to <see cref="ChunkCapacity"/> slots per leaf chunk, chunk keys in one
-/// sorted array. A lookup is two binary searches over contiguous arrays (~16 comparisons for 32,767 slots); an insert
-/// or delete shifts at most one chunk and, rarely, the chunk-key array, so no update copies the whole collection.
+/// sorted array, each level with a one-line summary (every 32nd chunk key, every 16th base in a chunk). A lookup counts
+/// keys &lt;= gfn over the summaries and one group per level: independent loads of a few adjacent cache lines instead
+/// of a chain of dependent binary-search probes. An insert or delete shifts at most one chunk (and, on a split or an
+/// emptied chunk, the chunk-key array), so no update copies the whole collection. The last slot found is cached
+/// (the kernel's last_used_slot).
 /// </para>
 /// </summary>
 public sealed class MemslotSet
@@ -18,12 +24,28 @@ public sealed class MemslotSet
     private int _chunkCount;
     private Memslot? _lastUsed;
 
+    private struct Entry
+    {
+        public ulong End;
+        public Memslot Slot;
+    }
+
+    private const int Stride = 16;
+
     private sealed class Chunk
     {
         public readonly ulong[] Base = new ulong[ChunkCapacity];
-        public readonly ulong[] End = new ulong[ChunkCapacity];
-        public readonly Memslot[] Slots = new Memslot[ChunkCapacity];
+        public readonly Entry[] Entries = new Entry[ChunkCapacity]; // End and slot side by side: one cache line on a hit
+
+        /// <summary>Base[k * 16] for each group of 16 (unused groups hold ulong.MaxValue): one cache line to pick the group.</summary>
+        public readonly ulong[] Summary = new ulong[ChunkCapacity / Stride];
         public int Count;
+
+        public void Resummarize()
+        {
+            for (var k = 0; k < Summary.Length; k++)
+                Summary[k] = k * Stride < Count ? Base[k * Stride] : ulong.MaxValue;
+        }
     }
 
     public MemslotSet(int slotsNum) => _byId = new Memslot?[slotsNum];
@@ -51,12 +73,25 @@ public sealed class MemslotSet
 
     private Memslot? FindSlow(ulong gfn)
     {
-        var ci = UpperBound(_chunkFirst, _chunkCount, gfn) - 1;
+        var ci = FindChunk(gfn);
         if (ci < 0)
             return null;
         var c = _chunks[ci];
-        var i = UpperBound(c.Base, c.Count, gfn) - 1;
-        return i >= 0 && gfn < c.End[i] ? c.Slots[i] : null;
+        // Pick the group of 16 from the summary line, then count within the group (two adjacent lines).
+        ref var sum = ref MemoryMarshal.GetArrayDataReference(c.Summary);
+        var groups = 0;
+        for (var k = 0; k < ChunkCapacity / Stride; k++)
+            groups += Unsafe.Add(ref sum, k) <= gfn ? 1 : 0;
+        if (groups == 0)
+            return null;
+        var lo = (groups - 1) * Stride;
+        var hi = Math.Min(lo + Stride, c.Count);
+        ref var bases = ref MemoryMarshal.GetArrayDataReference(c.Base);
+        var i = lo - 1;
+        for (var j = lo; j < hi; j++)
+            i += Unsafe.Add(ref bases, j) <= gfn ? 1 : 0;
+        ref var e = ref c.Entries[i];
+        return gfn < e.End ? e.Slot : null;
     }
 
     /// <summary>Index of the first element greater than <paramref name="key"/> in a[0..n).</summary>
@@ -96,9 +131,9 @@ public sealed class MemslotSet
                 i = _chunks[ci].Count - 1;
             }
             var c = _chunks[ci];
-            if (c.End[i] <= start)
+            if (c.Entries[i].End <= start)
                 return false;
-            if (c.Slots[i].Id != exceptId)
+            if (c.Entries[i].Slot.Id != exceptId)
                 return true;
             i--;
         }
@@ -112,7 +147,7 @@ public sealed class MemslotSet
         {
             var c = _chunks[ci];
             for (var i = 0; i < c.Count; i++)
-                yield return c.Slots[i];
+                yield return c.Entries[i].Slot;
         }
     }
 
@@ -141,14 +176,45 @@ public sealed class MemslotSet
         if (move > 0)
         {
             Array.Copy(c.Base, pos, c.Base, pos + 1, move);
-            Array.Copy(c.End, pos, c.End, pos + 1, move);
-            Array.Copy(c.Slots, pos, c.Slots, pos + 1, move);
+            Array.Copy(c.Entries, pos, c.Entries, pos + 1, move);
         }
         c.Base[pos] = slot.BaseGfn;
-        c.End[pos] = slot.EndGfn;
-        c.Slots[pos] = slot;
+        c.Entries[pos] = new Entry { End = slot.EndGfn, Slot = slot };
         c.Count++;
+        c.Resummarize();
         _chunkFirst[ci] = c.Base[0];
+        RebuildTopSummary();
+    }
+
+    private const int TopStride = 32;
+    private ulong[] _topSummary = [];
+
+    /// <summary>_chunkFirst[k * 32] for each group of 32 chunks: lookups count over it instead of a dependent binary search.</summary>
+    private void RebuildTopSummary()
+    {
+        var groups = (_chunkCount + TopStride - 1) / TopStride;
+        if (_topSummary.Length < groups)
+            _topSummary = new ulong[Math.Max(groups, _topSummary.Length * 2)];
+        for (var k = 0; k < _topSummary.Length; k++)
+            _topSummary[k] = k < groups ? _chunkFirst[k * TopStride] : ulong.MaxValue;
+    }
+
+    /// <summary>The chunk that may hold <paramref name="gfn"/>: counts over the top summary, then over one group of 32 chunk keys.</summary>
+    private int FindChunk(ulong gfn)
+    {
+        var top = _topSummary;
+        var groups = 0;
+        for (var k = 0; k < top.Length; k++)
+            groups += top[k] <= gfn ? 1 : 0;
+        if (groups == 0)
+            return -1;
+        var lo = (groups - 1) * TopStride;
+        var hi = Math.Min(lo + TopStride, _chunkCount);
+        ref var first = ref MemoryMarshal.GetArrayDataReference(_chunkFirst);
+        var ci = lo - 1;
+        for (var j = lo; j < hi; j++)
+            ci += Unsafe.Add(ref first, j) <= gfn ? 1 : 0;
+        return ci;
     }
 
     private void SplitChunk(int ci)
@@ -158,11 +224,12 @@ public sealed class MemslotSet
         var half = c.Count / 2;
         var n = c.Count - half;
         Array.Copy(c.Base, half, right.Base, 0, n);
-        Array.Copy(c.End, half, right.End, 0, n);
-        Array.Copy(c.Slots, half, right.Slots, 0, n);
-        Array.Clear(c.Slots, half, n);
+        Array.Copy(c.Entries, half, right.Entries, 0, n);
+        Array.Clear(c.Entries, half, n);
         right.Count = n;
         c.Count = half;
+        right.Resummarize();
+        c.Resummarize();
         if (_chunkCount == _chunks.Length)
         {
             Array.Resize(ref _chunks, _chunks.Length * 2);
@@ -192,21 +259,23 @@ public sealed class MemslotSet
         if (move > 0)
         {
             Array.Copy(c.Base, pos + 1, c.Base, pos, move);
-            Array.Copy(c.End, pos + 1, c.End, pos, move);
-            Array.Copy(c.Slots, pos + 1, c.Slots, pos, move);
+            Array.Copy(c.Entries, pos + 1, c.Entries, pos, move);
         }
         c.Count--;
-        c.Slots[c.Count] = null!;
+        c.Entries[c.Count] = default;
+        c.Resummarize();
         if (c.Count == 0)
         {
             Array.Copy(_chunks, ci + 1, _chunks, ci, _chunkCount - ci - 1);
             Array.Copy(_chunkFirst, ci + 1, _chunkFirst, ci, _chunkCount - ci - 1);
             _chunkCount--;
+            RebuildTopSummary();
             _chunks[_chunkCount] = null!;
         }
         else
         {
             _chunkFirst[ci] = c.Base[0];
+            RebuildTopSummary();
         }
     }
 
@@ -216,7 +285,7 @@ public sealed class MemslotSet
         var ci = UpperBound(_chunkFirst, _chunkCount, old.BaseGfn) - 1;
         var c = _chunks[ci];
         var pos = UpperBound(c.Base, c.Count, old.BaseGfn) - 1;
-        c.Slots[pos] = slot;
+        c.Entries[pos].Slot = slot;
         _byId[slot.Id] = slot;
         if (_lastUsed == old)
             _lastUsed = slot;

@@ -63,7 +63,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     /// <summary>One guest access with its whole explanation: faults handled on the way, data, effective type, hazards.</summary>
     public GuestAccessResult Access(in GuestAccessRequest request)
     {
-        var r = new GuestAccessResult { Request = request };
+        var r = new GuestAccessResult { Request = request, Explaining = Explain };
         var ipa = request.Ipa;
         var len = request.Type == GuestAccessType.Write ? request.Data?.Length ?? 0 : request.Length;
         if (len <= 0 || len > (int)PAGE_SIZE || (ipa & (PAGE_SIZE - 1)) + (ulong)len > PAGE_SIZE)

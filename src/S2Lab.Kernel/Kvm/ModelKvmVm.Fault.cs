@@ -40,12 +40,12 @@ public sealed partial class ModelKvmVm
         {
             if (ipa >= 1UL << Host.Cpu.IpaLimitBits)
             {
-                r?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the host's IPA limit ({Host.Cpu.IpaLimitBits} bits): address size fault injected");
+                r?.Trace?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the host's IPA limit ({Host.Cpu.IpaLimitBits} bits): address size fault injected");
                 return AbortOutcome.Injected;
             }
             if (ipa >= 1UL << IpaBits)
             {
-                r?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the VM's {IpaBits}-bit IPA space: external abort injected");
+                r?.Trace?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the VM's {IpaBits}-bit IPA space: external abort injected");
                 return AbortOutcome.Injected;
             }
         }
@@ -59,29 +59,29 @@ public sealed partial class ModelKvmVm
         {
             if (exec)
             {
-                r?.Step(DecisionStage.Memslot, 0, slot is null
+                r?.Trace?.Step(DecisionStage.Memslot, 0, slot is null
                     ? $"instruction fetch from IPA {ipa:x} outside every memslot: -ENOEXEC, instruction abort injected"
                     : "instruction fetch fault on a read-only slot: abort injected");
                 return AbortOutcome.Injected;
             }
-            r?.Step(DecisionStage.Memslot, 0, slot is null
+            r?.Trace?.Step(DecisionStage.Memslot, 0, slot is null
                 ? $"IPA {ipa:x} is in no memslot: io_mem_abort, KVM_EXIT_MMIO"
                 : $"write to the read-only {slot}: io_mem_abort, KVM_EXIT_MMIO");
             return AbortOutcome.Mmio;
         }
-        r?.Step(DecisionStage.Memslot, 0, $"{slot}: hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
+        r?.Trace?.Step(DecisionStage.Memslot, 0, $"{slot}: hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
 
         var rec = UserMemAbort(ipa, type, slot, existing, r);
-        r?.FaultList.Add(rec);
+        r?.AddFault(rec);
         if (rec.Error == Errno.None)
             return AbortOutcome.Handled;
         if (rec.Error == Errno.ENOEXEC)
         {
-            r?.Step(DecisionStage.Exit, 12, "-ENOEXEC: kvm_inject_sea_iabt, the guest takes an instruction abort and the vCPU goes on");
+            r?.Trace?.Step(DecisionStage.Exit, 12, "-ENOEXEC: kvm_inject_sea_iabt, the guest takes an instruction abort and the vCPU goes on");
             return AbortOutcome.Injected;
         }
         error = rec.Error;
-        r?.Step(DecisionStage.Exit, rec.Decision is { IsOk: false } d ? d.Rule : 0, $"user_mem_abort returns -{rec.Error}: KVM_RUN fails with {rec.Error}");
+        r?.Trace?.Step(DecisionStage.Exit, rec.Decision is { IsOk: false } d ? d.Rule : 0, $"user_mem_abort returns -{rec.Error}: KVM_RUN fails with {rec.Error}");
         return AbortOutcome.Failed;
     }
 
@@ -105,10 +105,10 @@ public sealed partial class ModelKvmVm
             r.Vma = vma;
         if (vma is null)
         {
-            r?.Step(DecisionStage.Vma, 0, $"no VMA at hva {hva:x}: -EFAULT");
+            r?.Trace?.Step(DecisionStage.Vma, 0, $"no VMA at hva {hva:x}: -EFAULT");
             return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
-        r?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
+        r?.Trace?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
 
         // Mapping size (rules 15-17).
         var forcePte = logging;
@@ -133,17 +133,17 @@ public sealed partial class ModelKvmVm
         var pte = MmStruct.FaultIn(vma, pfnHva, write);
         if (!pte.IsOk)
         {
-            r?.Step(DecisionStage.Pfn, 0, $"__kvm_faultin_pfn(hva {pfnHva:x}, {(write ? "FOLL_WRITE" : "read")}) fails: -EFAULT");
+            r?.Trace?.Step(DecisionStage.Pfn, 0, $"__kvm_faultin_pfn(hva {pfnHva:x}, {(write ? "FOLL_WRITE" : "read")}) fails: -EFAULT");
             return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
         var pfn = pte.Value.Pfn;
         var writable = pte.Value.Writable && !slot.IsReadOnly;
         var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
-        r?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} ({(mapMemory ? "kernel map memory" : Host.Memory.RegionOf(pfn << PAGE_SHIFT)?.Name + ", not map memory")}), host {(pte.Value.Writable ? "writable" : "read-only")}");
+        r?.Trace?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} ({(mapMemory ? "kernel map memory" : Host.Memory.RegionOf(pfn << PAGE_SHIFT)?.Name + ", not map memory")}), host {(pte.Value.Writable ? "writable" : "read-only")}");
 
         // The design picks the type (rules 8-11, 18).
         var decision = Host.Design.DecideStage2Type(new FaultTypeContext(Host.Cpu, vma.Flags, vma.IsCacheable, mapMemory, slot.Flags));
-        r?.Step(DecisionStage.Design, decision.Rule, $"{Host.Design.Name}: {decision.Reason}");
+        r?.Trace?.Step(DecisionStage.Design, decision.Rule, $"{Host.Design.Name}: {decision.Reason}");
         if (!decision.IsOk)
             return new FaultRecord { IsPermissionFault = isPerm, Error = decision.Error, Decision = decision };
         var forceNc = decision.ForceNonCacheable;
@@ -171,13 +171,13 @@ public sealed partial class ModelKvmVm
                     ipa = AlignDown(faultIpa, PMD_SIZE);
                     gfn = ipa >> PAGE_SHIFT;
                     pfn &= ~(PMD_SIZE / PAGE_SIZE - 1);
-                    r?.Step(DecisionStage.MappingSize, 16, "transparent_hugepage_adjust: the host maps a THP with a PMD: PMD block");
+                    r?.Trace?.Step(DecisionStage.MappingSize, 16, "transparent_hugepage_adjust: the host maps a THP with a PMD: PMD block");
                 }
             }
             if (size > PAGE_SIZE)
                 ipa = AlignDown(faultIpa, size);
         }
-        r?.Step(DecisionStage.MappingSize, size > PAGE_SIZE ? 16 : (forceNc ? 17 : 15),
+        r?.Trace?.Step(DecisionStage.MappingSize, size > PAGE_SIZE ? 16 : (forceNc ? 17 : 15),
             $"mapping size {Format(size)}{(logging ? " (dirty logging forces PAGE_SIZE)" : "")}");
 
         if (HasMte && !isPerm && !forceNc && (vma.Flags & VmFlags.VM_MTE_ALLOWED) == 0)
@@ -193,7 +193,7 @@ public sealed partial class ModelKvmVm
             prot |= decision.Type == KvmS2MemType.NormalNc ? KvmPgtableProt.NORMAL_NC : KvmPgtableProt.DEVICE;
         else if (Host.Cpu.HasCacheDic)
             prot |= KvmPgtableProt.X;
-        r?.Step(DecisionStage.Permissions, 13, $"prot {prot}{(Host.Cpu.HasCacheDic && !forceNc ? " (X pre-granted: DIC)" : "")}");
+        r?.Trace?.Step(DecisionStage.Permissions, 13, $"prot {prot}{(Host.Cpu.HasCacheDic && !forceNc ? " (X pre-granted: DIC)" : "")}");
 
         var pa = pfn << PAGE_SHIFT;
         Errno e;
@@ -204,13 +204,14 @@ public sealed partial class ModelKvmVm
             e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, out cmos);
         if (e != Errno.None)
         {
-            r?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
+            r?.Trace?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
             return new FaultRecord { IsPermissionFault = isPerm, Error = e, Decision = decision, Prot = prot };
         }
-        var leaf = Stage2.GetLeaf(faultIpa);
-        r?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf}");
+        // The leaf as written (a walk; skipped on the fast path, where the vCPU reads it on its retry anyway).
+        var leaf = r is null || r.Explaining ? Stage2.GetLeaf(faultIpa) : null;
+        r?.Trace?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf}");
         foreach (var c in cmos)
-            r?.Step(DecisionStage.Cmo, 0, c.ToString());
+            r?.Trace?.Step(DecisionStage.Cmo, 0, c.ToString());
         if (writable)
             slot.MarkDirty(faultIpa >> PAGE_SHIFT);
         return new FaultRecord
@@ -231,18 +232,18 @@ public sealed partial class ModelKvmVm
         var file = slot.GuestMemfd!;
         if (file.GetPfn(slot.GuestMemfdPgoff + (gfn - slot.BaseGfn)) is not { } pfn)
         {
-            r?.Step(DecisionStage.Pfn, 0, "kvm_gmem_get_pfn fails: -EFAULT");
+            r?.Trace?.Step(DecisionStage.Pfn, 0, "kvm_gmem_get_pfn fails: -EFAULT");
             return new FaultRecord { IsPermissionFault = false, Error = Errno.EFAULT };
         }
         var decision = Stage2TypeDecision.Map(KvmS2MemType.Normal, 11, "guest_memfd page: ordinary RAM, Normal");
-        r?.Step(DecisionStage.Design, 11, decision.Reason);
+        r?.Trace?.Step(DecisionStage.Design, 11, decision.Reason);
         var prot = KvmPgtableProt.R | (slot.IsReadOnly ? 0 : KvmPgtableProt.W);
         if (exec || Host.Cpu.HasCacheDic)
             prot |= KvmPgtableProt.X;
         var ipa = faultIpa & ~(PAGE_SIZE - 1);
         var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, out var cmos);
         var leaf = Stage2.GetLeaf(ipa);
-        r?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
+        r?.Trace?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
         if ((prot & KvmPgtableProt.W) != 0)
             slot.MarkDirty(gfn);
         return new FaultRecord
