@@ -6,10 +6,27 @@ namespace S2Lab.Cli;
 /// <summary>Entry point of the <c>s2lab</c> command. Each sub-command lives in its own file under Commands/.</summary>
 public static class Program
 {
-    public static int Main(string[] args)
+    public static int Main(string[] args) => Run(args);
+
+    /// <summary>
+    /// Parses and runs one command line. A parse error (unknown command or option, missing or ill-typed value) is a
+    /// usage error: it is reported on standard error and exits with 2, like every other usage error of s2lab.
+    /// </summary>
+    public static int Run(string[] args)
     {
-        var root = BuildRoot();
-        return root.Parse(args).Invoke();
+        var parse = BuildRoot().Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors)
+            {
+                Console.Error.WriteLine($"s2lab: {error.Message}");
+            }
+
+            Console.Error.WriteLine("Run 's2lab --help', or 's2lab COMMAND --help', for usage.");
+            return 2;
+        }
+
+        return parse.Invoke();
     }
 
     /// <summary>The full command tree; tests call this to run commands in-process.</summary>
@@ -19,6 +36,8 @@ public static class Program
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(CombineCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
+        root.Subcommands.Add(ProbeCommand.Create());
+        root.Subcommands.Add(MemslotsCommand.Create());
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(ExplainCommand.Create());
         return root;

@@ -288,4 +288,23 @@ public class FaultRuleTests
         Assert.Contains(r.Steps, s => s.Stage == DecisionStage.Hazard);
         Assert.NotNull(r.Combine);
     }
+
+    [Fact]
+    public void Rule17_enabling_dirty_logging_write_protects_blocks_and_a_write_maps_one_page()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var ram = rig.Anon(4 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram));
+        Assert.Equal(2 * MiB, rig.Write(0x1000, 1).Leaf!.Value.Size); // a THP block, writable
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram, KvmMemFlags.LOG_DIRTY_PAGES)); // FLAGS_ONLY
+        Assert.False(rig.Vm.Stage2.GetLeaf(0x1000)!.Value.Writable); // write-protected, still a block
+        var w = rig.Write(0x5000, 2);
+        Assert.True(w.Faults.Single().IsPermissionFault);
+        Assert.Equal(PageSizes.PAGE_SIZE, w.Leaf!.Value.Size); // logging forces PAGE_SIZE; the block is broken up
+        Assert.Null(rig.Vm.Stage2.GetLeaf(0x1000)); // the rest of the block refaults later
+        Assert.Equal(1UL, BitConverter.ToUInt64(rig.Read(0x1000).Data));
+        var bits = new ulong[16];
+        Assert.Equal(Errno.None, rig.Vm.GetDirtyLog(0, bits));
+        Assert.Equal(1UL << 5, bits[0]);
+    }
 }

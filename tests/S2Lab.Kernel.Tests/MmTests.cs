@@ -136,4 +136,27 @@ public class MmTests
                 failed++;
         Assert.True(failed > 0);
     }
+
+    [Fact]
+    public void Junk_mm_calls_and_guest_accesses_give_errnos_not_exceptions()
+    {
+        var rig = new Rig("neoverse-n1", "linux-6.17");
+        var ram = rig.Anon(4 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, ram));
+        Assert.Equal(Errno.EINVAL, rig.Vmm.Mm.Munmap(ram.Start, ulong.MaxValue));
+        Assert.Equal(Errno.ENOMEM, rig.Vmm.Mm.Mprotect(ram.Start, ulong.MaxValue - 10, Prot.PROT_READ));
+        Assert.Equal(Errno.EINVAL, rig.Vmm.Mm.InsertVma(0, 0, PgProt.Default, null, new LinearPfnBacking("x"), "x").Error);
+        Assert.Equal(Errno.EINVAL, rig.Vmm.Mm.InsertVma(4096, 0, PgProt.Default, null, new LinearPfnBacking("x"), "x", ulong.MaxValue - 4095).Error);
+        var rnd = new Random(7);
+        for (var i = 0; i < 3000; i++)
+        {
+            var ipa = i % 3 == 0 ? (ulong)rnd.NextInt64() << rnd.Next(0, 12) : (ulong)rnd.Next(0, 5 << 20);
+            var type = (GuestAccessType)rnd.Next(0, 5);
+            var len = rnd.Next(-3, 5000);
+            var req = new GuestAccessRequest(ipa, (byte)rnd.Next(256), type, len, i % 5 == 0 ? null : new byte[rnd.Next(0, 20)]);
+            var r = rig.Vcpu.Access(req);
+            Assert.True(Enum.IsDefined(r.Outcome));
+            _ = r.ToString();
+        }
+    }
 }

@@ -222,4 +222,72 @@ public class PropertyTests
             }
         }, iter: 200);
     }
+
+    [Fact]
+    public void The_fast_path_answers_exactly_as_the_explaining_path()
+    {
+        Gen.Select(Gen.Int[0, 5], Gen.Int[0, 2], Gen.Select(Gen.Int[0, 9], Gen.Int, Gen.Int, Gen.Int).Array[1, 40])
+            .Sample((d, cpu, ops) =>
+            {
+                var slow = NewWorld(d, cpu);
+                var fast = NewWorld(d, cpu);
+                fast.Rig.Vcpu.Explain = false;
+                foreach (var (op, a, b, c) in ops)
+                {
+                    Step(slow, op, a, b, c);
+                    Step(fast, op, a, b, c);
+                }
+                foreach (var ipa in slow.Gpas)
+                {
+                    var x = slow.Rig.Read(ipa);
+                    var y = fast.Rig.Read(ipa);
+                    Assert.Equal(x.Outcome, y.Outcome);
+                    Assert.Equal(x.RunError, y.RunError);
+                    Assert.Equal(x.Leaf, y.Leaf);
+                    Assert.Equal(x.Effective?.ParAttr, y.Effective?.ParAttr);
+                    Assert.Equal(x.Hazards.Select(h => h.Kind), y.Hazards.Select(h => h.Kind));
+                    Assert.Equal(x.Data, y.Data);
+                    Assert.Empty(y.Steps);
+                }
+                Assert.Equal(slow.Rig.Vm.Stage2.Leaves(), fast.Rig.Vm.Stage2.Leaves());
+            }, iter: 60);
+    }
+
+    [Fact]
+    public void Memslot_set_with_thousands_of_slots_splits_and_merges_chunks_correctly()
+    {
+        // Enough slots for many chunks (128 per chunk) and several top-level groups (32 chunks each).
+        Gen.Select(Gen.Int[1, 3], Gen.Int[0, 1000]).Sample((spread, seed) =>
+        {
+            var rnd = new Random(seed);
+            var set = new MemslotSet(12000);
+            var naive = new SortedDictionary<ulong, (int Id, ulong N)>();
+            var ids = Enumerable.Range(0, 12000).OrderBy(_ => rnd.Next()).ToList();
+            foreach (var id in ids)
+            {
+                var b = (ulong)id * 8 * (ulong)spread;
+                var n = 1UL + (ulong)rnd.Next(7);
+                set.Add(MemslotFactory.Make(id, b, n));
+                naive[b] = (id, n);
+            }
+            foreach (var id in ids.Take(7000))
+            {
+                var b = (ulong)id * 8 * (ulong)spread;
+                set.Remove(set.ById(id)!);
+                naive.Remove(b);
+            }
+            var keys = naive.Keys.ToArray();
+            for (var q = 0; q < 20000; q++)
+            {
+                var g = (ulong)rnd.NextInt64(0, 12000L * 8 * spread + 16);
+                var i = Array.BinarySearch(keys, g);
+                if (i < 0)
+                    i = ~i - 1;
+                int? expect = i >= 0 && g < keys[i] + naive[keys[i]].N ? naive[keys[i]].Id : null;
+                Assert.Equal(expect, set.Find(g)?.Id);
+            }
+            Assert.Equal(naive.Count, set.Count);
+            Assert.Equal(naive.Values.Select(v => v.Id), set.InGfnOrder().Select(x => x.Id));
+        }, iter: 8);
+    }
 }

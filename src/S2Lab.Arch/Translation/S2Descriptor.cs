@@ -85,7 +85,7 @@ public readonly struct S2Descriptor : IEquatable<S2Descriptor>
     public byte MemAttr => (byte)((Raw & B.MemAttrMask) >> B.MemAttrShift);
 
     /// <summary>S2AP[1:0], bits [7:6]: bit 6 read, bit 7 write.</summary>
-    public int S2Ap => (int)((Raw >> 6) & 3);
+    public int S2Ap => (int)((Raw >> B.S2ApShift) & 3);
 
     /// <summary>S2AP[0]: read allowed.</summary>
     public bool Readable => (Raw & B.S2ApRead) != 0;
@@ -137,7 +137,7 @@ public readonly struct S2Descriptor : IEquatable<S2Descriptor>
         {
             S2AddressFormat.Pa48 => low,
             S2AddressFormat.Lpa64K => low | (((Raw >> B.Oa51To48Lpa64KShift) & 0xF) << 48),
-            _ => (Raw & ((1UL << 50) - 1) & ~(granule.Bytes() - 1)) | (((Raw >> B.ShShift) & 3) << 50),
+            _ => ((Raw & (B.Oa47Mask | B.Oa49To48Lpa2Mask)) & ~(granule.Bytes() - 1)) | (((Raw >> B.Oa51To50Lpa2Shift) & 3) << 50),
         };
     }
 
@@ -151,7 +151,7 @@ public readonly struct S2Descriptor : IEquatable<S2Descriptor>
     {
         S2AddressFormat.Pa48 => address & B.Oa47Mask,
         S2AddressFormat.Lpa64K => (address & B.Oa47Mask) | (((address >> 48) & 0xF) << B.Oa51To48Lpa64KShift),
-        _ => (address & ((1UL << 50) - 1)) | (((address >> 50) & 3) << B.ShShift),
+        _ => (address & (B.Oa47Mask | B.Oa49To48Lpa2Mask)) | (((address >> 50) & 3) << B.Oa51To50Lpa2Shift),
     };
 
     /// <summary>The mask of descriptor bits that hold the address in <paramref name="format"/> for a granule.</summary>
@@ -162,7 +162,7 @@ public readonly struct S2Descriptor : IEquatable<S2Descriptor>
         {
             S2AddressFormat.Pa48 => low,
             S2AddressFormat.Lpa64K => low | (0xFUL << B.Oa51To48Lpa64KShift),
-            _ => low | (3UL << 48) | B.ShMask,
+            _ => low | B.Oa49To48Lpa2Mask | B.ShMask,
         };
     }
 

@@ -18,6 +18,9 @@ public static class S2DescriptorBits
     /// <summary>Mask of MemAttr in place.</summary>
     public const ulong MemAttrMask = 0xFUL << MemAttrShift;
 
+    /// <summary>S2AP[1:0] at bits [7:6].</summary>
+    public const int S2ApShift = 6;
+
     /// <summary>S2AP[0] (bit 6): read allowed.</summary>
     public const ulong S2ApRead = 1UL << 6;
 
@@ -41,6 +44,12 @@ public static class S2DescriptorBits
 
     /// <summary>OA[49:48] at bits [49:48] when DS = 1 (FEAT_LPA2).</summary>
     public const int Oa49To48Lpa2Shift = 48;
+
+    /// <summary>Mask of OA[49:48] in place when DS = 1.</summary>
+    public const ulong Oa49To48Lpa2Mask = 3UL << Oa49To48Lpa2Shift;
+
+    /// <summary>With DS = 1, OA[51:50] sits in the SH field, bits [9:8] (<see cref="ShShift"/>).</summary>
+    public const int Oa51To50Lpa2Shift = ShShift;
 
     /// <summary>Highest bit of the in-place output address field (bit 47).</summary>
     public const ulong Oa47Mask = (1UL << 48) - 1;

@@ -26,7 +26,7 @@ public sealed partial class Stage2PageTable
     /// <param name="maxMappingSize">Largest leaf allowed (PAGE_SIZE forces pages; PMD_SIZE allows 2M blocks with 4K).</param>
     /// <param name="cmos">Receives the cache maintenance the new leaves need (merged ranges), or null.</param>
     /// <param name="handleFault">A fault-handler walk (KVM_PGTABLE_WALK_HANDLE_FAULT): stop and return -EAGAIN at an entry that needs no update.</param>
-    /// <returns>0, -EINVAL (unaligned, zero size, attributes with reserved bits, PA beyond the OA size), -ERANGE, -ENOMEM, -EAGAIN.</returns>
+    /// <returns>0, -EINVAL (unaligned, zero size, PA beyond the OA size, max size below the granule), -ERANGE, -ENOMEM, -EAGAIN.</returns>
     public Stage2Errno Map(ulong ipa, ulong size, ulong pa, S2LeafAttributes attributes, ulong maxMappingSize = ulong.MaxValue,
         List<S2CacheMaintenance>? cmos = null, bool handleFault = false)
     {

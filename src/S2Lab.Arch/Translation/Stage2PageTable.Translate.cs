@@ -136,3 +136,37 @@ public sealed partial class Stage2PageTable
         return xn == S2ExecuteNever.ExecuteEl1AndEl0 || (el0 ? xn == S2ExecuteNever.ExecuteEl0Only : xn == S2ExecuteNever.ExecuteEl1Only);
     }
 }
+
+public sealed partial class Stage2PageTable
+{
+    /// <summary>
+    /// The walk for one access in words: the configuration, each descriptor read (level, table, index, address, value
+    /// decoded), and the outcome (PA and attributes, or the fault). Walks the tables (no TLB, no TLB fill).
+    /// </summary>
+    public IReadOnlyList<string> ExplainTranslation(ulong ipa, S2AccessKind access, bool el0 = false)
+    {
+        var lines = new List<string> { $"IPA 0x{ipa:x}, {access}{(el0 ? " at EL0" : "")}: {_geometry}, VMID {Vmid}, VTTBR 0x{Vttbr:x}" };
+        if (ipa >= _geometry.IpaSpace)
+        {
+            lines.Add($"the IPA is outside the {_geometry.IpaBits}-bit IPA space: Translation fault at level 0");
+            return lines;
+        }
+
+        foreach (var s in WalkSteps(ipa))
+        {
+            int lo = _geometry.LevelShift(s.Level);
+            int hi = s.Level == _geometry.StartLevel ? _geometry.IpaBits - 1 : lo + _geometry.Stride - 1;
+            string table = s.Level == _geometry.StartLevel && _geometry.ConcatenatedTables > 1
+                ? $"start-level table ({_geometry.ConcatenatedTables} concatenated)"
+                : "table";
+            lines.Add($"level {s.Level}: {table} at 0x{s.TablePa:x}, index IPA[{hi}:{lo}] = {s.Index}, " +
+                      $"descriptor at 0x{s.DescriptorPa:x} = {s.Descriptor.Describe(s.Level, _granule, _format)}");
+        }
+
+        var r = Translate(ipa, access, el0, useTlb: false);
+        lines.Add(r.IsFault
+            ? $"result: {r.Fault} (FSC 0b{r.Fault.FaultStatusCode:b6})"
+            : $"result: PA 0x{r.Pa:x}, MemAttr 0x{r.MemAttr:x} (raw; FWB {(Fwb ? "on" : "off")}), SH {r.Shareability}, {r.Permissions}");
+        return lines;
+    }
+}

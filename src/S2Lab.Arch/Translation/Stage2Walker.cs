@@ -80,7 +80,9 @@ public sealed partial class Stage2PageTable
     /// Walks [<paramref name="ipa"/>, <paramref name="ipa"/> + <paramref name="size"/>) (widened to the granule), calling the
     /// visitor for each entry the range touches, in address order (Linux <c>kvm_pgtable_walk</c>). After a leaf or
     /// table-pre callback the entry is read again, so a callback that installs a table makes the walk descend into it.
-    /// Returns 0 or the first error that stops the walk (-ERANGE outside the IPA space).
+    /// Returns 0 or the first error that stops the walk (-ERANGE outside the IPA space, -EINVAL after Destroy).
+    /// A visitor that writes <see cref="S2VisitContext.Ptep"/> must write valid descriptors (a table descriptor must point
+    /// at a table page of <see cref="Memory"/>); the built-in operations are the way to change tables safely.
     /// </summary>
     public int Walk<TVisitor>(ulong ipa, ulong size, ref TVisitor visitor)
         where TVisitor : struct, IS2Visitor

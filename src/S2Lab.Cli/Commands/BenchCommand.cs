@@ -14,7 +14,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var json = new Option<bool>("--json") { Description = "Print a JSON array of {\"name\",\"value\",\"unit\"}." };
-        var scale = new Option<bool>("--scale") { Description = "Also run the scale measurements (64 GiB of 4K pages; ~1 GiB of memory)." };
+        var scale = new Option<bool>("--scale") { Description = "Also run the scale measurements (64 GiB of 4K pages; about 200 MiB of memory)." };
         var scaleOnly = new Option<bool>("--scale-only") { Description = "Run only the scale measurements." };
         var filter = new Option<string?>("--filter") { Description = "Only measurements whose name contains this text." };
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations per measurement (best is reported).", DefaultValueFactory = _ => 5 };

@@ -7,8 +7,11 @@ namespace S2Lab.Kernel.Kvm;
 /// The memslots of one address space: a sorted, non-overlapping collection indexed by gfn and by id.
 /// <para>
 /// The gfn index is a two-level B+-tree: up to <see cref="ChunkCapacity"/> slots per leaf chunk, chunk keys in one
-/// sorted array. A lookup is two binary searches over contiguous arrays (~16 comparisons for 32,767 slots); an insert
-/// or delete shifts at most one chunk and, rarely, the chunk-key array, so no update copies the whole collection.
+/// sorted array, each level with a one-line summary (every 32nd chunk key, every 16th base in a chunk). A lookup counts
+/// keys &lt;= gfn over the summaries and one group per level: independent loads of a few adjacent cache lines instead
+/// of a chain of dependent binary-search probes. An insert or delete shifts at most one chunk (and, on a split or an
+/// emptied chunk, the chunk-key array), so no update copies the whole collection. The last slot found is cached
+/// (the kernel's last_used_slot).
 /// </para>
 /// </summary>
 public sealed class MemslotSet
@@ -27,11 +30,22 @@ public sealed class MemslotSet
         public Memslot Slot;
     }
 
+    private const int Stride = 16;
+
     private sealed class Chunk
     {
         public readonly ulong[] Base = new ulong[ChunkCapacity];
         public readonly Entry[] Entries = new Entry[ChunkCapacity]; // End and slot side by side: one cache line on a hit
+
+        /// <summary>Base[k * 16] for each group of 16 (unused groups hold ulong.MaxValue): one cache line to pick the group.</summary>
+        public readonly ulong[] Summary = new ulong[ChunkCapacity / Stride];
         public int Count;
+
+        public void Resummarize()
+        {
+            for (var k = 0; k < Summary.Length; k++)
+                Summary[k] = k * Stride < Count ? Base[k * Stride] : ulong.MaxValue;
+        }
     }
 
     public MemslotSet(int slotsNum) => _byId = new Memslot?[slotsNum];
@@ -59,32 +73,25 @@ public sealed class MemslotSet
 
     private Memslot? FindSlow(ulong gfn)
     {
-        var ci = LastLessOrEqual(_chunkFirst, _chunkCount, gfn);
+        var ci = FindChunk(gfn);
         if (ci < 0)
             return null;
         var c = _chunks[ci];
-        var i = LastLessOrEqual(c.Base, c.Count, gfn);
-        if (i < 0)
+        // Pick the group of 16 from the summary line, then count within the group (two adjacent lines).
+        ref var sum = ref MemoryMarshal.GetArrayDataReference(c.Summary);
+        var groups = 0;
+        for (var k = 0; k < ChunkCapacity / Stride; k++)
+            groups += Unsafe.Add(ref sum, k) <= gfn ? 1 : 0;
+        if (groups == 0)
             return null;
+        var lo = (groups - 1) * Stride;
+        var hi = Math.Min(lo + Stride, c.Count);
+        ref var bases = ref MemoryMarshal.GetArrayDataReference(c.Base);
+        var i = lo - 1;
+        for (var j = lo; j < hi; j++)
+            i += Unsafe.Add(ref bases, j) <= gfn ? 1 : 0;
         ref var e = ref c.Entries[i];
         return gfn < e.End ? e.Slot : null;
-    }
-
-    /// <summary>Index of the last element &lt;= <paramref name="key"/> in sorted a[0..n), or -1; branch-free halving.</summary>
-    private static int LastLessOrEqual(ulong[] a, int n, ulong key)
-    {
-        if (n == 0)
-            return -1;
-        ref var first = ref MemoryMarshal.GetArrayDataReference(a);
-        var idx = 0;
-        var len = n;
-        while (len > 1)
-        {
-            var half = len >> 1;
-            idx = Unsafe.Add(ref first, idx + half) <= key ? idx + half : idx;
-            len -= half;
-        }
-        return first <= key ? idx : -1;
     }
 
     /// <summary>Index of the first element greater than <paramref name="key"/> in a[0..n).</summary>
@@ -174,7 +181,40 @@ public sealed class MemslotSet
         c.Base[pos] = slot.BaseGfn;
         c.Entries[pos] = new Entry { End = slot.EndGfn, Slot = slot };
         c.Count++;
+        c.Resummarize();
         _chunkFirst[ci] = c.Base[0];
+        RebuildTopSummary();
+    }
+
+    private const int TopStride = 32;
+    private ulong[] _topSummary = [];
+
+    /// <summary>_chunkFirst[k * 32] for each group of 32 chunks: lookups count over it instead of a dependent binary search.</summary>
+    private void RebuildTopSummary()
+    {
+        var groups = (_chunkCount + TopStride - 1) / TopStride;
+        if (_topSummary.Length < groups)
+            _topSummary = new ulong[Math.Max(groups, _topSummary.Length * 2)];
+        for (var k = 0; k < _topSummary.Length; k++)
+            _topSummary[k] = k < groups ? _chunkFirst[k * TopStride] : ulong.MaxValue;
+    }
+
+    /// <summary>The chunk that may hold <paramref name="gfn"/>: counts over the top summary, then over one group of 32 chunk keys.</summary>
+    private int FindChunk(ulong gfn)
+    {
+        var top = _topSummary;
+        var groups = 0;
+        for (var k = 0; k < top.Length; k++)
+            groups += top[k] <= gfn ? 1 : 0;
+        if (groups == 0)
+            return -1;
+        var lo = (groups - 1) * TopStride;
+        var hi = Math.Min(lo + TopStride, _chunkCount);
+        ref var first = ref MemoryMarshal.GetArrayDataReference(_chunkFirst);
+        var ci = lo - 1;
+        for (var j = lo; j < hi; j++)
+            ci += Unsafe.Add(ref first, j) <= gfn ? 1 : 0;
+        return ci;
     }
 
     private void SplitChunk(int ci)
@@ -188,6 +228,8 @@ public sealed class MemslotSet
         Array.Clear(c.Entries, half, n);
         right.Count = n;
         c.Count = half;
+        right.Resummarize();
+        c.Resummarize();
         if (_chunkCount == _chunks.Length)
         {
             Array.Resize(ref _chunks, _chunks.Length * 2);
@@ -221,16 +263,19 @@ public sealed class MemslotSet
         }
         c.Count--;
         c.Entries[c.Count] = default;
+        c.Resummarize();
         if (c.Count == 0)
         {
             Array.Copy(_chunks, ci + 1, _chunks, ci, _chunkCount - ci - 1);
             Array.Copy(_chunkFirst, ci + 1, _chunkFirst, ci, _chunkCount - ci - 1);
             _chunkCount--;
+            RebuildTopSummary();
             _chunks[_chunkCount] = null!;
         }
         else
         {
             _chunkFirst[ci] = c.Base[0];
+            RebuildTopSummary();
         }
     }
 

@@ -155,8 +155,8 @@ public sealed class MmStruct
         if (!IsAligned(addr, PAGE_SIZE) || length == 0)
             return Errno.EINVAL;
         length = AlignUp(length, PAGE_SIZE);
-        if (addr + length < addr || addr + length > TaskSize)
-            return Errno.EINVAL;
+        if (length == 0 || addr + length < addr || addr + length > TaskSize)
+            return Errno.EINVAL; // PAGE_ALIGN(len) wrapping to 0 is EINVAL too
         if (!CanSplitAt(addr, addr + length))
             return Errno.EINVAL;
         Unmap(addr, addr + length, MmuNotifyEvent.Unmap);
@@ -212,8 +212,8 @@ public sealed class MmStruct
             return Errno.None;
         length = AlignUp(length, PAGE_SIZE);
         var end = addr + length;
-        if (end < addr)
-            return Errno.ENOMEM;
+        if (end <= addr)
+            return Errno.ENOMEM; // mprotect: end <= start after PAGE_ALIGN
         var hit = Intersecting(addr, end).ToList();
         var cursor = addr;
         foreach (var v in hit)

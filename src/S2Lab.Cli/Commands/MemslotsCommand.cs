@@ -1,0 +1,122 @@
+using System.CommandLine;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Lab.Replay;
+using S2Lab.Linux;
+
+namespace S2Lab.Cli.Commands;
+
+/// <summary><c>s2lab memslots replay FILE</c>: runs a memslot replay file on the model or on the real kernel.</summary>
+internal static class MemslotsCommand
+{
+    public const string DefaultDesign = ModelBackend.DefaultDesign;
+
+    public static Command Create()
+    {
+        var file = new Argument<FileInfo>("FILE") { Description = "The replay file: JSON lines, one operation each (create_vm, create_gmem, set)." };
+        var backend = new Option<string>("--backend") { Description = "Where to run: the S2Lab model, or the real /dev/kvm.", DefaultValueFactory = _ => "model" };
+        backend.AcceptOnlyFromAmong("model", "kernel");
+        var profile = new Option<string?>("--profile") { Description = "The architecture profile (arm64 | x86_64). Default: the machine's architecture for the kernel backend, arm64 for the model." };
+        profile.AcceptOnlyFromAmong("arm64", "x86_64");
+        var hostProfile = new Option<FileInfo?>("--host-profile") { Description = "Model backend: take the memslot limits (user slots, address spaces, guest_memfd, x86 GPA limit) from a host profile written by 's2lab probe'." };
+        var design = new Option<string>("--design") { Description = $"The model's kernel design (model backend only).", DefaultValueFactory = _ => DefaultDesign };
+        var replay = new Command("replay", "Run a memslot replay file and print one result per operation: 0, or the errno name.")
+        {
+            file, backend, profile, design, hostProfile,
+        };
+        replay.SetAction(parse =>
+        {
+            var cfg = parse.InvocationConfiguration;
+            return Replay(parse.GetValue(file)!, parse.GetValue(backend)!, parse.GetValue(profile), parse.GetValue(design)!, cfg.Output, cfg.Error,
+                parse.GetValue(hostProfile));
+        });
+        return new Command("memslots", "Memslot tools: replay KVM_SET_USER_MEMORY_REGION sequences on the model or the real kernel.") { replay };
+    }
+
+    internal static int Replay(FileInfo file, string backend, string? profile, string design, TextWriter stdout, TextWriter stderr,
+        FileInfo? hostProfile = null)
+    {
+        var (parsed, error) = ReplayParser.ParseFile(file.FullName);
+        if (error is not null)
+        {
+            stderr.WriteLine($"s2lab memslots replay: {error with { File = file.ToString() }}");
+            return 2;
+        }
+        if (hostProfile is not null && backend == "kernel")
+        {
+            stderr.WriteLine("s2lab memslots replay: --host-profile configures the model; the kernel backend is the host itself.");
+            return 2;
+        }
+        var (kvm, exit) = backend == "kernel" ? OpenKernel(profile, stderr) : OpenModel(profile, design, hostProfile, stderr);
+        if (kvm is null)
+            return exit;
+        IReadOnlyList<ReplayStep> steps;
+        using (kvm)
+            steps = ReplayRunner.Run(kvm, parsed!.Ops);
+
+        var mismatches = 0;
+        foreach (var s in steps)
+        {
+            if (s.MatchesExpectation)
+            {
+                stdout.WriteLine(ErrnoText.Format(s.Result));
+            }
+            else
+            {
+                mismatches++;
+                stdout.WriteLine($"{ErrnoText.Format(s.Result)}  # line {s.Op.Line}: expected {ErrnoText.Format(s.Op.Expected!.Value)}");
+            }
+        }
+        if (mismatches > 0)
+        {
+            stderr.WriteLine($"s2lab memslots replay: {mismatches} of {steps.Count} result(s) differ from the file's \"expect\" values.");
+            return 1;
+        }
+        return 0;
+    }
+
+    private static (IKvmSystem? Kvm, int Exit) OpenKernel(string? profile, TextWriter stderr)
+    {
+        var kvm = LinuxKvmSystem.Open();
+        if (!kvm.IsOk)
+        {
+            stderr.WriteLine($"s2lab memslots replay: cannot use {LinuxKvmSystem.DefaultPath}: {ErrnoText.Format(kvm.Error)}. Run 's2lab probe' for details.");
+            return (null, ProbeCommand.NoKvmExitCode);
+        }
+        var machine = ProbeCommand.ArchName(kvm.Value.Arch);
+        if (profile is not null && profile != machine)
+        {
+            kvm.Value.Dispose();
+            stderr.WriteLine($"s2lab memslots replay: --profile {profile} does not match this machine's kernel ({machine}); the kernel backend only runs the host's own architecture.");
+            return (null, 2);
+        }
+        return (kvm.Value, 0);
+    }
+
+    private static (IKvmSystem? Kvm, int Exit) OpenModel(string? profile, string design, FileInfo? hostProfile, TextWriter stderr)
+    {
+        var p = KvmProfile.Find(profile ?? "arm64")!;
+        if (hostProfile is not null)
+        {
+            var fromHost = HostProfileFile.TryLoad(hostProfile.FullName, out var why);
+            if (fromHost is null)
+            {
+                stderr.WriteLine($"s2lab memslots replay: --host-profile {why}");
+                return (null, 2);
+            }
+            if (profile is not null && fromHost.Name != p.Name)
+            {
+                stderr.WriteLine($"s2lab memslots replay: --profile {profile} does not match the host profile's architecture ({fromHost.Name}).");
+                return (null, 2);
+            }
+            p = fromHost;
+        }
+        var kvm = ModelBackend.TryCreate(p, design, out var error);
+        if (kvm is null)
+        {
+            stderr.WriteLine($"s2lab memslots replay: --design: {error}");
+            return (null, 2);
+        }
+        return (kvm, 0);
+    }
+}

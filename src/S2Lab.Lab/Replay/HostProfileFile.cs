@@ -1,0 +1,111 @@
+using System.Text.Json;
+using S2Lab.Kernel.Kvm;
+
+namespace S2Lab.Lab.Replay;
+
+/// <summary>
+/// Reads a host profile written by <c>s2lab probe</c> (format s2lab-host-profile/1, docs/host-profile.md) and applies
+/// the memslot limits a real host reported to a model <see cref="KvmProfile"/>: user slots, address spaces,
+/// guest_memfd support and (x86) the GPA limit.
+/// </summary>
+public static class HostProfileFile
+{
+    public const string Format = "s2lab-host-profile/1";
+
+    /// <summary>The model profile for the host described by <paramref name="path"/>; null with an error naming the file and field.</summary>
+    public static KvmProfile? TryLoad(string path, out string? error)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error = $"{path}: cannot read the file: {e.Message}";
+            return null;
+        }
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            return TryApply(doc.RootElement, path, out error);
+        }
+        catch (JsonException e)
+        {
+            error = $"{path}: not valid JSON ({e.Message})";
+            return null;
+        }
+    }
+
+    /// <summary>Applies a parsed profile (see <see cref="TryLoad"/>).</summary>
+    public static KvmProfile? TryApply(JsonElement root, string name, out string? error)
+    {
+        string? bad = null;
+        JsonElement? At(params string[] path)
+        {
+            var el = root;
+            foreach (var p in path)
+            {
+                if (el.ValueKind != JsonValueKind.Object || !el.TryGetProperty(p, out el))
+                    return null;
+            }
+            return el;
+        }
+        long? Number(params string[] path)
+        {
+            var el = At(path);
+            if (el is null || el.Value.ValueKind == JsonValueKind.Null)
+                return null;
+            if (el.Value.ValueKind == JsonValueKind.Number && el.Value.TryGetInt64(out var v))
+                return v;
+            bad ??= $"field '{string.Join('.', path)}': must be an integer";
+            return null;
+        }
+
+        if (At("format") is not { ValueKind: JsonValueKind.String } f || f.GetString() != Format)
+        {
+            error = $"{name}: field 'format': must be \"{Format}\" (a file written by s2lab probe)";
+            return null;
+        }
+        var arch = At("host", "arch") is { ValueKind: JsonValueKind.String } a ? a.GetString() : null;
+        var profile = arch is null ? null : KvmProfile.Find(arch);
+        if (profile is null)
+        {
+            error = $"{name}: field 'host.arch': \"{arch}\" is not a profile S2Lab models (arm64, x86_64)";
+            return null;
+        }
+        var slots = Number("derived", "user_memslots");
+        var asIds = Number("derived", "address_spaces");
+        var gpaBits = Number("memslots", "max_gpa_bits");
+        var gmem = At("derived", "guest_memfd") is { } g && g.ValueKind is JsonValueKind.True or JsonValueKind.False ? g.GetBoolean() : (bool?)null;
+        if (bad is not null)
+        {
+            error = $"{name}: {bad}";
+            return null;
+        }
+        if (slots is { } s && (s < 1 || s > profile.MemSlotsNum))
+        {
+            error = $"{name}: field 'derived.user_memslots': {s} is outside 1..{profile.MemSlotsNum}";
+            return null;
+        }
+        if (asIds is { } n && (n < 1 || n > 16))
+        {
+            error = $"{name}: field 'derived.address_spaces': {n} is outside 1..16";
+            return null;
+        }
+        if (gpaBits is { } b && (b < 13 || b > 64))
+        {
+            error = $"{name}: field 'memslots.max_gpa_bits': {b} is outside 13..64";
+            return null;
+        }
+        error = null;
+        return profile with
+        {
+            UserMemSlots = (int?)slots ?? profile.UserMemSlots,
+            AddressSpaces = (int?)asIds ?? profile.AddressSpaces,
+            GuestMemfd = gmem ?? profile.GuestMemfd,
+            // The x86 arch hook's limit; on arm64 the limit is the VM's IPA size, which the CPU model decides.
+            X86MaxGpaBits = profile.Arch == Kernel.Kvm.Uapi.KvmArch.X86_64 && gpaBits is { } x ? (int)x : profile.X86MaxGpaBits,
+        };
+    }
+}

@@ -1,0 +1,38 @@
+namespace S2Lab.Linux.Native;
+
+/// <summary>KVM ioctl request numbers, computed from the struct sizes as include/uapi/linux/kvm.h does.</summary>
+public static class KvmIoctls
+{
+    /// <summary>KVMIO, the ioctl type byte of every KVM request.</summary>
+    public const uint KVMIO = 0xAE;
+
+    /// <summary>KVM_GET_API_VERSION = _IO(KVMIO, 0x00).</summary>
+    public static readonly nuint GET_API_VERSION = Ioctl.IO(KVMIO, 0x00);
+
+    /// <summary>KVM_CREATE_VM = _IO(KVMIO, 0x01); the argument is the machine type.</summary>
+    public static readonly nuint CREATE_VM = Ioctl.IO(KVMIO, 0x01);
+
+    /// <summary>KVM_CHECK_EXTENSION = _IO(KVMIO, 0x03); the argument is the capability number.</summary>
+    public static readonly nuint CHECK_EXTENSION = Ioctl.IO(KVMIO, 0x03);
+
+    /// <summary>KVM_GET_VCPU_MMAP_SIZE = _IO(KVMIO, 0x04).</summary>
+    public static readonly nuint GET_VCPU_MMAP_SIZE = Ioctl.IO(KVMIO, 0x04);
+
+    /// <summary>KVM_CREATE_VCPU = _IO(KVMIO, 0x41); the argument is the vCPU id.</summary>
+    public static readonly nuint CREATE_VCPU = Ioctl.IO(KVMIO, 0x41);
+
+    /// <summary>KVM_GET_DIRTY_LOG = _IOW(KVMIO, 0x42, struct kvm_dirty_log).</summary>
+    public static readonly nuint GET_DIRTY_LOG = Ioctl.IOW<KvmDirtyLogNative>(KVMIO, 0x42);
+
+    /// <summary>KVM_SET_USER_MEMORY_REGION = _IOW(KVMIO, 0x46, struct kvm_userspace_memory_region).</summary>
+    public static readonly nuint SET_USER_MEMORY_REGION = Ioctl.IOW<KvmUserspaceMemoryRegionNative>(KVMIO, 0x46);
+
+    /// <summary>KVM_SET_USER_MEMORY_REGION2 = _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2).</summary>
+    public static readonly nuint SET_USER_MEMORY_REGION2 = Ioctl.IOW<KvmUserspaceMemoryRegion2Native>(KVMIO, 0x49);
+
+    /// <summary>KVM_RUN = _IO(KVMIO, 0x80).</summary>
+    public static readonly nuint RUN = Ioctl.IO(KVMIO, 0x80);
+
+    /// <summary>KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd).</summary>
+    public static readonly nuint CREATE_GUEST_MEMFD = Ioctl.IOWR<KvmCreateGuestMemfdNative>(KVMIO, 0xd4);
+}

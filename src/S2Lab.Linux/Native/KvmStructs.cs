@@ -1,0 +1,60 @@
+using System.Runtime.InteropServices;
+
+namespace S2Lab.Linux.Native;
+
+/// <summary>struct kvm_userspace_memory_region (include/uapi/linux/kvm.h), 32 bytes.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 32)]
+public struct KvmUserspaceMemoryRegionNative
+{
+    [FieldOffset(0)] public uint Slot;
+    [FieldOffset(4)] public uint Flags;
+    [FieldOffset(8)] public ulong GuestPhysAddr;
+    [FieldOffset(16)] public ulong MemorySize;
+    [FieldOffset(24)] public ulong UserspaceAddr;
+}
+
+/// <summary>struct kvm_userspace_memory_region2, 160 bytes: the v1 fields, then the guest_memfd binding and pads.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 160)]
+public unsafe struct KvmUserspaceMemoryRegion2Native
+{
+    [FieldOffset(0)] public uint Slot;
+    [FieldOffset(4)] public uint Flags;
+    [FieldOffset(8)] public ulong GuestPhysAddr;
+    [FieldOffset(16)] public ulong MemorySize;
+    [FieldOffset(24)] public ulong UserspaceAddr;
+    [FieldOffset(32)] public ulong GuestMemfdOffset;
+    [FieldOffset(40)] public uint GuestMemfd;
+    [FieldOffset(44)] public uint Pad1;
+    [FieldOffset(48)] public fixed ulong Pad2[14];
+}
+
+/// <summary>struct kvm_create_guest_memfd, 64 bytes: u64 size, u64 flags, u64 reserved[6].</summary>
+[StructLayout(LayoutKind.Explicit, Size = 64)]
+public unsafe struct KvmCreateGuestMemfdNative
+{
+    [FieldOffset(0)] public ulong Size;
+    [FieldOffset(8)] public ulong Flags;
+    [FieldOffset(16)] public fixed ulong Reserved[6];
+}
+
+/// <summary>struct kvm_dirty_log, 16 bytes: u32 slot, u32 padding1, then a union of the bitmap pointer and a u64.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+public struct KvmDirtyLogNative
+{
+    [FieldOffset(0)] public uint Slot;
+    [FieldOffset(4)] public uint Padding1;
+    [FieldOffset(8)] public ulong DirtyBitmap;
+}
+
+/// <summary>The head of struct kvm_run (the vCPU's shared page): the fields S2Lab reads.</summary>
+public static class KvmRunLayout
+{
+    /// <summary>__u8 immediate_exit.</summary>
+    public const int ImmediateExit = 1;
+
+    /// <summary>__u32 exit_reason.</summary>
+    public const int ExitReason = 8;
+
+    /// <summary>The exit union starts at 32; for KVM_EXIT_MMIO: u64 phys_addr, u8 data[8], u32 len, u8 is_write.</summary>
+    public const int MmioPhysAddr = 32, MmioData = 40, MmioLen = 48, MmioIsWrite = 52;
+}
