@@ -32,6 +32,7 @@ public class HostProfileTests
         Assert.False(s.Host("altra").Cpu.SupportsCacheablePfnmap);
         Assert.Equal(44, s.Host("altra").Cpu.PaBits);
         Assert.Contains("capability 243 = 0", s.Host("altra").CpuSource, StringComparison.Ordinal);
+        Assert.Equal(32767, s.Host("grace").KvmProfile!.UserMemSlots);
         var report = ScenarioRunner.Run(s, null);
         Assert.True(report.ExpectationsPassed, string.Join("; ", report.Checks.Where(c => !c.Check.Passed).Select(c => $"{c.Check.Field}: {c.Check.Actual}")));
     }

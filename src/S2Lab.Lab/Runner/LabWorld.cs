@@ -43,7 +43,7 @@ internal sealed class LabHost
     public VmmHost NewVmm(string vmName)
     {
         var p = Host.CreateProcess($"vmm-{vmName}-{++_processes}");
-        return new VmmHost(Name, p, Host.OpenKvm(p), (d, r) => Region(d, r));
+        return new VmmHost(Name, p, Host.OpenKvm(p, Spec.KvmProfile), (d, r) => Region(d, r));
     }
 
     private void AddDevice(DeviceSpec d, RunVariant variant)
@@ -102,7 +102,7 @@ internal sealed class LabHost
     {
         const uint unknownCap = 0x7FFF_FF00;
         var p = Host.CreateProcess("probe");
-        using var kvm = Host.OpenKvm(p);
+        using var kvm = Host.OpenKvm(p, Spec.KvmProfile);
         var sys = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         var unknownSys = kvm.CheckExtension(unknownCap);
         string vmCap = "-", unknownVm = "-";

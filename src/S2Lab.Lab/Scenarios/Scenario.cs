@@ -23,6 +23,9 @@ public sealed record Scenario(
 /// <summary>A host: its CPU (ID registers), the KVM design it runs, and the devices it can assign.</summary>
 public sealed record HostSpec(string Name, CpuModel Cpu, string CpuSource, DesignSpec Design, IReadOnlyList<DeviceSpec> Devices, SourceMark At)
 {
+    /// <summary>KVM's memslot limits from a probed host profile (user slots, address spaces, guest_memfd); null: arm64 defaults.</summary>
+    public Kernel.Kvm.KvmProfile? KvmProfile { get; init; }
+
     public DeviceSpec? Device(string name) => Devices.FirstOrDefault(d => d.Name == name);
 }
 

@@ -174,10 +174,11 @@ public static class ScenarioLoader
             var profileNode = f.Opt("profile");
             CpuModel? cpu = null;
             string cpuSource = "";
+            Kernel.Kvm.KvmProfile? kvmProfile = null;
             if (cpuNode is not null && profileNode is not null)
                 b.Error(profileNode.Start, $"{path}.profile", "give either cpu or profile, not both");
             else if (profileNode is not null)
-                (cpu, cpuSource) = ReadProfile(profileNode, $"{path}.profile", name);
+                (cpu, cpuSource, kvmProfile) = ReadProfile(profileNode, $"{path}.profile", name);
             else if (cpuNode is null)
                 b.Error(f.At, $"{path}.cpu", "missing required field (a CPU preset name, ID register values, or a profile)");
             else
@@ -198,7 +199,7 @@ public static class ScenarioLoader
             }
 
             f.Done();
-            return cpu is null || design is null ? null : new HostSpec(name, cpu, cpuSource, design, devices, f.At);
+            return cpu is null || design is null ? null : new HostSpec(name, cpu, cpuSource, design, devices, f.At) { KvmProfile = kvmProfile };
         }
 
         private (CpuModel?, string) ReadCpu(SyntaxNode node, string path, string hostName)
@@ -241,20 +242,28 @@ public static class ScenarioLoader
             return (CpuModel.FromRegisters(basis?.Name ?? hostName, mmfr0.Value, mmfr2.Value, ctr.Value), source);
         }
 
-        private (CpuModel?, string) ReadProfile(SyntaxNode node, string path, string hostName)
+        private (CpuModel?, string, Kernel.Kvm.KvmProfile?) ReadProfile(SyntaxNode node, string path, string hostName)
         {
             var rel = b.Str(node, path);
             if (rel is null)
-                return (null, "");
+                return (null, "", null);
             var full = Path.IsPathRooted(rel) ? rel : Path.Combine(baseDir, rel);
             var (model, source, error) = HostProfile.TryLoad(full, hostName);
             if (model is null)
             {
                 b.Error(node.Start, path, error!);
-                return (null, "");
+                return (null, "", null);
             }
 
-            return (model, source);
+            // The memslot limits of the probed host, read as `s2lab memslots replay --host-profile` reads them.
+            var limits = Replay.HostProfileFile.TryLoad(full, out var limitsError);
+            if (limits is null)
+            {
+                b.Error(node.Start, path, limitsError!);
+                return (null, "", null);
+            }
+
+            return (model, source, limits);
         }
 
         private DesignSpec? ReadDesign(SyntaxNode? designNode, SyntaxNode? paramsNode, string path)
