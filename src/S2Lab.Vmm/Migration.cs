@@ -43,7 +43,11 @@ public sealed record PrecopyRoundReport(int Round, int PagesSent, int ZeroPages,
 /// <param name="Copied">Whether bytes were copied (false for device registers).</param>
 /// <param name="Bytes">Bytes read from the source mapping (the whole region for memory).</param>
 /// <param name="PagesWithData">Pages that held non-zero data and were written to the destination.</param>
-public sealed record DeviceCopyReport(string Region, bool Copied, string How, ulong Bytes, int PagesWithData);
+public sealed record DeviceCopyReport(string Region, bool Copied, string How, ulong Bytes, int PagesWithData)
+{
+    /// <summary>The region is memory but its copy failed (a mapping is gone): the migration must not switch over.</summary>
+    public bool Failed { get; init; }
+}
 
 /// <summary>Everything a migration did.</summary>
 public sealed record MigrationReport(
@@ -73,11 +77,21 @@ public static class Migration
             IReadOnlyList<PrecopyRoundReport>? rounds = null, IReadOnlyList<DeviceCopyReport>? copies = null, VirtualMachine? vm = null, GuestResumeReport? resume = null) =>
             new(o, reason, call, e, dest, rounds ?? [], copies ?? [], vm, resume);
 
+        StartReport? dest = null;
+
+        // Anything that fails before switch-over: the destination goes away and the guest runs on where it was.
+        MigrationReport Abort(string reason, string call, List<PrecopyRoundReport> rounds, List<DeviceCopyReport>? copies = null)
+        {
+            source.Paused = false;
+            dest?.Vm?.Dispose();
+            return Report(MigrationOutcome.SetupFailed, $"source: {reason}; the guest stays on the source", call, Errno.EFAULT, dest, rounds, copies);
+        }
+
         if (source.IsDestroyed)
             return Report(MigrationOutcome.Refused, "the VM is not running on the source");
 
         // 1. Incoming side: the destination VMM builds the VM and all its memslots before the guest moves.
-        var dest = Vmm.Start(destination, source.Config, policy);
+        dest = Vmm.Start(destination, source.Config, policy);
         if (dest.Outcome == StartOutcome.Refused)
             return Report(MigrationOutcome.Refused, $"the destination VMM refused the incoming VM: {dest.Reason}", dest: dest);
         if (dest.Outcome == StartOutcome.Failed)
@@ -99,7 +113,9 @@ public static class Migration
         // 3. Pre-copy: everything once, then what the dirty log reports, until it is small.
         var rounds = new List<PrecopyRoundReport>();
         var pending = new Dictionary<string, HashSet<ulong>>();
-        var (sent, zero) = SendRam(source, target, source.Regions.Where(r => r.Config.IsRam).ToDictionary(r => r.Name, AllPages));
+        var (sent, zero, sendError) = SendRam(source, target, source.Regions.Where(r => r.Config.IsRam).ToDictionary(r => r.Name, AllPages));
+        if (sendError is not null)
+            return Abort(sendError, "RAM pre-copy", rounds);
         int round = 1;
         while (true)
         {
@@ -119,7 +135,9 @@ public static class Migration
                 break;
             }
 
-            (sent, zero) = SendRam(source, target, dirty);
+            (sent, zero, sendError) = SendRam(source, target, dirty);
+            if (sendError is not null)
+                return Abort(sendError, "RAM pre-copy", rounds);
             round++;
         }
 
@@ -137,9 +155,13 @@ public static class Migration
             pending.TryAdd(name, []);
         foreach (var (name, pages) in final)
             pending[name].UnionWith(pages);
-        var (lastSent, lastZero) = SendRam(source, target, pending);
+        var (lastSent, lastZero, lastError) = SendRam(source, target, pending);
+        if (lastError is not null)
+            return Abort(lastError, "RAM stop-and-copy", rounds);
         rounds.Add(new PrecopyRoundReport(0, lastSent, lastZero, 0));
         var copies = CopyDevices(source, target);
+        if (copies.FirstOrDefault(c => c.Failed) is { } bad)
+            return Abort($"{bad.Region}: {bad.How}", $"device memory copy ({bad.Region})", rounds, copies);
 
         // 5. Switch-over: the source VM goes away; the guest runs on the destination.
         source.Dispose();
@@ -197,7 +219,7 @@ public static class Migration
     /// Sends RAM pages source -> destination through the two VMMs' mappings. A page the source never populated
     /// (mincore(2) says not resident) is the zero page: it is sent as a marker, as QEMU does, and not written.
     /// </summary>
-    private static (int Sent, int Zero) SendRam(VirtualMachine source, VirtualMachine target, IReadOnlyDictionary<string, HashSet<ulong>> pages)
+    private static (int Sent, int Zero, string? Error) SendRam(VirtualMachine source, VirtualMachine target, IReadOnlyDictionary<string, HashSet<ulong>> pages)
     {
         int sent = 0, zero = 0;
         Span<byte> buf = stackalloc byte[(int)PAGE_SIZE];
@@ -208,28 +230,27 @@ public static class Migration
             foreach (var page in set.Order())
             {
                 var off = page << PAGE_SHIFT;
-                if (!Resident(source.Host.Process.Mm, from.Hva + off))
+                var mm = source.Host.Process.Mm;
+                if (mm.FindVma(from.Hva + off) is not { } vma)
+                    return (sent, zero, $"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent");
+
+                // mincore(2): a page never populated is the zero page.
+                if (vma.Backing.Lookup(vma, from.Hva + off) is null)
                 {
                     zero++;
                     continue;
                 }
 
-                if (source.Host.Process.Mm.Read(from.Hva + off, buf) != Errno.None)
-                {
-                    zero++;
-                    continue;
-                }
-
-                target.Host.Process.Mm.Write(to.Hva + off, buf);
+                if (mm.Read(from.Hva + off, buf) is var re and not Errno.None)
+                    return (sent, zero, $"{name}+0x{off:x}: reading the source page failed with {re}");
+                if (target.Host.Process.Mm.Write(to.Hva + off, buf) is var we and not Errno.None)
+                    return (sent, zero, $"{name}+0x{off:x}: writing the destination page failed with {we}");
                 sent++;
             }
         }
 
-        return (sent, zero);
+        return (sent, zero, null);
     }
-
-    /// <summary>mincore(2) for one page: whether the VMM's mapping has a page there (without faulting one in).</summary>
-    private static bool Resident(MmStruct mm, ulong hva) => mm.FindVma(hva) is { } vma && vma.Backing.Lookup(vma, hva) is not null;
 
     /// <summary>
     /// Device regions at stop-and-copy: memory is read whole through the source VMM's mapping and written through the
@@ -284,7 +305,8 @@ public static class Migration
                 failed
                     ? "copy through the VMMs' mappings FAILED (a mapping is gone): the device memory did not move"
                     : "cannot be dirty-logged (VM_PFNMAP, rule 6): copied whole through the VMMs' mappings during stop-and-copy, guest paused",
-                from.Config.Size, withData));
+                from.Config.Size, withData)
+            { Failed = failed });
         }
 
         return reports;

@@ -198,4 +198,35 @@ public class MigrationTests
         Assert.Equal("normal / Normal-WB", m.Changes.Single().Before);
         Assert.Equal("device-ngnre / Device-nGnRE", m.Changes.Single().After);
     }
+
+    /// <summary>Never copy silently wrong: memory the VMM can no longer read stops the migration before switch-over.</summary>
+    [Theory]
+    [InlineData("ram", "RAM pre-copy")]
+    [InlineData("gpu0.usemem", "device memory copy (gpu0.usemem)")]
+    public void Memory_the_VMM_unmapped_stops_the_migration_before_switchover(string region, string call)
+    {
+        var text = $$"""
+            name: unmapped
+            hosts:
+              a: { cpu: neoverse-v2, design: linux-6.9, devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } } }
+              b: { cpu: neoverse-n1, design: linux-6.9, devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } } }
+            vms:
+              vm:
+                host: a
+                memory: [ { name: ram, gpa: 0x40000000, size: 16MiB } ]
+                devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000 } } } ]
+            steps:
+              - start: vm
+              - { access: { vm: vm, region: ram, offset: 0x3000, mair: 0xFF, type: write, value: 7 } }
+              - { munmap: { vm: vm, region: {{region}}, offset: 0x200000, size: 0x1000 } }
+              - { id: m, migrate: { vm: vm, to: b } }
+              - { id: after, access: { vm: vm, region: ram, offset: 0x3000, mair: 0xFF, type: read } }
+              - expect: { step: m, outcome: setup-failed, call: "{{call}}", errno: EFAULT }
+              - expect: { step: after, read: ok, value: 7 }
+              - expect: { scorecard: { clearMigrationSemantics: true } }
+            """;
+        var report = ScenarioRunner.Run(ScenarioLoader.Parse(text, "unmapped.yaml"), null);
+        Assert.True(report.ExpectationsPassed, string.Join("; ", report.Checks.Where(c => !c.Check.Passed).Select(c => $"{c.Check.Field}: {c.Check.Actual}")));
+        Assert.Equal("a", report.Runs[0].Steps.OfType<AccessResult>().Last().Region.Host);
+    }
 }
