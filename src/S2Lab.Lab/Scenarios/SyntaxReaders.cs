@@ -29,6 +29,13 @@ public static class SyntaxReaders
         {
             throw Fail(file, new SourceMark((int)e.Start.Line, (int)e.Start.Column), $"YAML syntax: {e.Message}");
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner can fail this way on some malformed input (found by LoaderFuzzTests): still a
+            // syntax error, reported where the parser last was.
+            var at = parser.Current is { } cur ? Mark(cur.End) : new SourceMark(1, 1);
+            throw Fail(file, at, $"YAML syntax: the file cannot be parsed past this point ({e.Message})");
+        }
     }
 
     private static SyntaxNode ReadYamlNode(IParser parser, Dictionary<string, SyntaxNode> anchors)
