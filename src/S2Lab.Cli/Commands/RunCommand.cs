@@ -14,6 +14,9 @@ internal static class RunCommand
 
     public const int BadInput = 2;
 
+    /// <summary>An exception escaped the model: a bug in S2Lab.</summary>
+    public const int InternalError = 70;
+
     public static Command Create()
     {
         var cmd = new Command("run", "Run a scenario file (YAML or JSON, see docs/scenario-schema.md); its expect steps are checked.");
@@ -80,7 +83,19 @@ internal static class RunCommand
             return BadInput;
         }
 
-        var report = ScenarioRunner.Run(scenario, design);
+        LabReport report;
+        try
+        {
+            report = ScenarioRunner.Run(scenario, design);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The model answers every call with an errno; an exception here is a bug in S2Lab, not in the scenario.
+            error.WriteLine($"s2lab {command}: internal error while running '{scenario.Name}' (a bug in S2Lab, please report it):");
+            error.WriteLine(e.ToString());
+            return InternalError;
+        }
+
         switch (format)
         {
             case "json":
