@@ -83,6 +83,7 @@ public static class Migration
         MigrationReport Abort(string reason, string call, List<PrecopyRoundReport> rounds, List<DeviceCopyReport>? copies = null)
         {
             source.Paused = false;
+            StopDirtyLogging(source);
             dest?.Vm?.Dispose();
             return Report(MigrationOutcome.SetupFailed, $"source: {reason}; the guest stays on the source", call, Errno.EFAULT, dest, rounds, copies);
         }
@@ -104,6 +105,7 @@ public static class Migration
             var e = source.SetSlotFlags(r, r.Flags | KvmMemFlags.LOG_DIRTY_PAGES);
             if (e != Errno.None)
             {
+                StopDirtyLogging(source);
                 target.Dispose();
                 return Report(MigrationOutcome.SetupFailed, $"source: enabling dirty logging on {r.Name} failed with {e}",
                     $"{(source.UsesRegion2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION")} slot {r.Slot} (LOG_DIRTY_PAGES)", e, dest);
@@ -123,6 +125,7 @@ public static class Migration
             var dirty = CollectDirty(source, out var logError);
             if (logError is { } le)
             {
+                StopDirtyLogging(source);
                 target.Dispose();
                 return Report(MigrationOutcome.SetupFailed, $"source: KVM_GET_DIRTY_LOG failed with {le.Errno}", $"KVM_GET_DIRTY_LOG slot {le.Slot}", le.Errno, dest, rounds);
             }
@@ -147,6 +150,7 @@ public static class Migration
         if (finalError is { } fe)
         {
             source.Paused = false;
+            StopDirtyLogging(source);
             target.Dispose();
             return Report(MigrationOutcome.SetupFailed, $"source: KVM_GET_DIRTY_LOG failed with {fe.Errno}", $"KVM_GET_DIRTY_LOG slot {fe.Slot}", fe.Errno, dest, rounds);
         }
@@ -169,6 +173,13 @@ public static class Migration
         return resume.Survived
             ? Report(MigrationOutcome.Succeeded, "", dest: dest, rounds: rounds, copies: copies, vm: target, resume: resume)
             : Report(MigrationOutcome.FailedAfterSwitchover, resume.Failure, dest: dest, rounds: rounds, copies: copies, vm: target, resume: resume);
+    }
+
+    /// <summary>A cancelled migration turns dirty logging off again on the source (QEMU: memory_global_dirty_log_stop).</summary>
+    private static void StopDirtyLogging(VirtualMachine source)
+    {
+        foreach (var r in source.Regions.Where(r => (r.Flags & KvmMemFlags.LOG_DIRTY_PAGES) != 0).ToList())
+            source.SetSlotFlags(r, r.Flags & ~KvmMemFlags.LOG_DIRTY_PAGES);
     }
 
     private static HashSet<ulong> AllPages(RegionSetup r)

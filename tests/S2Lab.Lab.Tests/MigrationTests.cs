@@ -229,4 +229,20 @@ public class MigrationTests
         Assert.True(report.ExpectationsPassed, string.Join("; ", report.Checks.Where(c => !c.Check.Passed).Select(c => $"{c.Check.Field}: {c.Check.Actual}")));
         Assert.Equal("a", report.Runs[0].Steps.OfType<AccessResult>().Last().Region.Host);
     }
+
+    [Fact]
+    public void A_cancelled_migration_turns_dirty_logging_off_again()
+    {
+        var src = NewHost("a", "neoverse-v2");
+        var cfg = new VmConfig("vm", 40, 1, [new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam())]);
+        var vm = Vmm.Vmm.Start(NewVmm(src), cfg, VmmPolicy.TrustKernel).Vm!;
+        Assert.Equal(Errno.None, vm.Munmap("ram", 0x100000, PageSize));
+        var report = Migration.Migrate(vm, NewVmm(NewHost("b", "neoverse-n1")), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
+        Assert.Equal(MigrationOutcome.SetupFailed, report.Outcome);
+        Assert.False(vm.IsDestroyed);
+        Assert.Equal(KvmMemFlags.None, vm.Region("ram").Flags & KvmMemFlags.LOG_DIRTY_PAGES);
+        Assert.True(report.Destination!.Vm!.IsDestroyed);
+        var ram = new ulong[(RamSize / PageSize + 63) / 64];
+        Assert.Equal(Errno.ENOENT, vm.Kvm.GetDirtyLog(vm.Region("ram").Slot, ram));
+    }
 }
