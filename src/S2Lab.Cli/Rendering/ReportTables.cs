@@ -146,7 +146,7 @@ internal static class ReportTables
             table.AddRow(
                 Markup.Escape(r.Phase == last ? "" : r.Phase),
                 Markup.Escape(r.Region),
-                Colour(r.Memslot, r.Memslot == "ok"),
+                Colour(r.Memslot, r.Memslot.StartsWith('0')),
                 Markup.Escape(string.Join(", ", r.Accesses)),
                 Markup.Escape(r.Stage2),
                 Markup.Escape(r.Effective),
@@ -180,8 +180,9 @@ internal static class ReportTables
         }
     }
 
+    /// <summary>What KVM_SET_USER_MEMORY_REGION(2) returned: 0 (with the flags asked for) or the errno; or what the VMM did.</summary>
     private static string MemslotText(RegionSetupResult r) => r.Outcome == "ok"
-        ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "ok" : $"ok ({r.Flags})")
+        ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "0" : $"0 ({r.Flags})")
         : r.Outcome;
 
     private static void Fill(Row row, RegionAccessResult v)

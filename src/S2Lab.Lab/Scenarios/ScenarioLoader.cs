@@ -897,7 +897,7 @@ public static class ScenarioLoader
         }
 
         private static bool IsErrnoOrOk(string s, bool allowSkipped) =>
-            s == "ok" || (allowSkipped && s is "skipped" or "refused") ||
+            s is "ok" or "0" || (allowSkipped && s is "skipped" or "refused") ||
             (System.Enum.TryParse<Kernel.Kvm.Uapi.Errno>(s, ignoreCase: false, out var e) && e != Kernel.Kvm.Uapi.Errno.None && s.StartsWith('E'));
 
         private string UnknownHost(string name) => $"unknown host '{name}'; known hosts: {Known(_hosts.Keys)}";
