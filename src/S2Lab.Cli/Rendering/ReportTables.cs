@@ -150,8 +150,8 @@ internal static class ReportTables
                 Markup.Escape(string.Join(", ", r.Accesses)),
                 Markup.Escape(r.Stage2),
                 Markup.Escape(r.Effective),
-                Colour(r.Cmo, r.Cmo is "" or "none" || !r.Cmo.Contains("impossible", StringComparison.Ordinal)),
-                Colour(r.Hazards, r.Hazards is "" or "none"));
+                Colour(r.Cmo, !r.Cmo.Contains("impossible", StringComparison.Ordinal)),
+                Colour(r.Hazards, r.Hazards is "" or "none" or "-"));
             last = r.Phase;
         }
 
@@ -191,8 +191,9 @@ internal static class ReportTables
             row.Accesses.Add($"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}");
         row.Stage2 = v.Stage2MemAttr;
         row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
-        row.Cmo = v.Cmo.Needed.Count == 0 ? "none" : $"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}";
-        row.Hazards = v.Hazards.Count == 0 ? "none" : string.Join(", ", v.Hazards.Select(h => h.Name));
+        bool ran = v.Accesses.Any(a => a.Outcome != "not-running");
+        row.Cmo = !ran ? "-" : v.Cmo.Needed.Count == 0 ? "none" : $"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}";
+        row.Hazards = !ran ? "-" : v.Hazards.Count == 0 ? "none" : string.Join(", ", v.Hazards.Select(h => h.Name));
     }
 
     private static string Colour(string text, bool good) =>
