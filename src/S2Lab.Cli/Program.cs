@@ -38,6 +38,8 @@ public static class Program
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(ProbeCommand.Create());
         root.Subcommands.Add(MemslotsCommand.Create());
+        root.Subcommands.Add(RunCommand.Create());
+        root.Subcommands.Add(ExplainCommand.Create());
         return root;
     }
 }

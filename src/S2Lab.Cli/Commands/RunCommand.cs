@@ -1,0 +1,114 @@
+using System.CommandLine;
+using S2Lab.Cli.Rendering;
+using S2Lab.Lab.Reports;
+using S2Lab.Lab.Runner;
+using S2Lab.Lab.Scenarios;
+
+namespace S2Lab.Cli.Commands;
+
+/// <summary><c>s2lab run FILE [--design NAME|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
+internal static class RunCommand
+{
+    /// <summary>Exit codes: 0 all expectations held, 1 an expectation failed, 2 bad input (file or arguments).</summary>
+    public const int ExpectationFailed = 1;
+
+    public const int BadInput = 2;
+
+    /// <summary>An exception escaped the model: a bug in S2Lab.</summary>
+    public const int InternalError = 70;
+
+    public static Command Create()
+    {
+        var cmd = new Command("run", "Run a scenario file (YAML or JSON, see docs/scenario-schema.md); its expect steps are checked.");
+        var file = new Argument<string>("file") { Description = "The scenario file (.yaml, .yml or .json)." };
+        var design = DesignOption();
+        var format = FormatOption();
+        var explain = ExplainOption();
+        cmd.Arguments.Add(file);
+        cmd.Options.Add(design);
+        cmd.Options.Add(format);
+        cmd.Options.Add(explain);
+        cmd.SetAction(parseResult =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
+            var path = parseResult.GetValue(file)!;
+            Scenario scenario;
+            try
+            {
+                scenario = ScenarioLoader.LoadFile(path);
+            }
+            catch (ScenarioException e)
+            {
+                foreach (var err in e.Errors)
+                    error.WriteLine(err.ToString());
+                error.WriteLine($"s2lab run: {e.Errors.Count} error(s) in {path}; nothing was run");
+                return BadInput;
+            }
+
+            return Execute(scenario, parseResult.GetValue(design), parseResult.GetValue(format) ?? "table", parseResult.GetValue(explain), output, error, "run");
+        });
+        return cmd;
+    }
+
+    internal static Option<string> DesignOption() => new("--design")
+    {
+        Description = "Run every host under this design (" + string.Join(", ", DesignCatalog.Designs) +
+                      ") with its variants, or one variant (proposal-module-param=on, proposal-memslot-flag=prefer-migratable), or 'all' for every design and variant.",
+    };
+
+    internal static Option<bool> ExplainOption() => new("--explain")
+    {
+        Description = "Table format: after each run, print the model's decision chain (with rule numbers) for every guest access.",
+    };
+
+    internal static Option<string> FormatOption() => new("--format")
+    {
+        Description = "table (default), json or markdown.",
+        DefaultValueFactory = _ => "table",
+    };
+
+    /// <summary>Runs a validated scenario and renders it; shared with <c>s2lab demo</c>.</summary>
+    internal static int Execute(Scenario scenario, string? design, string format, bool explain, TextWriter output, TextWriter error, string command)
+    {
+        if (format is not ("table" or "json" or "markdown"))
+        {
+            error.WriteLine($"s2lab {command}: --format must be table, json or markdown (got '{format}')");
+            return BadInput;
+        }
+
+        if (DesignCatalog.CheckRunDesign(design) is { } designError)
+        {
+            error.WriteLine($"s2lab {command}: --design: {designError}");
+            return BadInput;
+        }
+
+        LabReport report;
+        try
+        {
+            report = ScenarioRunner.Run(scenario, design);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The model answers every call with an errno; an exception here is a bug in S2Lab, not in the scenario.
+            error.WriteLine($"s2lab {command}: internal error while running '{scenario.Name}' (a bug in S2Lab, please report it):");
+            error.WriteLine(e.ToString());
+            return InternalError;
+        }
+
+        switch (format)
+        {
+            case "json":
+                output.WriteLine(JsonReport.Render(report));
+                break;
+            case "markdown":
+                output.Write(MarkdownReport.Render(report));
+                break;
+            default:
+                ReportTables.Write(ReportTables.ConsoleFor(output), report, explain: explain);
+                break;
+        }
+
+        return report.ExpectationsPassed ? 0 : ExpectationFailed;
+    }
+}

@@ -1,0 +1,246 @@
+using S2Lab.Lab.Reports;
+using S2Lab.Lab.Runner;
+using S2Lab.Lab.Scorecard;
+using Spectre.Console;
+
+namespace S2Lab.Cli.Rendering;
+
+/// <summary>Renders a <see cref="LabReport"/> with Spectre.Console: one table per run (phases x regions), then the scorecard.</summary>
+internal static class ReportTables
+{
+    /// <summary>A console writing to <paramref name="output"/>; colours only when it is the terminal.</summary>
+    public static IAnsiConsole ConsoleFor(TextWriter output)
+    {
+        bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        // A terminal gets its own width (Spectre wraps cells to fit); redirected output gets room for every column.
+        console.Profile.Width = terminal && Console.WindowWidth > 0 ? Console.WindowWidth : 200;
+        return console;
+    }
+
+    public static void Write(IAnsiConsole console, LabReport report, bool showRuns = true, bool explain = false)
+    {
+        console.Write(new Rule($"[bold]{Markup.Escape(report.Scenario)}[/]").LeftJustified());
+        if (report.Description.Length > 0)
+            console.MarkupLine($"[dim]{Markup.Escape(report.Description.Trim())}[/]");
+        if (showRuns)
+        {
+            foreach (var run in report.Runs)
+            {
+                WriteRun(console, run);
+                if (explain)
+                    WriteExplanations(console, run);
+            }
+        }
+
+        WriteScorecard(console, report.Scorecard);
+        WriteExpectations(console, report);
+    }
+
+    private sealed class Row
+    {
+        public required string Phase { get; init; }
+
+        public required string Region { get; init; }
+
+        public string Memslot { get; set; } = "";
+
+        public List<string> Accesses { get; } = [];
+
+        public string Stage2 { get; set; } = "";
+
+        public string Effective { get; set; } = "";
+
+        public string Cmo { get; set; } = "";
+
+        public string Hazards { get; set; } = "";
+    }
+
+    private static void WriteRun(IAnsiConsole console, RunResult run)
+    {
+        console.WriteLine();
+        console.Write(new Rule($"[bold yellow]{Markup.Escape(LabReport.RunName(run))}[/]").LeftJustified());
+        foreach (var h in run.Hosts)
+        {
+            console.MarkupLine(Markup.Escape($"  {h.Name}: {h.Cpu} ({h.CpuSource}), FWB {(h.Fwb ? "yes" : "no")}, DIC {(h.Dic ? "yes" : "no")}; " +
+                $"KVM_CHECK_EXTENSION(243): VM fd {h.Cap243Vm}, /dev/kvm {h.Cap243System}"));
+        }
+
+        var rows = new List<Row>();
+        var notes = new List<string>();
+        string phase = "";
+        var current = new Dictionary<string, Row>();
+        foreach (var s in run.Steps)
+        {
+            switch (s)
+            {
+                case StartResult st:
+                    phase = $"start on {st.Host}";
+                    current = [];
+                    foreach (var r in st.Regions)
+                    {
+                        var row = new Row { Phase = phase, Region = r.Region, Memslot = MemslotText(r) };
+                        rows.Add(row);
+                        current[r.Region] = row;
+                    }
+
+                    if (st.Outcome != "ok")
+                        notes.Add($"{phase}: {st.Outcome}: {st.Reason}");
+                    break;
+                case AccessResult a:
+                    if (!current.TryGetValue(a.Region.Region, out var target))
+                        break;
+                    Fill(target, a.Region);
+                    break;
+                case MigrateResult m:
+                    phase = $"{m.From} -> {m.To} ({m.Policy})";
+                    var dest = new Dictionary<string, Row>();
+                    foreach (var r in m.DestinationRegions)
+                    {
+                        var row = new Row { Phase = phase, Region = r.Region, Memslot = MemslotText(r) };
+                        rows.Add(row);
+                        dest[r.Region] = row;
+                    }
+
+                    foreach (var v in m.AfterSwitchover)
+                    {
+                        if (!dest.TryGetValue(v.Region, out var row))
+                            rows.Add(row = new Row { Phase = phase, Region = v.Region });
+                        Fill(row, v);
+                    }
+
+                    var outcome = $"{phase}: [bold]{Markup.Escape(m.Outcome)}[/]";
+                    if (m.Reason.Length > 0)
+                        outcome += Markup.Escape($": {m.Reason}");
+                    if (m.FailedCall.Length > 0)
+                        outcome += Markup.Escape($" [{m.FailedCall}: {m.Errno}]");
+                    if (m.Changes.Count > 0)
+                        outcome += Markup.Escape("; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}")));
+                    if (m.Rounds.Count > 0)
+                        outcome += Markup.Escape("; pre-copy " + string.Join(", ", m.Rounds.Select(r => r.Round == 0 ? $"stop-and-copy {r.PagesSent}" : $"r{r.Round} {r.PagesSent} sent/{r.PagesDirtied} dirtied")));
+                    if (m.DataIntact is { } ok)
+                        outcome += Markup.Escape($"; data {(ok ? "intact" : "CORRUPTED")}");
+                    foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
+                        outcome += Markup.Escape($"; {c.Region}: {string.Join(", ", c.Hazards.Select(h => h.Name))}");
+                    notes.Add(outcome);
+                    current = [];
+                    break;
+                case RangeResult r:
+                    notes.Add(Markup.Escape(r.Summary));
+                    break;
+            }
+        }
+
+        var table = new Table().Border(TableBorder.Simple);
+        foreach (var c in new[] { "phase", "region", "memslot", "accesses", "stage-2 MemAttr", "guest sees", "CMOs", "hazards" })
+            table.AddColumn(c);
+        string last = "";
+        foreach (var r in rows)
+        {
+            table.AddRow(
+                Markup.Escape(r.Phase == last ? "" : r.Phase),
+                Markup.Escape(r.Region),
+                Colour(r.Memslot, r.Memslot.StartsWith('0')),
+                Markup.Escape(string.Join(", ", r.Accesses)),
+                Markup.Escape(r.Stage2),
+                Markup.Escape(r.Effective),
+                Colour(r.Cmo, !r.Cmo.Contains("impossible", StringComparison.Ordinal)),
+                Colour(r.Hazards, r.Hazards is "" or "none" or "-"));
+            last = r.Phase;
+        }
+
+        console.Write(table);
+        foreach (var n in notes)
+            console.MarkupLine("  " + n);
+    }
+
+    /// <summary>The model's decision chain for every guest access of a run (rule numbers in parentheses).</summary>
+    private static void WriteExplanations(IAnsiConsole console, RunResult run)
+    {
+        foreach (var s in run.Steps)
+        {
+            IEnumerable<RegionAccessResult> views = s switch
+            {
+                AccessResult a => [a.Region],
+                MigrateResult m => m.AfterSwitchover,
+                _ => [],
+            };
+            foreach (var v in views.Where(v => v.Explanation.Count > 0))
+            {
+                console.MarkupLine(Markup.Escape($"  {s.Label}: {v.Region} on {v.Host}"));
+                foreach (var line in v.Explanation)
+                    console.MarkupLine(Markup.Escape($"    {line}"));
+            }
+        }
+    }
+
+    /// <summary>What KVM_SET_USER_MEMORY_REGION(2) returned: 0 (with the flags asked for) or the errno; or what the VMM did.</summary>
+    private static string MemslotText(RegionSetupResult r) => r.Outcome == "ok"
+        ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "0" : $"0 ({r.Flags})")
+        : r.Outcome;
+
+    private static void Fill(Row row, RegionAccessResult v)
+    {
+        foreach (var a in v.Accesses)
+            row.Accesses.Add($"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}");
+        row.Stage2 = v.Stage2MemAttr;
+        row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
+        bool ran = v.Accesses.Any(a => a.Outcome != "not-running");
+        row.Cmo = !ran ? "-" : v.Cmo.Needed.Count == 0 ? "none" : $"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}";
+        row.Hazards = !ran ? "-" : v.Hazards.Count == 0 ? "none" : string.Join(", ", v.Hazards.Select(h => h.Name));
+    }
+
+    private static string Colour(string text, bool good) =>
+        text.Length == 0 ? "" : good ? Markup.Escape(text) : $"[red]{Markup.Escape(text)}[/]";
+
+    public static void WriteScorecard(IAnsiConsole console, IReadOnlyList<ScorecardRow> rows)
+    {
+        console.WriteLine();
+        var table = new Table().Title("[bold]Scorecard[/] (computed from the runs above)").Border(TableBorder.Rounded);
+        table.AddColumn("design");
+        table.AddColumn("variant");
+        foreach (var (_, title) in ScorecardRow.Properties)
+            table.AddColumn(new TableColumn(title).Centered());
+        foreach (var r in rows)
+        {
+            var cells = new List<string> { Markup.Escape(r.Design), Markup.Escape(r.Variant) };
+            cells.AddRange(ScorecardRow.Properties.Select(p => r.Get(p.Json) ? "[green]yes[/]" : "[red bold]no[/]"));
+            table.AddRow(cells.ToArray());
+        }
+
+        console.Write(table);
+        foreach (var r in rows)
+        {
+            foreach (var (json, title) in ScorecardRow.Properties.Where(p => !r.Get(p.Json)))
+            {
+                var ev = r.Evidence[json].Evidence;
+                console.MarkupLine(Markup.Escape($"  {LabName(r)} fails {title[..1]} ({title[2..]}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
+            }
+        }
+    }
+
+    private static string LabName(ScorecardRow r) => r.Variant.Length == 0 ? r.Design : $"{r.Design} [{r.Variant}]";
+
+    private static void WriteExpectations(IAnsiConsole console, LabReport report)
+    {
+        var all = report.Checks.ToList();
+        if (all.Count == 0)
+            return;
+        var failed = all.Where(c => !c.Check.Passed).ToList();
+        console.WriteLine();
+        console.MarkupLine(failed.Count == 0
+            ? $"[green]expectations: {all.Count} checked, all passed[/]"
+            : $"[red]expectations: {failed.Count} of {all.Count} FAILED[/]");
+        foreach (var (run, c) in failed)
+        {
+            console.MarkupLine(Markup.Escape(
+                $"  {report.File}:{c.At.Line}:{c.At.Column}: {LabReport.RunName(run)}: {c.StepLabel} {c.Field}: expected {c.Expected}, got {c.Actual}"));
+        }
+    }
+}

@@ -1,0 +1,136 @@
+using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Cpu;
+using S2Lab.Kernel;
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Lab.Runner;
+
+/// <summary>One line of an explanation: the stage, the spec rule (0 for none) and the text.</summary>
+public sealed record ExplainLine(string Stage, int Rule, string Text)
+{
+    public override string ToString() => Rule > 0 ? $"[{Stage}] (rule {Rule}) {Text}" : $"[{Stage}] {Text}";
+}
+
+/// <summary>The whole chain for one region kind on one host: the mapping, the memslot, the access, the result.</summary>
+public sealed record Explanation(
+    string Host, string Design, string RegionKind, byte Mair, string Access, IReadOnlyList<ExplainLine> Lines, string Outcome, string Stage2, string Effective, IReadOnlyList<string> Hazards);
+
+/// <summary>
+/// <c>s2lab explain</c>: builds a host with one device or memory region of the given kind, maps it into a VMM,
+/// creates a memslot and lets a guest touch it, and reports every decision the model made, with rule numbers.
+/// </summary>
+public static class Explainer
+{
+    /// <summary>The region kinds <see cref="Explain"/> knows.</summary>
+    public static readonly IReadOnlyList<string> RegionKinds = ["anon", "hugetlb", "vfio-bar", "nvgrace-usemem", "nvgrace-resmem", "devmem", "mixedmap"];
+
+    private const ulong Gpa = 0x1_0000_0000;
+
+    /// <param name="cpuPreset">A CPU preset name.</param>
+    /// <param name="design">A design spec ("linux-6.17", "proposal-module-param=on").</param>
+    /// <param name="regionKind">One of <see cref="RegionKinds"/>.</param>
+    /// <param name="mair">The guest's stage-1 MAIR attribute byte.</param>
+    /// <param name="access">read, write or exec.</param>
+    /// <param name="memslotFlag">Set KVM_MEM_ENABLE_CACHEABLE_PFNMAP (proposal-memslot-flag).</param>
+    public static Explanation Explain(string cpuPreset, string design, string regionKind, byte mair, string access, bool memslotFlag = false)
+    {
+        var cpu = CpuPresets.Get(cpuPreset);
+        var kd = KvmDesigns.Create(design);
+        var host = new Host(cpuPreset, cpu.Model, kd);
+        var vmm = host.CreateProcess("vmm");
+        var lines = new List<ExplainLine>
+        {
+            new("Host", 1, $"{cpu.Name}: FWB {(cpu.Model.HasStage2Fwb ? "present" : "absent")} (ID_AA64MMFR2_EL1.FWB = {cpu.Model.Mmfr2.Fwb}), " +
+                           $"DIC {(cpu.Model.HasCacheDic ? "present" : "absent")} (CTR_EL0 bit 29): cacheable PFNMAP {(cpu.Model.SupportsCacheablePfnmap ? "supported" : "not supported")}"),
+            new("Host", 0, $"design {kd.Name}: {kd.Summary}"),
+        };
+
+        var kind = regionKind;
+        var mapped = MapRegion(host, vmm, regionKind);
+        if (!mapped.IsOk)
+        {
+            lines.Add(new("Mm", 0, $"mmap of the {regionKind} region failed with {mapped.Error}"));
+            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"mmap failed: {mapped.Error}", "-", "-", []);
+        }
+
+        var vma = mapped.Value;
+        var pte = vma.Backing.Lookup(vma, vma.Start);
+        var mapMemory = pte is { } p && host.Memory.PfnIsMapMemory(p.Pfn);
+        var where = pte is { } first
+            ? $"; first page at PA 0x{first.Pfn << PAGE_SHIFT:x}, {(mapMemory ? "kernel map memory (struct page, linear map)" : "outside the linear map (no struct page, no kernel VA)")}"
+            : "";
+        lines.Add(new("Mmap", 3, $"the VMM maps {kind}: VMA [0x{vma.Start:x}, 0x{vma.End:x}), pgprot {vma.PageProt} (MAIR 0x{vma.PageProt.MairByte:X2}, {(vma.IsCacheable ? "cacheable" : "not cacheable")}){where}"));
+
+        using var kvm = host.OpenKvm(vmm);
+        var vmResult = kvm.CreateModelVm();
+        if (!vmResult.IsOk)
+            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"KVM_CREATE_VM failed: {vmResult.Error}", "-", "-", []);
+        using var vm = vmResult.Value;
+        var cap = vm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
+        var sysCap = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
+        lines.Add(new("Capability", 2, $"KVM_CHECK_EXTENSION(243): VM fd {LabHost.Show(cap)}, /dev/kvm {LabHost.Show(sysCap)}"));
+
+        var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
+        var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);
+        lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {(e == Errno.None ? "0" : e.ToString())}: {verdict.Reason}"));
+        if (e != Errno.None)
+            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []);
+
+        var vcpu = vm.CreateModelVcpu(0).Value;
+        var type = access switch
+        {
+            "write" => GuestAccessRequest.Write(Gpa, mair, 0x1122334455667788UL),
+            "exec" => GuestAccessRequest.Exec(Gpa, mair),
+            _ => GuestAccessRequest.Read(Gpa, mair),
+        };
+        var r = vcpu.Access(type);
+        foreach (var s in r.Steps)
+            lines.Add(new(s.Stage.ToString(), s.Rule, s.Text));
+        var leaf = vm.Stage2.GetLeaf(Gpa) ?? r.Leaf;
+        var fwb = cpu.Model.HasStage2Fwb;
+        var s2 = leaf is { } l ? $"{KvmS2MemAttr.Name(l.MemType, fwb)} (0x{l.MemAttr:X}), prot {l.Prot}" : "-";
+        var eff = r.Effective;
+        var outcome = r.Outcome switch
+        {
+            GuestAccessOutcome.Completed => "completed",
+            GuestAccessOutcome.MmioExit => "KVM_EXIT_MMIO",
+            GuestAccessOutcome.AbortInjected => access == "exec" ? "instruction abort injected into the guest" : "data abort injected into the guest",
+            _ => $"KVM_RUN fails with {r.RunError}",
+        };
+        var effective = eff is { } ev ? $"{ScenarioRunner.ShortName(ev.ParAttr)} (0x{ev.ParAttr:X2} {ev.Description})" : "-";
+        return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, outcome, s2, effective,
+            r.Hazards.Select(h => $"{ScenarioRunner.Kebab(h.Kind.ToString())}: {h.Detail}").ToList());
+    }
+
+    private static KvmResult<Vma> MapRegion(Host host, Process vmm, string kind)
+    {
+        const ulong size = 2UL << 20;
+        switch (kind)
+        {
+            case "anon":
+                return AnonymousMemory.Mmap(vmm, size);
+            case "hugetlb":
+                return Hugetlbfs.Mmap(vmm, size);
+            case "vfio-bar":
+                return new VfioPciDevice(host, "0000:01:00.0", 16UL << 20).MmapBar(vmm, 0);
+            case "nvgrace-usemem":
+            case "nvgrace-resmem":
+                {
+                    var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20));
+                    return kind == "nvgrace-usemem" ? gpu.MmapUsemem(vmm, 0, size) : gpu.MmapResmem(vmm, 0, size);
+                }
+
+            case "devmem":
+                return DevMem.Mmap(vmm, host.Memory.Ram.Base + (1UL << 30), size);
+            case "mixedmap":
+                return new MixedMapDevice(host, "mixed0", size).Mmap(vmm);
+            default:
+                throw new ArgumentException($"unknown region kind '{kind}'; known: {string.Join(", ", RegionKinds)}", nameof(kind));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using S2Lab.Arch.Cpu;
+using S2Lab.Kernel;
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using S2Lab.Lab.Scenarios;
+using S2Lab.Vmm;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Lab.Runner;
+
+/// <summary>A device region a Lab host offers its VMMs (wraps the model driver's mmap).</summary>
+internal sealed record ModelDeviceRegion(string Device, string Region, ulong Size, bool IsMemory, DeviceRegionKind Kind, Func<Process, KvmResult<Vma>> MmapFn)
+    : IDeviceRegion
+{
+    public KvmResult<Vma> Mmap(Process process) => MmapFn(process);
+}
+
+/// <summary>One model host of a run: the kernel <see cref="Host"/>, its devices, and what the runner probed.</summary>
+internal sealed class LabHost
+{
+    private readonly Dictionary<(string, string), ModelDeviceRegion> _regions = [];
+    private int _processes;
+
+    public LabHost(HostSpec spec, IKvmDesign design, RunVariant variant, ulong ramSize)
+    {
+        Spec = spec;
+        Host = new Host(spec.Name, spec.Cpu, design, new PhysicalMemory(ramSize: ramSize));
+        foreach (var d in spec.Devices)
+            AddDevice(d, variant);
+    }
+
+    public HostSpec Spec { get; }
+
+    public Host Host { get; }
+
+    public string Name => Spec.Name;
+
+    public ModelDeviceRegion? Region(string device, string region) => _regions.GetValueOrDefault((device, region));
+
+    /// <summary>A new VMM process on this host with /dev/kvm open.</summary>
+    public VmmHost NewVmm(string vmName)
+    {
+        var p = Host.CreateProcess($"vmm-{vmName}-{++_processes}");
+        return new VmmHost(Name, p, Host.OpenKvm(p, Spec.KvmProfile), (d, r) => Region(d, r));
+    }
+
+    private void AddDevice(DeviceSpec d, RunVariant variant)
+    {
+        switch (d)
+        {
+            case NvgraceGpuSpec g:
+                {
+                    var model = g.Model == NvgraceModel.Gh200 ? NvGraceGpuModel.GH200 : NvGraceGpuModel.GB200;
+                    // usemem is rounded down to MEMBLK_SIZE (512 MiB); a scaled-down usemem keeps that shape with the
+                    // largest power of two (up to 512 MiB) that divides it.
+                    var memblk = Math.Min(512UL << 20, g.UsememSize & (~g.UsememSize + 1));
+                    var gpu = new NvGraceGpu(Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
+                        g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk));
+                    var mapping = variant.UsememMapping.TryGetValue(g.Name, out var m) ? m : g.UsememMapping;
+                    if (mapping == DeviceMapping.Mixedmap)
+                    {
+                        // The same memory behind a driver that inserts pfns from its fault handler (VM_MIXEDMAP).
+                        var mixed = new MixedMapDevice(Host, $"{g.Name}-usemem", gpu.Usemem.Size, MtIndex.MT_NORMAL);
+                        Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => mixed.Mmap(p));
+                    }
+                    else
+                    {
+                        Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
+                    }
+
+                    if (gpu.Resmem is { } res)
+                        Add(g.Name, "resmem", res.Size, true, DeviceRegionKind.NvgraceResmem, p => gpu.MmapResmem(p));
+                    Add(g.Name, "bar0", g.Bar0Size, false, DeviceRegionKind.VfioBar, p => gpu.MmapBar0(p));
+                    break;
+                }
+
+            case VfioPciSpec v:
+                {
+                    var sizes = v.Bars.OrderBy(b => b.Index).Select(b => b.Size).ToArray();
+                    var dev = new VfioPciDevice(Host, v.Name, sizes);
+                    foreach (var (index, size) in v.Bars)
+                    {
+                        var i = index;
+                        Add(v.Name, $"bar{i}", size, false, DeviceRegionKind.VfioBar, p => dev.MmapBar(p, i));
+                    }
+
+                    break;
+                }
+        }
+    }
+
+    private void Add(string device, string region, ulong size, bool isMemory, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap) =>
+        _regions[(device, region)] = new ModelDeviceRegion(device, region, size, isMemory, kind, mmap);
+
+    /// <summary>
+    /// Probes capability 243 on both fds, and an unknown capability beside it, from a scratch process (as a VMM
+    /// would before starting anything).
+    /// </summary>
+    public HostFacts Probe(string designLabel)
+    {
+        const uint unknownCap = 0x7FFF_FF00;
+        var p = Host.CreateProcess("probe");
+        using var kvm = Host.OpenKvm(p, Spec.KvmProfile);
+        var sys = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
+        var unknownSys = kvm.CheckExtension(unknownCap);
+        string vmCap = "-", unknownVm = "-";
+        var vm = kvm.CreateVm();
+        if (vm.IsOk)
+        {
+            using var v = vm.Value;
+            vmCap = Show(v.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED));
+            unknownVm = Show(v.CheckExtension(unknownCap));
+        }
+
+        var cpu = Spec.Cpu;
+        return new HostFacts(Name, cpu.Name, Spec.CpuSource, cpu.HasStage2Fwb, cpu.HasCacheDic, cpu.HasCacheIdc, designLabel, vmCap, Show(sys), Show(unknownSys), unknownVm);
+    }
+
+    internal static string Show(KvmResult<long> r) => r.IsOk ? r.Value.ToString(System.Globalization.CultureInfo.InvariantCulture) : r.Error.ToString();
+
+    /// <summary>Host RAM large enough for every VM's RAM (pages are allocated on touch only).</summary>
+    public static ulong RamFor(Scenario s)
+    {
+        ulong total = s.Vms.SelectMany(v => v.Regions.Where(r => r.IsRam)).Aggregate(0UL, (a, r) => a + r.Size);
+        return Math.Max(16UL << 30, AlignUp(total, PUD_SIZE) + PUD_SIZE);
+    }
+
+    /// <summary>The registry spec of a design with its parameters: "name" or "name=value".</summary>
+    public static string DesignSpecString(string design, IReadOnlyDictionary<string, string> parameters) =>
+        parameters.Count == 0 ? design : $"{design}={string.Join(",", parameters.Values)}";
+
+    /// <summary>Whether a design's uAPI has KVM_MEM_ENABLE_CACHEABLE_PFNMAP (asked of the design on a host with FWB and DIC).</summary>
+    public static bool HasCacheableFlag(IKvmDesign design) =>
+        (design.ExtraMemslotFlags(AbiProbeCpu) & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) != 0;
+
+    private static readonly CpuModel AbiProbeCpu = CpuPresets.All.First(p => p.Model.SupportsCacheablePfnmap).Model;
+}

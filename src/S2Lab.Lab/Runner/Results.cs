@@ -1,0 +1,198 @@
+using S2Lab.Kernel.Kvm.Uapi;
+
+namespace S2Lab.Lab.Runner;
+
+/// <summary>The stage-2 memory type KVM chose (the prot type bits of kvm_pgtable_prot), before encoding.</summary>
+public enum Stage2Type
+{
+    /// <summary>No mapping was written.</summary>
+    None,
+
+    /// <summary>Normal (write-back; FWB encoding 6 forces WB whatever the guest's stage 1 says).</summary>
+    Normal,
+
+    /// <summary>KVM_PGTABLE_PROT_NORMAL_NC.</summary>
+    NormalNc,
+
+    /// <summary>KVM_PGTABLE_PROT_DEVICE: Device-nGnRE.</summary>
+    DeviceNgnre,
+}
+
+/// <summary>How the VMM's mapping of a region looks to the kernel (the facts the fault handler samples).</summary>
+/// <param name="Kind">anon, hugetlb, pfnmap or mixedmap.</param>
+/// <param name="Cacheable">Rule 3 on the VMA's page protection.</param>
+/// <param name="AllowAnyUncached">VM_ALLOW_ANY_UNCACHED.</param>
+/// <param name="OutsideLinearMap">The pfns are not kernel map memory (no struct page, no kernel VA).</param>
+/// <param name="Description">The VMA as text, e.g. "VM_PFNMAP|VM_IO, MT_NORMAL".</param>
+public sealed record VmaFacts(string Kind, bool Cacheable, bool AllowAnyUncached, bool OutsideLinearMap, string Description)
+{
+    /// <summary>A PFNMAP/MIXEDMAP page outside the linear map: the case the debate is about (rules 8-10).</summary>
+    public bool IsSpecial => Kind is "pfnmap" or "mixedmap" && OutsideLinearMap;
+}
+
+/// <summary>The CMOs a stage-2 mapping needed and whether the host could perform them.</summary>
+public sealed record CmoRecord(IReadOnlyList<string> Needed, bool Possible, string Why)
+{
+    public static readonly CmoRecord NoneNeeded = new([], true, "");
+
+    public string Summary => Needed.Count == 0 ? "none" : Possible ? "possible" : "impossible";
+}
+
+/// <summary>A hazard the model found, with a short name (e.g. mismatched-alias) and why.</summary>
+public sealed record HazardRecord(string Name, string Detail);
+
+/// <summary>One guest access of an access step.</summary>
+/// <param name="Outcome">ok, efault, instruction-abort, data-abort, mmio-exit, not-running.</param>
+/// <param name="Errno">The errno KVM_RUN failed with, if it failed.</param>
+/// <param name="Value">The value read (reads) or written (writes), when the access completed.</param>
+public sealed record AccessRecord(Scenarios.AccessType Type, string Outcome, Errno Errno, ulong? Value, string Detail);
+
+/// <summary>The facts about one region as the guest sees it on one host: the mapping and what the accesses did.</summary>
+public sealed record RegionAccessResult(
+    string Vm,
+    string Host,
+    string Region,
+    string RegionKind,
+    byte Mair,
+    VmaFacts? Vma,
+    bool MemslotAccepted,
+    IReadOnlyList<AccessRecord> Accesses,
+    Stage2Type Stage2,
+    string Stage2MemAttr,
+    string Effective,
+    bool EffectiveCacheable,
+    CmoRecord Cmo,
+    IReadOnlyList<HazardRecord> Hazards,
+    IReadOnlyList<string> Explanation)
+{
+    /// <summary>
+    /// The VMM chose not to ask for a cacheable mapping of this cacheable device memory (a memslot-flag kernel and a
+    /// VMM that prefers migratability): the run then says nothing about whether cacheable would have worked.
+    /// </summary>
+    public bool CacheableDeclined { get; init; }
+
+    /// <summary>
+    /// The VMM changed this region's host mapping (mprotect, munmap) after creating the memslot: a failure then is
+    /// the VMM's doing, not something the host accepted.
+    /// </summary>
+    public bool MappingChangedByVmm { get; init; }
+}
+
+/// <summary>Setting up one region on one host: the mmap, the VMM's decision and the memslot call.</summary>
+/// <param name="Outcome">"ok", "refused" (the VMM declined, see <see cref="Detail"/>), "skipped" (an earlier call failed) or an errno name.</param>
+public sealed record RegionSetupResult(string Region, string RegionKind, ulong Gpa, ulong Size, VmaFacts? Vma, KvmMemFlags Flags, string Outcome, Errno Errno, string Detail);
+
+/// <summary>The result of one step.</summary>
+public abstract record StepResult(int Index, string Label)
+{
+    public abstract string Kind { get; }
+
+    /// <summary>One line for reports.</summary>
+    public abstract string Summary { get; }
+}
+
+/// <summary>A VM start: the capability the VMM saw, each region's memslot outcome.</summary>
+/// <param name="Outcome">ok, refused (the VMM declined before any memslot), failed (a KVM call failed).</param>
+public sealed record StartResult(
+    int Index, string Label, string Vm, string Host, string Outcome, string Reason, Errno Errno, string Cap243, IReadOnlyList<RegionSetupResult> Regions)
+    : StepResult(Index, Label)
+{
+    public override string Kind => "start";
+
+    public override string Summary => Outcome == "ok" ? $"{Vm} started on {Host}" : $"{Vm} on {Host}: {Outcome}: {Reason}";
+}
+
+/// <summary>A VM stop.</summary>
+public sealed record StopResult(int Index, string Label, string Vm, string Outcome) : StepResult(Index, Label)
+{
+    public override string Kind => "stop";
+
+    public override string Summary => $"{Vm}: {Outcome}";
+}
+
+/// <summary>Guest accesses to one region.</summary>
+public sealed record AccessResult(int Index, string Label, RegionAccessResult Region) : StepResult(Index, Label)
+{
+    public override string Kind => "access";
+
+    public override string Summary =>
+        $"{Region.Region} on {Region.Host}: {string.Join(", ", Region.Accesses.Select(a => $"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}"))}; " +
+        $"stage 2 {Region.Stage2MemAttr}, guest sees {Region.Effective}";
+}
+
+/// <summary>An mprotect or munmap by the VMM.</summary>
+public sealed record RangeResult(int Index, string Label, string Operation, string Vm, string Region, Errno Errno, string Detail) : StepResult(Index, Label)
+{
+    public override string Kind => Operation;
+
+    public override string Summary => $"{Operation} {Region}: {(Errno == Errno.None ? "ok" : Errno.ToString())}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
+}
+
+/// <summary>One pre-copy round: pages sent and pages the dirty log reported afterwards.</summary>
+public sealed record PrecopyRound(int Round, int PagesSent, int PagesDirtied);
+
+/// <summary>How a device region's contents moved (or why they did not).</summary>
+public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IReadOnlyList<HazardRecord> Hazards);
+
+/// <summary>A memory-type change of a region across a migration.</summary>
+public sealed record TypeChange(string Region, string Before, string After);
+
+/// <summary>A migration: checks, setup, pre-copy, stop-and-copy, switch-over and what the guest saw afterwards.</summary>
+/// <param name="Outcome">refused, setup-failed, failed-after-switchover, succeeded-same-types, succeeded-changed-types.</param>
+public sealed record MigrateResult(
+    int Index,
+    string Label,
+    string Vm,
+    string From,
+    string To,
+    string Policy,
+    string Outcome,
+    string Reason,
+    string FailedCall,
+    Errno Errno,
+    IReadOnlyList<RegionSetupResult> DestinationRegions,
+    IReadOnlyList<PrecopyRound> Rounds,
+    IReadOnlyList<DeviceCopyRecord> DeviceCopies,
+    IReadOnlyList<RegionAccessResult> AfterSwitchover,
+    IReadOnlyList<TypeChange> Changes,
+    bool? DataIntact,
+    string DataCheck)
+    : StepResult(Index, Label)
+{
+    public override string Kind => "migrate";
+
+    public override string Summary => $"{Vm} {From} -> {To} ({Policy}): {Outcome}{(Reason.Length > 0 ? $": {Reason}" : "")}";
+
+    /// <summary>Whether the guest ran on the destination (the switch-over happened).</summary>
+    public bool SwitchedOver => Outcome is "failed-after-switchover" or "succeeded-same-types" or "succeeded-changed-types";
+}
+
+/// <summary>An expect step that was checked: each field, expected versus actual.</summary>
+public sealed record ExpectationResult(int StepIndex, string StepLabel, string Field, string Expected, string Actual, bool Passed, Scenarios.SourceMark At);
+
+/// <summary>What the runner learned about a host before any VM ran on it.</summary>
+/// <param name="Cap243Vm">KVM_CHECK_EXTENSION(243) on a VM fd: "0", "1" or an errno name.</param>
+/// <param name="Cap243System">The same on the /dev/kvm fd.</param>
+/// <param name="UnknownCapSystem">An unknown capability's answer on the system fd, to tell "unknown" from "known".</param>
+/// <param name="UnknownCapVm">An unknown capability's answer on a VM fd.</param>
+public sealed record HostFacts(
+    string Name, string Cpu, string CpuSource, bool Fwb, bool Dic, bool Idc, string Design, string Cap243Vm, string Cap243System, string UnknownCapSystem, string UnknownCapVm)
+{
+    public bool SupportsCacheablePfnmap => Fwb && Dic;
+
+    /// <summary>Whether capability 243 answers differently from a capability the kernel does not know, on either fd.</summary>
+    public bool CapabilityRecognized => Cap243Vm != UnknownCapVm || Cap243System != UnknownCapSystem;
+}
+
+/// <summary>One run of a scenario under one design and variant.</summary>
+public sealed record RunResult(
+    string Scenario,
+    string Design,
+    string Variant,
+    IReadOnlyList<HostFacts> Hosts,
+    IReadOnlyList<StepResult> Steps,
+    IReadOnlyList<ExpectationResult> Expectations,
+    Scorecard.ScorecardRow Scorecard)
+{
+    public bool ExpectationsPassed => Expectations.All(e => e.Passed);
+}

@@ -1,0 +1,592 @@
+using System.Globalization;
+using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using S2Lab.Lab.Reports;
+using S2Lab.Lab.Scenarios;
+using S2Lab.Lab.Scorecard;
+using S2Lab.Vmm;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Lab.Runner;
+
+/// <summary>Which runs to make of a scenario.</summary>
+public static class RunPlan
+{
+    /// <summary>
+    /// <paramref name="design"/> null: one run with the designs the file names. "all": every design of the kernel model
+    /// with its variants, plus the scenario's variants. A design name: that design with its variants and the scenario's.
+    /// </summary>
+    public static IReadOnlyList<(string? Design, RunVariant Variant)> For(Scenario scenario, string? design)
+    {
+        if (design is null)
+            return [(null, RunVariant.Default)];
+        // NAME=VALUE picks one variant: proposal-module-param=on, proposal-memslot-flag=prefer-migratable.
+        string? only = null;
+        if (design.IndexOf('=', StringComparison.Ordinal) is var eq and > 0)
+            (design, only) = (design[..eq], design[(eq + 1)..]);
+        var designs = design == "all" ? DesignCatalog.Designs : [design];
+        var plan = new List<(string?, RunVariant)>();
+        foreach (var d in designs)
+        {
+            foreach (var v in DesignCatalog.VariantsOf(d))
+            {
+                if (only is null || v.Label.EndsWith("=" + only, StringComparison.Ordinal))
+                    plan.Add((d, v));
+            }
+
+            if (only is not null)
+                continue;
+            foreach (var sv in scenario.Variants.Where(v => v.Designs.Count == 0 || v.Designs.Contains(d)))
+                plan.Add((d, new RunVariant(sv.Name, new Dictionary<string, string>(), null, sv.UsememMapping)));
+        }
+
+        return plan;
+    }
+}
+
+/// <summary>
+/// Runs a scenario on the model: builds the hosts (kernel model), starts VMs through the VMM, drives the guest,
+/// records every step's result, checks the expect steps and computes the scorecard.
+/// </summary>
+public static class ScenarioRunner
+{
+    /// <summary>Runs every run of <see cref="RunPlan.For"/> and gathers them in a report.</summary>
+    public static LabReport Run(Scenario scenario, string? design)
+    {
+        if (DesignCatalog.CheckRunDesign(design) is { } error)
+            throw new ArgumentException(error, nameof(design));
+        // Runs share nothing (each builds its own hosts), so they run in parallel; the report keeps plan order.
+        var plan = RunPlan.For(scenario, design);
+        var runs = new RunResult[plan.Count];
+        Parallel.For(0, plan.Count, i => runs[i] = RunOnce(scenario, plan[i].Design, plan[i].Variant));
+        return new LabReport(scenario.Name, scenario.Description, scenario.File, runs);
+    }
+
+    /// <summary>One run: with <paramref name="design"/> set, every host runs that design (with the variant's parameters).</summary>
+    public static RunResult RunOnce(Scenario scenario, string? design, RunVariant variant)
+    {
+        var ram = LabHost.RamFor(scenario);
+        var hosts = new Dictionary<string, LabHost>();
+        var facts = new List<HostFacts>();
+        var designLabels = new List<string>();
+        foreach (var h in scenario.Hosts)
+        {
+            var name = design ?? h.Design.Name;
+            var parameters = new Dictionary<string, string>(design is null ? h.Design.Parameters : DefaultParameters(name));
+            foreach (var (k, v) in variant.DesignParameters)
+                parameters[k] = v;
+            var spec = LabHost.DesignSpecString(name, parameters);
+            var kd = KvmDesigns.Create(spec);
+            var lh = new LabHost(h, kd, variant, ram);
+            hosts[h.Name] = lh;
+            facts.Add(lh.Probe(spec));
+            designLabels.Add(name);
+        }
+
+        var label = design ?? (designLabels.Distinct().Count() == 1 ? designLabels[0] : string.Join("+", designLabels.Distinct()));
+        // Run as written: the hosts' own design parameters are the variant (e.g. "param=on", or "param=on, param=off").
+        var variantLabel = design is not null ? variant.Label
+            : string.Join(", ", scenario.Hosts.Select(h => string.Join(",", h.Design.Parameters.Select(p => $"{p.Key}={p.Value}"))).Where(x => x.Length > 0).Distinct());
+        var run = new RunState(scenario, hosts, variant);
+        var steps = new List<StepResult>();
+        foreach (var step in scenario.Steps.Where(s => s is not ExpectStep))
+            steps.Add(run.Execute(step));
+        run.StopAll();
+
+        var row = ScorecardCalculator.Compute(label, variantLabel, facts, steps);
+        var checks = Expectations.Check(scenario, label, variantLabel, steps, row);
+        return new RunResult(scenario.Name, label, variantLabel, facts, steps, checks, row);
+    }
+
+    private static Dictionary<string, string> DefaultParameters(string design) =>
+        DesignCatalog.ParametersOf(design).ToDictionary(p => p.Key, p => p.Value.Contains("off") ? "off" : p.Value[0]);
+
+    /// <summary>The state of one run: hosts, VMs, and what the guest wrote and saw.</summary>
+    private sealed class RunState(Scenario scenario, Dictionary<string, LabHost> hosts, RunVariant variant)
+    {
+        private readonly Dictionary<string, VmState> _vms = scenario.Vms.ToDictionary(v => v.Name, v => new VmState(v));
+
+        public StepResult Execute(StepSpec step) => step switch
+        {
+            StartStep s => Start(s),
+            StopStep s => Stop(s),
+            AccessStep s => Access(s),
+            MprotectStep s => Range(s, s.Vm, s.Region, "mprotect", vm => vm.Mprotect(s.Region, s.Offset, s.Size, ToProt(s.Prot))),
+            MunmapStep s => Range(s, s.Vm, s.Region, "munmap", vm => vm.Munmap(s.Region, s.Offset, s.Size)),
+            MigrateStep s => Migrate(s),
+            _ => throw new InvalidOperationException($"unexpected step {step}"),
+        };
+
+        public void StopAll()
+        {
+            foreach (var v in _vms.Values)
+                v.Destroy();
+        }
+
+        private VmmPolicy PolicyFor(VmSpec vm, LabHost host, VmmPolicyKind? policyOverride)
+        {
+            var kind = policyOverride ?? vm.Policy;
+            var flag = variant.MemslotFlag ?? vm.MemslotFlag;
+            return new VmmPolicy(
+                kind == VmmPolicyKind.CheckCapability ? CapabilityPolicy.CheckCapability : CapabilityPolicy.TrustKernel,
+                flag == MemslotFlagChoice.PreferMigratable ? CacheableFlagChoice.PreferMigratable : CacheableFlagChoice.PreferCacheable,
+                LabHost.HasCacheableFlag(host.Host.Design));
+        }
+
+        private static VmConfig ConfigOf(VmSpec vm) => new(vm.Name, vm.IpaBits, vm.Vcpus,
+            vm.Regions.Select(r => new RegionConfig(r.Name, r.Gpa, r.Size, r.ReadOnly,
+                r.IsRam ? r.Backing == RamBacking.Hugetlb ? new HugetlbRam(PMD_SIZE) : new AnonymousRam()
+                    : new DeviceMemory(r.Device!, r.DeviceRegion!))).ToList());
+
+        private StartResult Start(StartStep s)
+        {
+            var st = _vms[s.Vm];
+            st.Destroy();
+            var host = hosts[s.Host];
+            var report = Vmm.Vmm.Start(host.NewVmm(s.Vm), ConfigOf(st.Spec), PolicyFor(st.Spec, host, null));
+            if (report.Vm is { } vm)
+                st.Attach(vm, host);
+            var outcome = report.Outcome switch
+            {
+                StartOutcome.Started => "ok",
+                StartOutcome.Refused => "refused",
+                _ => "failed",
+            };
+            return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, LabHost.Show(report.Cap243),
+                report.Regions.Select(r => Setup(host, r)).ToList());
+        }
+
+        private StopResult Stop(StopStep s)
+        {
+            var st = _vms[s.Vm];
+            var was = st.Vm is not null ? st.Dead ? "stopped (the guest had failed)" : "stopped" : "was not running";
+            st.Destroy();
+            return new StopResult(s.Index, s.Label, s.Vm, was);
+        }
+
+        private RangeResult Range(StepSpec s, string vmName, string region, string op, Func<VirtualMachine, Errno> action)
+        {
+            var st = _vms[vmName];
+            if (st.Vm is null)
+                return new RangeResult(s.Index, s.Label, op, vmName, region, Errno.None, "the VM is not running: nothing done");
+            var e = action(st.Vm);
+            st.ChangedMappings.Add(region);
+            return new RangeResult(s.Index, s.Label, op, vmName, region, e, "");
+        }
+
+        private static Prot ToProt(ProtFlags p) =>
+            (p.HasFlag(ProtFlags.Read) ? Prot.PROT_READ : 0) | (p.HasFlag(ProtFlags.Write) ? Prot.PROT_WRITE : 0) |
+            (p.HasFlag(ProtFlags.Exec) ? Prot.PROT_EXEC : 0);
+
+        private AccessResult Access(AccessStep s)
+        {
+            var st = _vms[s.Vm];
+            var view = st.Touch(s.Region, s.Offset, s.Mair, s.Types, s.Value, s.Vcpu, record: true);
+            return new AccessResult(s.Index, s.Label, view);
+        }
+
+        private MigrateResult Migrate(MigrateStep s)
+        {
+            var st = _vms[s.Vm];
+            var to = hosts[s.To];
+            var from = st.Host?.Name ?? "-";
+            var policy = PolicyFor(st.Spec, to, s.Policy);
+            var policyText = policy.ToString();
+            if (st.Vm is null || st.Dead)
+            {
+                var why = st.Vm is null ? "the VM is not running" : "the guest has already failed on the source";
+                return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", why, "", Errno.None, [], [], [], [], [], null, "");
+            }
+
+            // A VMM that checks the capability also checks it on the source side: cacheable device memory in use
+            // there must find cacheable support on the destination. The destination VMM's start does that check.
+            var source = st.Vm;
+            var sourceHost = st.Host!;
+            var sourceViews = st.LastViews.ToDictionary(kv => kv.Key, kv => kv.Value);
+            var guest = new MigrationGuest(st, s, to);
+            var report = Migration.Migrate(source, to.NewVmm(s.Vm), policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
+            var dest = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [];
+            var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied)).ToList();
+            var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
+                $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
+                CopyHazards(c, sourceViews))).ToList();
+
+            switch (report.Outcome)
+            {
+                case MigrationOutcome.Refused:
+                    return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", report.Reason, "", Errno.None, dest, [], [], [], [], null, "");
+                case MigrationOutcome.SetupFailed:
+                    return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "setup-failed", report.Reason, report.FailedCall, report.Errno, dest, rounds, [], [], [], null, "");
+            }
+
+            // Switched over: the VM now lives on the destination, and what the guest saw there is its latest view.
+            st.MoveTo(report.DestinationVm!, to);
+            var after = guest.After;
+            foreach (var v in after)
+                st.LastViews[v.Region] = v;
+            var changes = new List<TypeChange>();
+            foreach (var v in after)
+            {
+                if (sourceViews.TryGetValue(v.Region, out var before) && (before.Stage2 != v.Stage2 || before.Effective != v.Effective))
+                    changes.Add(new TypeChange(v.Region, $"{Stage2Name(before.Stage2)} / {before.Effective}", $"{Stage2Name(v.Stage2)} / {v.Effective}"));
+            }
+
+            if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
+            {
+                st.Dead = true;
+                return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "failed-after-switchover", report.Reason, "", guest.FailErrno,
+                    dest, rounds, copies, after, changes, null, "");
+            }
+
+            var (intact, check) = st.VerifyData();
+            var outcome = changes.Count == 0 ? "succeeded-same-types" : "succeeded-changed-types";
+            return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, outcome, "", "", Errno.None, dest, rounds, copies, after, changes, intact, check);
+        }
+
+        /// <summary>
+        /// A device-memory copy is only as good as the VMM's view of it: if the guest used the memory through a
+        /// non-cacheable stage-2 mapping while the VMM's mapping is cacheable, real hardware can hand the VMM stale
+        /// cache lines (the model's memory has no caches, so the bytes it moved are right; on hardware they may not be).
+        /// </summary>
+        private static List<HazardRecord> CopyHazards(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews)
+        {
+            if (!c.Copied || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
+                return [];
+            return v.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc
+                ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {Stage2Name(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
+                : [];
+        }
+
+        internal static RegionSetupResult Setup(LabHost host, RegionSetup r)
+        {
+            var kind = r.Device is ModelDeviceRegion d ? KindName(d.Kind, r.Vma) : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
+            var outcome = r.Outcome switch
+            {
+                RegionOutcome.Created => "ok",
+                RegionOutcome.Refused => "refused",
+                RegionOutcome.Skipped => "skipped",
+                _ => r.Errno.ToString(),
+            };
+            return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, r.Vma is null ? null : Facts(host, r.Vma), r.Flags, outcome, r.Errno,
+                r.Outcome == RegionOutcome.Created ? "" : r.Detail);
+        }
+
+        private static string KindName(DeviceRegionKind k, Vma? vma) => k switch
+        {
+            DeviceRegionKind.NvgraceUsemem => vma is not null && (vma.Flags & VmFlags.VM_MIXEDMAP) != 0 ? "nvgrace-usemem (mixedmap)" : "nvgrace-usemem",
+            DeviceRegionKind.NvgraceResmem => "nvgrace-resmem",
+            _ => "vfio-bar",
+        };
+
+        internal static VmaFacts Facts(LabHost host, Vma vma)
+        {
+            var kind = (vma.Flags & VmFlags.VM_PFNMAP) != 0 ? "pfnmap"
+                : (vma.Flags & VmFlags.VM_MIXEDMAP) != 0 ? "mixedmap"
+                : (vma.Flags & VmFlags.VM_HUGETLB) != 0 ? "hugetlb" : "anon";
+            bool outside = false;
+            if (kind is "pfnmap" or "mixedmap" && vma.Backing.Lookup(vma, vma.Start) is { } pte)
+                outside = !host.Host.Memory.PfnIsMapMemory(pte.Pfn);
+            var flags = new List<string>();
+            foreach (var f in new[] { VmFlags.VM_PFNMAP, VmFlags.VM_MIXEDMAP, VmFlags.VM_IO, VmFlags.VM_HUGETLB, VmFlags.VM_ALLOW_ANY_UNCACHED })
+            {
+                if ((vma.Flags & f) != 0)
+                    flags.Add(f.ToString());
+            }
+
+            var desc = $"{(flags.Count == 0 ? "anonymous" : string.Join("|", flags))}, {vma.PageProt}{(outside ? ", outside the linear map" : "")}";
+            return new VmaFacts(kind, vma.IsCacheable, (vma.Flags & VmFlags.VM_ALLOW_ANY_UNCACHED) != 0, outside, desc);
+        }
+
+        /// <summary>The guest during a migration: writes RAM during pre-copy, touches its memory again after switch-over.</summary>
+        private sealed class MigrationGuest(VmState st, MigrateStep step, LabHost destination) : IMigrationGuest
+        {
+            public List<RegionAccessResult> After { get; } = [];
+
+            public Errno FailErrno { get; private set; }
+
+            public void RunDuringPrecopy(VirtualMachine source, int round)
+            {
+                foreach (var d in step.Dirty.Where(d => round <= d.Rounds))
+                {
+                    for (int p = 0; p < d.Pages; p++)
+                    {
+                        var off = d.Offset + ((ulong)p * PAGE_SIZE);
+                        var value = 0xD1_0000_0000_0000UL | ((ulong)(uint)round << 32) | (uint)p;
+                        st.Touch(d.Region, off, 0xFF, [AccessType.Write], value, 0, record: false);
+                    }
+                }
+            }
+
+            public GuestResumeReport ResumeOn(VirtualMachine target)
+            {
+                st.MoveTo(target, destination);
+                foreach (var (region, touch) in st.Touched.ToList())
+                {
+                    // Read first (so data read back is checked before anything else), then what the guest did before.
+                    var types = new List<AccessType> { AccessType.Read };
+                    types.AddRange(touch.Types.Where(t => t != AccessType.Read));
+                    var view = st.Touch(region, touch.Offset, touch.Mair, types, touch.Value, 0, record: false);
+                    After.Add(view);
+                    var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not ("ok" or "mmio-exit") && touch.Succeeded.Contains(a.Type));
+                    if (failed is not null)
+                    {
+                        FailErrno = failed.Errno;
+                        return new GuestResumeReport(false, $"{region}: {failed.Type.ToString().ToLowerInvariant()} {failed.Outcome} on {destination.Name} ({failed.Detail})");
+                    }
+
+                    if (st.Dead)
+                        return new GuestResumeReport(false, $"{region}: the guest stopped on {destination.Name}");
+                }
+
+                return new GuestResumeReport(true, "");
+            }
+        }
+    }
+
+    internal static string Stage2Name(Stage2Type t) => t switch
+    {
+        Stage2Type.Normal => "normal",
+        Stage2Type.NormalNc => "normal-nc",
+        Stage2Type.DeviceNgnre => "device-ngnre",
+        _ => "none",
+    };
+
+    /// <summary>What the guest last did to a region (replayed on the destination after a migration).</summary>
+    private sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, HashSet<AccessType> Succeeded);
+
+    /// <summary>One VM of a run: where it runs, whether its guest died, what it wrote and saw.</summary>
+    private sealed class VmState(VmSpec spec)
+    {
+        public VmSpec Spec { get; } = spec;
+
+        public VirtualMachine? Vm { get; private set; }
+
+        public LabHost? Host { get; private set; }
+
+        /// <summary>KVM_RUN failed: the VMM (like QEMU) exits; the guest runs no more.</summary>
+        public bool Dead { get; set; }
+
+        /// <summary>The last view of each region the guest touched since the VM started.</summary>
+        public Dictionary<string, RegionAccessResult> LastViews { get; } = [];
+
+        public Dictionary<string, TouchRecord> Touched { get; } = [];
+
+        /// <summary>Regions whose host mapping the VMM changed (mprotect, munmap) since the VM started here.</summary>
+        public HashSet<string> ChangedMappings { get; } = [];
+
+        /// <summary>Every 8-byte value the guest wrote, by region and offset (the data a migration must carry).</summary>
+        public Dictionary<(string Region, ulong Offset), ulong> Written { get; } = [];
+
+        public void Attach(VirtualMachine vm, LabHost host)
+        {
+            Vm = vm;
+            Host = host;
+            Dead = false;
+            LastViews.Clear();
+            Touched.Clear();
+            Written.Clear();
+            ChangedMappings.Clear();
+        }
+
+        /// <summary>After switch-over: same guest (its memory and history), new VM handles.</summary>
+        public void MoveTo(VirtualMachine vm, LabHost host)
+        {
+            Vm = vm;
+            Host = host;
+            ChangedMappings.Clear();
+        }
+
+        public void Destroy()
+        {
+            Vm?.Dispose();
+            Vm = null;
+            Host = null;
+            Dead = false;
+        }
+
+        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record)
+        {
+            var hostName = Host?.Name ?? "-";
+            var regionSpec = Spec.Region(region)!;
+            if (Vm is null || Dead)
+            {
+                return new RegionAccessResult(Spec.Name, hostName, region, "-", mair, null, false,
+                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, Vm is null ? "the VM is not running" : "the guest failed earlier")).ToList(),
+                    Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], []);
+            }
+
+            var setup = Vm.Region(region);
+            var lab = Host!;
+            var kind = RunState.Setup(lab, setup).RegionKind;
+            var ipa = regionSpec.Gpa + offset;
+            var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
+            var records = new List<AccessRecord>();
+            var explanation = new List<string>();
+            var cmos = new List<Kernel.Kvm.Stage2.CacheMaintenance>();
+            var hazards = new List<HazardRecord>();
+            GuestAccessResult? lastDone = null;
+            var fwb = lab.Host.Cpu.HasStage2Fwb;
+            Vma? vma = setup.Vma;
+            foreach (var t in types)
+            {
+                var req = t switch
+                {
+                    AccessType.Read => GuestAccessRequest.Read(ipa, mair),
+                    AccessType.Write => GuestAccessRequest.Write(ipa, mair, value),
+                    _ => GuestAccessRequest.Exec(ipa, mair),
+                };
+                // KVM_RUN with the access queued: it returns (Hlt when done, an MMIO exit) or fails with an errno.
+                cpu.Enqueue(req);
+                cpu.Run();
+                var r = cpu.History[^1];
+                explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
+                explanation.AddRange(r.Steps.Select(x => "  " + x));
+                foreach (var f in r.Faults)
+                    cmos.AddRange(f.Cmos);
+                foreach (var h in r.Hazards)
+                {
+                    var name = Kebab(h.Kind.ToString());
+                    if (!hazards.Any(x => x.Name == name))
+                        hazards.Add(new HazardRecord(name, h.Detail));
+                }
+
+                vma = r.Vma ?? vma;
+                string outcome;
+                string detail;
+                switch (r.Outcome)
+                {
+                    case GuestAccessOutcome.Completed:
+                        outcome = "ok";
+                        detail = r.Effective?.Description ?? "completed";
+                        lastDone = r;
+                        break;
+                    case GuestAccessOutcome.MmioExit:
+                        outcome = "mmio-exit";
+                        detail = $"KVM_EXIT_MMIO at IPA 0x{ipa:x}; the VMM has no device model there";
+                        break;
+                    case GuestAccessOutcome.AbortInjected:
+                        outcome = t == AccessType.Exec ? "instruction-abort" : "data-abort";
+                        detail = r.Steps.LastOrDefault().Text ?? "abort injected";
+                        break;
+                    default:
+                        outcome = r.RunError == Errno.EFAULT ? "efault" : r.RunError.ToString().ToLowerInvariant();
+                        detail = $"KVM_RUN failed with {r.RunError}";
+                        Dead = true;
+                        break;
+                }
+
+                ulong? data = r.Data is { Length: >= 8 } d && t == AccessType.Read ? BitConverter.ToUInt64(d) : t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
+                records.Add(new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail));
+                if (t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed)
+                    Written[(region, offset)] = value;
+                if (Dead)
+                {
+                    foreach (var rest in types.Skip(records.Count))
+                        records.Add(new AccessRecord(rest, "not-running", Errno.None, null, "the guest failed earlier"));
+                    break;
+                }
+            }
+
+            // The stage-2 mapping now in place for this page (what the fault handler wrote), if any.
+            var leaf = cpu.Vm.Stage2.GetLeaf(ipa) ?? lastDone?.Leaf;
+            var s2 = leaf is { } l ? l.MemType switch
+            {
+                KvmS2MemType.Normal => Stage2Type.Normal,
+                KvmS2MemType.NormalNc => Stage2Type.NormalNc,
+                _ => Stage2Type.DeviceNgnre,
+            } : Stage2Type.None;
+            var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : "-";
+            var eff = lastDone?.Effective;
+            var effText = eff is { } e ? ShortName(e.ParAttr) : "-";
+            var needed = cmos.Where(c => c.Needed).ToList();
+            var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
+                string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
+            var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
+                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, cmo, hazards, explanation)
+            {
+                CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup.IsCacheableDeviceMemory &&
+                                    (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
+                MappingChangedByVmm = ChangedMappings.Contains(region),
+            };
+            if (record)
+            {
+                LastViews[region] = view;
+                var ok = records.Where(x => x.Outcome == "ok").Select(x => x.Type).ToHashSet();
+                Touched[region] = new TouchRecord(offset, mair, types, value, ok);
+            }
+
+            return view;
+        }
+
+        /// <summary>Reads back every value the guest wrote to memory (RAM and device memory) and compares.</summary>
+        public (bool? Intact, string Check) VerifyData()
+        {
+            if (Vm is null || Written.Count == 0)
+                return (null, "the guest wrote nothing to check");
+            var cpu = (ModelKvmVcpu)Vm.Vcpus[0];
+            int ok = 0, bad = 0, skipped = 0;
+            var firstBad = "";
+            foreach (var ((region, offset), value) in Written)
+            {
+                var setup = Vm.Region(region);
+                if (setup.Device is { IsMemory: false })
+                {
+                    skipped++;
+                    continue;
+                }
+
+                var r = cpu.Access(GuestAccessRequest.Read(Spec.Region(region)!.Gpa + offset, 0xFF));
+                var got = r.Data is { Length: >= 8 } d ? BitConverter.ToUInt64(d) : (ulong?)null;
+                if (got == value)
+                {
+                    ok++;
+                }
+                else
+                {
+                    bad++;
+                    if (firstBad.Length == 0)
+                        firstBad = $"; {region}+0x{offset:x}: wrote 0x{value:X16}, read {(got is { } g ? $"0x{g:X16}" : r.Outcome.ToString())}";
+                }
+            }
+
+            var skippedText = skipped > 0 ? $", {skipped} register write(s) not compared (device registers are not memory)" : "";
+            return (bad == 0, $"{ok} of {ok + bad} value(s) the guest wrote read back equal on the destination{skippedText}{firstBad}");
+        }
+    }
+
+    /// <summary>A short name for an effective attribute (PAR_EL1.ATTR, MAIR format): Device-nGnRE, Normal-WB, Normal-NC, ...</summary>
+    internal static string ShortName(byte attr)
+    {
+        int outer = attr >> 4, inner = attr & 0xF;
+        if (outer == 0)
+        {
+            return (inner >> 2) switch
+            {
+                0 => "Device-nGnRnE",
+                1 => "Device-nGnRE",
+                2 => "Device-nGRE",
+                _ => "Device-GRE",
+            };
+        }
+
+        static string Kind(int n) => n == 0b0100 ? "NC" : (n >> 2) is 0b11 or 0b01 ? "WB" : "WT";
+        var (o, i) = (Kind(outer), Kind(inner));
+        return o == i ? $"Normal-{o}" : $"Normal-i{i}-o{o}";
+    }
+
+    internal static string Kebab(string pascal)
+    {
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < pascal.Length; i++)
+        {
+            if (char.IsUpper(pascal[i]) && i > 0)
+                sb.Append('-');
+            sb.Append(char.ToLowerInvariant(pascal[i]));
+        }
+
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,254 @@
+using S2Lab.Arch.Cpu;
+
+namespace S2Lab.Lab.Scenarios;
+
+/// <summary>
+/// A validated scenario: hosts, VMs and the steps that run on them. Built only by <see cref="ScenarioLoader"/>,
+/// which guarantees that every reference (host, device, VM, region, step id) resolves.
+/// </summary>
+public sealed record Scenario(
+    string Name,
+    string Description,
+    string File,
+    IReadOnlyList<HostSpec> Hosts,
+    IReadOnlyList<VmSpec> Vms,
+    IReadOnlyList<StepSpec> Steps,
+    IReadOnlyList<VariantSpec> Variants)
+{
+    public HostSpec Host(string name) => Hosts.First(h => h.Name == name);
+
+    public VmSpec Vm(string name) => Vms.First(v => v.Name == name);
+}
+
+/// <summary>A host: its CPU (ID registers), the KVM design it runs, and the devices it can assign.</summary>
+public sealed record HostSpec(string Name, CpuModel Cpu, string CpuSource, DesignSpec Design, IReadOnlyList<DeviceSpec> Devices, SourceMark At)
+{
+    /// <summary>KVM's memslot limits from a probed host profile (user slots, address spaces, guest_memfd); null: arm64 defaults.</summary>
+    public Kernel.Kvm.KvmProfile? KvmProfile { get; init; }
+
+    public DeviceSpec? Device(string name) => Devices.FirstOrDefault(d => d.Name == name);
+}
+
+/// <summary>A design name (one of the kernel behaviours in designs.md) and its parameters.</summary>
+public sealed record DesignSpec(string Name, IReadOnlyDictionary<string, string> Parameters)
+{
+    public override string ToString() =>
+        Parameters.Count == 0 ? Name : $"{Name} ({string.Join(", ", Parameters.Select(p => $"{p.Key}={p.Value}"))})";
+}
+
+/// <summary>How a driver maps a region into the VMM: remap_pfn_range (VM_PFNMAP|VM_IO) or vm_insert_* (VM_MIXEDMAP).</summary>
+public enum DeviceMapping
+{
+    Pfnmap,
+    Mixedmap,
+}
+
+/// <summary>An assignable device on a host.</summary>
+public abstract record DeviceSpec(string Name, SourceMark At)
+{
+    /// <summary>The regions the device exposes to the VMM, in a stable order.</summary>
+    public abstract IReadOnlyList<DeviceRegionSpec> Regions { get; }
+
+    public DeviceRegionSpec? Region(string name) => Regions.FirstOrDefault(r => r.Name == name);
+
+    public abstract string Kind { get; }
+}
+
+/// <summary>The kinds of device region the model knows (each maps to one driver mmap behaviour).</summary>
+public enum DeviceRegionKind
+{
+    /// <summary>nvgrace-gpu usemem: cacheable device memory, VM_PFNMAP|VM_IO, no VM_ALLOW_ANY_UNCACHED.</summary>
+    NvgraceUsemem,
+
+    /// <summary>nvgrace-gpu resmem: write-combine, VM_ALLOW_ANY_UNCACHED.</summary>
+    NvgraceResmem,
+
+    /// <summary>A vfio-pci BAR: non-cacheable MMIO, VM_ALLOW_ANY_UNCACHED.</summary>
+    VfioBar,
+}
+
+/// <summary>One mmap-able region of a device.</summary>
+public sealed record DeviceRegionSpec(string Name, DeviceRegionKind Kind, ulong Size, DeviceMapping Mapping = DeviceMapping.Pfnmap);
+
+/// <summary>NVIDIA Grace Hopper / Grace Blackwell GPU models as nvgrace-gpu sees them.</summary>
+public enum NvgraceModel
+{
+    /// <summary>Grace Hopper: has resmem (the MIG hardware bug).</summary>
+    Gh200,
+
+    /// <summary>Grace Blackwell GB200: MIG_SUPPORTED_WITH_CACHED_RESMEM, no resmem.</summary>
+    Gb200,
+
+    /// <summary>Grace Blackwell GB300: no resmem.</summary>
+    Gb300,
+}
+
+/// <summary>A GPU assigned through the nvgrace-gpu vfio variant driver.</summary>
+public sealed record NvgraceGpuSpec(
+    string Name, SourceMark At, NvgraceModel Model, ulong UsememSize, ulong ResmemSize, ulong Bar0Size, DeviceMapping UsememMapping)
+    : DeviceSpec(Name, At)
+{
+    public override string Kind => "nvgrace-gpu";
+
+    public override IReadOnlyList<DeviceRegionSpec> Regions
+    {
+        get
+        {
+            var list = new List<DeviceRegionSpec> { new("usemem", DeviceRegionKind.NvgraceUsemem, UsememSize, UsememMapping) };
+            if (ResmemSize != 0)
+                list.Add(new("resmem", DeviceRegionKind.NvgraceResmem, ResmemSize));
+            list.Add(new("bar0", DeviceRegionKind.VfioBar, Bar0Size));
+            return list;
+        }
+    }
+}
+
+/// <summary>A plain vfio-pci device with memory BARs.</summary>
+public sealed record VfioPciSpec(string Name, SourceMark At, IReadOnlyList<(int Index, ulong Size)> Bars) : DeviceSpec(Name, At)
+{
+    public override string Kind => "vfio-pci";
+
+    public override IReadOnlyList<DeviceRegionSpec> Regions =>
+        Bars.Select(b => new DeviceRegionSpec($"bar{b.Index}", DeviceRegionKind.VfioBar, b.Size)).ToList();
+}
+
+/// <summary>What a VMM does about capability 243 (KVM_CAP_ARM_CACHEABLE_PFNMAP_SUPPORTED).</summary>
+public enum VmmPolicyKind
+{
+    /// <summary>Create memslots and let KVM decide (what QEMU does today).</summary>
+    TrustKernel,
+
+    /// <summary>Query capability 243 on the VM fd; refuse cacheable device memory and incoming migrations where it is 0.</summary>
+    CheckCapability,
+}
+
+/// <summary>Under proposal-memslot-flag: whether the VMM sets KVM_MEM_ENABLE_CACHEABLE_PFNMAP on cacheable device regions.</summary>
+public enum MemslotFlagChoice
+{
+    PreferCacheable,
+    PreferMigratable,
+}
+
+/// <summary>Backing of a RAM region.</summary>
+public enum RamBacking
+{
+    Anon,
+    Hugetlb,
+}
+
+/// <summary>A VM: where it starts, its IPA size, RAM, assigned device regions and VMM policy.</summary>
+public sealed record VmSpec(
+    string Name,
+    string Host,
+    int IpaBits,
+    int Vcpus,
+    VmmPolicyKind Policy,
+    MemslotFlagChoice MemslotFlag,
+    IReadOnlyList<VmRegionSpec> Regions,
+    SourceMark At)
+{
+    public VmRegionSpec? Region(string name) => Regions.FirstOrDefault(r => r.Name == name);
+}
+
+/// <summary>One guest-physical region of a VM: RAM, or a device region (then <see cref="Device"/> is set).</summary>
+public sealed record VmRegionSpec(
+    string Name, ulong Gpa, ulong Size, bool ReadOnly, RamBacking Backing, string? Device, string? DeviceRegion, SourceMark At)
+{
+    public bool IsRam => Device is null;
+
+    public ulong End => Gpa + Size;
+}
+
+/// <summary>Guest access types.</summary>
+public enum AccessType
+{
+    Read,
+    Write,
+    Exec,
+}
+
+/// <summary>Page protections a VMM can mprotect a range to.</summary>
+[Flags]
+public enum ProtFlags
+{
+    None = 0,
+    Read = 1,
+    Write = 2,
+    Exec = 4,
+}
+
+/// <summary>A step of a scenario.</summary>
+public abstract record StepSpec(int Index, string? Id, SourceMark At)
+{
+    /// <summary>The step's label in reports: its id or "#index kind".</summary>
+    public string Label => Id ?? $"#{Index + 1} {Kind}";
+
+    public abstract string Kind { get; }
+}
+
+/// <summary>Start a VM (on its own host, or <see cref="Host"/>).</summary>
+public sealed record StartStep(int Index, string? Id, SourceMark At, string Vm, string Host) : StepSpec(Index, Id, At)
+{
+    public override string Kind => "start";
+}
+
+/// <summary>Stop (destroy) a running VM.</summary>
+public sealed record StopStep(int Index, string? Id, SourceMark At, string Vm) : StepSpec(Index, Id, At)
+{
+    public override string Kind => "stop";
+}
+
+/// <summary>Guest accesses to one page of a region, with the guest's stage-1 MAIR attribute byte.</summary>
+public sealed record AccessStep(
+    int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, int Vcpu)
+    : StepSpec(Index, Id, At)
+{
+    public override string Kind => "access";
+}
+
+/// <summary>The VMM mprotects part of a region's host mapping.</summary>
+public sealed record MprotectStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size, ProtFlags Prot)
+    : StepSpec(Index, Id, At)
+{
+    public override string Kind => "mprotect";
+}
+
+/// <summary>The VMM munmaps part of a region's host mapping.</summary>
+public sealed record MunmapStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size)
+    : StepSpec(Index, Id, At)
+{
+    public override string Kind => "munmap";
+}
+
+/// <summary>Guest writes made while pre-copy runs: <see cref="Pages"/> pages from <see cref="Offset"/>, in each of the first <see cref="Rounds"/> rounds.</summary>
+public sealed record DirtySpec(string Region, ulong Offset, int Pages, int Rounds);
+
+/// <summary>Live-migrate a running VM to another host.</summary>
+public sealed record MigrateStep(
+    int Index, string? Id, SourceMark At, string Vm, string To, VmmPolicyKind? Policy, IReadOnlyList<DirtySpec> Dirty, int MaxRounds, int StopCopyPages)
+    : StepSpec(Index, Id, At)
+{
+    public override string Kind => "migrate";
+}
+
+/// <summary>Assertions about an earlier step's result (or about the run's scorecard), checked when the run matches the filters.</summary>
+public sealed record ExpectStep(
+    int Index,
+    string? Id,
+    SourceMark At,
+    string? Step,
+    IReadOnlyList<string> Designs,
+    IReadOnlyList<string> Variants,
+    IReadOnlyList<Expectation> Checks)
+    : StepSpec(Index, Id, At)
+{
+    public override string Kind => "expect";
+}
+
+/// <summary>One field of an expect step: a name, the expected value as written, and where it was written.</summary>
+public sealed record Expectation(string Field, string Expected, SourceMark At);
+
+/// <summary>
+/// A scenario-defined variant: extra runs for some designs with device overrides (e.g. usemem mapped VM_MIXEDMAP).
+/// </summary>
+public sealed record VariantSpec(string Name, IReadOnlyList<string> Designs, IReadOnlyDictionary<string, DeviceMapping> UsememMapping);

@@ -1,0 +1,238 @@
+using S2Lab.Lab.Runner;
+
+namespace S2Lab.Lab.Scorecard;
+
+/// <summary>One property's verdict and the evidence behind it (the steps that decided it).</summary>
+public sealed record PropertyVerdict(bool Holds, IReadOnlyList<string> Evidence);
+
+/// <summary>
+/// The scorecard of designs.md for one design and variant, computed from one run of a scenario. The six booleans are
+/// what <c>--format json</c> prints; <see cref="Evidence"/> says why each is what it is.
+/// </summary>
+public sealed record ScorecardRow(
+    string Design,
+    string Variant,
+    bool EarlyDiscovery,
+    bool NoFaultTimeDeath,
+    bool CacheableWherePossible,
+    bool NoMismatchedAlias,
+    bool NoImpossibleMaintenance,
+    bool ClearMigrationSemantics,
+    IReadOnlyDictionary<string, PropertyVerdict> Evidence)
+{
+    /// <summary>A property's value by its JSON name.</summary>
+    public bool Get(string property) => property switch
+    {
+        "earlyDiscovery" => EarlyDiscovery,
+        "noFaultTimeDeath" => NoFaultTimeDeath,
+        "cacheableWherePossible" => CacheableWherePossible,
+        "noMismatchedAlias" => NoMismatchedAlias,
+        "noImpossibleMaintenance" => NoImpossibleMaintenance,
+        "clearMigrationSemantics" => ClearMigrationSemantics,
+        _ => throw new ArgumentException($"unknown property {property}", nameof(property)),
+    };
+
+    /// <summary>Short headings for tables, in designs.md order.</summary>
+    public static readonly IReadOnlyList<(string Json, string Title)> Properties =
+    [
+        ("earlyDiscovery", "1 early discovery"),
+        ("noFaultTimeDeath", "2 no fault-time death"),
+        ("cacheableWherePossible", "3 cacheable where possible"),
+        ("noMismatchedAlias", "4 no mismatched alias"),
+        ("noImpossibleMaintenance", "5 no impossible maintenance"),
+        ("clearMigrationSemantics", "6 clear migration semantics"),
+    ];
+}
+
+/// <summary>Computes a <see cref="ScorecardRow"/> from what a run observed. Nothing here knows design names.</summary>
+public static class ScorecardCalculator
+{
+    public static ScorecardRow Compute(string design, string variant, IReadOnlyList<HostFacts> hosts, IReadOnlyList<StepResult> steps)
+    {
+        var hostByName = hosts.ToDictionary(h => h.Name);
+        var regionViews = RegionViews(steps).ToList();
+
+        var p1 = EarlyDiscovery(hosts, regionViews);
+        var p2 = NoFaultTimeDeath(regionViews);
+        var p3 = CacheableWherePossible(hostByName, steps, regionViews);
+        var p4 = NoMismatchedAlias(regionViews);
+        var p5 = NoImpossibleMaintenance(regionViews);
+        var p6 = ClearMigrationSemantics(hostByName, steps);
+        return new ScorecardRow(design, variant, p1.Holds, p2.Holds, p3.Holds, p4.Holds, p5.Holds, p6.Holds,
+            new Dictionary<string, PropertyVerdict>
+            {
+                ["earlyDiscovery"] = p1,
+                ["noFaultTimeDeath"] = p2,
+                ["cacheableWherePossible"] = p3,
+                ["noMismatchedAlias"] = p4,
+                ["noImpossibleMaintenance"] = p5,
+                ["clearMigrationSemantics"] = p6,
+            });
+    }
+
+    /// <summary>Every region view of the run, with the step it came from: access steps and post-switch-over touches.</summary>
+    private static IEnumerable<(StepResult Step, RegionAccessResult View)> RegionViews(IReadOnlyList<StepResult> steps)
+    {
+        foreach (var s in steps)
+        {
+            if (s is AccessResult a)
+                yield return (s, a.Region);
+            else if (s is MigrateResult m)
+            {
+                foreach (var v in m.AfterSwitchover)
+                    yield return (s, v);
+            }
+        }
+    }
+
+    private static bool IsCacheableDeviceMemory(RegionAccessResult v) => v.Vma is { IsSpecial: true, Cacheable: true };
+
+    /// <summary>
+    /// Property 1: on every host where the run saw what happens to cacheable device memory, capability 243 is
+    /// recognized (answers unlike an unknown capability) and its VM-fd value predicts it: 1 iff the guest got a
+    /// cacheable stage-2 mapping of cacheable device memory there.
+    /// </summary>
+    private static PropertyVerdict EarlyDiscovery(IReadOnlyList<HostFacts> hosts, List<(StepResult Step, RegionAccessResult View)> views)
+    {
+        var failures = new List<string>();
+        var passes = new List<string>();
+        foreach (var h in hosts)
+        {
+            var asked = views.Where(x => x.View.Host == h.Name && IsCacheableDeviceMemory(x.View) && !x.View.CacheableDeclined).ToList();
+            var seen = asked.Where(x => x.View.MemslotAccepted).ToList();
+            var refused = asked.Any(x => !x.View.MemslotAccepted);
+            if (seen.Count == 0 && !refused)
+                continue;
+            bool worked = seen.Any(x => x.View.Stage2 == Stage2Type.Normal);
+            if (!h.CapabilityRecognized)
+            {
+                failures.Add($"{h.Name}: capability 243 answers {h.Cap243Vm} on a VM fd and {h.Cap243System} on /dev/kvm, exactly as an unknown capability does; the VMM cannot learn anything before running");
+                continue;
+            }
+
+            bool says = h.Cap243Vm == "1";
+            if (says != worked)
+            {
+                var first = seen.FirstOrDefault(x => x.View.Stage2 == Stage2Type.Normal == worked);
+                failures.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, but cacheable device memory {(worked ? "was" : "was not")} mapped cacheable ({first.Step?.Label ?? "memslot refused"})");
+            }
+            else
+            {
+                passes.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, and cacheable device memory {(worked ? "was" : "was not")} mapped cacheable");
+            }
+        }
+
+        var evidence = failures.Concat(passes).ToList();
+        if (evidence.Count == 0)
+            evidence.Add("no cacheable device memory in this scenario");
+        return new PropertyVerdict(failures.Count == 0, evidence);
+    }
+
+    /// <summary>
+    /// Property 2: no guest access on a memslot the host accepted ended with KVM_RUN failing with EFAULT (accesses to
+    /// regions the VMM itself unmapped or mprotected afterwards do not count).
+    /// </summary>
+    private static PropertyVerdict NoFaultTimeDeath(List<(StepResult Step, RegionAccessResult View)> views)
+    {
+        var deaths = views
+            .Where(x => x.View.MemslotAccepted && !x.View.MappingChangedByVmm && x.View.Accesses.Any(a => a.Errno == Kernel.Kvm.Uapi.Errno.EFAULT))
+            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: memslot accepted, then KVM_RUN failed with EFAULT")
+            .ToList();
+        return new PropertyVerdict(deaths.Count == 0, deaths.Count == 0 ? ["no accepted memslot failed a guest access with EFAULT"] : deaths);
+    }
+
+    /// <summary>
+    /// Property 3: on every host with FWB and DIC, every cacheable device region the guest touched with a cacheable
+    /// stage-1 attribute was seen as Normal write-back; regions the VMM or KVM refused there count as failures.
+    /// </summary>
+    private static PropertyVerdict CacheableWherePossible(Dictionary<string, HostFacts> hosts, IReadOnlyList<StepResult> steps, List<(StepResult Step, RegionAccessResult View)> views)
+    {
+        var failures = new List<string>();
+        int checkedCount = 0;
+        foreach (var (step, v) in views)
+        {
+            if (!hosts.TryGetValue(v.Host, out var h) || !h.SupportsCacheablePfnmap || !IsCacheableDeviceMemory(v) || !IsCacheableMair(v.Mair))
+                continue;
+            checkedCount++;
+            if (!v.MemslotAccepted)
+                failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present) has no memslot");
+            else if (!v.EffectiveCacheable)
+                failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present): the guest sees {v.Effective}");
+        }
+
+        foreach (var s in steps)
+        {
+            var (host, regions) = s switch
+            {
+                StartResult st => (st.Host, st.Regions),
+                MigrateResult m => (m.To, m.DestinationRegions),
+                _ => ("", (IReadOnlyList<RegionSetupResult>)[]),
+            };
+            if (!hosts.TryGetValue(host, out var h) || !h.SupportsCacheablePfnmap)
+                continue;
+            foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome != "ok" && r.Outcome != "skipped"))
+            {
+                checkedCount++;
+                failures.Add($"{s.Label}: {r.Region} on {host} (FWB and DIC present): {r.Outcome} {r.Detail}".TrimEnd());
+            }
+        }
+
+        var ok = checkedCount == 0 ? "no cacheable device memory touched on a host with FWB and DIC" : "every cacheable device region on a host with FWB and DIC was Normal write-back";
+        return new PropertyVerdict(failures.Count == 0, failures.Count == 0 ? [ok] : failures.Distinct().ToList());
+    }
+
+    /// <summary>A MAIR attribute byte for Normal memory, Inner and Outer Write-Back (e.g. 0xFF).</summary>
+    internal static bool IsCacheableMair(byte mair) => (mair >> 4) != 0 && IsWriteBack(mair >> 4) && IsWriteBack(mair & 0xF);
+
+    /// <summary>A MAIR nibble of Normal memory that is Write-Back: 0b01RW with RW != 00 (transient) or 0b11RW.</summary>
+    private static bool IsWriteBack(int nibble) => (nibble >> 2) == 0b11 || ((nibble >> 2) == 0b01 && (nibble & 0b11) != 0);
+
+    /// <summary>Property 4: no stage-2 mapping was non-cacheable (Device or Normal-NC) over memory the host maps cacheable.</summary>
+    private static PropertyVerdict NoMismatchedAlias(List<(StepResult Step, RegionAccessResult View)> views)
+    {
+        var bad = views
+            .Where(x => x.View.Vma is { Cacheable: true } && x.View.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc)
+            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: the host maps it cacheable ({x.View.Vma!.Description}), stage 2 is {x.View.Stage2MemAttr}")
+            .ToList();
+        return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["no non-cacheable stage-2 mapping of host-cacheable memory"] : bad);
+    }
+
+    /// <summary>Property 5: no stage-2 mapping needed a cache maintenance operation the host could not perform.</summary>
+    private static PropertyVerdict NoImpossibleMaintenance(List<(StepResult Step, RegionAccessResult View)> views)
+    {
+        var bad = views
+            .Where(x => x.View.Cmo.Needed.Count > 0 && !x.View.Cmo.Possible)
+            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: needs {string.Join(", ", x.View.Cmo.Needed)}, impossible: {x.View.Cmo.Why}")
+            .ToList();
+        return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["every needed CMO could be performed"] : bad);
+    }
+
+    /// <summary>
+    /// Property 6: every migration between a host with FWB and DIC and one without either kept every memory type
+    /// or was stopped before switch-over; a changed type or a failure after switch-over breaks it.
+    /// </summary>
+    private static PropertyVerdict ClearMigrationSemantics(Dictionary<string, HostFacts> hosts, IReadOnlyList<StepResult> steps)
+    {
+        var failures = new List<string>();
+        var passes = new List<string>();
+        foreach (var m in steps.OfType<MigrateResult>())
+        {
+            bool across = hosts.TryGetValue(m.From, out var a) && hosts.TryGetValue(m.To, out var b) && a.SupportsCacheablePfnmap != b.SupportsCacheablePfnmap;
+            bool bad = m.Outcome is "succeeded-changed-types" or "failed-after-switchover";
+            if (bad)
+            {
+                var changes = m.Changes.Count == 0 ? "" : $" ({string.Join("; ", m.Changes.Select(c => $"{c.Region}: {c.Before} -> {c.After}"))})";
+                failures.Add($"{m.Label}: {m.From} -> {m.To}: {m.Outcome}{changes}{(m.Reason.Length > 0 ? $": {m.Reason}" : "")}");
+            }
+            else
+            {
+                passes.Add($"{m.Label}: {m.From} -> {m.To}{(across ? " (FWB+DIC differs)" : "")}: {m.Outcome}");
+            }
+        }
+
+        var evidence = failures.Concat(passes).ToList();
+        if (evidence.Count == 0)
+            evidence.Add("no migration in this scenario");
+        return new PropertyVerdict(failures.Count == 0, evidence);
+    }
+}

@@ -1,0 +1,325 @@
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Vmm;
+
+/// <summary>The guest's side of a migration: what it does while pre-copy runs, and after it switches over.</summary>
+public interface IMigrationGuest
+{
+    /// <summary>The guest runs on the source during pre-copy round <paramref name="round"/> (1-based) and may write RAM.</summary>
+    void RunDuringPrecopy(VirtualMachine source, int round);
+
+    /// <summary>After switch-over the guest runs on the destination and touches its memory again.</summary>
+    GuestResumeReport ResumeOn(VirtualMachine destination);
+}
+
+/// <summary>How the guest fared on the destination: still running, or how it died.</summary>
+public sealed record GuestResumeReport(bool Survived, string Failure);
+
+/// <summary>Pre-copy tuning: stop iterating at <paramref name="StopCopyPages"/> dirty pages or after <paramref name="MaxRounds"/> rounds.</summary>
+public sealed record MigrationOptions(int MaxRounds = 8, int StopCopyPages = 4);
+
+/// <summary>How a migration ended, from the VMM's point of view.</summary>
+public enum MigrationOutcome
+{
+    /// <summary>A pre-check refused it; nothing was created on the destination (or it was torn down at once).</summary>
+    Refused,
+
+    /// <summary>A call on the destination (or the source's dirty logging) failed before switch-over; the guest stays on the source.</summary>
+    SetupFailed,
+
+    /// <summary>The guest switched over and then failed on the destination.</summary>
+    FailedAfterSwitchover,
+
+    /// <summary>The guest runs on the destination.</summary>
+    Succeeded,
+}
+
+/// <summary>One pre-copy round: RAM pages sent (with data), zero pages sent as markers, and the pages the dirty log reported after it.</summary>
+public sealed record PrecopyRoundReport(int Round, int PagesSent, int ZeroPages, int PagesDirtied);
+
+/// <summary>How a device region's contents moved.</summary>
+/// <param name="Copied">Whether bytes were copied (false for device registers).</param>
+/// <param name="Bytes">Bytes read from the source mapping (the whole region for memory).</param>
+/// <param name="PagesWithData">Pages that held non-zero data and were written to the destination.</param>
+public sealed record DeviceCopyReport(string Region, bool Copied, string How, ulong Bytes, int PagesWithData)
+{
+    /// <summary>The region is memory but its copy failed (a mapping is gone): the migration must not switch over.</summary>
+    public bool Failed { get; init; }
+}
+
+/// <summary>Everything a migration did.</summary>
+public sealed record MigrationReport(
+    MigrationOutcome Outcome,
+    string Reason,
+    string FailedCall,
+    Errno Errno,
+    StartReport? Destination,
+    IReadOnlyList<PrecopyRoundReport> Rounds,
+    IReadOnlyList<DeviceCopyReport> DeviceCopies,
+    VirtualMachine? DestinationVm,
+    GuestResumeReport? Resume);
+
+/// <summary>
+/// Live migration as QEMU does it: the destination VM and its memslots exist before the guest moves (incoming side);
+/// RAM moves by pre-copy with dirty logging (KVM_MEM_LOG_DIRTY_PAGES + KVM_GET_DIRTY_LOG); device memory, which
+/// cannot be dirty-logged (rule 6: LOG_DIRTY_PAGES on a VM_PFNMAP slot is EINVAL), is copied whole while the guest is
+/// paused; then the guest switches over.
+/// </summary>
+public static class Migration
+{
+    private const int CopyChunkPages = 32;
+
+    public static MigrationReport Migrate(VirtualMachine source, VmmHost destination, VmmPolicy policy, IMigrationGuest guest, MigrationOptions options)
+    {
+        MigrationReport Report(MigrationOutcome o, string reason, string call = "", Errno e = Errno.None, StartReport? dest = null,
+            IReadOnlyList<PrecopyRoundReport>? rounds = null, IReadOnlyList<DeviceCopyReport>? copies = null, VirtualMachine? vm = null, GuestResumeReport? resume = null) =>
+            new(o, reason, call, e, dest, rounds ?? [], copies ?? [], vm, resume);
+
+        StartReport? dest = null;
+
+        // Anything that fails before switch-over: the destination goes away and the guest runs on where it was.
+        MigrationReport Abort(string reason, string call, List<PrecopyRoundReport> rounds, List<DeviceCopyReport>? copies = null)
+        {
+            source.Paused = false;
+            StopDirtyLogging(source);
+            dest?.Vm?.Dispose();
+            return Report(MigrationOutcome.SetupFailed, $"source: {reason}; the guest stays on the source", call, Errno.EFAULT, dest, rounds, copies);
+        }
+
+        if (source.IsDestroyed)
+            return Report(MigrationOutcome.Refused, "the VM is not running on the source");
+
+        // 1. Incoming side: the destination VMM builds the VM and all its memslots before the guest moves.
+        dest = Vmm.Start(destination, source.Config, policy);
+        if (dest.Outcome == StartOutcome.Refused)
+            return Report(MigrationOutcome.Refused, $"the destination VMM refused the incoming VM: {dest.Reason}", dest: dest);
+        if (dest.Outcome == StartOutcome.Failed)
+            return Report(MigrationOutcome.SetupFailed, $"destination: {dest.Reason}", dest.FailedCall, dest.Errno, dest);
+        var target = dest.Vm!;
+
+        // 2. Dirty logging on the source's RAM slots (never on device slots: rule 6).
+        foreach (var r in source.Regions.Where(r => r.Config.IsRam).ToList())
+        {
+            var e = source.SetSlotFlags(r, r.Flags | KvmMemFlags.LOG_DIRTY_PAGES);
+            if (e != Errno.None)
+            {
+                StopDirtyLogging(source);
+                target.Dispose();
+                return Report(MigrationOutcome.SetupFailed, $"source: enabling dirty logging on {r.Name} failed with {e}",
+                    $"{(source.UsesRegion2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION")} slot {r.Slot} (LOG_DIRTY_PAGES)", e, dest);
+            }
+        }
+
+        // 3. Pre-copy: everything once, then what the dirty log reports, until it is small.
+        var rounds = new List<PrecopyRoundReport>();
+        var pending = new Dictionary<string, HashSet<ulong>>();
+        var (sent, zero, sendError) = SendRam(source, target, source.Regions.Where(r => r.Config.IsRam).ToDictionary(r => r.Name, AllPages));
+        if (sendError is not null)
+            return Abort(sendError, "RAM pre-copy", rounds);
+        int round = 1;
+        while (true)
+        {
+            guest.RunDuringPrecopy(source, round);
+            var dirty = CollectDirty(source, out var logError);
+            if (logError is { } le)
+            {
+                StopDirtyLogging(source);
+                target.Dispose();
+                return Report(MigrationOutcome.SetupFailed, $"source: KVM_GET_DIRTY_LOG failed with {le.Errno}", $"KVM_GET_DIRTY_LOG slot {le.Slot}", le.Errno, dest, rounds);
+            }
+
+            int count = dirty.Values.Sum(s => s.Count);
+            rounds.Add(new PrecopyRoundReport(round, sent, zero, count));
+            if (count <= options.StopCopyPages || round >= options.MaxRounds)
+            {
+                pending = dirty;
+                break;
+            }
+
+            (sent, zero, sendError) = SendRam(source, target, dirty);
+            if (sendError is not null)
+                return Abort(sendError, "RAM pre-copy", rounds);
+            round++;
+        }
+
+        // 4. Stop-and-copy: the guest is paused; the last dirty pages and all device memory move.
+        source.Paused = true;
+        var final = CollectDirty(source, out var finalError);
+        if (finalError is { } fe)
+        {
+            source.Paused = false;
+            StopDirtyLogging(source);
+            target.Dispose();
+            return Report(MigrationOutcome.SetupFailed, $"source: KVM_GET_DIRTY_LOG failed with {fe.Errno}", $"KVM_GET_DIRTY_LOG slot {fe.Slot}", fe.Errno, dest, rounds);
+        }
+
+        foreach (var (name, pages) in final)
+            pending.TryAdd(name, []);
+        foreach (var (name, pages) in final)
+            pending[name].UnionWith(pages);
+        var (lastSent, lastZero, lastError) = SendRam(source, target, pending);
+        if (lastError is not null)
+            return Abort(lastError, "RAM stop-and-copy", rounds);
+        rounds.Add(new PrecopyRoundReport(0, lastSent, lastZero, 0));
+        var copies = CopyDevices(source, target);
+        if (copies.FirstOrDefault(c => c.Failed) is { } bad)
+            return Abort($"{bad.Region}: {bad.How}", $"device memory copy ({bad.Region})", rounds, copies);
+
+        // 5. Switch-over: the source VM goes away; the guest runs on the destination.
+        source.Dispose();
+        var resume = guest.ResumeOn(target);
+        return resume.Survived
+            ? Report(MigrationOutcome.Succeeded, "", dest: dest, rounds: rounds, copies: copies, vm: target, resume: resume)
+            : Report(MigrationOutcome.FailedAfterSwitchover, resume.Failure, dest: dest, rounds: rounds, copies: copies, vm: target, resume: resume);
+    }
+
+    /// <summary>A cancelled migration turns dirty logging off again on the source (QEMU: memory_global_dirty_log_stop).</summary>
+    private static void StopDirtyLogging(VirtualMachine source)
+    {
+        foreach (var r in source.Regions.Where(r => (r.Flags & KvmMemFlags.LOG_DIRTY_PAGES) != 0).ToList())
+            source.SetSlotFlags(r, r.Flags & ~KvmMemFlags.LOG_DIRTY_PAGES);
+    }
+
+    private static HashSet<ulong> AllPages(RegionSetup r)
+    {
+        var set = new HashSet<ulong>();
+        for (ulong p = 0; p < r.Config.Size >> PAGE_SHIFT; p++)
+            set.Add(p);
+        return set;
+    }
+
+    private readonly record struct LogError(uint Slot, Errno Errno);
+
+    /// <summary>KVM_GET_DIRTY_LOG on every RAM slot: the page indexes (within each region) written since the last call.</summary>
+    private static Dictionary<string, HashSet<ulong>> CollectDirty(VirtualMachine vm, out LogError? error)
+    {
+        error = null;
+        var result = new Dictionary<string, HashSet<ulong>>();
+        foreach (var r in vm.Regions.Where(r => r.Config.IsRam))
+        {
+            var npages = r.Config.Size >> PAGE_SHIFT;
+            var bitmap = new ulong[(npages + 63) / 64];
+            var e = vm.Kvm.GetDirtyLog(r.Slot, bitmap);
+            if (e != Errno.None)
+            {
+                error = new LogError(r.Slot, e);
+                return result;
+            }
+
+            var set = new HashSet<ulong>();
+            for (int w = 0; w < bitmap.Length; w++)
+            {
+                var bits = bitmap[w];
+                while (bits != 0)
+                {
+                    int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
+                    set.Add(((ulong)w << 6) + (ulong)b);
+                    bits &= bits - 1;
+                }
+            }
+
+            result[r.Name] = set;
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Sends RAM pages source -> destination through the two VMMs' mappings. A page the source never populated
+    /// (mincore(2) says not resident) is the zero page: it is sent as a marker, as QEMU does, and not written.
+    /// </summary>
+    private static (int Sent, int Zero, string? Error) SendRam(VirtualMachine source, VirtualMachine target, IReadOnlyDictionary<string, HashSet<ulong>> pages)
+    {
+        int sent = 0, zero = 0;
+        Span<byte> buf = stackalloc byte[(int)PAGE_SIZE];
+        foreach (var (name, set) in pages)
+        {
+            var from = source.Region(name);
+            var to = target.Region(name);
+            foreach (var page in set.Order())
+            {
+                var off = page << PAGE_SHIFT;
+                var mm = source.Host.Process.Mm;
+                if (mm.FindVma(from.Hva + off) is not { } vma)
+                    return (sent, zero, $"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent");
+
+                // mincore(2): a page never populated is the zero page.
+                if (vma.Backing.Lookup(vma, from.Hva + off) is null)
+                {
+                    zero++;
+                    continue;
+                }
+
+                if (mm.Read(from.Hva + off, buf) is var re and not Errno.None)
+                    return (sent, zero, $"{name}+0x{off:x}: reading the source page failed with {re}");
+                if (target.Host.Process.Mm.Write(to.Hva + off, buf) is var we and not Errno.None)
+                    return (sent, zero, $"{name}+0x{off:x}: writing the destination page failed with {we}");
+                sent++;
+            }
+        }
+
+        return (sent, zero, null);
+    }
+
+    /// <summary>
+    /// Device regions at stop-and-copy: memory is read whole through the source VMM's mapping and written through the
+    /// destination's (pages holding only zeros are skipped: the destination region starts zeroed); device registers
+    /// are not memory and are left to the device's vfio migration driver.
+    /// </summary>
+    private static List<DeviceCopyReport> CopyDevices(VirtualMachine source, VirtualMachine target)
+    {
+        var reports = new List<DeviceCopyReport>();
+        var buf = new byte[CopyChunkPages * (int)PAGE_SIZE];
+        foreach (var from in source.Regions.Where(r => !r.Config.IsRam))
+        {
+            var to = target.Region(from.Name);
+            if (from.Device is { IsMemory: false })
+            {
+                reports.Add(new DeviceCopyReport(from.Name, false,
+                    "device registers, not memory: the device's state moves with its vfio migration driver (VFIO_DEVICE_STATE_STOP_COPY), not through the VMM's mapping",
+                    0, 0));
+                continue;
+            }
+
+            int withData = 0;
+            var mmFrom = source.Host.Process.Mm;
+            var mmTo = target.Host.Process.Mm;
+            bool failed = false;
+            for (ulong off = 0; off < from.Config.Size && !failed; off += (ulong)buf.Length)
+            {
+                var len = (int)Math.Min((ulong)buf.Length, from.Config.Size - off);
+                var chunk = buf.AsSpan(0, len);
+                if (mmFrom.Read(from.Hva + off, chunk) != Errno.None)
+                {
+                    failed = true;
+                    break;
+                }
+
+                for (int p = 0; p < len; p += (int)PAGE_SIZE)
+                {
+                    var page = chunk.Slice(p, (int)PAGE_SIZE);
+                    if (page.IndexOfAnyExcept((byte)0) < 0)
+                        continue;
+                    if (mmTo.Write(to.Hva + off + (ulong)p, page) != Errno.None)
+                    {
+                        failed = true;
+                        break;
+                    }
+
+                    withData++;
+                }
+            }
+
+            reports.Add(new DeviceCopyReport(from.Name, !failed,
+                failed
+                    ? "copy through the VMMs' mappings FAILED (a mapping is gone): the device memory did not move"
+                    : "cannot be dirty-logged (VM_PFNMAP, rule 6): copied whole through the VMMs' mappings during stop-and-copy, guest paused",
+                from.Config.Size, withData)
+            { Failed = failed });
+        }
+
+        return reports;
+    }
+}

@@ -1,0 +1,94 @@
+using System.Text.Json;
+
+namespace S2Lab.Cli.Tests;
+
+/// <summary><c>s2lab demo</c>: the embedded scenario under every design, the scorecard rows in JSON.</summary>
+public class DemoCommandTests
+{
+    private static readonly Lazy<JsonDocument> Json = new(() =>
+    {
+        var (exit, output, err) = CliRunner.Run("demo", "--format", "json");
+        Assert.True(exit == 0, err);
+        return JsonDocument.Parse(output);
+    });
+
+    private static JsonElement Row(string design, string variant) =>
+        Json.Value.RootElement.GetProperty("scorecard").EnumerateArray()
+            .Single(r => r.GetProperty("design").GetString() == design && r.GetProperty("variant").GetString() == variant);
+
+    [Fact]
+    public void Json_scorecard_rows_have_exactly_the_documented_fields()
+    {
+        var rows = Json.Value.RootElement.GetProperty("scorecard").EnumerateArray().ToList();
+        Assert.Equal(8, rows.Count);
+        string[] fields = ["design", "variant", "earlyDiscovery", "noFaultTimeDeath", "cacheableWherePossible", "noMismatchedAlias", "noImpossibleMaintenance", "clearMigrationSemantics"];
+        Assert.All(rows, r => Assert.Equal(fields, r.EnumerateObject().Select(p => p.Name)));
+        Assert.Equal(["", "", "", "usemem=mixedmap", "flag=prefer-cacheable", "flag=prefer-migratable", "param=on", "param=off"],
+            rows.Select(r => r.GetProperty("variant").GetString()));
+    }
+
+    [Fact]
+    public void Json_carries_the_per_step_results_beside_the_scorecard()
+    {
+        var run = Json.Value.RootElement.GetProperty("runs").EnumerateArray().First(r => r.GetProperty("design").GetString() == "linux-6.17");
+        var steps = run.GetProperty("steps").EnumerateArray().ToList();
+        var start = steps.First(s => s.GetProperty("kind").GetString() == "start");
+        Assert.Equal("ok", start.GetProperty("outcome").GetString());
+        var access = steps.First(s => s.GetProperty("label").GetString() == "grace-usemem");
+        Assert.Equal("normal", access.GetProperty("region").GetProperty("stage2").GetString());
+        Assert.Equal("Normal-WB", access.GetProperty("region").GetProperty("effective").GetString());
+        Assert.True(Json.Value.RootElement.GetProperty("expectationsPassed").GetBoolean());
+    }
+
+    [Fact]
+    public void The_designs_md_findings_are_in_the_rows()
+    {
+        Assert.False(Row("linux-6.9", "").GetProperty("cacheableWherePossible").GetBoolean());
+        Assert.False(Row("linux-6.9", "").GetProperty("noMismatchedAlias").GetBoolean());
+        Assert.True(Row("linux-6.17", "").GetProperty("cacheableWherePossible").GetBoolean());
+        Assert.True(Row("linux-6.17", "").GetProperty("noMismatchedAlias").GetBoolean());
+        Assert.True(Row("linux-6.17", "").GetProperty("noImpossibleMaintenance").GetBoolean());
+        Assert.False(Row("linux-6.17", "usemem=mixedmap").GetProperty("noFaultTimeDeath").GetBoolean());
+        Assert.False(Row("proposal-module-param", "param=on").GetProperty("noImpossibleMaintenance").GetBoolean());
+        Assert.False(Row("proposal-memslot-flag", "flag=prefer-migratable").GetProperty("noMismatchedAlias").GetBoolean());
+    }
+
+    [Fact]
+    public void Table_output_shows_each_design_and_the_scorecard()
+    {
+        var (exit, output, _) = CliRunner.Run("demo");
+        Assert.Equal(0, exit);
+        foreach (var d in new[] { "linux-6.8", "linux-6.9", "linux-6.17", "proposal-memslot-flag", "proposal-module-param" })
+            Assert.Contains(d, output, StringComparison.Ordinal);
+        Assert.Contains("MT_S2_FWB_NORMAL", output, StringComparison.Ordinal);
+        Assert.Contains("Scorecard", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void One_design_only()
+    {
+        var (exit, output, _) = CliRunner.Run("demo", "--design", "linux-6.9", "--format", "json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Single(doc.RootElement.GetProperty("scorecard").EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("proposal-module-param=on", "param=on")]
+    [InlineData("proposal-memslot-flag=prefer-migratable", "flag=prefer-migratable")]
+    public void One_variant_by_NAME_equals_VALUE(string design, string variant)
+    {
+        var (exit, output, _) = CliRunner.Run("demo", "--design", design, "--format", "json");
+        Assert.Equal(0, exit);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(variant, doc.RootElement.GetProperty("scorecard").EnumerateArray().Single().GetProperty("variant").GetString());
+    }
+
+    [Fact]
+    public void An_unknown_variant_exits_2()
+    {
+        var (exit, _, err) = CliRunner.Run("demo", "--design", "proposal-module-param=maybe");
+        Assert.Equal(2, exit);
+        Assert.Contains("its variants: on, off", err, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,143 @@
+using S2Lab.Lab.Runner;
+using S2Lab.Lab.Scenarios;
+using S2Lab.Lab.Scorecard;
+
+namespace S2Lab.Lab.Tests;
+
+/// <summary>
+/// What designs.md says the demo must find, asserted on the computed scorecard rows and step results. Each finding
+/// is derived from the rules; the tests also change the hosts to show the rows follow the model, not a table.
+/// </summary>
+public class DesignFindingsTests
+{
+    private static readonly Lazy<IReadOnlyList<RunResult>> Demo = new(() => ScenarioRunner.Run(DemoScenario.Load(), "all").Runs);
+
+    private static RunResult Run(string design, string variant = "") =>
+        Demo.Value.Single(r => r.Design == design && r.Variant == variant);
+
+    private static ScorecardRow Row(string design, string variant = "") => Run(design, variant).Scorecard;
+
+    [Fact]
+    public void Demo_has_one_row_per_design_and_variant()
+    {
+        var rows = Demo.Value.Select(r => (r.Design, r.Variant)).ToList();
+        Assert.Equal(
+            [
+                ("linux-6.8", ""), ("linux-6.9", ""), ("linux-6.17", ""), ("linux-6.17", "usemem=mixedmap"),
+                ("proposal-memslot-flag", "flag=prefer-cacheable"), ("proposal-memslot-flag", "flag=prefer-migratable"),
+                ("proposal-module-param", "param=on"), ("proposal-module-param", "param=off"),
+            ],
+            rows);
+    }
+
+    [Fact]
+    public void Linux_6_9_fails_cacheable_where_possible_and_no_mismatched_alias_on_grace()
+    {
+        var row = Row("linux-6.9");
+        Assert.False(row.CacheableWherePossible);
+        Assert.False(row.NoMismatchedAlias);
+        Assert.Contains(row.Evidence["noMismatchedAlias"].Evidence, e => e.Contains("on grace", StringComparison.Ordinal));
+        Assert.Contains(row.Evidence["cacheableWherePossible"].Evidence, e => e.Contains("on grace", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Rule18_linux_6_9_demotes_usemem_to_Device_on_grace()
+    {
+        var usemem = Run("linux-6.9").Steps.OfType<AccessResult>().First(a => a.Label == "grace-usemem").Region;
+        Assert.Equal(Stage2Type.DeviceNgnre, usemem.Stage2);
+        Assert.Equal("Device-nGnRE", usemem.Effective);
+        Assert.Equal("instruction-abort", usemem.Accesses.Single(a => a.Type == AccessType.Exec).Outcome);
+    }
+
+    [Fact]
+    public void Linux_6_17_passes_properties_3_4_and_5()
+    {
+        var row = Row("linux-6.17");
+        Assert.True(row.CacheableWherePossible);
+        Assert.True(row.NoMismatchedAlias);
+        Assert.True(row.NoImpossibleMaintenance);
+        var usemem = Run("linux-6.17").Steps.OfType<AccessResult>().First(a => a.Label == "grace-usemem").Region;
+        Assert.Equal(Stage2Type.Normal, usemem.Stage2);
+        Assert.Equal("Normal-WB", usemem.Effective);
+    }
+
+    [Fact]
+    public void Rule6_linux_6_17_refuses_the_migration_to_altra_at_memslot_creation()
+    {
+        var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
+        Assert.Equal("setup-failed", m.Outcome);
+        Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, m.Errno);
+        Assert.StartsWith("KVM_SET_USER_MEMORY_REGION", m.FailedCall, StringComparison.Ordinal);
+        Assert.Equal("EINVAL", m.DestinationRegions.Single(r => r.Region == "gpu0.usemem").Outcome);
+        Assert.False(m.SwitchedOver);
+    }
+
+    [Fact]
+    public void A_VMM_checking_capability_243_refuses_the_migration_before_any_memslot()
+    {
+        var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra-checked");
+        Assert.Equal("refused", m.Outcome);
+        Assert.Contains("243", m.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome is "ok" or "EINVAL");
+    }
+
+    [Fact]
+    public void Rule7_linux_6_17_with_a_cacheable_mixedmap_fails_no_fault_time_death()
+    {
+        var row = Row("linux-6.17", "usemem=mixedmap");
+        Assert.False(row.NoFaultTimeDeath);
+        Assert.Contains(row.Evidence["noFaultTimeDeath"].Evidence, e => e.Contains("altra", StringComparison.Ordinal) && e.Contains("EFAULT", StringComparison.Ordinal));
+        Assert.True(Row("linux-6.17").NoFaultTimeDeath);
+    }
+
+    [Fact]
+    public void Module_param_on_fails_no_impossible_maintenance_on_altra()
+    {
+        var row = Row("proposal-module-param", "param=on");
+        Assert.False(row.NoImpossibleMaintenance);
+        Assert.All(row.Evidence["noImpossibleMaintenance"].Evidence, e => Assert.Contains("on altra", e, StringComparison.Ordinal));
+        Assert.True(Row("proposal-module-param", "param=off").NoImpossibleMaintenance);
+    }
+
+    [Fact]
+    public void Memslot_flag_clear_fails_no_mismatched_alias()
+    {
+        Assert.False(Row("proposal-memslot-flag", "flag=prefer-migratable").NoMismatchedAlias);
+        Assert.True(Row("proposal-memslot-flag", "flag=prefer-cacheable").NoMismatchedAlias);
+    }
+
+    [Fact]
+    public void Designs_without_capability_243_fail_early_discovery()
+    {
+        Assert.False(Row("linux-6.8").EarlyDiscovery);
+        Assert.False(Row("linux-6.9").EarlyDiscovery);
+        Assert.True(Row("linux-6.17").EarlyDiscovery);
+    }
+
+    /// <summary>The rows follow the hosts: with FWB and DIC on both ends, nothing in the debate can go wrong.</summary>
+    [Fact]
+    public void With_two_FWB_hosts_linux_6_17_and_module_param_pass_everything()
+    {
+        var text = DemoScenario.Text().Replace("cpu: neoverse-n1", "cpu: neoverse-v1", StringComparison.Ordinal);
+        var scenario = ScenarioLoader.Parse(text, "demo-two-fwb.yaml");
+        foreach (var (design, variant) in new[] { ("linux-6.17", ""), ("proposal-module-param", "param=on") })
+        {
+            var v = DesignCatalog.VariantsOf(design).Single(x => x.Label == variant);
+            var row = ScenarioRunner.RunOnce(scenario, design, v).Scorecard;
+            Assert.True(row.NoFaultTimeDeath && row.CacheableWherePossible && row.NoMismatchedAlias && row.NoImpossibleMaintenance && row.ClearMigrationSemantics,
+                $"{design} {variant}: {string.Join("; ", row.Evidence.Where(e => !e.Value.Holds).SelectMany(e => e.Value.Evidence))}");
+        }
+    }
+
+    /// <summary>Raw ID registers: FWB present but DIC clear is still not enough (rule 1).</summary>
+    [Fact]
+    public void Rule1_a_host_with_FWB_but_no_DIC_cannot_map_usemem_cacheable()
+    {
+        var text = DemoScenario.Text().Replace("cpu: neoverse-n1", "cpu: { preset: neoverse-v2, ctrEl0: 0x90040004 }", StringComparison.Ordinal);
+        var scenario = ScenarioLoader.Parse(text, "demo-fwb-no-dic.yaml");
+        var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
+        var start = run.Steps.OfType<StartResult>().Single(s => s.Label == "altra-start");
+        Assert.Equal("EINVAL", start.Regions.Single(r => r.Region == "gpu0.usemem").Outcome);
+        Assert.Equal("0", run.Hosts.Single(h => h.Name == "altra").Cap243Vm);
+    }
+}

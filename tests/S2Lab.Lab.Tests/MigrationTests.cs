@@ -1,0 +1,248 @@
+using CsCheck;
+using S2Lab.Arch.Cpu;
+using S2Lab.Kernel;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Lab.Runner;
+using S2Lab.Lab.Scenarios;
+using S2Lab.Vmm;
+
+namespace S2Lab.Lab.Tests;
+
+/// <summary>The VMM's migration: data integrity, dirty logging only on RAM (rule 6), and the outcomes.</summary>
+public class MigrationTests
+{
+    private const ulong RamGpa = 0x4000_0000;
+    private const ulong RamSize = 16UL << 20;
+    private const ulong PageSize = 4096;
+
+    private static VmmHost NewVmm(Host h)
+    {
+        var p = h.CreateProcess("vmm");
+        return new VmmHost(h.Name, p, h.OpenKvm(p), (_, _) => null);
+    }
+
+    private static Host NewHost(string name, string preset, string design = "linux-6.17") =>
+        new(name, CpuPresets.Get(preset).Model, KvmDesigns.Create(design));
+
+    /// <summary>A guest that writes given pages during given pre-copy rounds and remembers every value.</summary>
+    private sealed class WritingGuest(IReadOnlyList<int[]> dirtyPerRound, Dictionary<ulong, ulong> written) : IMigrationGuest
+    {
+        public void RunDuringPrecopy(VirtualMachine source, int round)
+        {
+            if (round > dirtyPerRound.Count)
+                return;
+            var vcpu = (ModelKvmVcpu)source.Vcpus[0];
+            foreach (var page in dirtyPerRound[round - 1])
+            {
+                var off = (ulong)page * PageSize + 8;
+                var value = ((ulong)round << 48) | (uint)page;
+                Assert.Equal(GuestAccessOutcome.Completed, vcpu.Access(GuestAccessRequest.Write(RamGpa + off, 0xFF, value)).Outcome);
+                written[off] = value;
+            }
+        }
+
+        public GuestResumeReport ResumeOn(VirtualMachine destination) => new(true, "");
+    }
+
+    /// <summary>Whatever the guest writes before and during pre-copy, the destination's RAM holds the last value of each word.</summary>
+    [Fact]
+    public void Every_value_the_guest_wrote_arrives_whatever_the_dirty_pattern()
+    {
+        var pages = Gen.Int[0, (int)(RamSize / PageSize) - 1];
+        var gen = Gen.Select(pages.Array[0, 24], pages.Array[0, 24].Array[0, 5], Gen.Int[1, 6], Gen.Int[0, 8]);
+        gen.Sample((before, dirty, maxRounds, threshold) =>
+        {
+            var src = NewHost("a", "neoverse-v2");
+            var dst = NewHost("b", "neoverse-n1");
+            var cfg = new VmConfig("vm", 40, 1, [new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam())]);
+            var start = Vmm.Vmm.Start(NewVmm(src), cfg, VmmPolicy.TrustKernel);
+            Assert.Equal(StartOutcome.Started, start.Outcome);
+            var vm = start.Vm!;
+            var written = new Dictionary<ulong, ulong>();
+            var vcpu = (ModelKvmVcpu)vm.Vcpus[0];
+            foreach (var p in before)
+            {
+                var off = (ulong)p * PageSize;
+                vcpu.Access(GuestAccessRequest.Write(RamGpa + off, 0xFF, 0xC0DE_0000UL | (uint)p));
+                written[off] = 0xC0DE_0000UL | (uint)p;
+            }
+
+            var report = Migration.Migrate(vm, NewVmm(dst), VmmPolicy.TrustKernel, new WritingGuest(dirty, written), new MigrationOptions(maxRounds, threshold));
+            Assert.Equal(MigrationOutcome.Succeeded, report.Outcome);
+            Assert.True(vm.IsDestroyed);
+            var target = report.DestinationVm!;
+            var mm = target.Host.Process.Mm;
+            var hva = target.Region("ram").Hva;
+            Span<byte> buf = stackalloc byte[8];
+            foreach (var (off, value) in written)
+            {
+                Assert.Equal(Errno.None, mm.Read(hva + off, buf));
+                Assert.Equal(value, BitConverter.ToUInt64(buf));
+            }
+
+            // The pre-copy loop stopped for one of its two reasons.
+            var last = report.Rounds.Where(r => r.Round > 0).Last();
+            Assert.True(last.PagesDirtied <= threshold || last.Round == maxRounds);
+        }, iter: 40);
+    }
+
+    [Fact]
+    public void Rule6_dirty_logging_is_turned_on_for_RAM_slots_only_and_device_memory_is_copied_whole()
+    {
+        var text = DemoScenario.Text();
+        var scenario = ScenarioLoader.Parse(text, "demo.yaml");
+        var run = ScenarioRunner.RunOnce(scenario, "linux-6.9", RunVariant.Default);
+        var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
+        Assert.Equal("succeeded-same-types", m.Outcome);
+        Assert.True(m.DataIntact);
+        var usemem = m.DeviceCopies.Single(c => c.Region == "gpu0.usemem");
+        Assert.Equal(512UL << 20, usemem.Bytes);
+        Assert.Contains("stop-and-copy", usemem.How, StringComparison.Ordinal);
+        var bar0 = m.DeviceCopies.Single(c => c.Region == "gpu0.bar0");
+        Assert.Equal(0UL, bar0.Bytes);
+        Assert.Contains("vfio migration", bar0.How, StringComparison.Ordinal);
+        // usemem was written through a Device stage-2 mapping while the VMM maps it cacheable: the copy is flagged.
+        Assert.Contains(usemem.Hazards, h => h.Name == "stale-copy");
+        Assert.All(m.DestinationRegions, r => Assert.Equal(KvmMemFlags.None, r.Flags & KvmMemFlags.LOG_DIRTY_PAGES));
+    }
+
+    [Fact]
+    public void Device_memory_the_guest_wrote_arrives_too()
+    {
+        var src = NewHost("a", "neoverse-v2", "linux-6.9");
+        var dst = NewHost("b", "neoverse-n1", "linux-6.9");
+        IDeviceRegion Usemem(Host h)
+        {
+            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, 64UL << 20, MemblkSize: 64UL << 20));
+            return new TestRegion("gpu0", "usemem", gpu.Usemem.Size, p => gpu.MmapUsemem(p));
+        }
+
+        var srcRegion = Usemem(src);
+        var dstRegion = Usemem(dst);
+        VmmHost WithDevice(Host h, IDeviceRegion r)
+        {
+            var p = h.CreateProcess("vmm");
+            return new VmmHost(h.Name, p, h.OpenKvm(p), (d, n) => d == "gpu0" && n == "usemem" ? r : null);
+        }
+
+        var cfg = new VmConfig("vm", 40, 1,
+        [
+            new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
+            new RegionConfig("usemem", 0x40_0000_0000, 64UL << 20, false, new DeviceMemory("gpu0", "usemem")),
+        ]);
+        var vm = Vmm.Vmm.Start(WithDevice(src, srcRegion), cfg, VmmPolicy.TrustKernel).Vm!;
+        var vcpu = (ModelKvmVcpu)vm.Vcpus[0];
+        Assert.Equal(GuestAccessOutcome.Completed, vcpu.Access(GuestAccessRequest.Write(0x40_0000_0000 + 0x12340, 0xFF, 0xFEEDUL)).Outcome);
+        var report = Migration.Migrate(vm, WithDevice(dst, dstRegion), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
+        Assert.Equal(MigrationOutcome.Succeeded, report.Outcome);
+        var copy = report.DeviceCopies.Single();
+        Assert.True(copy.Copied);
+        Assert.Equal(1, copy.PagesWithData);
+        var read = ((ModelKvmVcpu)report.DestinationVm!.Vcpus[0]).Access(GuestAccessRequest.Read(0x40_0000_0000 + 0x12340, 0xFF));
+        Assert.Equal(0xFEEDUL, BitConverter.ToUInt64(read.Data));
+    }
+
+    private sealed record TestRegion(string Device, string Region, ulong Size, Func<Kernel.Mm.Process, KvmResult<Kernel.Mm.Vma>> Map) : IDeviceRegion
+    {
+        public bool IsMemory => true;
+
+        public KvmResult<Kernel.Mm.Vma> Mmap(Kernel.Mm.Process process) => Map(process);
+    }
+
+    [Fact]
+    public void A_setup_failure_leaves_the_guest_running_on_the_source()
+    {
+        var text = DemoScenario.Text() + "\n  - { id: still-there, start: { vm: vm, host: grace } }\n";
+        var scenario = ScenarioLoader.Parse(text.Replace("  - id: grace-to-altra\n    migrate: { vm: vm, to: altra, dirty: [{ region: ram, offset: 0x10000, pages: 16, rounds: 2 }] }\n  - stop: vm",
+            "  - id: grace-to-altra\n    migrate: { vm: vm, to: altra }\n  - { id: after-failed, access: { vm: vm, region: ram, offset: 0x2000, mair: 0xFF, type: read } }\n  - stop: vm", StringComparison.Ordinal), "demo.yaml");
+        var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
+        Assert.Equal("setup-failed", run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Outcome);
+        var after = run.Steps.OfType<AccessResult>().Single(a => a.Label == "after-failed").Region;
+        Assert.Equal("grace", after.Host);
+        Assert.Equal("ok", after.Accesses.Single().Outcome);
+        Assert.Equal(0xFEEDFACECAFEBEEFUL, after.Accesses.Single().Value);
+    }
+
+    /// <summary>Two hosts with FWB but different kernels: the memory type changes under the guest, silently.</summary>
+    [Fact]
+    public void A_migration_to_an_older_kernel_changes_usemem_silently_and_fails_property_6()
+    {
+        const string text = """
+            name: downgrade
+            hosts:
+              new:
+                cpu: neoverse-v2
+                design: linux-6.17
+                devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } }
+              old:
+                cpu: neoverse-v2
+                design: linux-6.9
+                devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } }
+            vms:
+              vm:
+                host: new
+                memory: [ { name: ram, gpa: 0x40000000, size: 16MiB } ]
+                devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000 } } } ]
+            steps:
+              - start: vm
+              - { access: { vm: vm, region: gpu0.usemem, mair: 0xFF, type: [read, write] } }
+              - { id: m, migrate: { vm: vm, to: old } }
+              - expect: { step: m, outcome: succeeded-changed-types, changed: gpu0.usemem, dataIntact: true }
+              - expect: { scorecard: { clearMigrationSemantics: false, noMismatchedAlias: false } }
+            """;
+        var report = ScenarioRunner.Run(ScenarioLoader.Parse(text, "downgrade.yaml"), null);
+        Assert.True(report.ExpectationsPassed, string.Join("; ", report.Checks.Where(c => !c.Check.Passed).Select(c => $"{c.Check.Field}: {c.Check.Actual}")));
+        var m = report.Runs[0].Steps.OfType<MigrateResult>().Single();
+        Assert.Equal("normal / Normal-WB", m.Changes.Single().Before);
+        Assert.Equal("device-ngnre / Device-nGnRE", m.Changes.Single().After);
+    }
+
+    /// <summary>Never copy silently wrong: memory the VMM can no longer read stops the migration before switch-over.</summary>
+    [Theory]
+    [InlineData("ram", "RAM pre-copy")]
+    [InlineData("gpu0.usemem", "device memory copy (gpu0.usemem)")]
+    public void Memory_the_VMM_unmapped_stops_the_migration_before_switchover(string region, string call)
+    {
+        var text = $$"""
+            name: unmapped
+            hosts:
+              a: { cpu: neoverse-v2, design: linux-6.9, devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } } }
+              b: { cpu: neoverse-n1, design: linux-6.9, devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } } }
+            vms:
+              vm:
+                host: a
+                memory: [ { name: ram, gpa: 0x40000000, size: 16MiB } ]
+                devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000 } } } ]
+            steps:
+              - start: vm
+              - { access: { vm: vm, region: ram, offset: 0x3000, mair: 0xFF, type: write, value: 7 } }
+              - { munmap: { vm: vm, region: {{region}}, offset: 0x200000, size: 0x1000 } }
+              - { id: m, migrate: { vm: vm, to: b } }
+              - { id: after, access: { vm: vm, region: ram, offset: 0x3000, mair: 0xFF, type: read } }
+              - expect: { step: m, outcome: setup-failed, call: "{{call}}", errno: EFAULT }
+              - expect: { step: after, read: ok, value: 7 }
+              - expect: { scorecard: { clearMigrationSemantics: true } }
+            """;
+        var report = ScenarioRunner.Run(ScenarioLoader.Parse(text, "unmapped.yaml"), null);
+        Assert.True(report.ExpectationsPassed, string.Join("; ", report.Checks.Where(c => !c.Check.Passed).Select(c => $"{c.Check.Field}: {c.Check.Actual}")));
+        Assert.Equal("a", report.Runs[0].Steps.OfType<AccessResult>().Last().Region.Host);
+    }
+
+    [Fact]
+    public void A_cancelled_migration_turns_dirty_logging_off_again()
+    {
+        var src = NewHost("a", "neoverse-v2");
+        var cfg = new VmConfig("vm", 40, 1, [new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam())]);
+        var vm = Vmm.Vmm.Start(NewVmm(src), cfg, VmmPolicy.TrustKernel).Vm!;
+        Assert.Equal(Errno.None, vm.Munmap("ram", 0x100000, PageSize));
+        var report = Migration.Migrate(vm, NewVmm(NewHost("b", "neoverse-n1")), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
+        Assert.Equal(MigrationOutcome.SetupFailed, report.Outcome);
+        Assert.False(vm.IsDestroyed);
+        Assert.Equal(KvmMemFlags.None, vm.Region("ram").Flags & KvmMemFlags.LOG_DIRTY_PAGES);
+        Assert.True(report.Destination!.Vm!.IsDestroyed);
+        var ram = new ulong[(RamSize / PageSize + 63) / 64];
+        Assert.Equal(Errno.ENOENT, vm.Kvm.GetDirtyLog(vm.Region("ram").Slot, ram));
+    }
+}

@@ -1,0 +1,86 @@
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Lab.Runner;
+using S2Lab.Lab.Scenarios;
+using S2Lab.Lab.Scorecard;
+
+namespace S2Lab.Lab.Tests;
+
+/// <summary>The scorecard computation on hand-made results: each property reacts to exactly the facts it is defined on.</summary>
+public class ScorecardTests
+{
+    private static readonly VmaFacts Usemem = new("pfnmap", true, false, true, "VM_PFNMAP|VM_IO, MT_NORMAL");
+    private static readonly VmaFacts Ram = new("anon", true, false, false, "anonymous, MT_NORMAL");
+
+    private static HostFacts Host(string name, bool fwb, string cap = "1", string sys = "EINVAL") =>
+        new(name, "cpu", "preset", fwb, true, true, "d", cap, sys, "0", "0");
+
+    private static RegionAccessResult View(string host, VmaFacts vma, Stage2Type s2, string effective, bool cacheable, string outcome = "ok",
+        Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true) =>
+        new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(AccessType.Read, outcome, errno, null, "")], s2, s2.ToString(), effective, cacheable,
+            cmo ?? CmoRecord.NoneNeeded, [], []);
+
+    private static ScorecardRow Score(IReadOnlyList<HostFacts> hosts, params RegionAccessResult[] views) =>
+        ScorecardCalculator.Compute("d", "", hosts, views.Select((v, i) => (StepResult)new AccessResult(i, $"s{i}", v)).ToList());
+
+    [Fact]
+    public void Nothing_to_judge_holds()
+    {
+        var row = Score([Host("h", true)]);
+        Assert.True(row.EarlyDiscovery && row.NoFaultTimeDeath && row.CacheableWherePossible && row.NoMismatchedAlias && row.NoImpossibleMaintenance && row.ClearMigrationSemantics);
+    }
+
+    [Fact]
+    public void An_EFAULT_on_an_accepted_memslot_is_fault_time_death_unless_the_VMM_changed_the_mapping()
+    {
+        var death = View("h", Usemem, Stage2Type.None, "-", false, "efault", Errno.EFAULT);
+        Assert.False(Score([Host("h", false, "0")], death).NoFaultTimeDeath);
+        Assert.True(Score([Host("h", false, "0")], death with { MappingChangedByVmm = true }).NoFaultTimeDeath);
+    }
+
+    [Fact]
+    public void A_non_cacheable_stage_2_over_host_cacheable_memory_is_a_mismatched_alias()
+    {
+        Assert.False(Score([Host("h", true)], View("h", Usemem, Stage2Type.NormalNc, "Normal-NC", false)).NoMismatchedAlias);
+        Assert.True(Score([Host("h", true)], View("h", Usemem with { Cacheable = false }, Stage2Type.NormalNc, "Normal-NC", false)).NoMismatchedAlias);
+        Assert.True(Score([Host("h", true)], View("h", Ram, Stage2Type.Normal, "Normal-WB", true)).NoMismatchedAlias);
+    }
+
+    [Fact]
+    public void Impossible_maintenance_comes_from_the_CMO_record()
+    {
+        var cmo = new CmoRecord(["DcacheCleanInvalPoc"], false, "no kernel VA");
+        Assert.False(Score([Host("h", false, "0")], View("h", Usemem, Stage2Type.Normal, "Normal-WB", true, cmo: cmo)).NoImpossibleMaintenance);
+        Assert.True(Score([Host("h", false, "0")], View("h", Usemem, Stage2Type.Normal, "Normal-WB", true, cmo: cmo with { Possible = true })).NoImpossibleMaintenance);
+    }
+
+    [Fact]
+    public void Cacheable_where_possible_only_judges_hosts_with_FWB_and_DIC()
+    {
+        var demoted = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false);
+        Assert.False(Score([Host("h", true)], demoted).CacheableWherePossible);
+        Assert.True(Score([Host("h", false, "0")], demoted).CacheableWherePossible);
+    }
+
+    [Fact]
+    public void Early_discovery_needs_a_recognized_capability_that_predicts_the_mapping()
+    {
+        var normal = View("h", Usemem, Stage2Type.Normal, "Normal-WB", true);
+        var demoted = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false);
+        Assert.True(Score([Host("h", true, "1")], normal).EarlyDiscovery);
+        Assert.False(Score([Host("h", true, "0")], normal).EarlyDiscovery);
+        Assert.True(Score([Host("h", false, "0")], demoted with { MemslotAccepted = false }).EarlyDiscovery);
+        // Unrecognized: 0 on both fds, exactly like an unknown capability.
+        Assert.False(Score([Host("h", true, "0", "0")], demoted).EarlyDiscovery);
+        // A VMM that chose not to ask for cacheable memory says nothing about whether it would have worked.
+        Assert.True(Score([Host("h", true, "1")], demoted with { CacheableDeclined = true }).EarlyDiscovery);
+    }
+
+    [Fact]
+    public void Migration_semantics_break_on_changed_types_or_failures_after_switchover()
+    {
+        MigrateResult M(string outcome) => new(0, "m", "vm", "a", "b", "p", outcome, "", "", Errno.None, [], [], [], [], [], null, "");
+        var hosts = new[] { Host("a", true), Host("b", false, "0") };
+        foreach (var (outcome, holds) in new[] { ("refused", true), ("setup-failed", true), ("succeeded-same-types", true), ("succeeded-changed-types", false), ("failed-after-switchover", false) })
+            Assert.Equal(holds, ScorecardCalculator.Compute("d", "", hosts, [M(outcome)]).ClearMigrationSemantics);
+    }
+}
