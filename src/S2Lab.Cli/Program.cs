@@ -12,21 +12,22 @@ public static class Program
     /// Parses and runs one command line. A parse error (unknown command or option, missing or ill-typed value) is a
     /// usage error: it is reported on standard error and exits with 2, like every other usage error of s2lab.
     /// </summary>
-    public static int Run(string[] args)
+    public static int Run(string[] args, InvocationConfiguration? configuration = null)
     {
         var parse = BuildRoot().Parse(args);
         if (parse.Errors.Count > 0)
         {
+            var stderr = configuration?.Error ?? Console.Error;
             foreach (var error in parse.Errors)
             {
-                Console.Error.WriteLine($"s2lab: {error.Message}");
+                stderr.WriteLine($"s2lab: {error.Message}");
             }
 
-            Console.Error.WriteLine("Run 's2lab --help', or 's2lab COMMAND --help', for usage.");
+            stderr.WriteLine("Run 's2lab --help', or 's2lab COMMAND --help', for usage.");
             return 2;
         }
 
-        return parse.Invoke();
+        return configuration is null ? parse.Invoke() : parse.Invoke(configuration);
     }
 
     /// <summary>The full command tree; tests call this to run commands in-process.</summary>

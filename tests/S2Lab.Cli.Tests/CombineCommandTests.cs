@@ -9,7 +9,7 @@ public class CombineCommandTests
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var exit = Program.BuildRoot().Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        var exit = Program.Run(args, new InvocationConfiguration { Output = output, Error = error });
         return (exit, output.ToString(), error.ToString());
     }
 
@@ -197,7 +197,8 @@ public class CombineCommandTests
         var (exit, output, error) = Run(args);
         Assert.Equal(2, exit);
         Assert.Equal("", output);
-        Assert.StartsWith("s2lab combine: ", error, StringComparison.Ordinal);
+        // The command's own checks say "s2lab combine: ..."; the parser's (unknown option) say "s2lab: ...".
+        Assert.Matches("^s2lab( combine)?: ", error);
     }
 
     [Fact]

@@ -44,7 +44,6 @@ internal static class CombineCommand
         var table = new Option<bool>("--table") { Description = "Print Linux's stage-1 types against KVM's stage-2 types, FWB=0 and FWB=1." };
         cmd.Options.Add(json);
         cmd.Options.Add(table);
-        cmd.TreatUnmatchedTokensAsErrors = false;
 
         cmd.SetAction(parseResult =>
         {
@@ -55,11 +54,6 @@ internal static class CombineCommand
             {
                 error.WriteLine($"s2lab combine: {message}");
                 return BadInput;
-            }
-
-            if (parseResult.UnmatchedTokens.Count > 0)
-            {
-                return Fail($"unexpected argument '{parseResult.UnmatchedTokens[0]}' (see 's2lab combine --help')");
             }
 
             // An option given without a value: Option<string> with arity 0..1 yields null, so look for the token.
