@@ -104,6 +104,40 @@ public class MmTests
     }
 
     [Fact]
+    public void Nvgrace_usemem_mixedmap_option_changes_only_the_vma_type()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var cfg = new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: 4 * GiB, Bar0Size: 16 * MiB);
+        var pfn = new NvGraceGpu(rig.Host, "gpu0", cfg);
+        var mixed = new NvGraceGpu(rig.Host, "gpu1", cfg with { UsememMapping = NvGraceUsememMapping.Mixedmap });
+        var a = pfn.MmapUsemem(rig.Vmm).Value;
+        var b = mixed.MmapUsemem(rig.Vmm).Value;
+        const VmFlags Type = VmFlags.VM_PFNMAP | VmFlags.VM_MIXEDMAP | VmFlags.VM_IO;
+        Assert.Equal(VmFlags.VM_PFNMAP | VmFlags.VM_IO, a.Flags & Type);
+        Assert.Equal(VmFlags.VM_MIXEDMAP | VmFlags.VM_IO, b.Flags & Type);
+        Assert.Equal(a.Flags & ~Type, b.Flags & ~Type);
+        Assert.Equal(a.PageProt, b.PageProt); // same pgprot (MT_NORMAL, cacheable: rule 3)
+        Assert.True(b.IsCacheable);
+        // vm_pgoff stays the vfio file offset (BAR4 region index in the high bits), not a pfn.
+        Assert.Equal(4UL << (40 - 12), b.PgOff);
+        // Same pfns: each device's own usemem, page for page, also after a split of the VMA.
+        foreach (var off in new ulong[] { 0, 4096, 3 * MiB + 8192, b.Size - 4096 })
+        {
+            Assert.Equal((pfn.Usemem.Base + off) >> 12, a.Backing.Lookup(a, a.Start + off)!.Value.Pfn);
+            Assert.Equal((mixed.Usemem.Base + off) >> 12, b.Backing.Lookup(b, b.Start + off)!.Value.Pfn);
+        }
+
+        Assert.Equal(Errno.None, rig.Vmm.Mm.Munmap(b.Start, 2 * MiB));
+        var tail = rig.Vmm.Mm.FindVma(b.Start + 2 * MiB)!;
+        Assert.Equal((mixed.Usemem.Base + (2 * MiB) + 4096) >> 12, tail.Backing.Lookup(tail, tail.Start + 4096)!.Value.Pfn);
+        // Offset mappings and bad ranges as for the PFNMAP mapping.
+        var part = mixed.MmapUsemem(rig.Vmm, offset: 1 * GiB, length: 2 * MiB).Value;
+        Assert.Equal((mixed.Usemem.Base + GiB) >> 12, part.Backing.Lookup(part, part.Start)!.Value.Pfn);
+        Assert.Equal(Errno.EINVAL, mixed.MmapUsemem(rig.Vmm, offset: 100).Error);
+        Assert.Equal(Errno.EINVAL, mixed.MmapUsemem(rig.Vmm, offset: mixed.Usemem.Size).Error);
+    }
+
+    [Fact]
     public void Hugetlbfs_needs_whole_huge_pages()
     {
         var host = Host.Create("h", "neoverse-v2", "linux-6.17");
