@@ -234,6 +234,7 @@ public static class Migration
     {
         int sent = 0, zero = 0;
         Span<byte> buf = stackalloc byte[(int)PAGE_SIZE];
+        Span<byte> resident = stackalloc byte[1];
         foreach (var (name, set) in pages)
         {
             var from = source.Region(name);
@@ -242,11 +243,13 @@ public static class Migration
             {
                 var off = page << PAGE_SHIFT;
                 var mm = source.Host.Process.Mm;
-                if (mm.FindVma(from.Hva + off) is not { } vma)
+                // mincore(2): ENOMEM where nothing is mapped; a page never populated is the zero page.
+                var mc = mm.Mincore(from.Hva + off, PAGE_SIZE, resident);
+                if (mc == Errno.ENOMEM)
                     return (sent, zero, $"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent");
-
-                // mincore(2): a page never populated is the zero page.
-                if (vma.Backing.Lookup(vma, from.Hva + off) is null)
+                if (mc != Errno.None)
+                    return (sent, zero, $"{name}+0x{off:x}: mincore failed with {mc}");
+                if ((resident[0] & 1) == 0)
                 {
                     zero++;
                     continue;

@@ -138,6 +138,44 @@ public class MmTests
     }
 
     [Fact]
+    public void Mincore_reports_populated_pages_and_the_kernel_errnos()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var mm = rig.Vmm.Mm;
+        var anon = rig.Anon(8 * MiB);
+        var vec = new byte[2048];
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start, 8 * MiB, vec));
+        Assert.All(vec, b => Assert.Equal(0, b)); // nothing touched yet
+        var one = new byte[1];
+        Assert.Equal(Errno.None, mm.Write(anon.Start + (5 * 4096) + 8, one.AsSpan(0, 1)));
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start, 8 * MiB, vec));
+        // The write faulted in a folio (THP where the range allows): every page of it is resident, and only those.
+        var resident = Enumerable.Range(0, 2048).Where(i => vec[i] == 1).ToList();
+        Assert.Contains(5, resident);
+        var folio = mm.FindVma(anon.Start)!.Backing.Lookup(anon, anon.Start + (5 * 4096))!.Value.MappingSize / 4096;
+        Assert.Equal((int)folio, resident.Count);
+        // A length that is not a page multiple covers the partial page.
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start + (5 * 4096), 1, one));
+        Assert.Equal(1, one[0]);
+
+        // VM_PFNMAP (vfio BAR, nvgrace usemem): the walk skips it as a hole; no page cache behind the device file.
+        var gpu = rig.AddGh200();
+        var use = gpu.MmapUsemem(rig.Vmm).Value;
+        Assert.Equal(Errno.None, mm.Mincore(use.Start, 16 * 4096, vec));
+        Assert.All(vec.Take(16), b => Assert.Equal(0, b));
+
+        // Errnos: EINVAL misaligned start; ENOMEM for a hole (after filling the mapped part) or beyond TASK_SIZE; EFAULT for a short vec.
+        Assert.Equal(Errno.EINVAL, mm.Mincore(anon.Start + 1, 4096, vec));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(anon.End - 4096, 2 * 4096, vec));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(mm.TaskSize - 4096, 2 * 4096, vec));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(mm.TaskSize, 4096, vec));
+        Assert.Equal(Errno.EFAULT, mm.Mincore(anon.Start, 3 * 4096, new byte[2]));
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start, 0, []));
+        Assert.Equal(Errno.None, mm.Munmap(anon.Start, 8 * MiB));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(anon.Start, 4096, vec));
+    }
+
+    [Fact]
     public void Hugetlbfs_needs_whole_huge_pages()
     {
         var host = Host.Create("h", "neoverse-v2", "linux-6.17");
