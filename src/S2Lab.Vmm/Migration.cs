@@ -41,7 +41,7 @@ public sealed record PrecopyRoundReport(int Round, int PagesSent, int ZeroPages,
 
 /// <summary>How a device region's contents moved.</summary>
 /// <param name="Copied">Whether bytes were copied (false for device registers).</param>
-/// <param name="Bytes">Bytes read from the source mapping (the whole region for memory).</param>
+/// <param name="Bytes">Bytes the copy covers, read through the source mapping (the whole region for memory; the model skips reads that can only return zeros).</param>
 /// <param name="PagesWithData">Pages that held non-zero data and were written to the destination.</param>
 public sealed record DeviceCopyReport(string Region, bool Copied, string How, ulong Bytes, int PagesWithData)
 {
@@ -69,8 +69,6 @@ public sealed record MigrationReport(
 /// </summary>
 public static class Migration
 {
-    private const int CopyChunkPages = 32;
-
     public static MigrationReport Migrate(VirtualMachine source, VmmHost destination, VmmPolicy policy, IMigrationGuest guest, MigrationOptions options)
     {
         MigrationReport Report(MigrationOutcome o, string reason, string call = "", Errno e = Errno.None, StartReport? dest = null,
@@ -269,12 +267,14 @@ public static class Migration
     /// <summary>
     /// Device regions at stop-and-copy: memory is read whole through the source VMM's mapping and written through the
     /// destination's (pages holding only zeros are skipped: the destination region starts zeroed); device registers
-    /// are not memory and are left to the device's vfio migration driver.
+    /// are not memory and are left to the device's vfio migration driver. The model reads only the pages that hold
+    /// data (<see cref="MmStruct.PagesWithData"/>): the rest would read as zeros and be skipped, so the result is the
+    /// same as reading everything, and a missing or unreadable source mapping fails the copy just the same.
     /// </summary>
     private static List<DeviceCopyReport> CopyDevices(VirtualMachine source, VirtualMachine target)
     {
         var reports = new List<DeviceCopyReport>();
-        var buf = new byte[CopyChunkPages * (int)PAGE_SIZE];
+        var buf = new byte[PAGE_SIZE];
         foreach (var from in source.Regions.Where(r => !r.Config.IsRam))
         {
             var to = target.Region(from.Name);
@@ -289,30 +289,31 @@ public static class Migration
             int withData = 0;
             var mmFrom = source.Host.Process.Mm;
             var mmTo = target.Host.Process.Mm;
-            bool failed = false;
-            for (ulong off = 0; off < from.Config.Size && !failed; off += (ulong)buf.Length)
+            // Reading all of it page by page would only find zeros outside the pages the model holds data for: ask
+            // which those are (this fails exactly where reading the source mapping would), then read and write them.
+            var dataPages = new List<ulong>();
+            bool failed = mmFrom.PagesWithData(from.Hva, from.Config.Size, dataPages) != Errno.None;
+            foreach (var off in dataPages)
             {
-                var len = (int)Math.Min((ulong)buf.Length, from.Config.Size - off);
-                var chunk = buf.AsSpan(0, len);
-                if (mmFrom.Read(from.Hva + off, chunk) != Errno.None)
+                if (failed)
+                    break;
+                var len = (int)Math.Min(PAGE_SIZE, from.Config.Size - off);
+                var page = buf.AsSpan(0, len);
+                if (mmFrom.Read(from.Hva + off, page) != Errno.None)
                 {
                     failed = true;
                     break;
                 }
 
-                for (int p = 0; p < len; p += (int)PAGE_SIZE)
+                if (page.IndexOfAnyExcept((byte)0) < 0)
+                    continue;
+                if (mmTo.Write(to.Hva + off, page) != Errno.None)
                 {
-                    var page = chunk.Slice(p, (int)PAGE_SIZE);
-                    if (page.IndexOfAnyExcept((byte)0) < 0)
-                        continue;
-                    if (mmTo.Write(to.Hva + off + (ulong)p, page) != Errno.None)
-                    {
-                        failed = true;
-                        break;
-                    }
-
-                    withData++;
+                    failed = true;
+                    break;
                 }
+
+                withData++;
             }
 
             reports.Add(new DeviceCopyReport(from.Name, !failed,

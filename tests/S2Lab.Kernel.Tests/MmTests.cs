@@ -1,3 +1,4 @@
+using CsCheck;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
@@ -173,6 +174,68 @@ public class MmTests
         Assert.Equal(Errno.None, mm.Mincore(anon.Start, 0, []));
         Assert.Equal(Errno.None, mm.Munmap(anon.Start, 8 * MiB));
         Assert.Equal(Errno.ENOMEM, mm.Mincore(anon.Start, 4096, vec));
+    }
+
+    [Fact]
+    public void PagesWithDataIn_lists_exactly_the_written_pages_of_a_physical_range()
+    {
+        Gen.Select(Gen.UInt[0, (uint)(64 * MiB) - 8], Gen.Byte).Array[0, 40].Sample(writes =>
+        {
+            var mem = new PhysicalMemory(ramSize: 64 * MiB);
+            var dev = mem.AddDeviceRegion("hbm", 64 * MiB, PhysRegionKind.DeviceMemory);
+            var written = new SortedSet<ulong>();
+            foreach (var (off, b) in writes)
+            {
+                mem.Write(dev.Base + off, [b, 1]); // may straddle two pages
+                written.Add((dev.Base + off) >> 12);
+                written.Add((dev.Base + off + 1) >> 12);
+            }
+
+            // The whole region (scanned through the dictionary) and a small window (probed page by page) agree with the writes.
+            Assert.Equal(written.ToList(), mem.PagesWithDataIn(dev.Base, dev.Size));
+            var lo = dev.Base + (3 * MiB) + 100;
+            var want = written.Where(p => p >= lo >> 12 && p <= (lo + (5 * 4096) - 1) >> 12).ToList();
+            Assert.Equal(want, mem.PagesWithDataIn(lo, 5 * 4096));
+            Assert.All(want, p => Assert.True(mem.HasData(p)));
+        }, iter: 100);
+        Assert.Empty(new PhysicalMemory(ramSize: 64 * MiB).PagesWithDataIn(0x8000_0000, 0));
+    }
+
+    [Fact]
+    public void Mm_PagesWithData_matches_reading_everything_and_fails_where_Read_fails()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var mm = rig.Vmm.Mm;
+        var gpu = rig.AddGh200();
+        var use = gpu.MmapUsemem(rig.Vmm, 0, 64 * MiB).Value;
+        var anon = AnonymousMemory.Mmap(rig.Vmm, 4 * MiB, thp: false).Value;
+        foreach (var (vma, off) in new[] { (use, 0UL), (use, 5 * 4096UL + 17), (use, 63 * MiB), (anon, 8192UL), (anon, 3 * MiB) })
+            Assert.Equal(Errno.None, mm.Write(vma.Start + off, [0xAB]));
+        foreach (var vma in new[] { use, anon })
+        {
+            var offsets = new List<ulong>();
+            Assert.Equal(Errno.None, mm.PagesWithData(vma.Start, vma.Size, offsets));
+            // Brute force: read every page, keep those with a non-zero byte.
+            var page = new byte[4096];
+            var brute = new List<ulong>();
+            for (ulong o = 0; o < vma.Size; o += 4096)
+            {
+                Assert.Equal(Errno.None, mm.Read(vma.Start + o, page));
+                if (page.Any(b => b != 0))
+                    brute.Add(o);
+            }
+
+            Assert.Equal(brute, offsets);
+        }
+
+        // Where copy_from_user fails, so does this: a hole, a PROT_NONE part, a misaligned start.
+        Assert.Equal(Errno.None, mm.Mprotect(use.Start + MiB, 4096, Prot.PROT_NONE));
+        Assert.Equal(Errno.EFAULT, mm.Read(use.Start, new byte[2 * MiB]));
+        Assert.Equal(Errno.EFAULT, mm.PagesWithData(use.Start, 2 * MiB, []));
+        Assert.Equal(Errno.None, mm.Munmap(anon.Start + MiB, 4096));
+        Assert.Equal(Errno.EFAULT, mm.Read(anon.Start, new byte[2 * MiB]));
+        Assert.Equal(Errno.EFAULT, mm.PagesWithData(anon.Start, 2 * MiB, []));
+        Assert.Equal(Errno.EINVAL, mm.PagesWithData(anon.Start + 1, 4096, []));
     }
 
     [Fact]

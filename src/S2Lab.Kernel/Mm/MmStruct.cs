@@ -321,6 +321,50 @@ public sealed class MmStruct
         return vma.Backing.Fault(vma, hva, write) is { } pte ? KvmResult<HostPte>.Ok(pte) : Errno.EFAULT;
     }
 
+    /// <summary>
+    /// A model call, not a syscall: what <see cref="Read"/> of [<paramref name="hva"/>, +<paramref name="length"/>) would
+    /// return, without copying it. It fails exactly where Read would (EFAULT: no VMA, no VM_READ, no page behind an
+    /// address; pages are faulted in as Read does) and otherwise lists, ascending, the offsets from
+    /// <paramref name="hva"/> of the pages whose physical page holds data (<see cref="PhysicalMemory.PagesWithDataIn"/>);
+    /// every other page would read as zeros. EINVAL if <paramref name="hva"/> is not page aligned.
+    /// </summary>
+    public Errno PagesWithData(ulong hva, ulong length, List<ulong> offsets)
+    {
+        if (!IsAligned(hva, PAGE_SIZE))
+            return Errno.EINVAL;
+        var end = hva + length;
+        if (end < hva)
+            return Errno.EFAULT;
+        var cur = hva;
+        while (cur < end)
+        {
+            if (FindVma(cur) is not { } vma || (vma.Flags & VmFlags.VM_READ) == 0)
+                return Errno.EFAULT;
+            var segEnd = Math.Min(end, vma.End);
+            if (vma.Backing is LinearPfnBacking)
+            {
+                // remap_pfn_range: contiguous pfns, always present; ask the memory which of them hold data.
+                var pa = vma.LinearPa(cur);
+                foreach (var pfn in Memory.PagesWithDataIn(pa, segEnd - cur))
+                    offsets.Add(cur - hva + ((pfn << PAGE_SHIFT) - pa));
+            }
+            else
+            {
+                for (var a = cur; a < segEnd; a += PAGE_SIZE)
+                {
+                    if (vma.Backing.Fault(vma, a, write: false) is not { } pte)
+                        return Errno.EFAULT;
+                    if (Memory.HasData(pte.Pfn))
+                        offsets.Add(a - hva);
+                }
+            }
+
+            cur = segEnd;
+        }
+
+        return Errno.None;
+    }
+
     /// <summary>copy_from_user: reads user memory (faulting pages in). EFAULT if any byte is not readable.</summary>
     public Errno Read(ulong hva, Span<byte> destination)
     {
