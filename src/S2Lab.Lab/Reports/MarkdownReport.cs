@@ -74,7 +74,7 @@ public static class MarkdownReport
     {
         sb.AppendLine("| region | kind | VMA | memslot flags | memslot |").AppendLine("|---|---|---|---|---|");
         foreach (var r in regions)
-            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "-")} | {r.Flags} | {(r.Outcome == "ok" ? "0" : r.Outcome)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
+            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == "ok" ? "0" : r.Outcome)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
         sb.AppendLine();
     }
 

@@ -96,8 +96,9 @@ internal sealed class LabHost
         using var kvm = Host.OpenKvm(p, Spec.KvmProfile);
         var sys = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         var unknownSys = kvm.CheckExtension(unknownCap);
-        string vmCap = "-", unknownVm = "-";
+        // Without a VM fd there is nothing to ask: say why instead of an answer.
         var vm = kvm.CreateVm();
+        string vmCap = $"no VM (KVM_CREATE_VM failed with {vm.Error})", unknownVm = vmCap;
         if (vm.IsOk)
         {
             using var v = vm.Value;

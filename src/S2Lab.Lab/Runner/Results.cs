@@ -171,7 +171,7 @@ public sealed record MigrateResult(
 public sealed record ExpectationResult(int StepIndex, string StepLabel, string Field, string Expected, string Actual, bool Passed, Scenarios.SourceMark At);
 
 /// <summary>What the runner learned about a host before any VM ran on it.</summary>
-/// <param name="Cap243Vm">KVM_CHECK_EXTENSION(243) on a VM fd: "0", "1" or an errno name.</param>
+/// <param name="Cap243Vm">KVM_CHECK_EXTENSION(243) on a VM fd: "0", "1" or an errno name ("no VM (...)" if KVM_CREATE_VM failed).</param>
 /// <param name="Cap243System">The same on the /dev/kvm fd.</param>
 /// <param name="UnknownCapSystem">An unknown capability's answer on the system fd, to tell "unknown" from "known".</param>
 /// <param name="UnknownCapVm">An unknown capability's answer on a VM fd.</param>

@@ -149,6 +149,8 @@ public static class ScenarioRunner
             var report = Vmm.Vmm.Start(host.NewVmm(s.Vm), ConfigOf(st.Spec), PolicyFor(st.Spec, host, null));
             if (report.Vm is { } vm)
                 st.Attach(vm, host);
+            else
+                st.StartFailed(host, report.Outcome == StartOutcome.Refused ? $"the VMM refused to start it on {host.Name}: {report.Reason}" : $"it failed to start on {host.Name}: {report.Reason}");
             var outcome = report.Outcome switch
             {
                 StartOutcome.Started => "ok",
@@ -162,8 +164,10 @@ public static class ScenarioRunner
         private StopResult Stop(StopStep s)
         {
             var st = _vms[s.Vm];
-            var was = st.Vm is not null ? st.Dead ? "stopped (the guest had failed)" : "stopped" : "was not running";
+            var was = st.Vm is not null ? st.Dead ? "stopped (the guest had failed)" : "stopped" : $"was not running: {st.NotRunningReason}";
             st.Destroy();
+            if (was.StartsWith("stopped", StringComparison.Ordinal))
+                st.NotRunningReason = $"it was stopped on {st.LastHost} (step {s.Label})";
             return new StopResult(s.Index, s.Label, s.Vm, was);
         }
 
@@ -171,7 +175,7 @@ public static class ScenarioRunner
         {
             var st = _vms[vmName];
             if (st.Vm is null)
-                return new RangeResult(s.Index, s.Label, op, vmName, region, Errno.None, "the VM is not running: nothing done");
+                return new RangeResult(s.Index, s.Label, op, vmName, region, Errno.None, $"the VM is not running ({st.NotRunningReason}): nothing done");
             var e = action(st.Vm);
             st.ChangedMappings.Add(region);
             return new RangeResult(s.Index, s.Label, op, vmName, region, e, "");
@@ -192,12 +196,13 @@ public static class ScenarioRunner
         {
             var st = _vms[s.Vm];
             var to = hosts[s.To];
-            var from = st.Host?.Name ?? "-";
+            // Not running: the source is the host it was last started on (or migrated to), and the reason says why.
+            var from = st.LastHost;
             var policy = PolicyFor(st.Spec, to, s.Policy);
             var policyText = policy.ToString();
             if (st.Vm is null || st.Dead)
             {
-                var why = st.Vm is null ? "the VM is not running" : "the guest has already failed on the source";
+                var why = st.Vm is null ? $"the VM is not running: {st.NotRunningReason}" : $"the guest has already failed on {from}: {st.DeathReason}";
                 return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", why, "", Errno.None, [], [], [], [], [], null, "");
             }
 
@@ -237,6 +242,7 @@ public static class ScenarioRunner
             if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
             {
                 st.Dead = true;
+                st.DeathReason = $"after migrating from {from}: {report.Reason}";
                 return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "failed-after-switchover", report.Reason, "", guest.FailErrno,
                     dest, rounds, copies, after, changes, null, "");
             }
@@ -274,7 +280,7 @@ public static class ScenarioRunner
                 r.Outcome == RegionOutcome.Created ? "" : r.Detail);
         }
 
-        private static string KindName(DeviceRegionKind k, Vma? vma) => k switch
+        internal static string KindName(DeviceRegionKind k, Vma? vma) => k switch
         {
             DeviceRegionKind.NvgraceUsemem => vma is not null && (vma.Flags & VmFlags.VM_MIXEDMAP) != 0 ? "nvgrace-usemem (mixedmap)" : "nvgrace-usemem",
             DeviceRegionKind.NvgraceResmem => "nvgrace-resmem",
@@ -366,8 +372,19 @@ public static class ScenarioRunner
 
         public LabHost? Host { get; private set; }
 
+        /// <summary>The host the VM was last started on (whether or not the start worked) or migrated to; at first, its own host.</summary>
+        public string LastHost { get; private set; } = spec.Host;
+
+        private LabHost? _lastLab;
+
+        /// <summary>Why <see cref="Vm"/> is null, in words ("it failed to start on altra: ...").</summary>
+        public string NotRunningReason { get; set; } = "it was never started";
+
         /// <summary>KVM_RUN failed: the VMM (like QEMU) exits; the guest runs no more.</summary>
         public bool Dead { get; set; }
+
+        /// <summary>How the guest failed, when <see cref="Dead"/>.</summary>
+        public string DeathReason { get; set; } = "";
 
         /// <summary>The last view of each region the guest touched since the VM started.</summary>
         public Dictionary<string, RegionAccessResult> LastViews { get; } = [];
@@ -384,11 +401,22 @@ public static class ScenarioRunner
         {
             Vm = vm;
             Host = host;
+            LastHost = host.Name;
+            _lastLab = host;
             Dead = false;
+            DeathReason = "";
             LastViews.Clear();
             Touched.Clear();
             Written.Clear();
             ChangedMappings.Clear();
+        }
+
+        /// <summary>A start on <paramref name="host"/> that did not produce a VM.</summary>
+        public void StartFailed(LabHost host, string why)
+        {
+            LastHost = host.Name;
+            _lastLab = host;
+            NotRunningReason = why;
         }
 
         /// <summary>After switch-over: same guest (its memory and history), new VM handles.</summary>
@@ -396,6 +424,8 @@ public static class ScenarioRunner
         {
             Vm = vm;
             Host = host;
+            LastHost = host.Name;
+            _lastLab = host;
             ChangedMappings.Clear();
         }
 
@@ -407,15 +437,20 @@ public static class ScenarioRunner
             Dead = false;
         }
 
+        /// <summary>The region's kind as its host would map it (for regions of a VM that is not running).</summary>
+        private string SpecKind(VmRegionSpec r) =>
+            r.IsRam ? r.Backing == RamBacking.Hugetlb ? "hugetlb" : "anon"
+            : _lastLab?.Region(r.Device!, r.DeviceRegion!) is { } d ? RunState.KindName(d.Kind, null) : "device";
+
         public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record)
         {
-            var hostName = Host?.Name ?? "-";
             var regionSpec = Spec.Region(region)!;
             if (Vm is null || Dead)
             {
-                return new RegionAccessResult(Spec.Name, hostName, region, "-", mair, null, false,
-                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, Vm is null ? "the VM is not running" : "the guest failed earlier")).ToList(),
-                    Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], []);
+                var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
+                return new RegionAccessResult(Spec.Name, LastHost, region, SpecKind(regionSpec), mair, null, false,
+                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, why)).ToList(),
+                    Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], [why]);
             }
 
             var setup = Vm.Region(region);
@@ -475,6 +510,7 @@ public static class ScenarioRunner
                         outcome = r.RunError == Errno.EFAULT ? "efault" : r.RunError.ToString().ToLowerInvariant();
                         detail = $"KVM_RUN failed with {r.RunError}";
                         Dead = true;
+                        DeathReason = $"{region} {t.ToString().ToLowerInvariant()}: {detail}";
                         break;
                 }
 
@@ -485,7 +521,7 @@ public static class ScenarioRunner
                 if (Dead)
                 {
                     foreach (var rest in types.Skip(records.Count))
-                        records.Add(new AccessRecord(rest, "not-running", Errno.None, null, "the guest failed earlier"));
+                        records.Add(new AccessRecord(rest, "not-running", Errno.None, null, $"the guest failed earlier: {DeathReason}"));
                     break;
                 }
             }
