@@ -87,6 +87,16 @@ public abstract record StepResult(int Index, string Label)
 {
     public abstract string Kind { get; }
 
+    /// <summary>The lifetime of the step's VM it belongs to: 1 from the VM's first start step, 2 from its second, ...; 0 before any start.</summary>
+    public int Run { get; init; }
+
+    /// <summary>
+    /// The phase as reports name it, one per start or migration: "run 3: grace -> altra (trust-kernel) [grace-to-altra]"
+    /// (the VM's name first when the scenario has several; the step id in brackets when it has one). Other steps
+    /// carry the phase they happen in.
+    /// </summary>
+    public string Phase { get; init; } = "";
+
     /// <summary>One line for reports.</summary>
     public abstract string Summary { get; }
 }

@@ -109,7 +109,39 @@ public static class ScenarioRunner
     {
         private readonly Dictionary<string, VmState> _vms = scenario.Vms.ToDictionary(v => v.Name, v => new VmState(v));
 
-        public StepResult Execute(StepSpec step) => step switch
+        public StepResult Execute(StepSpec step)
+        {
+            var result = Run(step);
+            var vmName = step switch
+            {
+                StartStep x => x.Vm,
+                StopStep x => x.Vm,
+                AccessStep x => x.Vm,
+                MprotectStep x => x.Vm,
+                MunmapStep x => x.Vm,
+                MigrateStep x => x.Vm,
+                _ => null,
+            };
+            if (vmName is null)
+                return result;
+            var st = _vms[vmName];
+            var id = step.Id is { } i ? $" [{i}]" : "";
+            var who = scenario.Vms.Count > 1 ? $"{vmName} " : "";
+            var run = st.Runs > 0 ? $"run {st.Runs}: " : "";
+            switch (result)
+            {
+                case StartResult r:
+                    st.Phase = $"{who}{run}start on {r.Host}{id}";
+                    break;
+                case MigrateResult r:
+                    st.Phase = $"{who}{run}{r.From} -> {r.To} ({r.Policy}){id}";
+                    break;
+            }
+
+            return result with { Run = st.Runs, Phase = st.Phase };
+        }
+
+        private StepResult Run(StepSpec step) => step switch
         {
             StartStep s => Start(s),
             StopStep s => Stop(s),
@@ -145,6 +177,7 @@ public static class ScenarioRunner
         {
             var st = _vms[s.Vm];
             st.Destroy();
+            st.Runs++;
             var host = hosts[s.Host];
             var report = Vmm.Vmm.Start(host.NewVmm(s.Vm), ConfigOf(st.Spec), PolicyFor(st.Spec, host, null));
             if (report.Vm is { } vm)
@@ -236,7 +269,7 @@ public static class ScenarioRunner
             foreach (var v in after)
             {
                 if (sourceViews.TryGetValue(v.Region, out var before) && (before.Stage2 != v.Stage2 || before.Effective != v.Effective))
-                    changes.Add(new TypeChange(v.Region, $"{Stage2Name(before.Stage2)} / {before.Effective}", $"{Stage2Name(v.Stage2)} / {v.Effective}"));
+                    changes.Add(new TypeChange(v.Region, MappingText(before), MappingText(v)));
             }
 
             if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
@@ -251,6 +284,11 @@ public static class ScenarioRunner
             var outcome = changes.Count == 0 ? "succeeded-same-types" : "succeeded-changed-types";
             return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, outcome, "", "", Errno.None, dest, rounds, copies, after, changes, intact, check);
         }
+
+        /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
+        private static string MappingText(RegionAccessResult v) =>
+            v.Stage2 != Stage2Type.None || v.Effective != "-" ? $"{Stage2Name(v.Stage2)} / {v.Effective}"
+            : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not ("ok" or "not-running")).Select(a => $"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}").DefaultIfEmpty("not accessed"))}";
 
         /// <summary>
         /// A device-memory copy is only as good as the VMM's view of it: if the guest used the memory through a
@@ -371,6 +409,12 @@ public static class ScenarioRunner
         public VirtualMachine? Vm { get; private set; }
 
         public LabHost? Host { get; private set; }
+
+        /// <summary>How many start steps the VM has had (its lifetimes, counted as reports number them).</summary>
+        public int Runs { get; set; }
+
+        /// <summary>The phase the VM is in (set by its last start or migration step).</summary>
+        public string Phase { get; set; } = "";
 
         /// <summary>The host the VM was last started on (whether or not the start worked) or migrated to; at first, its own host.</summary>
         public string LastHost { get; private set; } = spec.Host;
