@@ -94,7 +94,7 @@ public static class Migration
         if (dest.Outcome == StartOutcome.Refused)
             return Report(MigrationOutcome.Refused, $"the destination VMM refused the incoming VM: {dest.Reason}", dest: dest);
         if (dest.Outcome == StartOutcome.Failed)
-            return Report(MigrationOutcome.SetupFailed, $"destination: {dest.Reason}", dest.FailedCall, dest.Errno, dest);
+            return Report(MigrationOutcome.SetupFailed, $"destination: {dest.Reason}; the guest stays on the source", dest.FailedCall, dest.Errno, dest);
         var target = dest.Vm!;
 
         // 2. Dirty logging on the source's RAM slots (never on device slots: rule 6).

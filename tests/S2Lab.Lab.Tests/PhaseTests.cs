@@ -81,4 +81,16 @@ public class PhaseTests
         Assert.Equal("normal / Normal-WB", change.Before);
         Assert.Equal("no mapping: read efault", change.After); // rule 7: the MIXEDMAP fault fails on altra
     }
+
+    [Fact]
+    public void Precopy_rounds_count_zero_pages_and_a_destination_failure_says_the_guest_stays()
+    {
+        var ok = Demo("linux-6.9").Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra");
+        var first = ok.Rounds.First(r => r.Round == 1);
+        Assert.Equal(256 * 256, first.PagesSent + first.ZeroPages); // round 1 covers all 256 MiB of RAM, page by page
+        Assert.True(first.ZeroPages > 0);
+        var failed = Demo("linux-6.17").Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra");
+        Assert.Equal("setup-failed", failed.Outcome);
+        Assert.Contains("the guest stays on the source", failed.Reason, StringComparison.Ordinal);
+    }
 }

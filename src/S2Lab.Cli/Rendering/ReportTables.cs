@@ -60,6 +60,10 @@ internal static class ReportTables
         public string Cmo { get; set; } = "";
 
         public string Hazards { get; set; } = "";
+
+        public List<string> CmoList { get; set; } = [];
+
+        public List<string> HazardList { get; set; } = [];
     }
 
     private static void WriteRun(IAnsiConsole console, RunResult run)
@@ -135,12 +139,14 @@ internal static class ReportTables
                     var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(m.Outcome)}[/]";
                     if (m.Reason.Length > 0)
                         outcome += Markup.Escape($": {m.Reason}");
-                    if (m.FailedCall.Length > 0)
+                    // The failed call, unless the reason already names it and its errno.
+                    if (m.FailedCall.Length > 0 && !(m.Reason.Contains(m.FailedCall.Split(' ')[0], StringComparison.Ordinal) && m.Reason.Contains(m.Errno.ToString(), StringComparison.Ordinal)))
                         outcome += Markup.Escape($" [{m.FailedCall}: {m.Errno}]");
                     if (m.Changes.Count > 0)
                         outcome += Markup.Escape("; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}")));
                     if (m.Rounds.Count > 0)
-                        outcome += Markup.Escape("; pre-copy " + string.Join(", ", m.Rounds.Select(r => r.Round == 0 ? $"stop-and-copy {r.PagesSent}" : $"r{r.Round} {r.PagesSent} sent/{r.PagesDirtied} dirtied")));
+                        outcome += Markup.Escape("; RAM pre-copy (" + string.Join("; ", m.Rounds.Select(r => (r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent" : $"r{r.Round}: {r.PagesSent} sent") +
+                            (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied"))) + ")");
                     if (m.DataIntact is { } ok)
                         outcome += Markup.Escape($"; data {(ok ? "intact" : "CORRUPTED")}");
                     foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
@@ -242,15 +248,33 @@ internal static class ReportTables
         ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "0" : $"0 ({r.Flags})")
         : r.Outcome;
 
+    /// <summary>
+    /// Adds one access step's view of a region to its row. A row can gather several steps (a read, then a write that
+    /// left as an MMIO exit): the mapping columns keep the last mapping a step saw, hazards and CMOs accumulate.
+    /// </summary>
     private static void Fill(Row row, RegionAccessResult v)
     {
         foreach (var a in v.Accesses)
             row.Accesses.Add($"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}");
-        row.Stage2 = v.Stage2MemAttr;
-        row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
         bool ran = v.Accesses.Any(a => a.Outcome != "not-running");
-        row.Cmo = !ran ? "-" : v.Cmo.Needed.Count == 0 ? "none" : $"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}";
-        row.Hazards = !ran ? "-" : v.Hazards.Count == 0 ? "none" : string.Join(", ", v.Hazards.Select(h => h.Name));
+        if (v.Stage2MemAttr != "-" || row.Stage2.Length == 0)
+            row.Stage2 = v.Stage2MemAttr;
+        if (v.Effective != "-" || row.Effective.Length == 0)
+            row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
+        if (!ran)
+        {
+            row.Cmo = row.Cmo.Length == 0 ? "-" : row.Cmo;
+            row.Hazards = row.Hazards.Length == 0 ? "-" : row.Hazards;
+            return;
+        }
+
+        var cmos = new List<string>(row.CmoList);
+        if (v.Cmo.Needed.Count > 0)
+            cmos.Add($"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}");
+        row.CmoList = cmos.Distinct().ToList();
+        row.Cmo = row.CmoList.Count == 0 ? "none" : string.Join("; ", row.CmoList);
+        row.HazardList = row.HazardList.Concat(v.Hazards.Select(h => h.Name)).Distinct().ToList();
+        row.Hazards = row.HazardList.Count == 0 ? "none" : string.Join(", ", row.HazardList);
     }
 
     private static string Colour(string text, bool good) =>

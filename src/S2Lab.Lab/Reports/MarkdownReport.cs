@@ -54,7 +54,7 @@ public static class MarkdownReport
                 if (m.DestinationRegions.Count > 0)
                     WriteSetup(sb, m.DestinationRegions);
                 if (m.Rounds.Count > 0)
-                    sb.AppendLine("Pre-copy: " + string.Join(", ", m.Rounds.Select(r => $"round {r.Round}: {r.PagesSent} sent, {r.PagesDirtied} dirtied"))).AppendLine();
+                    sb.AppendLine("Pre-copy: " + string.Join(", ", m.Rounds.Select(r => r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent, {r.ZeroPages} zero" : $"round {r.Round}: {r.PagesSent} sent, {r.ZeroPages} zero, {r.PagesDirtied} dirtied"))).AppendLine();
                 foreach (var c in m.DeviceCopies)
                     sb.AppendLine($"- {c.Region}: {Escape(c.How)}{string.Concat(c.Hazards.Select(h => $" **{h.Name}**: {Escape(h.Detail)}"))}");
                 if (m.DeviceCopies.Count > 0)

@@ -138,8 +138,14 @@ public sealed record RangeResult(int Index, string Label, string Operation, stri
     public override string Summary => $"{Operation} {Region}: {(Errno == Errno.None ? "ok" : Errno.ToString())}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
 }
 
-/// <summary>One pre-copy round: pages sent and pages the dirty log reported afterwards.</summary>
-public sealed record PrecopyRound(int Round, int PagesSent, int PagesDirtied);
+/// <summary>
+/// One pre-copy round (round 0: stop-and-copy): pages sent with data, never-populated pages sent as zero-page markers
+/// (mincore says not resident), and pages the dirty log reported afterwards.
+/// </summary>
+public sealed record PrecopyRound(int Round, int PagesSent, int PagesDirtied)
+{
+    public int ZeroPages { get; init; }
+}
 
 /// <summary>How a device region's contents moved (or why they did not).</summary>
 public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IReadOnlyList<HazardRecord> Hazards);

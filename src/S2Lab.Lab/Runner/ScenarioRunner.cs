@@ -247,7 +247,7 @@ public static class ScenarioRunner
             var guest = new MigrationGuest(st, s, to);
             var report = Migration.Migrate(source, to.NewVmm(s.Vm), policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
             var dest = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [];
-            var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied)).ToList();
+            var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied) { ZeroPages = r.ZeroPages }).ToList();
             var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
                 $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
                 CopyHazards(c, sourceViews))).ToList();
