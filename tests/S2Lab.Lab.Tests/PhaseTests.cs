@@ -93,4 +93,31 @@ public class PhaseTests
         Assert.Equal("setup-failed", failed.Outcome);
         Assert.Contains("the guest stays on the source", failed.Reason, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("read", false)]
+    [InlineData("[read, write]", true)]
+    public void Stale_copy_is_claimed_only_for_device_memory_the_guest_wrote(string types, bool stale)
+    {
+        var text = $$"""
+            name: stale
+            hosts:
+              grace: { cpu: neoverse-v2, design: linux-6.9, devices: { gpu0: { kind: nvgrace-gpu, usemem: 512MiB, resmem: 1GiB } } }
+              other: { cpu: neoverse-v2, design: linux-6.9, devices: { gpu0: { kind: nvgrace-gpu, usemem: 512MiB, resmem: 1GiB } } }
+            vms:
+              vm:
+                host: grace
+                memory: [{ name: ram, gpa: 0x40000000, size: 16MiB }]
+                devices: [{ device: gpu0, regions: { usemem: { gpa: 0x4000000000 } } }]
+            steps:
+              - start: { vm: vm, host: grace }
+              - { access: { vm: vm, region: gpu0.usemem, mair: 0xFF, type: {{types}} } }
+              - { id: m, migrate: { vm: vm, to: other } }
+            """;
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "stale.yaml"), null, RunVariant.Default);
+        var m = run.Steps.OfType<MigrateResult>().Single();
+        Assert.StartsWith("succeeded", m.Outcome, StringComparison.Ordinal);
+        var copy = m.DeviceCopies.Single(c => c.Region == "gpu0.usemem");
+        Assert.Equal(stale, copy.Hazards.Any(h => h.Name == "stale-copy")); // 6.9 maps usemem Device at stage 2
+    }
 }

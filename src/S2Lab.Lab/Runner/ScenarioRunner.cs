@@ -244,13 +244,14 @@ public static class ScenarioRunner
             var source = st.Vm;
             var sourceHost = st.Host!;
             var sourceViews = st.LastViews.ToDictionary(kv => kv.Key, kv => kv.Value);
+            var written = st.Written.Keys.Select(k => k.Region).ToHashSet();
             var guest = new MigrationGuest(st, s, to);
             var report = Migration.Migrate(source, to.NewVmm(s.Vm), policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
             var dest = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [];
             var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied) { ZeroPages = r.ZeroPages }).ToList();
             var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
                 $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
-                CopyHazards(c, sourceViews))).ToList();
+                CopyHazards(c, sourceViews, written))).ToList();
 
             switch (report.Outcome)
             {
@@ -295,9 +296,10 @@ public static class ScenarioRunner
         /// non-cacheable stage-2 mapping while the VMM's mapping is cacheable, real hardware can hand the VMM stale
         /// cache lines (the model's memory has no caches, so the bytes it moved are right; on hardware they may not be).
         /// </summary>
-        private static List<HazardRecord> CopyHazards(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews)
+        private static List<HazardRecord> CopyHazards(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews, HashSet<string> written)
         {
-            if (!c.Copied || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
+            // Only writes the guest made can be missed: a region it only read holds what the copy reads.
+            if (!c.Copied || !written.Contains(c.Region) || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
                 return [];
             return v.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc
                 ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {Stage2Name(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
