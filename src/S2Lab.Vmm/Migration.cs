@@ -266,10 +266,10 @@ public static class Migration
 
     /// <summary>
     /// Device regions at stop-and-copy: memory is read whole through the source VMM's mapping and written through the
-    /// destination's (pages holding only zeros are skipped: the destination region starts zeroed); device registers
-    /// are not memory and are left to the device's vfio migration driver. The model reads only the pages that hold
-    /// data (<see cref="MmStruct.PagesWithData"/>): the rest would read as zeros and be skipped, so the result is the
-    /// same as reading everything, and a missing or unreadable source mapping fails the copy just the same.
+    /// destination's (a page holding only zeros is skipped where the destination page reads as zero already); device
+    /// registers are not memory and are left to the device's vfio migration driver. The model touches only the pages
+    /// that hold data on either side (<see cref="MmStruct.PagesWithData"/>): the result is the same as copying
+    /// everything, and a missing or unreadable mapping on either side fails the copy just the same.
     /// </summary>
     private static List<DeviceCopyReport> CopyDevices(VirtualMachine source, VirtualMachine target)
     {
@@ -291,9 +291,14 @@ public static class Migration
             var mmTo = target.Host.Process.Mm;
             // Reading all of it page by page would only find zeros outside the pages the model holds data for: ask
             // which those are (this fails exactly where reading the source mapping would), then read and write them.
-            var dataPages = new List<ulong>();
-            bool failed = mmFrom.PagesWithData(from.Hva, from.Config.Size, dataPages) != Errno.None;
-            foreach (var off in dataPages)
+            // The destination's device memory is not necessarily zero (an earlier VM on that host used it): its pages
+            // holding data are overwritten too, with zeros where the source has none.
+            var sourcePages = new List<ulong>();
+            var destPages = new List<ulong>();
+            bool failed = mmFrom.PagesWithData(from.Hva, from.Config.Size, sourcePages) != Errno.None ||
+                          mmTo.PagesWithData(to.Hva, from.Config.Size, destPages) != Errno.None;
+            var destDirty = destPages.ToHashSet();
+            foreach (var off in sourcePages.Union(destPages).Order())
             {
                 if (failed)
                     break;
@@ -305,7 +310,8 @@ public static class Migration
                     break;
                 }
 
-                if (page.IndexOfAnyExcept((byte)0) < 0)
+                bool zero = page.IndexOfAnyExcept((byte)0) < 0;
+                if (zero && !destDirty.Contains(off))
                     continue;
                 if (mmTo.Write(to.Hva + off, page) != Errno.None)
                 {
@@ -313,7 +319,8 @@ public static class Migration
                     break;
                 }
 
-                withData++;
+                if (!zero)
+                    withData++;
             }
 
             reports.Add(new DeviceCopyReport(from.Name, !failed,
