@@ -41,7 +41,7 @@ public sealed record PrecopyRoundReport(int Round, int PagesSent, int ZeroPages,
 
 /// <summary>How a device region's contents moved.</summary>
 /// <param name="Copied">Whether bytes were copied (false for device registers).</param>
-/// <param name="Bytes">Bytes read from the source mapping (the whole region for memory).</param>
+/// <param name="Bytes">Bytes the copy covers, read through the source mapping (the whole region for memory; the model skips reads that can only return zeros).</param>
 /// <param name="PagesWithData">Pages that held non-zero data and were written to the destination.</param>
 public sealed record DeviceCopyReport(string Region, bool Copied, string How, ulong Bytes, int PagesWithData)
 {
@@ -69,8 +69,6 @@ public sealed record MigrationReport(
 /// </summary>
 public static class Migration
 {
-    private const int CopyChunkPages = 32;
-
     public static MigrationReport Migrate(VirtualMachine source, VmmHost destination, VmmPolicy policy, IMigrationGuest guest, MigrationOptions options)
     {
         MigrationReport Report(MigrationOutcome o, string reason, string call = "", Errno e = Errno.None, StartReport? dest = null,
@@ -96,7 +94,7 @@ public static class Migration
         if (dest.Outcome == StartOutcome.Refused)
             return Report(MigrationOutcome.Refused, $"the destination VMM refused the incoming VM: {dest.Reason}", dest: dest);
         if (dest.Outcome == StartOutcome.Failed)
-            return Report(MigrationOutcome.SetupFailed, $"destination: {dest.Reason}", dest.FailedCall, dest.Errno, dest);
+            return Report(MigrationOutcome.SetupFailed, $"destination: {dest.Reason}; the guest stays on the source", dest.FailedCall, dest.Errno, dest);
         var target = dest.Vm!;
 
         // 2. Dirty logging on the source's RAM slots (never on device slots: rule 6).
@@ -234,6 +232,7 @@ public static class Migration
     {
         int sent = 0, zero = 0;
         Span<byte> buf = stackalloc byte[(int)PAGE_SIZE];
+        Span<byte> resident = stackalloc byte[1];
         foreach (var (name, set) in pages)
         {
             var from = source.Region(name);
@@ -242,11 +241,13 @@ public static class Migration
             {
                 var off = page << PAGE_SHIFT;
                 var mm = source.Host.Process.Mm;
-                if (mm.FindVma(from.Hva + off) is not { } vma)
+                // mincore(2): ENOMEM where nothing is mapped; a page never populated is the zero page.
+                var mc = mm.Mincore(from.Hva + off, PAGE_SIZE, resident);
+                if (mc == Errno.ENOMEM)
                     return (sent, zero, $"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent");
-
-                // mincore(2): a page never populated is the zero page.
-                if (vma.Backing.Lookup(vma, from.Hva + off) is null)
+                if (mc != Errno.None)
+                    return (sent, zero, $"{name}+0x{off:x}: mincore failed with {mc}");
+                if ((resident[0] & 1) == 0)
                 {
                     zero++;
                     continue;
@@ -265,13 +266,15 @@ public static class Migration
 
     /// <summary>
     /// Device regions at stop-and-copy: memory is read whole through the source VMM's mapping and written through the
-    /// destination's (pages holding only zeros are skipped: the destination region starts zeroed); device registers
-    /// are not memory and are left to the device's vfio migration driver.
+    /// destination's (a page holding only zeros is skipped where the destination page reads as zero already); device
+    /// registers are not memory and are left to the device's vfio migration driver. The model touches only the pages
+    /// that hold data on either side (<see cref="MmStruct.PagesWithData"/>): the result is the same as copying
+    /// everything, and a missing or unreadable mapping on either side fails the copy just the same.
     /// </summary>
     private static List<DeviceCopyReport> CopyDevices(VirtualMachine source, VirtualMachine target)
     {
         var reports = new List<DeviceCopyReport>();
-        var buf = new byte[CopyChunkPages * (int)PAGE_SIZE];
+        var buf = new byte[PAGE_SIZE];
         foreach (var from in source.Regions.Where(r => !r.Config.IsRam))
         {
             var to = target.Region(from.Name);
@@ -286,30 +289,38 @@ public static class Migration
             int withData = 0;
             var mmFrom = source.Host.Process.Mm;
             var mmTo = target.Host.Process.Mm;
-            bool failed = false;
-            for (ulong off = 0; off < from.Config.Size && !failed; off += (ulong)buf.Length)
+            // Reading all of it page by page would only find zeros outside the pages the model holds data for: ask
+            // which those are (this fails exactly where reading the source mapping would), then read and write them.
+            // The destination's device memory is not necessarily zero (an earlier VM on that host used it): its pages
+            // holding data are overwritten too, with zeros where the source has none.
+            var sourcePages = new List<ulong>();
+            var destPages = new List<ulong>();
+            bool failed = mmFrom.PagesWithData(from.Hva, from.Config.Size, sourcePages) != Errno.None ||
+                          mmTo.PagesWithData(to.Hva, from.Config.Size, destPages) != Errno.None;
+            var destDirty = destPages.ToHashSet();
+            foreach (var off in sourcePages.Union(destPages).Order())
             {
-                var len = (int)Math.Min((ulong)buf.Length, from.Config.Size - off);
-                var chunk = buf.AsSpan(0, len);
-                if (mmFrom.Read(from.Hva + off, chunk) != Errno.None)
+                if (failed)
+                    break;
+                var len = (int)Math.Min(PAGE_SIZE, from.Config.Size - off);
+                var page = buf.AsSpan(0, len);
+                if (mmFrom.Read(from.Hva + off, page) != Errno.None)
                 {
                     failed = true;
                     break;
                 }
 
-                for (int p = 0; p < len; p += (int)PAGE_SIZE)
+                bool zero = page.IndexOfAnyExcept((byte)0) < 0;
+                if (zero && !destDirty.Contains(off))
+                    continue;
+                if (mmTo.Write(to.Hva + off, page) != Errno.None)
                 {
-                    var page = chunk.Slice(p, (int)PAGE_SIZE);
-                    if (page.IndexOfAnyExcept((byte)0) < 0)
-                        continue;
-                    if (mmTo.Write(to.Hva + off + (ulong)p, page) != Errno.None)
-                    {
-                        failed = true;
-                        break;
-                    }
-
-                    withData++;
+                    failed = true;
+                    break;
                 }
+
+                if (!zero)
+                    withData++;
             }
 
             reports.Add(new DeviceCopyReport(from.Name, !failed,

@@ -88,6 +88,31 @@ public class DesignOutcomeTests
         Assert.Equal(Errno.EFAULT, r.RunError);
     }
 
+    [Theory]
+    [InlineData("neoverse-n1", false)]
+    [InlineData("neoverse-v2", true)]
+    public void Rule7_Linux617_does_not_check_nvgrace_usemem_mapped_MIXEDMAP_at_memslot_time(string cpu, bool works)
+    {
+        var rig = new Rig(cpu, "linux-6.17");
+        var gpu = new NvGraceGpu(rig.Host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: 4 * GiB, Bar0Size: 16 * MiB,
+            UsememMapping: NvGraceUsememMapping.Mixedmap));
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, gpu.MmapUsemem(rig.Vmm).Value)); // accepted on both hosts
+        var r = rig.Write(UseIpa + 0x80, 0x1234);
+        if (works)
+        {
+            Assert.Equal(GuestAccessOutcome.Completed, r.Outcome);
+            Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.MemType);
+            var bytes = new byte[8];
+            rig.Host.Memory.Read(gpu.Usemem.Base + 0x80, bytes); // the write landed in usemem itself
+            Assert.Equal(0x1234UL, BitConverter.ToUInt64(bytes));
+        }
+        else
+        {
+            Assert.Equal(GuestAccessOutcome.RunFailed, r.Outcome); // property 2 fails: death at fault time
+            Assert.Equal(Errno.EFAULT, r.RunError);
+        }
+    }
+
     [Fact]
     public void Module_param_on_altra_maps_usemem_cacheable_with_impossible_maintenance()
     {

@@ -1,3 +1,4 @@
+using CsCheck;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
@@ -101,6 +102,140 @@ public class MmTests
         Assert.True(bar.Flags.HasFlag(VmFlags.VM_ALLOW_ANY_UNCACHED | VmFlags.VM_IO | VmFlags.VM_PFNMAP));
         Assert.Equal(16 * MiB, bar.Size);
         Assert.Throws<ArgumentException>(() => new NvGraceGpu(rig.Host, "bad", new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: GiB)));
+    }
+
+    [Fact]
+    public void Nvgrace_usemem_mixedmap_option_changes_only_the_vma_type()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var cfg = new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: 4 * GiB, Bar0Size: 16 * MiB);
+        var pfn = new NvGraceGpu(rig.Host, "gpu0", cfg);
+        var mixed = new NvGraceGpu(rig.Host, "gpu1", cfg with { UsememMapping = NvGraceUsememMapping.Mixedmap });
+        var a = pfn.MmapUsemem(rig.Vmm).Value;
+        var b = mixed.MmapUsemem(rig.Vmm).Value;
+        const VmFlags Type = VmFlags.VM_PFNMAP | VmFlags.VM_MIXEDMAP | VmFlags.VM_IO;
+        Assert.Equal(VmFlags.VM_PFNMAP | VmFlags.VM_IO, a.Flags & Type);
+        Assert.Equal(VmFlags.VM_MIXEDMAP | VmFlags.VM_IO, b.Flags & Type);
+        Assert.Equal(a.Flags & ~Type, b.Flags & ~Type);
+        Assert.Equal(a.PageProt, b.PageProt); // same pgprot (MT_NORMAL, cacheable: rule 3)
+        Assert.True(b.IsCacheable);
+        // vm_pgoff stays the vfio file offset (BAR4 region index in the high bits), not a pfn.
+        Assert.Equal(4UL << (40 - 12), b.PgOff);
+        // Same pfns: each device's own usemem, page for page, also after a split of the VMA.
+        foreach (var off in new ulong[] { 0, 4096, 3 * MiB + 8192, b.Size - 4096 })
+        {
+            Assert.Equal((pfn.Usemem.Base + off) >> 12, a.Backing.Lookup(a, a.Start + off)!.Value.Pfn);
+            Assert.Equal((mixed.Usemem.Base + off) >> 12, b.Backing.Lookup(b, b.Start + off)!.Value.Pfn);
+        }
+
+        Assert.Equal(Errno.None, rig.Vmm.Mm.Munmap(b.Start, 2 * MiB));
+        var tail = rig.Vmm.Mm.FindVma(b.Start + 2 * MiB)!;
+        Assert.Equal((mixed.Usemem.Base + (2 * MiB) + 4096) >> 12, tail.Backing.Lookup(tail, tail.Start + 4096)!.Value.Pfn);
+        // Offset mappings and bad ranges as for the PFNMAP mapping.
+        var part = mixed.MmapUsemem(rig.Vmm, offset: 1 * GiB, length: 2 * MiB).Value;
+        Assert.Equal((mixed.Usemem.Base + GiB) >> 12, part.Backing.Lookup(part, part.Start)!.Value.Pfn);
+        Assert.Equal(Errno.EINVAL, mixed.MmapUsemem(rig.Vmm, offset: 100).Error);
+        Assert.Equal(Errno.EINVAL, mixed.MmapUsemem(rig.Vmm, offset: mixed.Usemem.Size).Error);
+    }
+
+    [Fact]
+    public void Mincore_reports_populated_pages_and_the_kernel_errnos()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var mm = rig.Vmm.Mm;
+        var anon = rig.Anon(8 * MiB);
+        var vec = new byte[2048];
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start, 8 * MiB, vec));
+        Assert.All(vec, b => Assert.Equal(0, b)); // nothing touched yet
+        var one = new byte[1];
+        Assert.Equal(Errno.None, mm.Write(anon.Start + (5 * 4096) + 8, one.AsSpan(0, 1)));
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start, 8 * MiB, vec));
+        // The write faulted in a folio (THP where the range allows): every page of it is resident, and only those.
+        var resident = Enumerable.Range(0, 2048).Where(i => vec[i] == 1).ToList();
+        Assert.Contains(5, resident);
+        var folio = mm.FindVma(anon.Start)!.Backing.Lookup(anon, anon.Start + (5 * 4096))!.Value.MappingSize / 4096;
+        Assert.Equal((int)folio, resident.Count);
+        // A length that is not a page multiple covers the partial page.
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start + (5 * 4096), 1, one));
+        Assert.Equal(1, one[0]);
+
+        // VM_PFNMAP (vfio BAR, nvgrace usemem): the walk skips it as a hole; no page cache behind the device file.
+        var gpu = rig.AddGh200();
+        var use = gpu.MmapUsemem(rig.Vmm).Value;
+        Assert.Equal(Errno.None, mm.Mincore(use.Start, 16 * 4096, vec));
+        Assert.All(vec.Take(16), b => Assert.Equal(0, b));
+
+        // Errnos: EINVAL misaligned start; ENOMEM for a hole (after filling the mapped part) or beyond TASK_SIZE; EFAULT for a short vec.
+        Assert.Equal(Errno.EINVAL, mm.Mincore(anon.Start + 1, 4096, vec));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(anon.End - 4096, 2 * 4096, vec));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(mm.TaskSize - 4096, 2 * 4096, vec));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(mm.TaskSize, 4096, vec));
+        Assert.Equal(Errno.EFAULT, mm.Mincore(anon.Start, 3 * 4096, new byte[2]));
+        Assert.Equal(Errno.None, mm.Mincore(anon.Start, 0, []));
+        Assert.Equal(Errno.None, mm.Munmap(anon.Start, 8 * MiB));
+        Assert.Equal(Errno.ENOMEM, mm.Mincore(anon.Start, 4096, vec));
+    }
+
+    [Fact]
+    public void PagesWithDataIn_lists_exactly_the_written_pages_of_a_physical_range()
+    {
+        Gen.Select(Gen.UInt[0, (uint)(64 * MiB) - 8], Gen.Byte).Array[0, 40].Sample(writes =>
+        {
+            var mem = new PhysicalMemory(ramSize: 64 * MiB);
+            var dev = mem.AddDeviceRegion("hbm", 64 * MiB, PhysRegionKind.DeviceMemory);
+            var written = new SortedSet<ulong>();
+            foreach (var (off, b) in writes)
+            {
+                mem.Write(dev.Base + off, [b, 1]); // may straddle two pages
+                written.Add((dev.Base + off) >> 12);
+                written.Add((dev.Base + off + 1) >> 12);
+            }
+
+            // The whole region (scanned through the dictionary) and a small window (probed page by page) agree with the writes.
+            Assert.Equal(written.ToList(), mem.PagesWithDataIn(dev.Base, dev.Size));
+            var lo = dev.Base + (3 * MiB) + 100;
+            var want = written.Where(p => p >= lo >> 12 && p <= (lo + (5 * 4096) - 1) >> 12).ToList();
+            Assert.Equal(want, mem.PagesWithDataIn(lo, 5 * 4096));
+            Assert.All(want, p => Assert.True(mem.HasData(p)));
+        }, iter: 100);
+        Assert.Empty(new PhysicalMemory(ramSize: 64 * MiB).PagesWithDataIn(0x8000_0000, 0));
+    }
+
+    [Fact]
+    public void Mm_PagesWithData_matches_reading_everything_and_fails_where_Read_fails()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var mm = rig.Vmm.Mm;
+        var gpu = rig.AddGh200();
+        var use = gpu.MmapUsemem(rig.Vmm, 0, 64 * MiB).Value;
+        var anon = AnonymousMemory.Mmap(rig.Vmm, 4 * MiB, thp: false).Value;
+        foreach (var (vma, off) in new[] { (use, 0UL), (use, 5 * 4096UL + 17), (use, 63 * MiB), (anon, 8192UL), (anon, 3 * MiB) })
+            Assert.Equal(Errno.None, mm.Write(vma.Start + off, [0xAB]));
+        foreach (var vma in new[] { use, anon })
+        {
+            var offsets = new List<ulong>();
+            Assert.Equal(Errno.None, mm.PagesWithData(vma.Start, vma.Size, offsets));
+            // Brute force: read every page, keep those with a non-zero byte.
+            var page = new byte[4096];
+            var brute = new List<ulong>();
+            for (ulong o = 0; o < vma.Size; o += 4096)
+            {
+                Assert.Equal(Errno.None, mm.Read(vma.Start + o, page));
+                if (page.Any(b => b != 0))
+                    brute.Add(o);
+            }
+
+            Assert.Equal(brute, offsets);
+        }
+
+        // Where copy_from_user fails, so does this: a hole, a PROT_NONE part, a misaligned start.
+        Assert.Equal(Errno.None, mm.Mprotect(use.Start + MiB, 4096, Prot.PROT_NONE));
+        Assert.Equal(Errno.EFAULT, mm.Read(use.Start, new byte[2 * MiB]));
+        Assert.Equal(Errno.EFAULT, mm.PagesWithData(use.Start, 2 * MiB, []));
+        Assert.Equal(Errno.None, mm.Munmap(anon.Start + MiB, 4096));
+        Assert.Equal(Errno.EFAULT, mm.Read(anon.Start, new byte[2 * MiB]));
+        Assert.Equal(Errno.EFAULT, mm.PagesWithData(anon.Start, 2 * MiB, []));
+        Assert.Equal(Errno.EINVAL, mm.PagesWithData(anon.Start + 1, 4096, []));
     }
 
     [Fact]

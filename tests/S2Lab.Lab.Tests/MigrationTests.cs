@@ -108,14 +108,18 @@ public class MigrationTests
         Assert.All(m.DestinationRegions, r => Assert.Equal(KvmMemFlags.None, r.Flags & KvmMemFlags.LOG_DIRTY_PAGES));
     }
 
-    [Fact]
-    public void Device_memory_the_guest_wrote_arrives_too()
+    [Theory]
+    [InlineData(Kernel.Drivers.NvGraceUsememMapping.Pfnmap)]
+    [InlineData(Kernel.Drivers.NvGraceUsememMapping.Mixedmap)]
+    public void Device_memory_the_guest_wrote_arrives_too(Kernel.Drivers.NvGraceUsememMapping mapping)
     {
         var src = NewHost("a", "neoverse-v2", "linux-6.9");
-        var dst = NewHost("b", "neoverse-n1", "linux-6.9");
+        var dst = NewHost("b", "neoverse-v2", "linux-6.9");
+        const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
         IDeviceRegion Usemem(Host h)
         {
-            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, 64UL << 20, MemblkSize: 64UL << 20));
+            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size,
+                UsememMapping: mapping));
             return new TestRegion("gpu0", "usemem", gpu.Usemem.Size, p => gpu.MmapUsemem(p));
         }
 
@@ -130,18 +134,57 @@ public class MigrationTests
         var cfg = new VmConfig("vm", 40, 1,
         [
             new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
-            new RegionConfig("usemem", 0x40_0000_0000, 64UL << 20, false, new DeviceMemory("gpu0", "usemem")),
+            new RegionConfig("usemem", Gpa, Size, false, new DeviceMemory("gpu0", "usemem")),
         ]);
         var vm = Vmm.Vmm.Start(WithDevice(src, srcRegion), cfg, VmmPolicy.TrustKernel).Vm!;
         var vcpu = (ModelKvmVcpu)vm.Vcpus[0];
-        Assert.Equal(GuestAccessOutcome.Completed, vcpu.Access(GuestAccessRequest.Write(0x40_0000_0000 + 0x12340, 0xFF, 0xFEEDUL)).Outcome);
+        // The first and last words of the region, one in the middle, and one page written and then zeroed again.
+        var values = new Dictionary<ulong, ulong> { [0] = 0x1111, [0x12340] = 0xFEED, [Size - 8] = 0x2222 };
+        foreach (var (off, v) in values.Append(new(0x800000, 0x3333)))
+            Assert.Equal(GuestAccessOutcome.Completed, vcpu.Access(GuestAccessRequest.Write(Gpa + off, 0xFF, v)).Outcome);
+        Assert.Equal(GuestAccessOutcome.Completed, vcpu.Access(GuestAccessRequest.Write(Gpa + 0x800000, 0xFF, 0)).Outcome);
         var report = Migration.Migrate(vm, WithDevice(dst, dstRegion), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
         Assert.Equal(MigrationOutcome.Succeeded, report.Outcome);
         var copy = report.DeviceCopies.Single();
         Assert.True(copy.Copied);
-        Assert.Equal(1, copy.PagesWithData);
-        var read = ((ModelKvmVcpu)report.DestinationVm!.Vcpus[0]).Access(GuestAccessRequest.Read(0x40_0000_0000 + 0x12340, 0xFF));
-        Assert.Equal(0xFEEDUL, BitConverter.ToUInt64(read.Data));
+        Assert.Equal(Size, copy.Bytes);
+        Assert.Equal(3, copy.PagesWithData); // the zeroed page holds only zeros: not written
+        var dvcpu = (ModelKvmVcpu)report.DestinationVm!.Vcpus[0];
+        foreach (var (off, v) in values.Append(new(0x800000, 0)))
+            Assert.Equal(v, BitConverter.ToUInt64(dvcpu.Access(GuestAccessRequest.Read(Gpa + off, 0xFF)).Data));
+    }
+
+    [Fact]
+    public void Device_memory_the_source_VMM_cannot_read_fails_the_copy_even_where_nothing_was_written()
+    {
+        var src = NewHost("a", "neoverse-v2", "linux-6.9");
+        var dst = NewHost("b", "neoverse-v2", "linux-6.9");
+        const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
+        IDeviceRegion Usemem(Host h)
+        {
+            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size));
+            return new TestRegion("gpu0", "usemem", gpu.Usemem.Size, p => gpu.MmapUsemem(p));
+        }
+
+        VmmHost WithDevice(Host h, IDeviceRegion r)
+        {
+            var p = h.CreateProcess("vmm");
+            return new VmmHost(h.Name, p, h.OpenKvm(p), (d, n) => d == "gpu0" && n == "usemem" ? r : null);
+        }
+
+        var cfg = new VmConfig("vm", 40, 1,
+        [
+            new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
+            new RegionConfig("usemem", Gpa, Size, false, new DeviceMemory("gpu0", "usemem")),
+        ]);
+        var vm = Vmm.Vmm.Start(WithDevice(src, Usemem(src)), cfg, VmmPolicy.TrustKernel).Vm!;
+        Assert.Equal(GuestAccessOutcome.Completed, ((ModelKvmVcpu)vm.Vcpus[0]).Access(GuestAccessRequest.Write(Gpa, 0xFF, 7)).Outcome);
+        // The VMM makes one never-written page of its mapping unreadable: reading the region whole would fail there.
+        Assert.Equal(Kernel.Kvm.Uapi.Errno.None, vm.Mprotect("usemem", 32UL << 20, 4096, Kernel.Mm.Prot.PROT_NONE));
+        var report = Migration.Migrate(vm, WithDevice(dst, Usemem(dst)), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
+        Assert.Equal(MigrationOutcome.SetupFailed, report.Outcome);
+        Assert.True(report.DeviceCopies.Single().Failed);
+        Assert.False(vm.IsDestroyed); // the guest stays on the source
     }
 
     private sealed record TestRegion(string Device, string Region, ulong Size, Func<Kernel.Mm.Process, KvmResult<Kernel.Mm.Vma>> Map) : IDeviceRegion

@@ -47,7 +47,7 @@ internal static class ReportTables
     {
         public required string Phase { get; init; }
 
-        public required string Region { get; init; }
+        public required string Region { get; set; }
 
         public string Memslot { get; set; } = "";
 
@@ -60,6 +60,10 @@ internal static class ReportTables
         public string Cmo { get; set; } = "";
 
         public string Hazards { get; set; } = "";
+
+        public List<string> CmoList { get; set; } = [];
+
+        public List<string> HazardList { get; set; } = [];
     }
 
     private static void WriteRun(IAnsiConsole console, RunResult run)
@@ -72,26 +76,43 @@ internal static class ReportTables
                 $"KVM_CHECK_EXTENSION(243): VM fd {h.Cap243Vm}, /dev/kvm {h.Cap243System}"));
         }
 
+        // One block of rows per phase (a start, a migration), one row per region; the phase names the VM's run and
+        // the step id, so that restarts of the same VM on the same host stay apart.
         var rows = new List<Row>();
         var notes = new List<string>();
-        string phase = "";
+        var block = new List<Row>();
         var current = new Dictionary<string, Row>();
+        void EndBlock()
+        {
+            rows.AddRange(Collapse(block));
+            block = [];
+            current = [];
+        }
+
         foreach (var s in run.Steps)
         {
             switch (s)
             {
                 case StartResult st:
-                    phase = $"start on {st.Host}";
-                    current = [];
+                    EndBlock();
                     foreach (var r in st.Regions)
                     {
-                        var row = new Row { Phase = phase, Region = r.Region, Memslot = MemslotText(r) };
-                        rows.Add(row);
+                        var row = new Row { Phase = st.Phase, Region = r.Region, Memslot = MemslotText(r) };
+                        block.Add(row);
                         current[r.Region] = row;
                     }
 
                     if (st.Outcome != "ok")
-                        notes.Add($"{phase}: {st.Outcome}: {st.Reason}");
+                    {
+                        // The VM never ran in this phase: its accesses are all "not running"; the rows keep the memslot
+                        // outcomes and say once why it did not start.
+                        current = [];
+                        if (block.Count > 0)
+                            block[0].Accesses.Add($"VM not started ({st.Outcome}): {st.Reason}");
+                        else
+                            notes.Add(Markup.Escape($"{st.Phase}: {st.Outcome}: {st.Reason}"));
+                    }
+
                     break;
                 case AccessResult a:
                     if (!current.TryGetValue(a.Region.Region, out var target))
@@ -99,47 +120,56 @@ internal static class ReportTables
                     Fill(target, a.Region);
                     break;
                 case MigrateResult m:
-                    phase = $"{m.From} -> {m.To} ({m.Policy})";
+                    EndBlock();
                     var dest = new Dictionary<string, Row>();
                     foreach (var r in m.DestinationRegions)
                     {
-                        var row = new Row { Phase = phase, Region = r.Region, Memslot = MemslotText(r) };
-                        rows.Add(row);
+                        var row = new Row { Phase = m.Phase, Region = r.Region, Memslot = MemslotText(r) };
+                        block.Add(row);
                         dest[r.Region] = row;
                     }
 
                     foreach (var v in m.AfterSwitchover)
                     {
                         if (!dest.TryGetValue(v.Region, out var row))
-                            rows.Add(row = new Row { Phase = phase, Region = v.Region });
+                            block.Add(row = new Row { Phase = m.Phase, Region = v.Region });
                         Fill(row, v);
                     }
 
-                    var outcome = $"{phase}: [bold]{Markup.Escape(m.Outcome)}[/]";
+                    var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(m.Outcome)}[/]";
                     if (m.Reason.Length > 0)
                         outcome += Markup.Escape($": {m.Reason}");
-                    if (m.FailedCall.Length > 0)
+                    // The failed call, unless the reason already names it and its errno.
+                    if (m.FailedCall.Length > 0 && !(m.Reason.Contains(m.FailedCall.Split(' ')[0], StringComparison.Ordinal) && m.Reason.Contains(m.Errno.ToString(), StringComparison.Ordinal)))
                         outcome += Markup.Escape($" [{m.FailedCall}: {m.Errno}]");
                     if (m.Changes.Count > 0)
                         outcome += Markup.Escape("; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}")));
                     if (m.Rounds.Count > 0)
-                        outcome += Markup.Escape("; pre-copy " + string.Join(", ", m.Rounds.Select(r => r.Round == 0 ? $"stop-and-copy {r.PagesSent}" : $"r{r.Round} {r.PagesSent} sent/{r.PagesDirtied} dirtied")));
+                        outcome += Markup.Escape("; RAM pre-copy (" + string.Join("; ", m.Rounds.Select(r => (r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent" : $"r{r.Round}: {r.PagesSent} sent") +
+                            (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied"))) + ")");
                     if (m.DataIntact is { } ok)
                         outcome += Markup.Escape($"; data {(ok ? "intact" : "CORRUPTED")}");
                     foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
                         outcome += Markup.Escape($"; {c.Region}: {string.Join(", ", c.Hazards.Select(h => h.Name))}");
                     notes.Add(outcome);
+                    // After a switch-over the guest runs on: later accesses are not rows of this table (the
+                    // migration's rows show the guest on the destination).
                     current = [];
                     break;
                 case RangeResult r:
-                    notes.Add(Markup.Escape(r.Summary));
+                    notes.Add(Markup.Escape($"{r.Phase}: {r.Summary}"));
                     break;
             }
         }
 
+        EndBlock();
+
         var table = new Table().Border(TableBorder.Simple);
         foreach (var c in new[] { "phase", "region", "memslot", "accesses", "stage-2 MemAttr", "guest sees", "CMOs", "hazards" })
             table.AddColumn(c);
+        // Collapsed rows list several regions: they wrap one region a line instead of widening the column.
+        var regionWidth = rows.SelectMany(r => r.Region.Split(", ")).Select(n => n.Length + 1).DefaultIfEmpty(6).Max();
+        table.Columns[1].Width(Math.Max(regionWidth, "region".Length));
         string last = "";
         foreach (var r in rows)
         {
@@ -158,6 +188,39 @@ internal static class ReportTables
         console.Write(table);
         foreach (var n in notes)
             console.MarkupLine("  " + n);
+    }
+
+    /// <summary>
+    /// Regions of one phase the guest did not touch and whose memslot outcome is the same share one row
+    /// ("ram, gpu0.bar0, gpu0.resmem | 0"): the memslot column stays, the empty rows go.
+    /// </summary>
+    private static List<Row> Collapse(List<Row> block)
+    {
+        var result = new List<Row>();
+        var groups = new Dictionary<string, Row>();
+        foreach (var r in block)
+        {
+            bool idle = r.Stage2.Length == 0 && r.Accesses.All(a => a.StartsWith("VM not started", StringComparison.Ordinal));
+            if (!idle)
+            {
+                result.Add(r);
+                continue;
+            }
+
+            if (groups.TryGetValue(r.Memslot, out var g))
+            {
+                g.Region += ", " + r.Region;
+                g.Accesses.AddRange(r.Accesses);
+                continue;
+            }
+
+            var copy = new Row { Phase = r.Phase, Region = r.Region, Memslot = r.Memslot };
+            copy.Accesses.AddRange(r.Accesses);
+            groups[r.Memslot] = copy;
+            result.Add(copy);
+        }
+
+        return result;
     }
 
     /// <summary>The model's decision chain for every guest access of a run (rule numbers in parentheses).</summary>
@@ -185,15 +248,33 @@ internal static class ReportTables
         ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "0" : $"0 ({r.Flags})")
         : r.Outcome;
 
+    /// <summary>
+    /// Adds one access step's view of a region to its row. A row can gather several steps (a read, then a write that
+    /// left as an MMIO exit): the mapping columns keep the last mapping a step saw, hazards and CMOs accumulate.
+    /// </summary>
     private static void Fill(Row row, RegionAccessResult v)
     {
         foreach (var a in v.Accesses)
             row.Accesses.Add($"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}");
-        row.Stage2 = v.Stage2MemAttr;
-        row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
         bool ran = v.Accesses.Any(a => a.Outcome != "not-running");
-        row.Cmo = !ran ? "-" : v.Cmo.Needed.Count == 0 ? "none" : $"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}";
-        row.Hazards = !ran ? "-" : v.Hazards.Count == 0 ? "none" : string.Join(", ", v.Hazards.Select(h => h.Name));
+        if (v.Stage2MemAttr != "-" || row.Stage2.Length == 0)
+            row.Stage2 = v.Stage2MemAttr;
+        if (v.Effective != "-" || row.Effective.Length == 0)
+            row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
+        if (!ran)
+        {
+            row.Cmo = row.Cmo.Length == 0 ? "-" : row.Cmo;
+            row.Hazards = row.Hazards.Length == 0 ? "-" : row.Hazards;
+            return;
+        }
+
+        var cmos = new List<string>(row.CmoList);
+        if (v.Cmo.Needed.Count > 0)
+            cmos.Add($"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}");
+        row.CmoList = cmos.Distinct().ToList();
+        row.Cmo = row.CmoList.Count == 0 ? "none" : string.Join("; ", row.CmoList);
+        row.HazardList = row.HazardList.Concat(v.Hazards.Select(h => h.Name)).Distinct().ToList();
+        row.Hazards = row.HazardList.Count == 0 ? "none" : string.Join(", ", row.HazardList);
     }
 
     private static string Colour(string text, bool good) =>

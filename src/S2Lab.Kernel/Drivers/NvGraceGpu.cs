@@ -14,19 +14,35 @@ public enum NvGraceGpuModel
     GB200,
 }
 
+/// <summary>How the driver maps usemem into a process.</summary>
+public enum NvGraceUsememMapping
+{
+    /// <summary>What nvgrace-gpu does: remap_pfn_range at mmap time, VM_PFNMAP|VM_IO, vm_pgoff = start pfn.</summary>
+    Pfnmap,
+
+    /// <summary>
+    /// What a driver using vmf_insert_mixed from its fault handler would produce: VM_MIXEDMAP|VM_IO instead of
+    /// VM_PFNMAP|VM_IO, the same pgprot and the same pfns; vm_pgoff stays the vfio file offset (region index in the
+    /// high bits), since nothing rewrites it.
+    /// </summary>
+    Mixedmap,
+}
+
 /// <summary>Sizes of an nvgrace-gpu device (the real ones by default; scenarios scale them down keeping the shape).</summary>
 /// <param name="MemorySize">Device memory (HBM) the ACPI tables report (nvidia,gpu-mem-size).</param>
 /// <param name="MemoryBase">Its host physical base (nvidia,gpu-mem-base-pa); null places it at the next device address.</param>
 /// <param name="Bar0Size">The real MMIO BAR0 (16 MiB).</param>
 /// <param name="ResmemSize">RESMEM_SIZE, carved from the end on GH200 (1 GiB).</param>
 /// <param name="MemblkSize">MEMBLK_SIZE, the usemem rounding (512 MiB, an ABI value shared with the firmware).</param>
+/// <param name="UsememMapping">How mmap of usemem maps it (<see cref="NvGraceUsememMapping.Pfnmap"/> is the real driver).</param>
 public sealed record NvGraceGpuConfig(
     NvGraceGpuModel Model,
     ulong MemorySize = 96UL << 30,
     ulong? MemoryBase = null,
     ulong Bar0Size = 16UL << 20,
     ulong ResmemSize = 1UL << 30,
-    ulong MemblkSize = 512UL << 20);
+    ulong MemblkSize = 512UL << 20,
+    NvGraceUsememMapping UsememMapping = NvGraceUsememMapping.Pfnmap);
 
 /// <summary>
 /// The nvgrace-gpu vfio variant driver (drivers/vfio/pci/nvgrace-gpu): the GPU's coherent HBM, outside the host's
@@ -80,9 +96,32 @@ public sealed class NvGraceGpu
     /// <summary>The size reported for a fake BAR: the region rounded up to a power of two.</summary>
     public static ulong FakeBarSize(ulong length) => length <= 1 ? 1 : 1UL << (64 - System.Numerics.BitOperations.LeadingZeroCount(length - 1));
 
-    /// <summary>mmap of usemem: remap_pfn_range with the default cacheable pgprot (MT_NORMAL), vm_pgoff = start pfn.</summary>
-    public KvmResult<Vma> MmapUsemem(Process process, ulong offset = 0, ulong? length = null, ulong? fixedAddress = null) =>
-        Map(process, Usemem, offset, length, PgProt.Default, VmFlags.VM_NONE, fixedAddress);
+    /// <summary>VFIO_PCI_OFFSET_SHIFT: a vfio-pci region's index sits above bit 40 of the mmap offset.</summary>
+    public const int VfioPciOffsetShift = 40;
+
+    /// <summary>The fake BAR usemem is exposed as (VFIO_PCI_BAR4_REGION_INDEX).</summary>
+    public const int UsememRegionIndex = 4;
+
+    /// <summary>
+    /// mmap of usemem with the default cacheable pgprot (MT_NORMAL). With <see cref="NvGraceUsememMapping.Pfnmap"/>
+    /// (the driver): remap_pfn_range, VM_PFNMAP|VM_IO, vm_pgoff = start pfn. With
+    /// <see cref="NvGraceUsememMapping.Mixedmap"/>: VM_MIXEDMAP|VM_IO, the same pfns inserted on fault.
+    /// </summary>
+    public KvmResult<Vma> MmapUsemem(Process process, ulong offset = 0, ulong? length = null, ulong? fixedAddress = null)
+    {
+        if (Config.UsememMapping == NvGraceUsememMapping.Pfnmap)
+            return Map(process, Usemem, offset, length, PgProt.Default, VmFlags.VM_NONE, fixedAddress);
+        var len = length ?? Usemem.Size - offset;
+        if (!IsAligned(offset, PAGE_SIZE) || offset >= Usemem.Size || len == 0 || len > Usemem.Size - offset)
+            return Errno.EINVAL;
+        var flags = VmFlagsExtensions.FromProt(Prot.PROT_READ | Prot.PROT_WRITE) | VmFlags.VM_SHARED | VmFlags.VM_MAYSHARE |
+                    VmFlags.VM_MAYREAD | VmFlags.VM_MAYWRITE | VmFlags.VM_IO | VmFlags.VM_MIXEDMAP | VmFlags.VM_DONTEXPAND | VmFlags.VM_DONTDUMP;
+        var pgoff = (((ulong)UsememRegionIndex << VfioPciOffsetShift) + offset) >> PAGE_SHIFT;
+        var align = len >= PUD_SIZE && IsAligned(Usemem.Base + offset, PUD_SIZE) ? PUD_SIZE
+            : len >= PMD_SIZE && IsAligned(Usemem.Base + offset, PMD_SIZE) ? PMD_SIZE : PAGE_SIZE;
+        return process.Mm.InsertVma(len, flags, PgProt.Default, pgoff, new MixedUsememBacking(Usemem), $"{Usemem.Name} (mixedmap)",
+            fixedAddress, fixedAddress is null ? align : PAGE_SIZE);
+    }
 
     /// <summary>mmap of resmem: pgprot_writecombine (MT_NORMAL_NC) and VM_ALLOW_ANY_UNCACHED. ENODEV on GB200 (no such region).</summary>
     public KvmResult<Vma> MmapResmem(Process process, ulong offset = 0, ulong? length = null, ulong? fixedAddress = null) =>
@@ -99,5 +138,26 @@ public sealed class NvGraceGpu
             return Errno.EINVAL;
         return VfioPciDevice.MapPfns(process, region.Name, region.Base + offset, len, pgprot, extra,
             Prot.PROT_READ | Prot.PROT_WRITE, fixedAddress);
+    }
+
+    /// <summary>
+    /// usemem behind a vmf_insert_mixed fault handler: the pfn is usemem's base plus the offset within the region
+    /// (vm_pgoff without the region index bits, plus the page's place in the VMA).
+    /// </summary>
+    private sealed class MixedUsememBacking(PhysRegion usemem) : IVmaBacking
+    {
+        public string Kind => "nvgrace-gpu usemem (mixedmap)";
+
+        public HostPte? Fault(Vma vma, ulong hva, bool write) => Lookup(vma, hva);
+
+        public HostPte? Lookup(Vma vma, ulong hva)
+        {
+            var off = ((vma.PgOff << PAGE_SHIFT) & ((1UL << VfioPciOffsetShift) - 1)) + (hva - vma.Start);
+            return off < usemem.Size ? new HostPte((usemem.Base + off) >> PAGE_SHIFT, PAGE_SIZE, (vma.Flags & VmFlags.VM_WRITE) != 0) : null;
+        }
+
+        public void Release(Vma vma, ulong start, ulong end)
+        {
+        }
     }
 }

@@ -32,7 +32,7 @@ internal static class AccessAnalysis
         var eff = new EffectiveMemoryType(result.ParAttr, a);
         r.Effective = eff;
         if (explain)
-            r.Step(DecisionStage.Combine, 0, $"effective: {eff} (S1 MAIR 0x{req.S1Mair:X2} + S2 MemAttr 0x{leaf.MemAttr:X} with FWB={(vm.Stage2.Fwb ? 1 : 0)})");
+            r.Step(DecisionStage.Combine, 0, $"in short: S1 MAIR 0x{req.S1Mair:X2} + S2 MemAttr 0x{leaf.MemAttr:X} (FWB={(vm.Stage2.Fwb ? 1 : 0)}) = {eff}");
 
         var mem = vm.Host.Memory;
         var pfn = pa >> PAGE_SHIFT;

@@ -69,7 +69,7 @@ public sealed partial class ModelKvmVm
                 : $"write to the read-only {slot}: io_mem_abort, KVM_EXIT_MMIO");
             return AbortOutcome.Mmio;
         }
-        r?.Trace?.Step(DecisionStage.Memslot, 0, $"{slot}: hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
+        r?.Trace?.Step(DecisionStage.Memslot, 0, $"gfn {gfn:x} is in {slot}: the fault is at hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
 
         var rec = UserMemAbort(ipa, type, slot, existing, r);
         r?.AddFault(rec);

@@ -269,6 +269,38 @@ public sealed class MmStruct
     }
 
     /// <summary>
+    /// mincore(2): for each page of [addr, addr+length), bit 0 of <paramref name="vec"/>[i] is set when the page is
+    /// resident: a populated anonymous/hugetlb/guest_memfd page, or a page a VM_MIXEDMAP driver provides. Never-touched
+    /// anonymous memory reads 0, and so does every page of a VM_PFNMAP VMA: the page walk treats it as a hole
+    /// (walk_page_test) and the device file has no page cache. EINVAL for a misaligned <paramref name="addr"/>; ENOMEM
+    /// when part of the range is not mapped or it exceeds TASK_SIZE (access_ok); EFAULT when <paramref name="vec"/> has
+    /// fewer bytes than pages. As in Linux, the pages before an unmapped hole are filled in before ENOMEM is returned.
+    /// </summary>
+    public Errno Mincore(ulong addr, ulong length, Span<byte> vec)
+    {
+        if (!IsAligned(addr, PAGE_SIZE))
+            return Errno.EINVAL;
+        if (addr >= TaskSize || length > TaskSize - addr)
+            return Errno.ENOMEM; // !access_ok()
+        if (length == 0)
+            return Errno.None;
+        var pages = AlignUp(length, PAGE_SIZE) >> PAGE_SHIFT;
+        if ((ulong)vec.Length < pages)
+            return Errno.EFAULT;
+        for (ulong i = 0; i < pages;)
+        {
+            var hva = addr + (i << PAGE_SHIFT);
+            if (FindVma(hva) is not { } vma)
+                return Errno.ENOMEM;
+            bool hole = (vma.Flags & VmFlags.VM_PFNMAP) != 0;
+            for (; i < pages && hva < vma.End; i++, hva += PAGE_SIZE)
+                vec[(int)i] = hole || vma.Backing.Lookup(vma, hva) is null ? (byte)0 : (byte)1;
+        }
+
+        return Errno.None;
+    }
+
+    /// <summary>
     /// get_user_pages() for one address: the pte behind <paramref name="hva"/>, faulting it in. EFAULT when there is
     /// no VMA, the VMA forbids the access, or the driver has no page there.
     /// </summary>
@@ -287,6 +319,50 @@ public sealed class MmStruct
         if ((vma.Flags & need) == 0)
             return Errno.EFAULT;
         return vma.Backing.Fault(vma, hva, write) is { } pte ? KvmResult<HostPte>.Ok(pte) : Errno.EFAULT;
+    }
+
+    /// <summary>
+    /// A model call, not a syscall: what <see cref="Read"/> of [<paramref name="hva"/>, +<paramref name="length"/>) would
+    /// return, without copying it. It fails exactly where Read would (EFAULT: no VMA, no VM_READ, no page behind an
+    /// address; pages are faulted in as Read does) and otherwise lists, ascending, the offsets from
+    /// <paramref name="hva"/> of the pages whose physical page holds data (<see cref="PhysicalMemory.PagesWithDataIn"/>);
+    /// every other page would read as zeros. EINVAL if <paramref name="hva"/> is not page aligned.
+    /// </summary>
+    public Errno PagesWithData(ulong hva, ulong length, List<ulong> offsets)
+    {
+        if (!IsAligned(hva, PAGE_SIZE))
+            return Errno.EINVAL;
+        var end = hva + length;
+        if (end < hva)
+            return Errno.EFAULT;
+        var cur = hva;
+        while (cur < end)
+        {
+            if (FindVma(cur) is not { } vma || (vma.Flags & VmFlags.VM_READ) == 0)
+                return Errno.EFAULT;
+            var segEnd = Math.Min(end, vma.End);
+            if (vma.Backing is LinearPfnBacking)
+            {
+                // remap_pfn_range: contiguous pfns, always present; ask the memory which of them hold data.
+                var pa = vma.LinearPa(cur);
+                foreach (var pfn in Memory.PagesWithDataIn(pa, segEnd - cur))
+                    offsets.Add(cur - hva + ((pfn << PAGE_SHIFT) - pa));
+            }
+            else
+            {
+                for (var a = cur; a < segEnd; a += PAGE_SIZE)
+                {
+                    if (vma.Backing.Fault(vma, a, write: false) is not { } pte)
+                        return Errno.EFAULT;
+                    if (Memory.HasData(pte.Pfn))
+                        offsets.Add(a - hva);
+                }
+            }
+
+            cur = segEnd;
+        }
+
+        return Errno.None;
     }
 
     /// <summary>copy_from_user: reads user memory (faulting pages in). EFAULT if any byte is not readable.</summary>

@@ -196,4 +196,41 @@ public sealed class PhysicalMemory
 
     /// <summary>Number of pages that hold written data.</summary>
     public int PagesWithData => _pages.Count;
+
+    /// <summary>Whether the page <paramref name="pfn"/> holds written data (else it reads as zeros).</summary>
+    public bool HasData(ulong pfn) => _pages.ContainsKey(pfn);
+
+    /// <summary>
+    /// The pfns of [<paramref name="pa"/>, <paramref name="pa"/> + <paramref name="length"/>) whose page holds written
+    /// data, ascending; every other page of the range reads as zeros. Costs the smaller of the range's page count and
+    /// the number of pages with data, so a large, mostly unwritten device range is cheap to scan.
+    /// </summary>
+    public List<ulong> PagesWithDataIn(ulong pa, ulong length)
+    {
+        var result = new List<ulong>();
+        if (length == 0)
+            return result;
+        var first = pa >> PAGE_SHIFT;
+        var last = (pa + length - 1) >> PAGE_SHIFT; // inclusive; pa + length may not wrap (a physical range)
+        if (last - first + 1 <= (ulong)_pages.Count)
+        {
+            for (var pfn = first; pfn <= last; pfn++)
+            {
+                if (_pages.ContainsKey(pfn))
+                    result.Add(pfn);
+            }
+        }
+        else
+        {
+            foreach (var pfn in _pages.Keys)
+            {
+                if (pfn >= first && pfn <= last)
+                    result.Add(pfn);
+            }
+
+            result.Sort();
+        }
+
+        return result;
+    }
 }

@@ -54,7 +54,7 @@ public static class MarkdownReport
                 if (m.DestinationRegions.Count > 0)
                     WriteSetup(sb, m.DestinationRegions);
                 if (m.Rounds.Count > 0)
-                    sb.AppendLine("Pre-copy: " + string.Join(", ", m.Rounds.Select(r => $"round {r.Round}: {r.PagesSent} sent, {r.PagesDirtied} dirtied"))).AppendLine();
+                    sb.AppendLine("Pre-copy: " + string.Join(", ", m.Rounds.Select(r => r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent, {r.ZeroPages} zero" : $"round {r.Round}: {r.PagesSent} sent, {r.ZeroPages} zero, {r.PagesDirtied} dirtied"))).AppendLine();
                 foreach (var c in m.DeviceCopies)
                     sb.AppendLine($"- {c.Region}: {Escape(c.How)}{string.Concat(c.Hazards.Select(h => $" **{h.Name}**: {Escape(h.Detail)}"))}");
                 if (m.DeviceCopies.Count > 0)
@@ -74,7 +74,7 @@ public static class MarkdownReport
     {
         sb.AppendLine("| region | kind | VMA | memslot flags | memslot |").AppendLine("|---|---|---|---|---|");
         foreach (var r in regions)
-            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "-")} | {r.Flags} | {(r.Outcome == "ok" ? "0" : r.Outcome)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
+            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == "ok" ? "0" : r.Outcome)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
         sb.AppendLine();
     }
 

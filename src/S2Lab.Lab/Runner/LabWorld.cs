@@ -56,20 +56,11 @@ internal sealed class LabHost
                     // usemem is rounded down to MEMBLK_SIZE (512 MiB); a scaled-down usemem keeps that shape with the
                     // largest power of two (up to 512 MiB) that divides it.
                     var memblk = Math.Min(512UL << 20, g.UsememSize & (~g.UsememSize + 1));
-                    var gpu = new NvGraceGpu(Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
-                        g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk));
                     var mapping = variant.UsememMapping.TryGetValue(g.Name, out var m) ? m : g.UsememMapping;
-                    if (mapping == DeviceMapping.Mixedmap)
-                    {
-                        // The same memory behind a driver that inserts pfns from its fault handler (VM_MIXEDMAP).
-                        var mixed = new MixedMapDevice(Host, $"{g.Name}-usemem", gpu.Usemem.Size, MtIndex.MT_NORMAL);
-                        Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => mixed.Mmap(p));
-                    }
-                    else
-                    {
-                        Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
-                    }
-
+                    var gpu = new NvGraceGpu(Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
+                        g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk,
+                        mapping == DeviceMapping.Mixedmap ? NvGraceUsememMapping.Mixedmap : NvGraceUsememMapping.Pfnmap));
+                    Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
                     if (gpu.Resmem is { } res)
                         Add(g.Name, "resmem", res.Size, true, DeviceRegionKind.NvgraceResmem, p => gpu.MmapResmem(p));
                     Add(g.Name, "bar0", g.Bar0Size, false, DeviceRegionKind.VfioBar, p => gpu.MmapBar0(p));
@@ -105,8 +96,9 @@ internal sealed class LabHost
         using var kvm = Host.OpenKvm(p, Spec.KvmProfile);
         var sys = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         var unknownSys = kvm.CheckExtension(unknownCap);
-        string vmCap = "-", unknownVm = "-";
+        // Without a VM fd there is nothing to ask: say why instead of an answer.
         var vm = kvm.CreateVm();
+        string vmCap = $"no VM (KVM_CREATE_VM failed with {vm.Error})", unknownVm = vmCap;
         if (vm.IsOk)
         {
             using var v = vm.Value;

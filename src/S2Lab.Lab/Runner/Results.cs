@@ -87,6 +87,16 @@ public abstract record StepResult(int Index, string Label)
 {
     public abstract string Kind { get; }
 
+    /// <summary>The lifetime of the step's VM it belongs to: 1 from the VM's first start step, 2 from its second, ...; 0 before any start.</summary>
+    public int Run { get; init; }
+
+    /// <summary>
+    /// The phase as reports name it, one per start or migration: "run 3: grace -> altra (trust-kernel) [grace-to-altra]"
+    /// (the VM's name first when the scenario has several; the step id in brackets when it has one). Other steps
+    /// carry the phase they happen in.
+    /// </summary>
+    public string Phase { get; init; } = "";
+
     /// <summary>One line for reports.</summary>
     public abstract string Summary { get; }
 }
@@ -128,8 +138,14 @@ public sealed record RangeResult(int Index, string Label, string Operation, stri
     public override string Summary => $"{Operation} {Region}: {(Errno == Errno.None ? "ok" : Errno.ToString())}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
 }
 
-/// <summary>One pre-copy round: pages sent and pages the dirty log reported afterwards.</summary>
-public sealed record PrecopyRound(int Round, int PagesSent, int PagesDirtied);
+/// <summary>
+/// One pre-copy round (round 0: stop-and-copy): pages sent with data, never-populated pages sent as zero-page markers
+/// (mincore says not resident), and pages the dirty log reported afterwards.
+/// </summary>
+public sealed record PrecopyRound(int Round, int PagesSent, int PagesDirtied)
+{
+    public int ZeroPages { get; init; }
+}
 
 /// <summary>How a device region's contents moved (or why they did not).</summary>
 public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IReadOnlyList<HazardRecord> Hazards);
@@ -171,7 +187,7 @@ public sealed record MigrateResult(
 public sealed record ExpectationResult(int StepIndex, string StepLabel, string Field, string Expected, string Actual, bool Passed, Scenarios.SourceMark At);
 
 /// <summary>What the runner learned about a host before any VM ran on it.</summary>
-/// <param name="Cap243Vm">KVM_CHECK_EXTENSION(243) on a VM fd: "0", "1" or an errno name.</param>
+/// <param name="Cap243Vm">KVM_CHECK_EXTENSION(243) on a VM fd: "0", "1" or an errno name ("no VM (...)" if KVM_CREATE_VM failed).</param>
 /// <param name="Cap243System">The same on the /dev/kvm fd.</param>
 /// <param name="UnknownCapSystem">An unknown capability's answer on the system fd, to tell "unknown" from "known".</param>
 /// <param name="UnknownCapVm">An unknown capability's answer on a VM fd.</param>

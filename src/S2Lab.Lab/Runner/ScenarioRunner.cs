@@ -109,7 +109,39 @@ public static class ScenarioRunner
     {
         private readonly Dictionary<string, VmState> _vms = scenario.Vms.ToDictionary(v => v.Name, v => new VmState(v));
 
-        public StepResult Execute(StepSpec step) => step switch
+        public StepResult Execute(StepSpec step)
+        {
+            var result = Run(step);
+            var vmName = step switch
+            {
+                StartStep x => x.Vm,
+                StopStep x => x.Vm,
+                AccessStep x => x.Vm,
+                MprotectStep x => x.Vm,
+                MunmapStep x => x.Vm,
+                MigrateStep x => x.Vm,
+                _ => null,
+            };
+            if (vmName is null)
+                return result;
+            var st = _vms[vmName];
+            var id = step.Id is { } i ? $" [{i}]" : "";
+            var who = scenario.Vms.Count > 1 ? $"{vmName} " : "";
+            var run = st.Runs > 0 ? $"run {st.Runs}: " : "";
+            switch (result)
+            {
+                case StartResult r:
+                    st.Phase = $"{who}{run}start on {r.Host}{id}";
+                    break;
+                case MigrateResult r:
+                    st.Phase = $"{who}{run}{r.From} -> {r.To} ({r.Policy}){id}";
+                    break;
+            }
+
+            return result with { Run = st.Runs, Phase = st.Phase };
+        }
+
+        private StepResult Run(StepSpec step) => step switch
         {
             StartStep s => Start(s),
             StopStep s => Stop(s),
@@ -145,10 +177,13 @@ public static class ScenarioRunner
         {
             var st = _vms[s.Vm];
             st.Destroy();
+            st.Runs++;
             var host = hosts[s.Host];
             var report = Vmm.Vmm.Start(host.NewVmm(s.Vm), ConfigOf(st.Spec), PolicyFor(st.Spec, host, null));
             if (report.Vm is { } vm)
                 st.Attach(vm, host);
+            else
+                st.StartFailed(host, report.Outcome == StartOutcome.Refused ? $"the VMM refused to start it on {host.Name}: {report.Reason}" : $"it failed to start on {host.Name}: {report.Reason}");
             var outcome = report.Outcome switch
             {
                 StartOutcome.Started => "ok",
@@ -162,8 +197,10 @@ public static class ScenarioRunner
         private StopResult Stop(StopStep s)
         {
             var st = _vms[s.Vm];
-            var was = st.Vm is not null ? st.Dead ? "stopped (the guest had failed)" : "stopped" : "was not running";
+            var was = st.Vm is not null ? st.Dead ? "stopped (the guest had failed)" : "stopped" : $"was not running: {st.NotRunningReason}";
             st.Destroy();
+            if (was.StartsWith("stopped", StringComparison.Ordinal))
+                st.NotRunningReason = $"it was stopped on {st.LastHost} (step {s.Label})";
             return new StopResult(s.Index, s.Label, s.Vm, was);
         }
 
@@ -171,7 +208,7 @@ public static class ScenarioRunner
         {
             var st = _vms[vmName];
             if (st.Vm is null)
-                return new RangeResult(s.Index, s.Label, op, vmName, region, Errno.None, "the VM is not running: nothing done");
+                return new RangeResult(s.Index, s.Label, op, vmName, region, Errno.None, $"the VM is not running ({st.NotRunningReason}): nothing done");
             var e = action(st.Vm);
             st.ChangedMappings.Add(region);
             return new RangeResult(s.Index, s.Label, op, vmName, region, e, "");
@@ -192,12 +229,13 @@ public static class ScenarioRunner
         {
             var st = _vms[s.Vm];
             var to = hosts[s.To];
-            var from = st.Host?.Name ?? "-";
+            // Not running: the source is the host it was last started on (or migrated to), and the reason says why.
+            var from = st.LastHost;
             var policy = PolicyFor(st.Spec, to, s.Policy);
             var policyText = policy.ToString();
             if (st.Vm is null || st.Dead)
             {
-                var why = st.Vm is null ? "the VM is not running" : "the guest has already failed on the source";
+                var why = st.Vm is null ? $"the VM is not running: {st.NotRunningReason}" : $"the guest has already failed on {from}: {st.DeathReason}";
                 return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", why, "", Errno.None, [], [], [], [], [], null, "");
             }
 
@@ -206,13 +244,14 @@ public static class ScenarioRunner
             var source = st.Vm;
             var sourceHost = st.Host!;
             var sourceViews = st.LastViews.ToDictionary(kv => kv.Key, kv => kv.Value);
+            var written = st.Written.Keys.Select(k => k.Region).ToHashSet();
             var guest = new MigrationGuest(st, s, to);
             var report = Migration.Migrate(source, to.NewVmm(s.Vm), policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
             var dest = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [];
-            var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied)).ToList();
+            var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied) { ZeroPages = r.ZeroPages }).ToList();
             var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
                 $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
-                CopyHazards(c, sourceViews))).ToList();
+                CopyHazards(c, sourceViews, written))).ToList();
 
             switch (report.Outcome)
             {
@@ -231,12 +270,13 @@ public static class ScenarioRunner
             foreach (var v in after)
             {
                 if (sourceViews.TryGetValue(v.Region, out var before) && (before.Stage2 != v.Stage2 || before.Effective != v.Effective))
-                    changes.Add(new TypeChange(v.Region, $"{Stage2Name(before.Stage2)} / {before.Effective}", $"{Stage2Name(v.Stage2)} / {v.Effective}"));
+                    changes.Add(new TypeChange(v.Region, MappingText(before), MappingText(v)));
             }
 
             if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
             {
                 st.Dead = true;
+                st.DeathReason = $"after migrating from {from}: {report.Reason}";
                 return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "failed-after-switchover", report.Reason, "", guest.FailErrno,
                     dest, rounds, copies, after, changes, null, "");
             }
@@ -246,14 +286,20 @@ public static class ScenarioRunner
             return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, outcome, "", "", Errno.None, dest, rounds, copies, after, changes, intact, check);
         }
 
+        /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
+        private static string MappingText(RegionAccessResult v) =>
+            v.Stage2 != Stage2Type.None || v.Effective != "-" ? $"{Stage2Name(v.Stage2)} / {v.Effective}"
+            : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not ("ok" or "not-running")).Select(a => $"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}").DefaultIfEmpty("not accessed"))}";
+
         /// <summary>
         /// A device-memory copy is only as good as the VMM's view of it: if the guest used the memory through a
         /// non-cacheable stage-2 mapping while the VMM's mapping is cacheable, real hardware can hand the VMM stale
         /// cache lines (the model's memory has no caches, so the bytes it moved are right; on hardware they may not be).
         /// </summary>
-        private static List<HazardRecord> CopyHazards(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews)
+        private static List<HazardRecord> CopyHazards(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews, HashSet<string> written)
         {
-            if (!c.Copied || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
+            // Only writes the guest made can be missed: a region it only read holds what the copy reads.
+            if (!c.Copied || !written.Contains(c.Region) || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
                 return [];
             return v.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc
                 ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {Stage2Name(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
@@ -274,7 +320,7 @@ public static class ScenarioRunner
                 r.Outcome == RegionOutcome.Created ? "" : r.Detail);
         }
 
-        private static string KindName(DeviceRegionKind k, Vma? vma) => k switch
+        internal static string KindName(DeviceRegionKind k, Vma? vma) => k switch
         {
             DeviceRegionKind.NvgraceUsemem => vma is not null && (vma.Flags & VmFlags.VM_MIXEDMAP) != 0 ? "nvgrace-usemem (mixedmap)" : "nvgrace-usemem",
             DeviceRegionKind.NvgraceResmem => "nvgrace-resmem",
@@ -366,8 +412,25 @@ public static class ScenarioRunner
 
         public LabHost? Host { get; private set; }
 
+        /// <summary>How many start steps the VM has had (its lifetimes, counted as reports number them).</summary>
+        public int Runs { get; set; }
+
+        /// <summary>The phase the VM is in (set by its last start or migration step).</summary>
+        public string Phase { get; set; } = "";
+
+        /// <summary>The host the VM was last started on (whether or not the start worked) or migrated to; at first, its own host.</summary>
+        public string LastHost { get; private set; } = spec.Host;
+
+        private LabHost? _lastLab;
+
+        /// <summary>Why <see cref="Vm"/> is null, in words ("it failed to start on altra: ...").</summary>
+        public string NotRunningReason { get; set; } = "it was never started";
+
         /// <summary>KVM_RUN failed: the VMM (like QEMU) exits; the guest runs no more.</summary>
         public bool Dead { get; set; }
+
+        /// <summary>How the guest failed, when <see cref="Dead"/>.</summary>
+        public string DeathReason { get; set; } = "";
 
         /// <summary>The last view of each region the guest touched since the VM started.</summary>
         public Dictionary<string, RegionAccessResult> LastViews { get; } = [];
@@ -384,11 +447,22 @@ public static class ScenarioRunner
         {
             Vm = vm;
             Host = host;
+            LastHost = host.Name;
+            _lastLab = host;
             Dead = false;
+            DeathReason = "";
             LastViews.Clear();
             Touched.Clear();
             Written.Clear();
             ChangedMappings.Clear();
+        }
+
+        /// <summary>A start on <paramref name="host"/> that did not produce a VM.</summary>
+        public void StartFailed(LabHost host, string why)
+        {
+            LastHost = host.Name;
+            _lastLab = host;
+            NotRunningReason = why;
         }
 
         /// <summary>After switch-over: same guest (its memory and history), new VM handles.</summary>
@@ -396,6 +470,8 @@ public static class ScenarioRunner
         {
             Vm = vm;
             Host = host;
+            LastHost = host.Name;
+            _lastLab = host;
             ChangedMappings.Clear();
         }
 
@@ -407,15 +483,20 @@ public static class ScenarioRunner
             Dead = false;
         }
 
+        /// <summary>The region's kind as its host would map it (for regions of a VM that is not running).</summary>
+        private string SpecKind(VmRegionSpec r) =>
+            r.IsRam ? r.Backing == RamBacking.Hugetlb ? "hugetlb" : "anon"
+            : _lastLab?.Region(r.Device!, r.DeviceRegion!) is { } d ? RunState.KindName(d.Kind, null) : "device";
+
         public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record)
         {
-            var hostName = Host?.Name ?? "-";
             var regionSpec = Spec.Region(region)!;
             if (Vm is null || Dead)
             {
-                return new RegionAccessResult(Spec.Name, hostName, region, "-", mair, null, false,
-                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, Vm is null ? "the VM is not running" : "the guest failed earlier")).ToList(),
-                    Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], []);
+                var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
+                return new RegionAccessResult(Spec.Name, LastHost, region, SpecKind(regionSpec), mair, null, false,
+                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, why)).ToList(),
+                    Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], [why]);
             }
 
             var setup = Vm.Region(region);
@@ -475,6 +556,7 @@ public static class ScenarioRunner
                         outcome = r.RunError == Errno.EFAULT ? "efault" : r.RunError.ToString().ToLowerInvariant();
                         detail = $"KVM_RUN failed with {r.RunError}";
                         Dead = true;
+                        DeathReason = $"{region} {t.ToString().ToLowerInvariant()}: {detail}";
                         break;
                 }
 
@@ -485,7 +567,7 @@ public static class ScenarioRunner
                 if (Dead)
                 {
                     foreach (var rest in types.Skip(records.Count))
-                        records.Add(new AccessRecord(rest, "not-running", Errno.None, null, "the guest failed earlier"));
+                        records.Add(new AccessRecord(rest, "not-running", Errno.None, null, $"the guest failed earlier: {DeathReason}"));
                     break;
                 }
             }

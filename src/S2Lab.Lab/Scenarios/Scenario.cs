@@ -36,7 +36,7 @@ public sealed record DesignSpec(string Name, IReadOnlyDictionary<string, string>
         Parameters.Count == 0 ? Name : $"{Name} ({string.Join(", ", Parameters.Select(p => $"{p.Key}={p.Value}"))})";
 }
 
-/// <summary>How a driver maps a region into the VMM: remap_pfn_range (VM_PFNMAP|VM_IO) or vm_insert_* (VM_MIXEDMAP).</summary>
+/// <summary>How nvgrace-gpu maps usemem into the VMM: remap_pfn_range (VM_PFNMAP|VM_IO) or, as a vmf_insert_mixed driver would, VM_MIXEDMAP|VM_IO.</summary>
 public enum DeviceMapping
 {
     Pfnmap,
