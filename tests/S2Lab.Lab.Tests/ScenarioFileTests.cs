@@ -37,7 +37,6 @@ public class ScenarioFileTests
             .Select(c => $"{LabReport.RunName(c.Run)}: line {c.Check.At.Line}: {c.Check.StepLabel} {c.Check.Field}: expected {c.Check.Expected}, got {c.Check.Actual}")
             .ToList();
         Assert.True(failed.Count == 0, string.Join(Environment.NewLine, failed));
-        Assert.NotEmpty(report.Checks);
     }
 
     [Theory]
@@ -47,6 +46,7 @@ public class ScenarioFileTests
         var scenario = ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file));
         var report = ScenarioRunner.Run(scenario, null);
         Assert.Single(report.Runs);
+        Assert.NotEmpty(report.Checks); // every scenario file is a test of the files as written
         Assert.True(report.ExpectationsPassed, string.Join("; ", report.Checks.Where(c => !c.Check.Passed).Select(c => $"{c.Check.StepLabel} {c.Check.Field}: {c.Check.Actual}")));
     }
 
