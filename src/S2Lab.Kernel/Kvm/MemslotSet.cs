@@ -218,12 +218,12 @@ public sealed class MemslotSet
         Count++;
         TotalPages += slot.NPages;
         if (_leaves == 0)
-            InsertLeaf(0, AllocateLeaf());
+            InsertLeaf(0, AllocateLeaf(), slot.BaseGfn);
         var li = Math.Max(0, LeafFor(slot.BaseGfn));
         if (_leafSlots[_leafPhys[li]] == LeafCapacity)
         {
             var appending = li == _leaves - 1 && slot.BaseGfn > _base[_leafPhys[li] * LeafCapacity + LeafCapacity - 1];
-            SplitLeaf(li, appending);
+            SplitLeaf(li, appending ? slot.BaseGfn : null);
             if (appending || slot.BaseGfn >= _leafFirst[li + 1])
                 li++;
         }
@@ -239,8 +239,7 @@ public sealed class MemslotSet
         _base[leaf + pos] = slot.BaseGfn;
         _entry[leaf + pos] = new Entry { End = slot.EndGfn, Slot = slot };
         _leafSlots[p] = n + 1;
-        _leafFirst[li] = _base[leaf];
-        RebuildTop();
+        SetLeafFirst(li, _base[leaf]);
     }
 
     /// <summary>Removes a slot that is present.</summary>
@@ -273,7 +272,7 @@ public sealed class MemslotSet
         }
         else
         {
-            _leafFirst[li] = _base[leaf];
+            SetLeafFirst(li, _base[leaf]);
             // Merge with a neighbour when both fit in half a leaf: any two adjacent leaves then hold more than
             // LeafCapacity / 2 slots, which bounds the leaf count (and the lookup's summary) by the slot count.
             if (li + 1 < _leaves && n + _leafSlots[_leafPhys[li + 1]] <= LeafCapacity / 2)
@@ -281,7 +280,6 @@ public sealed class MemslotSet
             else if (li > 0 && n + _leafSlots[_leafPhys[li - 1]] <= LeafCapacity / 2)
                 MergeIntoLeft(li - 1);
         }
-        RebuildTop();
     }
 
     /// <summary>Replaces a slot by another with the same id and gfn range (FLAGS_ONLY).</summary>
@@ -321,8 +319,8 @@ public sealed class MemslotSet
         _freeLeaves.Push(p);
     }
 
-    /// <summary>Puts physical leaf <paramref name="p"/> at position <paramref name="li"/> of the gfn order (its first key set by the caller).</summary>
-    private void InsertLeaf(int li, int p)
+    /// <summary>Puts physical leaf <paramref name="p"/> with first base <paramref name="first"/> at position <paramref name="li"/> of the gfn order.</summary>
+    private void InsertLeaf(int li, int p, ulong first)
     {
         if (_leaves == _leafFirst.Length)
         {
@@ -335,9 +333,10 @@ public sealed class MemslotSet
         }
         Array.Copy(_leafFirst, li, _leafFirst, li + 1, _leaves - li);
         Array.Copy(_leafPhys, li, _leafPhys, li + 1, _leaves - li);
-        _leafFirst[li] = ulong.MaxValue;
+        _leafFirst[li] = first;
         _leafPhys[li] = p;
         _leaves++;
+        RebuildTop();
     }
 
     /// <summary>Drops position <paramref name="li"/> from the gfn order and frees its physical leaf.</summary>
@@ -349,20 +348,22 @@ public sealed class MemslotSet
         _leaves--;
         _leafFirst[_leaves] = ulong.MaxValue;
         _leafPhys[_leaves] = 0;
+        RebuildTop();
     }
 
     /// <summary>
-    /// Moves the upper half of full leaf <paramref name="li"/> into a new leaf right after it. When appending past the
-    /// last slot (VMMs create slots in gfn order), the full leaf stays full and the new leaf starts empty, so
-    /// in-order creation packs leaves instead of leaving them half empty (it has no right neighbour to merge with).
+    /// Moves the upper half of full leaf <paramref name="li"/> into a new leaf right after it. When a slot is appended
+    /// past the last one (<paramref name="appendedBase"/>; VMMs create slots in gfn order), the full leaf stays full and
+    /// the new leaf starts empty for it, so in-order creation packs leaves (the last leaf has no right neighbour, so the
+    /// merge rule still holds).
     /// </summary>
-    private void SplitLeaf(int li, bool appending)
+    private void SplitLeaf(int li, ulong? appendedBase)
     {
         var right = AllocateLeaf();
         var p = _leafPhys[li];
-        if (appending)
+        if (appendedBase is { } first)
         {
-            InsertLeaf(li + 1, right);
+            InsertLeaf(li + 1, right, first);
             return;
         }
         var half = LeafCapacity / 2;
@@ -373,8 +374,7 @@ public sealed class MemslotSet
         Array.Clear(_entry, p * LeafCapacity + half, n);
         _leafSlots[right] = n;
         _leafSlots[p] = half;
-        InsertLeaf(li + 1, right);
-        _leafFirst[li + 1] = _base[right * LeafCapacity];
+        InsertLeaf(li + 1, right, _base[right * LeafCapacity]);
     }
 
     /// <summary>Appends leaf <paramref name="li"/> + 1 to leaf <paramref name="li"/> (they fit together) and drops it.</summary>
@@ -386,9 +386,16 @@ public sealed class MemslotSet
         var m = _leafSlots[q];
         Array.Copy(_base, q * LeafCapacity, _base, p * LeafCapacity + n, m);
         Array.Copy(_entry, q * LeafCapacity, _entry, p * LeafCapacity + n, m);
-        _leafSlots[p] = n + m;
-        _leafFirst[li] = _base[p * LeafCapacity];
+        _leafSlots[p] = n + m; // p keeps its first base
         RemoveLeaf(li + 1);
+    }
+
+    /// <summary>Sets the first base of leaf <paramref name="li"/> (in gfn order) and its summary entry if it heads a group.</summary>
+    private void SetLeafFirst(int li, ulong first)
+    {
+        _leafFirst[li] = first;
+        if (li % TopGroup == 0)
+            _top[li / TopGroup] = first;
     }
 
     private void RebuildTop()
