@@ -301,7 +301,7 @@ public sealed class MemslotSet
             return _freeLeaves.Pop();
         if (_leavesAllocated == _leafSlots.Length)
         {
-            var cap = Math.Max(16, _leafSlots.Length * 2);
+            var cap = Math.Max(4, _leafSlots.Length * 2); // 4 leaves (3 KiB) for the usual handful of slots
             var oldLen = _base.Length;
             Array.Resize(ref _base, cap * LeafCapacity);
             Array.Fill(_base, ulong.MaxValue, oldLen, _base.Length - oldLen);
