@@ -13,7 +13,7 @@ namespace S2Lab.Kernel.Kvm;
 /// the bases in one array, padded with <see cref="ulong.MaxValue"/>, and (end, slot) pairs in another. The leaves'
 /// first bases are kept in gfn order in one array (padded the same way) with a small summary of every
 /// <see cref="TopGroup"/>th of them. A lookup counts keys &lt;= gfn with vector compares over the summary, one group of
-/// leaf keys and one leaf (fixed widths, no data-dependent branches), then reads one (end, slot) pair: no chain of
+/// leaf keys and one leaf (fixed widths, no branch on a key), then reads one (end, slot) pair: no chain of
 /// binary-search probes and no per-leaf heap object on the way. An insert or delete shifts at most one leaf and, on a
 /// split, merge or emptied leaf, the leaf-key array (at most a few tens of KiB with 32,767 slots). A full leaf splits
 /// in halves, or, when a slot is appended past the last one, starts a new leaf so that in-order creation packs leaves;
