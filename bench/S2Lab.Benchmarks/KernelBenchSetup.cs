@@ -15,13 +15,19 @@ public static class KernelBenchSetup
 
     private const ulong SlotStride = 0x10_0000; // 1 MiB of IPA per slot, one page used
 
-    /// <summary>A VM with <paramref name="slots"/> one-page slots (ids 0..n-1), spread over the IPA space.</summary>
-    public static FullVm VmWithSlots(int slots)
+    /// <summary>
+    /// A VM with <paramref name="slots"/> one-page slots (ids 0..n-1, slot i at gpa i MiB), created in gfn order, or
+    /// in a random order when <paramref name="shuffleSeed"/> is given (partly filled index leaves, as after churn).
+    /// </summary>
+    public static FullVm VmWithSlots(int slots, int? shuffleSeed = null)
     {
         var host = Host.Create("bench", "neoverse-v2", "linux-6.17");
         var kvm = new ModelKvmSystem(host);
         var vm = kvm.CreateModelVm(48).Value;
-        for (var i = 0; i < slots; i++)
+        var order = Enumerable.Range(0, slots).ToArray();
+        if (shuffleSeed is { } seed)
+            new Random(seed).Shuffle(order);
+        foreach (var i in order)
         {
             var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2((uint)i, 0, (ulong)i * SlotStride, 0x1000, 0x1000_0000_0000 + ((ulong)i << 12), 0, 0));
             if (e != Errno.None)
@@ -38,6 +44,13 @@ public static class KernelBenchSetup
     {
         var rnd = new Random(seed);
         return Enumerable.Range(0, n).Select(_ => ((ulong)rnd.Next(vm.Slots) * SlotStride) >> 12).ToArray();
+    }
+
+    /// <summary>Random gfns: half a slot's first page, half the page after it (outside every slot, a miss).</summary>
+    public static ulong[] RandomGfnsHalfMisses(FullVm vm, int n, int seed)
+    {
+        var rnd = new Random(seed);
+        return Enumerable.Range(0, n).Select(_ => (((ulong)rnd.Next(vm.Slots) * SlotStride) >> 12) + (ulong)rnd.Next(2)).ToArray();
     }
 
     /// <summary>Creates slot id = Slots at the top of the used IPA range, then deletes it; returns 0 on success.</summary>

@@ -11,11 +11,16 @@ public class KernelMemslotLookup
     private KernelBenchSetup.FullVm _vm = null!;
     private ulong[] _gfns = null!;
 
+    private KernelBenchSetup.FullVm _shuffled = null!;
+    private ulong[] _gfnsHalfMisses = null!;
+
     [GlobalSetup]
     public void Setup()
     {
         _vm = KernelBenchSetup.VmWithSlots(32767);
         _gfns = KernelBenchSetup.RandomGfns(_vm, Lookups, seed: 1);
+        _shuffled = KernelBenchSetup.VmWithSlots(32767, shuffleSeed: 2);
+        _gfnsHalfMisses = KernelBenchSetup.RandomGfnsHalfMisses(_shuffled, Lookups, seed: 3);
         _calibration = Enumerable.Range(0, 32767).Select(i => KernelBenchSetup.SlotBaseGfn(i)).ToArray();
     }
 
@@ -43,6 +48,20 @@ public class KernelMemslotLookup
         var sum = 0;
         foreach (var g in _gfns)
             sum += set.Find(g)!.Id;
+        return sum;
+    }
+
+    /// <summary>
+    /// The same lookups on a VM whose slots were created in random order (index leaves partly filled, not packed),
+    /// half of them for the page after a slot (a miss, null).
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Lookups)]
+    public int ShuffledCreationRandomGfnHalfMisses()
+    {
+        var set = _shuffled.Vm.Memslots();
+        var sum = 0;
+        foreach (var g in _gfnsHalfMisses)
+            sum += set.Find(g)?.Id ?? -1;
         return sum;
     }
 }

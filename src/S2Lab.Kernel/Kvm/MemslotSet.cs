@@ -1,51 +1,67 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace S2Lab.Kernel.Kvm;
 
 /// <summary>
 /// The memslots of one address space: a sorted, non-overlapping collection indexed by gfn and by id.
 /// <para>
-/// The gfn index is a two-level B+-tree: up to <see cref="ChunkCapacity"/> slots per leaf chunk, chunk keys in one
-/// sorted array, each level with a one-line summary (every 32nd chunk key, every 16th base in a chunk). A lookup counts
-/// keys &lt;= gfn over the summaries and one group per level: independent loads of a few adjacent cache lines instead
-/// of a chain of dependent binary-search probes. An insert or delete shifts at most one chunk (and, on a split or an
-/// emptied chunk, the chunk-key array), so no update copies the whole collection. The last slot found is cached
-/// (the kernel's last_used_slot).
+/// The gfn index is a two-level B+-tree stored flat. Leaves hold up to <see cref="LeafCapacity"/> slots each and live
+/// side by side in shared arrays (leaf <c>p</c> owns elements <c>[p * LeafCapacity, (p + 1) * LeafCapacity)</c>):
+/// the bases in one array, padded with <see cref="ulong.MaxValue"/>, and (end, slot) pairs in another. The leaves'
+/// first bases are kept in gfn order in one array (padded the same way) with a small summary of every
+/// <see cref="TopGroup"/>th of them. A lookup counts keys &lt;= gfn with vector compares over the summary, one group of
+/// leaf keys and one leaf (fixed widths, no branch on a key), then reads one (end, slot) pair: no chain of
+/// binary-search probes and no per-leaf heap object on the way. An insert or delete shifts at most one leaf and, on a
+/// split, merge or emptied leaf, the leaf-key array (at most a few tens of KiB with 32,767 slots). A full leaf splits
+/// in halves, or, when a slot is appended past the last one, starts a new leaf so that in-order creation packs leaves;
+/// after a delete, neighbours that fit in half a leaf merge, so any two adjacent leaves hold more than half a leaf and
+/// the leaf count (and the summary a lookup scans) stays proportional to the slot count. The last slot found is
+/// cached (the kernel's last_used_slot).
 /// </para>
 /// </summary>
 public sealed class MemslotSet
 {
-    internal const int ChunkCapacity = 128;
+    /// <summary>Slots per leaf: four cache lines of bases.</summary>
+    internal const int LeafCapacity = 32;
+
+    /// <summary>Leaf keys per summary entry.</summary>
+    internal const int TopGroup = 32;
+
+    /// <summary>
+    /// Summary length granule (the widest vector of ulongs), so counts never need a tail loop; LeafCapacity and
+    /// TopGroup are multiples of it.
+    /// </summary>
+    private const int TopGranule = 8;
 
     private readonly Memslot?[] _byId;
-    private Chunk[] _chunks = new Chunk[16];
-    private ulong[] _chunkFirst = new ulong[16];
-    private int _chunkCount;
+
+    // Leaves, by physical index p. Unused base elements hold ulong.MaxValue, unused entries default.
+    private ulong[] _base = [];
+    private Entry[] _entry = [];
+    private int[] _leafSlots = [];
+    private int _leavesAllocated;
+    private readonly Stack<int> _freeLeaves = new();
+
+    // Leaves in gfn order: first base and physical index. Length a multiple of TopGroup; unused keys ulong.MaxValue.
+    private ulong[] _leafFirst = [];
+    private int[] _leafPhys = [];
+    private int _leaves;
+
+    /// <summary>_leafFirst[k * TopGroup] for each group (ulong.MaxValue past the last), length a multiple of TopGranule.</summary>
+    private ulong[] _top = [];
+
+    // last_used_slot, with its range inline so the check needs no dereference (npages 0 when none).
     private Memslot? _lastUsed;
+    private ulong _lastBase;
+    private ulong _lastNPages;
 
     private struct Entry
     {
         public ulong End;
         public Memslot Slot;
-    }
-
-    private const int Stride = 16;
-
-    private sealed class Chunk
-    {
-        public readonly ulong[] Base = new ulong[ChunkCapacity];
-        public readonly Entry[] Entries = new Entry[ChunkCapacity]; // End and slot side by side: one cache line on a hit
-
-        /// <summary>Base[k * 16] for each group of 16 (unused groups hold ulong.MaxValue): one cache line to pick the group.</summary>
-        public readonly ulong[] Summary = new ulong[ChunkCapacity / Stride];
-        public int Count;
-
-        public void Resummarize()
-        {
-            for (var k = 0; k < Summary.Length; k++)
-                Summary[k] = k * Stride < Count ? Base[k * Stride] : ulong.MaxValue;
-        }
     }
 
     public MemslotSet(int slotsNum) => _byId = new Memslot?[slotsNum];
@@ -56,58 +72,100 @@ public sealed class MemslotSet
     /// <summary>Sum of npages over all slots (kvm->nr_memslot_pages).</summary>
     public ulong TotalPages { get; private set; }
 
+    /// <summary>Number of leaves in use (for tests of the split and merge rules).</summary>
+    internal int LeafCount => _leaves;
+
     /// <summary>id_to_memslot(): the slot with this id, or null.</summary>
     public Memslot? ById(int id) => (uint)id < (uint)_byId.Length ? _byId[id] : null;
 
     /// <summary>gfn_to_memslot(): the slot containing <paramref name="gfn"/>, or null.</summary>
     public Memslot? Find(ulong gfn)
     {
-        var last = _lastUsed;
-        if (last is not null && gfn - last.BaseGfn < last.NPages)
-            return last;
+        if (gfn - _lastBase < _lastNPages)
+            return _lastUsed;
         var s = FindSlow(gfn);
         if (s is not null)
-            _lastUsed = s;
+            SetLastUsed(s);
         return s;
+    }
+
+    private void SetLastUsed(Memslot? s)
+    {
+        _lastUsed = s;
+        _lastBase = s?.BaseGfn ?? 0;
+        _lastNPages = s?.NPages ?? 0;
     }
 
     private Memslot? FindSlow(ulong gfn)
     {
-        var ci = FindChunk(gfn);
-        if (ci < 0)
+        // Padding keys are ulong.MaxValue; no slot can contain that gfn (base + npages would overflow).
+        if (gfn == ulong.MaxValue || _leaves == 0)
             return null;
-        var c = _chunks[ci];
-        // Pick the group of 16 from the summary line, then count within the group (two adjacent lines).
-        ref var sum = ref MemoryMarshal.GetArrayDataReference(c.Summary);
-        var groups = 0;
-        for (var k = 0; k < ChunkCapacity / Stride; k++)
-            groups += Unsafe.Add(ref sum, k) <= gfn ? 1 : 0;
+        var groups = CountLessOrEqual(ref MemoryMarshal.GetArrayDataReference(_top), _top.Length, gfn);
         if (groups == 0)
             return null;
-        var lo = (groups - 1) * Stride;
-        var hi = Math.Min(lo + Stride, c.Count);
-        ref var bases = ref MemoryMarshal.GetArrayDataReference(c.Base);
-        var i = lo - 1;
-        for (var j = lo; j < hi; j++)
-            i += Unsafe.Add(ref bases, j) <= gfn ? 1 : 0;
-        ref var e = ref c.Entries[i];
+        // The chosen group starts with a key <= gfn and is padded with MaxValue: 1 <= count, and li < _leaves.
+        var lo = (groups - 1) * TopGroup;
+        ref var first = ref MemoryMarshal.GetArrayDataReference(_leafFirst);
+        var li = lo + CountLessOrEqual(ref Unsafe.Add(ref first, lo), TopGroup, gfn) - 1;
+        var leaf = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_leafPhys), li) * LeafCapacity;
+        // The leaf's first base is _leafFirst[li] <= gfn, so i >= leaf.
+        var i = leaf + CountLessOrEqual(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_base), leaf), LeafCapacity, gfn) - 1;
+        ref var e = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entry), i);
         return gfn < e.End ? e.Slot : null;
     }
 
-    /// <summary>Index of the first element greater than <paramref name="key"/> in a[0..n).</summary>
-    private static int UpperBound(ulong[] a, int n, ulong key)
+    /// <summary>Number of elements &lt;= <paramref name="key"/> in p[0..n); n is a multiple of <see cref="TopGranule"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int CountLessOrEqual(ref ulong p, int n, ulong key)
+    {
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var k = Vector512.Create(key);
+            var c = 0;
+            for (var j = 0; j < n; j += Vector512<ulong>.Count)
+                c += BitOperations.PopCount(Vector512.LessThanOrEqual(Vector512.LoadUnsafe(ref p, (nuint)j), k).ExtractMostSignificantBits());
+            return c;
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var k = Vector256.Create(key);
+            var acc = Vector256<ulong>.Zero;
+            for (var j = 0; j < n; j += Vector256<ulong>.Count)
+                acc -= Vector256.LessThanOrEqual(Vector256.LoadUnsafe(ref p, (nuint)j), k);
+            return (int)Vector256.Sum(acc);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var k = Vector128.Create(key);
+            var acc = Vector128<ulong>.Zero;
+            for (var j = 0; j < n; j += Vector128<ulong>.Count)
+                acc -= Vector128.LessThanOrEqual(Vector128.LoadUnsafe(ref p, (nuint)j), k);
+            return (int)Vector128.Sum(acc);
+        }
+        var count = 0;
+        for (var j = 0; j < n; j++)
+            count += Unsafe.Add(ref p, j) <= key ? 1 : 0;
+        return count;
+    }
+
+    /// <summary>Index of the first element greater than <paramref name="key"/> in a[start..start + n), relative to start.</summary>
+    private static int UpperBound(ulong[] a, int start, int n, ulong key)
     {
         int lo = 0, hi = n;
         while (lo < hi)
         {
             var mid = (int)((uint)(lo + hi) >> 1);
-            if (a[mid] <= key)
+            if (a[start + mid] <= key)
                 lo = mid + 1;
             else
                 hi = mid;
         }
         return lo;
     }
+
+    /// <summary>The leaf (in gfn order) whose range holds <paramref name="key"/>: the last with first base &lt;= key, or -1.</summary>
+    private int LeafFor(ulong key) => UpperBound(_leafFirst, 0, _leaves, key) - 1;
 
     /// <summary>
     /// kvm_check_memslot_overlap(): true if a slot other than <paramref name="exceptId"/> intersects [start, end).
@@ -118,22 +176,24 @@ public sealed class MemslotSet
         if (end <= start)
             return false;
         // Walk back from the last slot starting before end; ends are sorted too, so stop once one ends at or below start.
-        var ci = UpperBound(_chunkFirst, _chunkCount, end - 1) - 1;
-        if (ci < 0)
+        var li = LeafFor(end - 1);
+        if (li < 0)
             return false;
-        var i = UpperBound(_chunks[ci].Base, _chunks[ci].Count, end - 1) - 1;
+        var leaf = _leafPhys[li] * LeafCapacity;
+        var i = UpperBound(_base, leaf, _leafSlots[_leafPhys[li]], end - 1) - 1;
         for (var steps = 0; steps < 2; steps++)
         {
             if (i < 0)
             {
-                if (--ci < 0)
+                if (--li < 0)
                     return false;
-                i = _chunks[ci].Count - 1;
+                leaf = _leafPhys[li] * LeafCapacity;
+                i = _leafSlots[_leafPhys[li]] - 1;
             }
-            var c = _chunks[ci];
-            if (c.Entries[i].End <= start)
+            ref var e = ref _entry[leaf + i];
+            if (e.End <= start)
                 return false;
-            if (c.Entries[i].Slot.Id != exceptId)
+            if (e.Slot.Id != exceptId)
                 return true;
             i--;
         }
@@ -143,11 +203,11 @@ public sealed class MemslotSet
     /// <summary>Slots in gfn order.</summary>
     public IEnumerable<Memslot> InGfnOrder()
     {
-        for (var ci = 0; ci < _chunkCount; ci++)
+        for (var li = 0; li < _leaves; li++)
         {
-            var c = _chunks[ci];
-            for (var i = 0; i < c.Count; i++)
-                yield return c.Entries[i].Slot;
+            var p = _leafPhys[li];
+            for (var i = 0; i < _leafSlots[p]; i++)
+                yield return _entry[p * LeafCapacity + i].Slot;
         }
     }
 
@@ -157,89 +217,29 @@ public sealed class MemslotSet
         _byId[slot.Id] = slot;
         Count++;
         TotalPages += slot.NPages;
-        if (_chunkCount == 0)
+        if (_leaves == 0)
+            InsertLeaf(0, AllocateLeaf(), slot.BaseGfn);
+        var li = Math.Max(0, LeafFor(slot.BaseGfn));
+        if (_leafSlots[_leafPhys[li]] == LeafCapacity)
         {
-            _chunks[0] = new Chunk();
-            _chunkCount = 1;
+            var appending = li == _leaves - 1 && slot.BaseGfn > _base[_leafPhys[li] * LeafCapacity + LeafCapacity - 1];
+            SplitLeaf(li, appending ? slot.BaseGfn : null);
+            if (appending || slot.BaseGfn >= _leafFirst[li + 1])
+                li++;
         }
-        var ci = Math.Max(0, UpperBound(_chunkFirst, _chunkCount, slot.BaseGfn) - 1);
-        var c = _chunks[ci];
-        if (c.Count == ChunkCapacity)
+        var p = _leafPhys[li];
+        var leaf = p * LeafCapacity;
+        var n = _leafSlots[p];
+        var pos = UpperBound(_base, leaf, n, slot.BaseGfn);
+        if (n - pos > 0)
         {
-            SplitChunk(ci);
-            if (slot.BaseGfn >= _chunkFirst[ci + 1])
-                ci++;
-            c = _chunks[ci];
+            Array.Copy(_base, leaf + pos, _base, leaf + pos + 1, n - pos);
+            Array.Copy(_entry, leaf + pos, _entry, leaf + pos + 1, n - pos);
         }
-        var pos = UpperBound(c.Base, c.Count, slot.BaseGfn);
-        var move = c.Count - pos;
-        if (move > 0)
-        {
-            Array.Copy(c.Base, pos, c.Base, pos + 1, move);
-            Array.Copy(c.Entries, pos, c.Entries, pos + 1, move);
-        }
-        c.Base[pos] = slot.BaseGfn;
-        c.Entries[pos] = new Entry { End = slot.EndGfn, Slot = slot };
-        c.Count++;
-        c.Resummarize();
-        _chunkFirst[ci] = c.Base[0];
-        RebuildTopSummary();
-    }
-
-    private const int TopStride = 32;
-    private ulong[] _topSummary = [];
-
-    /// <summary>_chunkFirst[k * 32] for each group of 32 chunks: lookups count over it instead of a dependent binary search.</summary>
-    private void RebuildTopSummary()
-    {
-        var groups = (_chunkCount + TopStride - 1) / TopStride;
-        if (_topSummary.Length < groups)
-            _topSummary = new ulong[Math.Max(groups, _topSummary.Length * 2)];
-        for (var k = 0; k < _topSummary.Length; k++)
-            _topSummary[k] = k < groups ? _chunkFirst[k * TopStride] : ulong.MaxValue;
-    }
-
-    /// <summary>The chunk that may hold <paramref name="gfn"/>: counts over the top summary, then over one group of 32 chunk keys.</summary>
-    private int FindChunk(ulong gfn)
-    {
-        var top = _topSummary;
-        var groups = 0;
-        for (var k = 0; k < top.Length; k++)
-            groups += top[k] <= gfn ? 1 : 0;
-        if (groups == 0)
-            return -1;
-        var lo = (groups - 1) * TopStride;
-        var hi = Math.Min(lo + TopStride, _chunkCount);
-        ref var first = ref MemoryMarshal.GetArrayDataReference(_chunkFirst);
-        var ci = lo - 1;
-        for (var j = lo; j < hi; j++)
-            ci += Unsafe.Add(ref first, j) <= gfn ? 1 : 0;
-        return ci;
-    }
-
-    private void SplitChunk(int ci)
-    {
-        var c = _chunks[ci];
-        var right = new Chunk();
-        var half = c.Count / 2;
-        var n = c.Count - half;
-        Array.Copy(c.Base, half, right.Base, 0, n);
-        Array.Copy(c.Entries, half, right.Entries, 0, n);
-        Array.Clear(c.Entries, half, n);
-        right.Count = n;
-        c.Count = half;
-        right.Resummarize();
-        c.Resummarize();
-        if (_chunkCount == _chunks.Length)
-        {
-            Array.Resize(ref _chunks, _chunks.Length * 2);
-            Array.Resize(ref _chunkFirst, _chunkFirst.Length * 2);
-        }
-        Array.Copy(_chunks, ci + 1, _chunks, ci + 2, _chunkCount - ci - 1);
-        Array.Copy(_chunkFirst, ci + 1, _chunkFirst, ci + 2, _chunkCount - ci - 1);
-        _chunks[ci + 1] = right;
-        _chunkFirst[ci + 1] = right.Base[0];
-        _chunkCount++;
+        _base[leaf + pos] = slot.BaseGfn;
+        _entry[leaf + pos] = new Entry { End = slot.EndGfn, Slot = slot };
+        _leafSlots[p] = n + 1;
+        SetLeafFirst(li, _base[leaf]);
     }
 
     /// <summary>Removes a slot that is present.</summary>
@@ -251,43 +251,206 @@ public sealed class MemslotSet
         Count--;
         TotalPages -= slot.NPages;
         if (_lastUsed == slot)
-            _lastUsed = null;
-        var ci = UpperBound(_chunkFirst, _chunkCount, slot.BaseGfn) - 1;
-        var c = _chunks[ci];
-        var pos = UpperBound(c.Base, c.Count, slot.BaseGfn) - 1;
-        var move = c.Count - pos - 1;
-        if (move > 0)
+            SetLastUsed(null);
+        var li = LeafFor(slot.BaseGfn);
+        var p = _leafPhys[li];
+        var leaf = p * LeafCapacity;
+        var n = _leafSlots[p];
+        var pos = UpperBound(_base, leaf, n, slot.BaseGfn) - 1;
+        if (n - pos - 1 > 0)
         {
-            Array.Copy(c.Base, pos + 1, c.Base, pos, move);
-            Array.Copy(c.Entries, pos + 1, c.Entries, pos, move);
+            Array.Copy(_base, leaf + pos + 1, _base, leaf + pos, n - pos - 1);
+            Array.Copy(_entry, leaf + pos + 1, _entry, leaf + pos, n - pos - 1);
         }
-        c.Count--;
-        c.Entries[c.Count] = default;
-        c.Resummarize();
-        if (c.Count == 0)
+        n--;
+        _base[leaf + n] = ulong.MaxValue;
+        _entry[leaf + n] = default;
+        _leafSlots[p] = n;
+        if (n == 0)
         {
-            Array.Copy(_chunks, ci + 1, _chunks, ci, _chunkCount - ci - 1);
-            Array.Copy(_chunkFirst, ci + 1, _chunkFirst, ci, _chunkCount - ci - 1);
-            _chunkCount--;
-            RebuildTopSummary();
-            _chunks[_chunkCount] = null!;
+            RemoveLeaf(li);
         }
         else
         {
-            _chunkFirst[ci] = c.Base[0];
-            RebuildTopSummary();
+            SetLeafFirst(li, _base[leaf]);
+            // Merge with a neighbour when both fit in half a leaf: any two adjacent leaves then hold more than
+            // LeafCapacity / 2 slots, which bounds the leaf count (and the lookup's summary) by the slot count.
+            if (li + 1 < _leaves && n + _leafSlots[_leafPhys[li + 1]] <= LeafCapacity / 2)
+                MergeIntoLeft(li);
+            else if (li > 0 && n + _leafSlots[_leafPhys[li - 1]] <= LeafCapacity / 2)
+                MergeIntoLeft(li - 1);
         }
     }
 
     /// <summary>Replaces a slot by another with the same id and gfn range (FLAGS_ONLY).</summary>
     internal void Replace(Memslot old, Memslot slot)
     {
-        var ci = UpperBound(_chunkFirst, _chunkCount, old.BaseGfn) - 1;
-        var c = _chunks[ci];
-        var pos = UpperBound(c.Base, c.Count, old.BaseGfn) - 1;
-        c.Entries[pos].Slot = slot;
+        var li = LeafFor(old.BaseGfn);
+        var p = _leafPhys[li];
+        var pos = UpperBound(_base, p * LeafCapacity, _leafSlots[p], old.BaseGfn) - 1;
+        _entry[p * LeafCapacity + pos].Slot = slot;
         _byId[slot.Id] = slot;
         if (_lastUsed == old)
-            _lastUsed = slot;
+            SetLastUsed(slot);
+    }
+
+    /// <summary>A physical leaf, empty (bases MaxValue, entries default), from the free list or by growing the arrays.</summary>
+    private int AllocateLeaf()
+    {
+        if (_freeLeaves.Count > 0)
+            return _freeLeaves.Pop();
+        if (_leavesAllocated == _leafSlots.Length)
+        {
+            var cap = Math.Max(4, _leafSlots.Length * 2); // 4 leaves (3 KiB) for the usual handful of slots
+            var oldLen = _base.Length;
+            Array.Resize(ref _base, cap * LeafCapacity);
+            Array.Fill(_base, ulong.MaxValue, oldLen, _base.Length - oldLen);
+            Array.Resize(ref _entry, cap * LeafCapacity);
+            Array.Resize(ref _leafSlots, cap);
+        }
+        return _leavesAllocated++;
+    }
+
+    private void FreeLeaf(int p)
+    {
+        Array.Fill(_base, ulong.MaxValue, p * LeafCapacity, LeafCapacity);
+        Array.Clear(_entry, p * LeafCapacity, LeafCapacity);
+        _leafSlots[p] = 0;
+        _freeLeaves.Push(p);
+    }
+
+    /// <summary>Puts physical leaf <paramref name="p"/> with first base <paramref name="first"/> at position <paramref name="li"/> of the gfn order.</summary>
+    private void InsertLeaf(int li, int p, ulong first)
+    {
+        if (_leaves == _leafFirst.Length)
+        {
+            var oldLen = _leafFirst.Length;
+            Array.Resize(ref _leafFirst, oldLen + Math.Max(TopGroup, oldLen));
+            Array.Fill(_leafFirst, ulong.MaxValue, oldLen, _leafFirst.Length - oldLen);
+            Array.Resize(ref _leafPhys, _leafFirst.Length);
+            var topLen = (_leafFirst.Length / TopGroup + TopGranule - 1) / TopGranule * TopGranule;
+            _top = new ulong[topLen];
+        }
+        Array.Copy(_leafFirst, li, _leafFirst, li + 1, _leaves - li);
+        Array.Copy(_leafPhys, li, _leafPhys, li + 1, _leaves - li);
+        _leafFirst[li] = first;
+        _leafPhys[li] = p;
+        _leaves++;
+        RebuildTop();
+    }
+
+    /// <summary>Drops position <paramref name="li"/> from the gfn order and frees its physical leaf.</summary>
+    private void RemoveLeaf(int li)
+    {
+        FreeLeaf(_leafPhys[li]);
+        Array.Copy(_leafFirst, li + 1, _leafFirst, li, _leaves - li - 1);
+        Array.Copy(_leafPhys, li + 1, _leafPhys, li, _leaves - li - 1);
+        _leaves--;
+        _leafFirst[_leaves] = ulong.MaxValue;
+        _leafPhys[_leaves] = 0;
+        RebuildTop();
+    }
+
+    /// <summary>
+    /// Moves the upper half of full leaf <paramref name="li"/> into a new leaf right after it. When a slot is appended
+    /// past the last one (<paramref name="appendedBase"/>; VMMs create slots in gfn order), the full leaf stays full and
+    /// the new leaf starts empty for it, so in-order creation packs leaves (the last leaf has no right neighbour, so the
+    /// merge rule still holds).
+    /// </summary>
+    private void SplitLeaf(int li, ulong? appendedBase)
+    {
+        var right = AllocateLeaf();
+        var p = _leafPhys[li];
+        if (appendedBase is { } first)
+        {
+            InsertLeaf(li + 1, right, first);
+            return;
+        }
+        var half = LeafCapacity / 2;
+        var n = _leafSlots[p] - half;
+        Array.Copy(_base, p * LeafCapacity + half, _base, right * LeafCapacity, n);
+        Array.Copy(_entry, p * LeafCapacity + half, _entry, right * LeafCapacity, n);
+        Array.Fill(_base, ulong.MaxValue, p * LeafCapacity + half, n);
+        Array.Clear(_entry, p * LeafCapacity + half, n);
+        _leafSlots[right] = n;
+        _leafSlots[p] = half;
+        InsertLeaf(li + 1, right, _base[right * LeafCapacity]);
+    }
+
+    /// <summary>Appends leaf <paramref name="li"/> + 1 to leaf <paramref name="li"/> (they fit together) and drops it.</summary>
+    private void MergeIntoLeft(int li)
+    {
+        var p = _leafPhys[li];
+        var q = _leafPhys[li + 1];
+        var n = _leafSlots[p];
+        var m = _leafSlots[q];
+        Array.Copy(_base, q * LeafCapacity, _base, p * LeafCapacity + n, m);
+        Array.Copy(_entry, q * LeafCapacity, _entry, p * LeafCapacity + n, m);
+        _leafSlots[p] = n + m; // p keeps its first base
+        RemoveLeaf(li + 1);
+    }
+
+    /// <summary>Sets the first base of leaf <paramref name="li"/> (in gfn order) and its summary entry if it heads a group.</summary>
+    private void SetLeafFirst(int li, ulong first)
+    {
+        _leafFirst[li] = first;
+        if (li % TopGroup == 0)
+            _top[li / TopGroup] = first;
+    }
+
+    private void RebuildTop()
+    {
+        for (var k = 0; k < _top.Length; k++)
+            _top[k] = k * TopGroup < _leaves ? _leafFirst[k * TopGroup] : ulong.MaxValue;
+    }
+
+    /// <summary>Checks the index's invariants (tests only): sorted, padded, consistent counts, bounded leaf count.</summary>
+    internal void CheckInvariants()
+    {
+        var total = 0;
+        var prevEnd = 0UL;
+        var seen = new HashSet<int>();
+        for (var li = 0; li < _leaves; li++)
+        {
+            var p = _leafPhys[li];
+            if (!seen.Add(p))
+                throw new InvalidOperationException($"leaf {p} used twice");
+            var n = _leafSlots[p];
+            if (n < 1 || n > LeafCapacity)
+                throw new InvalidOperationException($"leaf {li} holds {n}");
+            if (_leafFirst[li] != _base[p * LeafCapacity])
+                throw new InvalidOperationException($"leaf {li} key {_leafFirst[li]:x} != first base {_base[p * LeafCapacity]:x}");
+            if (li + 1 < _leaves && n + _leafSlots[_leafPhys[li + 1]] <= LeafCapacity / 2)
+                throw new InvalidOperationException($"leaves {li} and {li + 1} should have been merged");
+            for (var i = 0; i < LeafCapacity; i++)
+            {
+                var b = _base[p * LeafCapacity + i];
+                var e = _entry[p * LeafCapacity + i];
+                if (i >= n)
+                {
+                    if (b != ulong.MaxValue || e.Slot is not null)
+                        throw new InvalidOperationException($"leaf {li} element {i} is not padding");
+                    continue;
+                }
+                if (b != e.Slot.BaseGfn || e.End != e.Slot.EndGfn || b < prevEnd)
+                    throw new InvalidOperationException($"leaf {li} element {i} out of order or stale");
+                prevEnd = e.End;
+                total++;
+            }
+        }
+        for (var li = _leaves; li < _leafFirst.Length; li++)
+        {
+            if (_leafFirst[li] != ulong.MaxValue)
+                throw new InvalidOperationException($"leaf key {li} is not padding");
+        }
+        for (var k = 0; k < _top.Length; k++)
+        {
+            if (_top[k] != (k * TopGroup < _leaves ? _leafFirst[k * TopGroup] : ulong.MaxValue))
+                throw new InvalidOperationException($"summary {k} is stale");
+        }
+        if (total != Count)
+            throw new InvalidOperationException($"{total} slots indexed, Count {Count}");
+        if (seen.Count + _freeLeaves.Count != _leavesAllocated)
+            throw new InvalidOperationException("leaked a leaf");
     }
 }
