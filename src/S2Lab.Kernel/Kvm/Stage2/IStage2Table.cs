@@ -27,7 +27,4 @@ internal interface IStage2Table
 
     /// <summary>Every valid leaf, in IPA order.</summary>
     IEnumerable<Stage2Leaf> Leaves();
-
-    /// <summary>Number of valid leaves.</summary>
-    int LeafCount { get; }
 }

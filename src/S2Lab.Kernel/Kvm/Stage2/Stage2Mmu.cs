@@ -38,8 +38,6 @@ public sealed class Stage2Mmu
     /// <summary>Every valid leaf in IPA order.</summary>
     public IEnumerable<Stage2Leaf> Leaves() => _table.Leaves();
 
-    public int LeafCount => _table.LeafCount;
-
     /// <summary>The real-format table (descriptors, VTTBR, walk steps, counters).</summary>
     public Stage2PageTable Table => _table.Table;
 

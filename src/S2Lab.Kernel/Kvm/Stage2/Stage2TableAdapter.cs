@@ -19,15 +19,13 @@ internal sealed class Stage2TableAdapter : IStage2Table
     public Stage2TableAdapter(Host host, int ipaBits)
     {
         _fwb = host.Cpu.HasStage2Fwb;
-        var vtcr = VtcrEl2.ForIpaSize(ipaBits, host.Cpu.PaBits);
-        _table = new Stage2PageTable(vtcr.Validate(Stage2Features.From(host.Cpu)).GetOrThrow(),
-            new Stage2TableOptions { Fwb = _fwb, Dic = host.Cpu.HasCacheDic });
+        // The caller has already clamped ipaBits to 32..kvm_ipa_limit (KVM_CREATE_VM checks it), so this cannot fail.
+        _table = Stage2PageTable.ForKvm(host.Cpu, ipaBits, out var error)
+            ?? throw new InvalidOperationException($"no stage-2 table for a {ipaBits}-bit IPA on {host.Cpu.Name}: {error}");
     }
 
     /// <summary>The underlying table (for walks, VTTBR, counters).</summary>
     public Stage2PageTable Table => _table;
-
-    public int LeafCount => _maps == 0 ? 0 : _table.CollectLeaves(0, _table.Geometry.IpaSpace).Count;
 
     /// <summary>stage2_set_prot_attr (rule 14): the MemAttr for a prot, or null for a forbidden combination.</summary>
     public static byte? MemAttrFor(KvmPgtableProt prot, bool fwb)
