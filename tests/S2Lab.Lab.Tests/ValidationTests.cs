@@ -224,4 +224,29 @@ public class ValidationTests
     [InlineData("99999999999999999999")]
     [InlineData("17179869184GiB")]
     public void Not_sizes(string text) => Assert.False(Binder.TryParseSize(text, out _));
+
+    // Offsets near 2^64 must not wrap around into the region (the bounds checks compare without adding).
+    [Fact]
+    public void Access_offset_that_would_wrap_is_an_error()
+    {
+        var e = Single(Good.Replace("region: ram, mair: 0xFF, type: read", "region: ram, offset: 0xFFFFFFFFFFFFFFF8, mair: 0xFF, type: read", StringComparison.Ordinal));
+        Assert.Equal("steps[1].access.offset", e.Field);
+    }
+
+    [Fact]
+    public void Munmap_range_that_would_wrap_is_an_error()
+    {
+        var e = Single(Good.Replace("  - { access: { vm: vm, region: ram, mair: 0xFF, type: read } }",
+            "  - { munmap: { vm: vm, region: ram, offset: 0xFFFFFFFFFFFFF000, size: 0x2000 } }", StringComparison.Ordinal));
+        Assert.Equal("steps[1].munmap.size", e.Field);
+    }
+
+    [Fact]
+    public void Dirty_pages_that_would_wrap_are_an_error()
+    {
+        var e = Errors(Good.Replace("  - { access: { vm: vm, region: ram, mair: 0xFF, type: read } }",
+            "  - { migrate: { vm: vm, to: altra, dirty: [{ region: ram, offset: 0xFFFFFFFFFFFFF000, pages: 2 }] } }", StringComparison.Ordinal));
+        // (altra in this file has no gpu0, which is reported too; the dirty range must be reported on its own.)
+        Assert.Contains(e, x => x.Field == "steps[1].migrate.dirty[0]" && x.Message.Contains("do not fit", StringComparison.Ordinal));
+    }
 }

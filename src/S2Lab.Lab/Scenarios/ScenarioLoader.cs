@@ -692,7 +692,8 @@ public static class ScenarioLoader
             f.Done();
             if (rr is not { } x || mair is null || mair > 0xFF || types.Count == 0)
                 return null;
-            if (offset % 8 != 0 || offset + 8 > x.Item2.Size)
+            // Compared without adding, so that a huge offset cannot wrap around into the region.
+            if (offset % 8 != 0 || x.Item2.Size < 8 || offset > x.Item2.Size - 8)
             {
                 b.Error(offNode?.Start ?? f.At, $"{path}.offset", $"offset 0x{offset:x} must be 8-byte aligned and inside region '{x.Item2.Name}' (size 0x{x.Item2.Size:x})");
                 return null;
@@ -729,7 +730,7 @@ public static class ScenarioLoader
             if (rr is not { } x)
                 return null;
             var len = size ?? (x.Item2.Size - Math.Min(offset, x.Item2.Size));
-            if (offset % PageSize != 0 || len % PageSize != 0 || len == 0 || offset + len > x.Item2.Size)
+            if (offset % PageSize != 0 || len % PageSize != 0 || len == 0 || offset > x.Item2.Size || len > x.Item2.Size - offset)
             {
                 b.Error(sizeNode?.Start ?? f.At, $"{path}.size", $"[offset, offset + size) must be whole pages inside region '{x.Item2.Name}' (size 0x{x.Item2.Size:x})");
                 return null;
@@ -786,7 +787,7 @@ public static class ScenarioLoader
                     b.Error(regionNode!.Start, $"{p}.region", $"VM '{vm.Name}' has no region '{region}'");
                 else if (r is not null && !r.IsRam)
                     b.Error(regionNode!.Start, $"{p}.region", "only RAM is dirtied during pre-copy (device memory cannot be dirty-logged, rule 6)");
-                else if (r is not null && (offset % PageSize != 0 || offset + ((ulong)pages * PageSize) > r.Size))
+                else if (r is not null && (offset % PageSize != 0 || offset > r.Size || (ulong)pages > (r.Size - offset) / PageSize))
                     b.Error(items[i].Start, p, $"{pages} page(s) from offset 0x{offset:x} do not fit in region '{r.Name}'");
                 else if (r is not null)
                     dirty.Add(new DirtySpec(r.Name, offset, pages, dr));
