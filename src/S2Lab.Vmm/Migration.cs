@@ -77,13 +77,14 @@ public static class Migration
 
         StartReport? dest = null;
 
-        // Anything that fails before switch-over: the destination goes away and the guest runs on where it was.
-        MigrationReport Abort(string reason, string call, List<PrecopyRoundReport> rounds, List<DeviceCopyReport>? copies = null)
+        // Anything on the source that fails before switch-over: dirty logging stops, the destination goes away, and the
+        // guest runs on where it was.
+        MigrationReport Abort(string reason, string call, Errno errno, List<PrecopyRoundReport>? rounds = null, List<DeviceCopyReport>? copies = null)
         {
             source.Paused = false;
             StopDirtyLogging(source);
             dest?.Vm?.Dispose();
-            return Report(MigrationOutcome.SetupFailed, $"source: {reason}; the guest stays on the source", call, Errno.EFAULT, dest, rounds, copies);
+            return Report(MigrationOutcome.SetupFailed, $"source: {reason}; the guest stays on the source", call, errno, dest, rounds, copies);
         }
 
         if (source.IsDestroyed)
@@ -103,10 +104,8 @@ public static class Migration
             var e = source.SetSlotFlags(r, r.Flags | KvmMemFlags.LOG_DIRTY_PAGES);
             if (e != Errno.None)
             {
-                StopDirtyLogging(source);
-                target.Dispose();
-                return Report(MigrationOutcome.SetupFailed, $"source: enabling dirty logging on {r.Name} failed with {e}",
-                    $"{(source.UsesRegion2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION")} slot {r.Slot} (LOG_DIRTY_PAGES)", e, dest);
+                return Abort($"enabling dirty logging on {r.Name} failed with {e}",
+                    $"{(source.UsesRegion2 ? "KVM_SET_USER_MEMORY_REGION2" : "KVM_SET_USER_MEMORY_REGION")} slot {r.Slot} (LOG_DIRTY_PAGES)", e);
             }
         }
 
@@ -114,19 +113,15 @@ public static class Migration
         var rounds = new List<PrecopyRoundReport>();
         var pending = new Dictionary<string, HashSet<ulong>>();
         var (sent, zero, sendError) = SendRam(source, target, source.Regions.Where(r => r.Config.IsRam).ToDictionary(r => r.Name, AllPages));
-        if (sendError is not null)
-            return Abort(sendError, "RAM pre-copy", rounds);
+        if (sendError is { } se)
+            return Abort(se.Reason, "RAM pre-copy", se.Errno, rounds);
         int round = 1;
         while (true)
         {
             guest.RunDuringPrecopy(source, round);
             var dirty = CollectDirty(source, out var logError);
             if (logError is { } le)
-            {
-                StopDirtyLogging(source);
-                target.Dispose();
-                return Report(MigrationOutcome.SetupFailed, $"source: KVM_GET_DIRTY_LOG failed with {le.Errno}", $"KVM_GET_DIRTY_LOG slot {le.Slot}", le.Errno, dest, rounds);
-            }
+                return Abort($"KVM_GET_DIRTY_LOG failed with {le.Errno}", $"KVM_GET_DIRTY_LOG slot {le.Slot}", le.Errno, rounds);
 
             int count = dirty.Values.Sum(s => s.Count);
             rounds.Add(new PrecopyRoundReport(round, sent, zero, count));
@@ -137,8 +132,8 @@ public static class Migration
             }
 
             (sent, zero, sendError) = SendRam(source, target, dirty);
-            if (sendError is not null)
-                return Abort(sendError, "RAM pre-copy", rounds);
+            if (sendError is { } de)
+                return Abort(de.Reason, "RAM pre-copy", de.Errno, rounds);
             round++;
         }
 
@@ -146,24 +141,24 @@ public static class Migration
         source.Paused = true;
         var final = CollectDirty(source, out var finalError);
         if (finalError is { } fe)
-        {
-            source.Paused = false;
-            StopDirtyLogging(source);
-            target.Dispose();
-            return Report(MigrationOutcome.SetupFailed, $"source: KVM_GET_DIRTY_LOG failed with {fe.Errno}", $"KVM_GET_DIRTY_LOG slot {fe.Slot}", fe.Errno, dest, rounds);
-        }
+            return Abort($"KVM_GET_DIRTY_LOG failed with {fe.Errno}", $"KVM_GET_DIRTY_LOG slot {fe.Slot}", fe.Errno, rounds);
 
         foreach (var (name, pages) in final)
-            pending.TryAdd(name, []);
-        foreach (var (name, pages) in final)
-            pending[name].UnionWith(pages);
+        {
+            if (pending.TryGetValue(name, out var set))
+                set.UnionWith(pages);
+            else
+                pending[name] = pages;
+        }
+
         var (lastSent, lastZero, lastError) = SendRam(source, target, pending);
-        if (lastError is not null)
-            return Abort(lastError, "RAM stop-and-copy", rounds);
+        if (lastError is { } fe2)
+            return Abort(fe2.Reason, "RAM stop-and-copy", fe2.Errno, rounds);
         rounds.Add(new PrecopyRoundReport(0, lastSent, lastZero, 0));
         var copies = CopyDevices(source, target);
+        // The VMM's access to a device mapping that is gone or unreadable faults: EFAULT, as copy_from_user reports.
         if (copies.FirstOrDefault(c => c.Failed) is { } bad)
-            return Abort($"{bad.Region}: {bad.How}", $"device memory copy ({bad.Region})", rounds, copies);
+            return Abort($"{bad.Region}: {bad.How}", $"device memory copy ({bad.Region})", Errno.EFAULT, rounds, copies);
 
         // 5. Switch-over: the source VM goes away; the guest runs on the destination.
         source.Dispose();
@@ -228,7 +223,10 @@ public static class Migration
     /// Sends RAM pages source -> destination through the two VMMs' mappings. A page the source never populated
     /// (mincore(2) says not resident) is the zero page: it is sent as a marker, as QEMU does, and not written.
     /// </summary>
-    private static (int Sent, int Zero, string? Error) SendRam(VirtualMachine source, VirtualMachine target, IReadOnlyDictionary<string, HashSet<ulong>> pages)
+    /// <summary>Why a page could not be sent, with the errno the VMM saw.</summary>
+    private readonly record struct SendFailure(string Reason, Errno Errno);
+
+    private static (int Sent, int Zero, SendFailure? Error) SendRam(VirtualMachine source, VirtualMachine target, IReadOnlyDictionary<string, HashSet<ulong>> pages)
     {
         int sent = 0, zero = 0;
         Span<byte> buf = stackalloc byte[(int)PAGE_SIZE];
@@ -243,10 +241,11 @@ public static class Migration
                 var mm = source.Host.Process.Mm;
                 // mincore(2): ENOMEM where nothing is mapped; a page never populated is the zero page.
                 var mc = mm.Mincore(from.Hva + off, PAGE_SIZE, resident);
+                // A hole (mincore ENOMEM) is memory the VMM can no longer read: reading it would fail with EFAULT.
                 if (mc == Errno.ENOMEM)
-                    return (sent, zero, $"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent");
+                    return (sent, zero, new($"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent", Errno.EFAULT));
                 if (mc != Errno.None)
-                    return (sent, zero, $"{name}+0x{off:x}: mincore failed with {mc}");
+                    return (sent, zero, new($"{name}+0x{off:x}: mincore failed with {mc}", mc));
                 if ((resident[0] & 1) == 0)
                 {
                     zero++;
@@ -254,9 +253,9 @@ public static class Migration
                 }
 
                 if (mm.Read(from.Hva + off, buf) is var re and not Errno.None)
-                    return (sent, zero, $"{name}+0x{off:x}: reading the source page failed with {re}");
+                    return (sent, zero, new($"{name}+0x{off:x}: reading the source page failed with {re}", re));
                 if (target.Host.Process.Mm.Write(to.Hva + off, buf) is var we and not Errno.None)
-                    return (sent, zero, $"{name}+0x{off:x}: writing the destination page failed with {we}");
+                    return (sent, zero, new($"{name}+0x{off:x}: writing the destination page failed with {we}", we));
                 sent++;
             }
         }

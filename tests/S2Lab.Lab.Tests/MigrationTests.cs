@@ -288,4 +288,58 @@ public class MigrationTests
         var ram = new ulong[(RamSize / PageSize + 63) / 64];
         Assert.Equal(Errno.ENOENT, vm.Kvm.GetDirtyLog(vm.Region("ram").Slot, ram));
     }
+
+    /// <summary>The model's KVM, with KVM_GET_DIRTY_LOG failing: a VMM must report the kernel's errno, not a made-up one.</summary>
+    private sealed class FailingDirtyLogKvm(IKvmSystem inner, Errno error) : IKvmSystem
+    {
+        public KvmArch Arch => inner.Arch;
+
+        public int GetApiVersion() => inner.GetApiVersion();
+
+        public KvmResult<long> CheckExtension(uint cap) => inner.CheckExtension(cap);
+
+        public KvmResult<IKvmVm> CreateVm(ulong type = 0)
+        {
+            var vm = inner.CreateVm(type);
+            return vm.IsOk ? KvmResult<IKvmVm>.Ok(new Vm(vm.Value, error)) : vm;
+        }
+
+        public void Dispose() => inner.Dispose();
+
+        private sealed class Vm(IKvmVm inner, Errno error) : IKvmVm
+        {
+            public KvmResult<long> CheckExtension(uint cap) => inner.CheckExtension(cap);
+
+            public Errno SetUserMemoryRegion(in KvmUserspaceMemoryRegion region) => inner.SetUserMemoryRegion(region);
+
+            public Errno SetUserMemoryRegion2(in KvmUserspaceMemoryRegion2 region) => inner.SetUserMemoryRegion2(region);
+
+            public KvmResult<int> CreateGuestMemfd(ulong size, ulong flags) => inner.CreateGuestMemfd(size, flags);
+
+            public Errno GetDirtyLog(uint slot, Span<ulong> bitmap) => error;
+
+            public KvmResult<IKvmVcpu> CreateVcpu(uint id) => inner.CreateVcpu(id);
+
+            public void Dispose() => inner.Dispose();
+        }
+    }
+
+    [Fact]
+    public void A_failed_dirty_log_read_reports_the_kernels_errno_and_leaves_the_guest_on_the_source()
+    {
+        var src = NewHost("a", "neoverse-v2");
+        var p = src.CreateProcess("qemu");
+        var vmmHost = new VmmHost(src.Name, p, new FailingDirtyLogKvm(src.OpenKvm(p), Errno.EIO), (_, _) => null);
+        var cfg = new VmConfig("vm", 40, 1, [new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam())]);
+        var vm = Vmm.Vmm.Start(vmmHost, cfg, VmmPolicy.TrustKernel).Vm!;
+        var report = Migration.Migrate(vm, NewVmm(NewHost("b", "neoverse-v2")), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
+        Assert.Equal(MigrationOutcome.SetupFailed, report.Outcome);
+        Assert.Equal(Errno.EIO, report.Errno);
+        Assert.StartsWith("KVM_GET_DIRTY_LOG slot", report.FailedCall, StringComparison.Ordinal);
+        Assert.Contains("the guest stays on the source", report.Reason, StringComparison.Ordinal);
+        Assert.False(vm.IsDestroyed);
+        Assert.False(vm.Paused);
+        Assert.Equal(KvmMemFlags.None, vm.Region("ram").Flags & KvmMemFlags.LOG_DIRTY_PAGES);
+        Assert.True(report.Destination!.Vm!.IsDestroyed);
+    }
 }
