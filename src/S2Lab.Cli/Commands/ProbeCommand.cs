@@ -105,7 +105,8 @@ internal static class ProbeCommand
 /// <summary>The host profile JSON (format "s2lab-host-profile/1", documented in docs/host-profile.md).</summary>
 internal static class HostProfileJson
 {
-    public const string Format = "s2lab-host-profile/1";
+    /// <summary>The format name the readers check (<see cref="S2Lab.Lab.Replay.HostProfileFile"/>).</summary>
+    public const string Format = S2Lab.Lab.Replay.HostProfileFile.Format;
 
     public static string Write(HostProfile p)
     {

@@ -15,6 +15,17 @@ public static class HostProfileFile
     /// <summary>The model profile for the host described by <paramref name="path"/>; null with an error naming the file and field.</summary>
     public static KvmProfile? TryLoad(string path, out string? error)
     {
+        using var doc = TryParse(path, out error);
+        return doc is null ? null : TryApply(doc.RootElement, path, out error);
+    }
+
+    /// <summary>
+    /// Reads and parses a profile file once (comments are allowed, as in hand-edited files); null with an error naming
+    /// the file. The caller disposes the document. Both readers of a profile, the memslot limits here and the scenario
+    /// host's CPU (<see cref="Scenarios.HostProfile"/>), work on this one document.
+    /// </summary>
+    public static JsonDocument? TryParse(string path, out string? error)
+    {
         string text;
         try
         {
@@ -27,8 +38,8 @@ public static class HostProfileFile
         }
         try
         {
-            using var doc = JsonDocument.Parse(text);
-            return TryApply(doc.RootElement, path, out error);
+            error = null;
+            return JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip });
         }
         catch (JsonException e)
         {

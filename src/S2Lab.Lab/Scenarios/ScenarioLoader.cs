@@ -248,7 +248,14 @@ public static class ScenarioLoader
             if (rel is null)
                 return (null, "", null);
             var full = Path.IsPathRooted(rel) ? rel : Path.Combine(baseDir, rel);
-            var (model, source, error) = HostProfile.TryLoad(full, hostName);
+            using var doc = Replay.HostProfileFile.TryParse(full, out var parseError);
+            if (doc is null)
+            {
+                b.Error(node.Start, path, parseError!);
+                return (null, "", null);
+            }
+
+            var (model, source, error) = HostProfile.CpuFrom(doc.RootElement, full, hostName);
             if (model is null)
             {
                 b.Error(node.Start, path, error!);
@@ -256,7 +263,7 @@ public static class ScenarioLoader
             }
 
             // The memslot limits of the probed host, read as `s2lab memslots replay --host-profile` reads them.
-            var limits = Replay.HostProfileFile.TryLoad(full, out var limitsError);
+            var limits = Replay.HostProfileFile.TryApply(doc.RootElement, full, out var limitsError);
             if (limits is null)
             {
                 b.Error(node.Start, path, limitsError!);
