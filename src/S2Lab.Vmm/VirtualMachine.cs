@@ -95,9 +95,6 @@ public sealed class VirtualMachine : IDisposable
 
     public RegionSetup Region(string name) => _regions.First(r => r.Name == name);
 
-    /// <summary>The guest-physical address of <paramref name="offset"/> in region <paramref name="name"/>.</summary>
-    public ulong Gpa(string name, ulong offset) => Region(name).Config.Gpa + offset;
-
     /// <summary>mprotect(2) of part of a region's host mapping, as the VMM process.</summary>
     public Errno Mprotect(string region, ulong offset, ulong size, Prot prot) =>
         Host.Process.Mm.Mprotect(Region(region).Hva + offset, size, prot);

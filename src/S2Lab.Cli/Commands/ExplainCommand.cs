@@ -49,7 +49,7 @@ internal static class ExplainCommand
                 return Fail($"--design: {designError}");
             if (!Explainer.RegionKinds.Contains(r))
                 return Fail($"--region: unknown region kind '{r}'; known: {string.Join(", ", Explainer.RegionKinds)}");
-            if (!TryParseByte(m, out var mair))
+            if (!CombineParsing.TryParseNumber(m.Trim(), 0xFF, out var mair))
                 return Fail($"--s1: '{m}' is not a MAIR attribute byte (0x00 .. 0xFF)");
             if (a is not ("read" or "write" or "exec"))
                 return Fail($"--access: '{a}' is not read, write or exec");
@@ -65,18 +65,5 @@ internal static class ExplainCommand
             return 0;
         });
         return cmd;
-    }
-
-    private static bool TryParseByte(string s, out byte value)
-    {
-        value = 0;
-        var t = s.Trim();
-        bool ok = t.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
-            ? uint.TryParse(t.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var v)
-            : uint.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out v);
-        if (!ok || v > 0xFF)
-            return false;
-        value = (byte)v;
-        return true;
     }
 }

@@ -1,3 +1,6 @@
+using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Lab.Runner;
+
 namespace S2Lab.Lab.Scenarios;
 
 /// <summary>A way to run a design: a label ("" for the design as configured) and what it changes.</summary>
@@ -15,24 +18,25 @@ public sealed record RunVariant(
 }
 
 /// <summary>
-/// What the Lab knows about exploring each design: its parameters and the variants <c>--design all</c> runs. The set
-/// of designs itself comes from the kernel model (<see cref="Designs"/>), so a new design class shows up here.
+/// What the Lab knows about exploring each design: its parameters and the variants <c>--design all</c> runs. All of it
+/// comes from the kernel model's design registry (<see cref="KvmDesigns"/>): the designs, the argument values each
+/// declares, and whether its uAPI has the memslot flag. A new design class shows up here without a change.
 /// </summary>
 public static class DesignCatalog
 {
-    private static readonly Dictionary<string, IReadOnlyDictionary<string, IReadOnlyList<string>>> Parameters = new(StringComparer.Ordinal)
-    {
-        ["proposal-module-param"] = new Dictionary<string, IReadOnlyList<string>> { ["param"] = ["on", "off"] },
-    };
+    /// <summary>The scenario-file name of a design's argument (<c>params: { param: on }</c>).</summary>
+    public const string ParameterName = "param";
 
     /// <summary>Names of every design the kernel model implements, in its order.</summary>
-    public static IReadOnlyList<string> Designs => KernelDesigns.Names;
+    public static IReadOnlyList<string> Designs { get; } = KvmDesigns.Names.ToList();
 
     public static bool IsKnown(string name) => Designs.Contains(name, StringComparer.Ordinal);
 
-    /// <summary>The parameters a design accepts and their allowed values.</summary>
+    /// <summary>The parameters a design accepts and their allowed values (its registry arguments, under <see cref="ParameterName"/>).</summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<string>> ParametersOf(string design) =>
-        Parameters.TryGetValue(design, out var p) ? p : new Dictionary<string, IReadOnlyList<string>>();
+        KvmDesigns.All.FirstOrDefault(e => e.Name == design) is { Arguments.Count: > 0 } entry
+            ? new Dictionary<string, IReadOnlyList<string>> { [ParameterName] = entry.Arguments }
+            : new Dictionary<string, IReadOnlyList<string>>();
 
     /// <summary>
     /// Checks a <c>--design</c> value: null, "all", a design name, or NAME=VALUE naming one of its variants
@@ -61,7 +65,8 @@ public static class DesignCatalog
     public static IReadOnlyList<RunVariant> VariantsOf(string design)
     {
         var empty = new Dictionary<string, DeviceMapping>();
-        if (design == "proposal-memslot-flag")
+        // A design whose uAPI has KVM_MEM_ENABLE_CACHEABLE_PFNMAP is explored with both VMM choices of the flag.
+        if (IsKnown(design) && LabHost.HasCacheableFlag(KvmDesigns.Create(design)))
         {
             return
             [

@@ -108,4 +108,10 @@ public sealed class KvmDesignAttribute(string name, int order) : Attribute
 
     /// <summary>Position in <see cref="KvmDesigns.All"/>.</summary>
     public int Order { get; } = order;
+
+    /// <summary>
+    /// The argument values the design accepts after '=' (<c>proposal-module-param=on</c>), in the order tools explore
+    /// them; empty for a design without an argument.
+    /// </summary>
+    public string[] Arguments { get; set; } = [];
 }

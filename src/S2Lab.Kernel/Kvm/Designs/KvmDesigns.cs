@@ -2,8 +2,8 @@ using System.Reflection;
 
 namespace S2Lab.Kernel.Kvm.Designs;
 
-/// <summary>A registered design: its name, and how to build it with an optional argument ("on"/"off").</summary>
-public sealed record KvmDesignEntry(string Name, string Summary, Func<string?, IKvmDesign> Create);
+/// <summary>A registered design: its name, the argument values it accepts ("on"/"off"; none for most), and how to build it.</summary>
+public sealed record KvmDesignEntry(string Name, string Summary, IReadOnlyList<string> Arguments, Func<string?, IKvmDesign> Create);
 
 /// <summary>
 /// The registry of designs, found by <see cref="KvmDesignAttribute"/>. A design spec is a name with an optional
@@ -60,7 +60,7 @@ public static class KvmDesigns
                 ? arg => Invoke(withArg, [arg])
                 : arg => arg is null ? Invoke(noArg!, []) : throw new ArgumentException($"takes no argument (got '{arg}')");
             var summary = create(null).Summary;
-            list.Add((a.Order, new KvmDesignEntry(a.Name, summary, create)));
+            list.Add((a.Order, new KvmDesignEntry(a.Name, summary, a.Arguments, create)));
         }
         return list.OrderBy(x => x.Order).Select(x => x.Entry).ToList();
     }

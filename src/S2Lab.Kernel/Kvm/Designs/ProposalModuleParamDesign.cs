@@ -10,7 +10,7 @@ namespace S2Lab.Kernel.Kvm.Designs;
 /// without FWB &amp;&amp; DIC maps a cacheable special VMA Normal anyway, with no CMO possible, and checks nothing at
 /// memslot time. Argument: <c>on</c> or <c>off</c> (default).
 /// </summary>
-[KvmDesign("proposal-module-param", 4)]
+[KvmDesign("proposal-module-param", 4, Arguments = new[] { "on", "off" })]
 public sealed class ProposalModuleParamDesign : Linux617Design
 {
     public ProposalModuleParamDesign()
