@@ -24,7 +24,7 @@ public static class Program
             }
 
             stderr.WriteLine("Run 's2lab --help', or 's2lab COMMAND --help', for usage.");
-            return 2;
+            return ExitCodes.BadInput;
         }
 
         return configuration is null ? parse.Invoke() : parse.Invoke(configuration);

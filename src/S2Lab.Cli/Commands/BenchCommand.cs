@@ -25,11 +25,13 @@ internal static class BenchCommand
         };
         cmd.SetAction(parse =>
         {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
             int iters = parse.GetValue(iterations);
             if (iters < 1)
             {
-                Console.Error.WriteLine("s2lab bench: --iterations must be at least 1");
-                return 2;
+                error.WriteLine("s2lab bench: --iterations must be at least 1");
+                return ExitCodes.BadInput;
             }
 
             bool withScale = parse.GetValue(scale) || parse.GetValue(scaleOnly);
@@ -43,7 +45,7 @@ internal static class BenchCommand
             {
                 foreach (var b in QuickBenchRegistry.All)
                 {
-                    Console.WriteLine($"{b.Name}{(b.Kind == BenchKind.Scale ? " (--scale)" : "")}");
+                    output.WriteLine($"{b.Name}{(b.Kind == BenchKind.Scale ? " (--scale)" : "")}");
                 }
 
                 return 0;
@@ -51,8 +53,8 @@ internal static class BenchCommand
 
             if (selected.Count == 0)
             {
-                Console.Error.WriteLine($"s2lab bench: no measurement matches '{f}' (see --list)");
-                return 2;
+                error.WriteLine($"s2lab bench: no measurement matches '{f}' (see --list)");
+                return ExitCodes.BadInput;
             }
 
             var settings = new BenchSettings(iters, Warmup: 2);
@@ -65,14 +67,14 @@ internal static class BenchCommand
                     results.Add(r);
                     if (!asJson)
                     {
-                        Console.WriteLine($"{r.Name,-34} {Format(r.Value),16} {r.Unit}");
+                        output.WriteLine($"{r.Name,-34} {Format(r.Value),16} {r.Unit}");
                     }
                 }
             }
 
             if (asJson)
             {
-                Console.WriteLine(ToJson(results));
+                output.WriteLine(ToJson(results));
             }
 
             return 0;

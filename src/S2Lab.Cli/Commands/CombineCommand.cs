@@ -11,7 +11,6 @@ namespace S2Lab.Cli.Commands;
 /// </summary>
 internal static class CombineCommand
 {
-    private const int BadInput = 2;
 
     public static Command Create()
     {
@@ -53,7 +52,7 @@ internal static class CombineCommand
             int Fail(string message)
             {
                 error.WriteLine($"s2lab combine: {message}");
-                return BadInput;
+                return ExitCodes.BadInput;
             }
 
             // An option given without a value: Option<string> with arity 0..1 yields null, so look for the token.
@@ -195,7 +194,7 @@ internal static class CombineCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
             error.WriteLine($"s2lab combine: {name}: cannot open: {e.Message}");
-            return BadInput;
+            return ExitCodes.BadInput;
         }
 
         using (file == "-" ? null : reader)
@@ -208,7 +207,7 @@ internal static class CombineCommand
 
             var field = err.Field is null ? "" : $" field '{err.Field}':";
             error.WriteLine($"s2lab combine: {name}:{err.Line}:{field} {err.Message}");
-            return BadInput;
+            return ExitCodes.BadInput;
         }
     }
 

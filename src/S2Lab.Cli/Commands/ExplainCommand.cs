@@ -12,7 +12,6 @@ namespace S2Lab.Cli.Commands;
 /// </summary>
 internal static class ExplainCommand
 {
-    private const int BadInput = 2;
 
     public static Command Create()
     {
@@ -33,7 +32,7 @@ internal static class ExplainCommand
             int Fail(string message)
             {
                 error.WriteLine($"s2lab explain: {message}");
-                return BadInput;
+                return ExitCodes.BadInput;
             }
 
             var h = parseResult.GetValue(host);

@@ -40,12 +40,12 @@ internal static class MemslotsCommand
         if (error is not null)
         {
             stderr.WriteLine($"s2lab memslots replay: {error with { File = file.ToString() }}");
-            return 2;
+            return ExitCodes.BadInput;
         }
         if (hostProfile is not null && backend == "kernel")
         {
             stderr.WriteLine("s2lab memslots replay: --host-profile configures the model; the kernel backend is the host itself.");
-            return 2;
+            return ExitCodes.BadInput;
         }
         var (kvm, exit) = backend == "kernel" ? OpenKernel(profile, stderr) : OpenModel(profile, design, hostProfile, stderr);
         if (kvm is null)
@@ -70,7 +70,7 @@ internal static class MemslotsCommand
         if (mismatches > 0)
         {
             stderr.WriteLine($"s2lab memslots replay: {mismatches} of {steps.Count} result(s) differ from the file's \"expect\" values.");
-            return 1;
+            return ExitCodes.ExpectationFailed;
         }
         return 0;
     }
@@ -81,7 +81,7 @@ internal static class MemslotsCommand
         if (!kvm.IsOk)
         {
             stderr.WriteLine($"s2lab memslots replay: cannot use {LinuxKvmSystem.DefaultPath}: {ErrnoText.Format(kvm.Error)}. Run 's2lab probe' for details.");
-            return (null, ProbeCommand.NoKvmExitCode);
+            return (null, ExitCodes.NoKvm);
         }
         var machine = ProbeCommand.ArchName(kvm.Value.Arch);
         if (profile is not null && profile != machine)

@@ -10,8 +10,6 @@ namespace S2Lab.Cli.Commands;
 /// <summary><c>s2lab probe</c>: what the real KVM on this machine says, and a host profile for scenario files.</summary>
 internal static class ProbeCommand
 {
-    /// <summary>Exit code when there is no usable /dev/kvm.</summary>
-    public const int NoKvmExitCode = 3;
 
     public static Command Create()
     {
@@ -44,7 +42,7 @@ internal static class ProbeCommand
                 var e => $"open failed with {ErrnoText.Format(e)}",
             };
             stderr.WriteLine($"s2lab probe: cannot use {device}: {why}.");
-            return NoKvmExitCode;
+            return ExitCodes.NoKvm;
         }
         HostProfile profile;
         using (kvm.Value)
@@ -60,7 +58,7 @@ internal static class ProbeCommand
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 stderr.WriteLine($"s2lab probe: cannot write {output.FullName}: {e.Message}");
-                return 2;
+                return ExitCodes.BadInput;
             }
         }
         stdout.Write(asJson ? text : Report(profile));

@@ -9,14 +9,6 @@ namespace S2Lab.Cli.Commands;
 /// <summary><c>s2lab run FILE [--design NAME|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
 internal static class RunCommand
 {
-    /// <summary>Exit codes: 0 all expectations held, 1 an expectation failed, 2 bad input (file or arguments).</summary>
-    public const int ExpectationFailed = 1;
-
-    public const int BadInput = 2;
-
-    /// <summary>An exception escaped the model: a bug in S2Lab.</summary>
-    public const int InternalError = 70;
-
     public static Command Create()
     {
         var cmd = new Command("run", "Run a scenario file (YAML or JSON, see docs/scenario-schema.md); its expect steps are checked.");
@@ -43,7 +35,7 @@ internal static class RunCommand
                 foreach (var err in e.Errors)
                     error.WriteLine(err.ToString());
                 error.WriteLine($"s2lab run: {e.Errors.Count} error(s) in {path}; nothing was run");
-                return BadInput;
+                return ExitCodes.BadInput;
             }
 
             return Execute(scenario, parseResult.GetValue(design), parseResult.GetValue(format) ?? "table", parseResult.GetValue(explain), output, error, "run");
@@ -74,13 +66,13 @@ internal static class RunCommand
         if (format is not ("table" or "json" or "markdown"))
         {
             error.WriteLine($"s2lab {command}: --format must be table, json or markdown (got '{format}')");
-            return BadInput;
+            return ExitCodes.BadInput;
         }
 
         if (DesignCatalog.CheckRunDesign(design) is { } designError)
         {
             error.WriteLine($"s2lab {command}: --design: {designError}");
-            return BadInput;
+            return ExitCodes.BadInput;
         }
 
         LabReport report;
@@ -93,7 +85,7 @@ internal static class RunCommand
             // The model answers every call with an errno; an exception here is a bug in S2Lab, not in the scenario.
             error.WriteLine($"s2lab {command}: internal error while running '{scenario.Name}' (a bug in S2Lab, please report it):");
             error.WriteLine(e.ToString());
-            return InternalError;
+            return ExitCodes.InternalError;
         }
 
         switch (format)
@@ -109,6 +101,6 @@ internal static class RunCommand
                 break;
         }
 
-        return report.ExpectationsPassed ? 0 : ExpectationFailed;
+        return report.ExpectationsPassed ? ExitCodes.Ok : ExitCodes.ExpectationFailed;
     }
 }
