@@ -1,4 +1,3 @@
-using System.Globalization;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
@@ -102,6 +101,4 @@ public static class Expectations
             expected = expected.Trim() == "0" ? "ok" : expected;
         return string.Equals(expected.Trim(), actual.Trim(), StringComparison.OrdinalIgnoreCase);
     }
-
-    internal static string Invariant(ulong v) => v.ToString(CultureInfo.InvariantCulture);
 }

@@ -138,15 +138,6 @@ public sealed record RangeResult(int Index, string Label, string Operation, stri
     public override string Summary => $"{Operation} {Region}: {(Errno == Errno.None ? "ok" : Errno.ToString())}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
 }
 
-/// <summary>
-/// One pre-copy round (round 0: stop-and-copy): pages sent with data, never-populated pages sent as zero-page markers
-/// (mincore says not resident), and pages the dirty log reported afterwards.
-/// </summary>
-public sealed record PrecopyRound(int Round, int PagesSent, int PagesDirtied)
-{
-    public int ZeroPages { get; init; }
-}
-
 /// <summary>How a device region's contents moved (or why they did not).</summary>
 public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IReadOnlyList<HazardRecord> Hazards);
 
@@ -155,6 +146,10 @@ public sealed record TypeChange(string Region, string Before, string After);
 
 /// <summary>A migration: checks, setup, pre-copy, stop-and-copy, switch-over and what the guest saw afterwards.</summary>
 /// <param name="Outcome">refused, setup-failed, failed-after-switchover, succeeded-same-types, succeeded-changed-types.</param>
+/// <param name="Rounds">
+/// The VMM's pre-copy rounds as it reported them (round 0: stop-and-copy): pages sent with data, never-populated pages
+/// sent as zero-page markers (mincore says not resident), and pages the dirty log reported afterwards.
+/// </param>
 public sealed record MigrateResult(
     int Index,
     string Label,
@@ -167,7 +162,7 @@ public sealed record MigrateResult(
     string FailedCall,
     Errno Errno,
     IReadOnlyList<RegionSetupResult> DestinationRegions,
-    IReadOnlyList<PrecopyRound> Rounds,
+    IReadOnlyList<Vmm.PrecopyRoundReport> Rounds,
     IReadOnlyList<DeviceCopyRecord> DeviceCopies,
     IReadOnlyList<RegionAccessResult> AfterSwitchover,
     IReadOnlyList<TypeChange> Changes,

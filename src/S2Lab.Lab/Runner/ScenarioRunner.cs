@@ -233,10 +233,12 @@ public static class ScenarioRunner
             var from = st.LastHost;
             var policy = PolicyFor(st.Spec, to, s.Policy);
             var policyText = policy.ToString();
+            // Every outcome shares these; each case below says what it adds.
+            var result = new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", "", "", Errno.None, [], [], [], [], [], null, "");
             if (st.Vm is null || st.Dead)
             {
                 var why = st.Vm is null ? $"the VM is not running: {st.NotRunningReason}" : $"the guest has already failed on {from}: {st.DeathReason}";
-                return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", why, "", Errno.None, [], [], [], [], [], null, "");
+                return result with { Reason = why };
             }
 
             // A VMM that checks the capability also checks it on the source side: cacheable device memory in use
@@ -247,19 +249,18 @@ public static class ScenarioRunner
             var written = st.Written.Keys.Select(k => k.Region).ToHashSet();
             var guest = new MigrationGuest(st, s, to);
             var report = Migration.Migrate(source, to.NewVmm(s.Vm), policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
-            var dest = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [];
-            var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied) { ZeroPages = r.ZeroPages }).ToList();
-            var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
-                $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
-                CopyHazards(c, sourceViews, written))).ToList();
-
+            result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [] };
             switch (report.Outcome)
             {
                 case MigrationOutcome.Refused:
-                    return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", report.Reason, "", Errno.None, dest, [], [], [], [], null, "");
+                    return result;
                 case MigrationOutcome.SetupFailed:
-                    return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "setup-failed", report.Reason, report.FailedCall, report.Errno, dest, rounds, [], [], [], null, "");
+                    return result with { Outcome = "setup-failed", FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
             }
+
+            var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
+                $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
+                CopyHazards(c, sourceViews, written))).ToList();
 
             // Switched over: the VM now lives on the destination, and what the guest saw there is its latest view.
             st.MoveTo(report.DestinationVm!, to);
@@ -273,17 +274,22 @@ public static class ScenarioRunner
                     changes.Add(new TypeChange(v.Region, MappingText(before), MappingText(v)));
             }
 
+            result = result with { Rounds = report.Rounds, DeviceCopies = copies, AfterSwitchover = after, Changes = changes };
             if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
             {
                 st.Dead = true;
                 st.DeathReason = $"after migrating from {from}: {report.Reason}";
-                return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "failed-after-switchover", report.Reason, "", guest.FailErrno,
-                    dest, rounds, copies, after, changes, null, "");
+                return result with { Outcome = "failed-after-switchover", Errno = guest.FailErrno };
             }
 
             var (intact, check) = st.VerifyData();
-            var outcome = changes.Count == 0 ? "succeeded-same-types" : "succeeded-changed-types";
-            return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, outcome, "", "", Errno.None, dest, rounds, copies, after, changes, intact, check);
+            return result with
+            {
+                Outcome = changes.Count == 0 ? "succeeded-same-types" : "succeeded-changed-types",
+                Reason = "",
+                DataIntact = intact,
+                DataCheck = check,
+            };
         }
 
         /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
@@ -306,9 +312,13 @@ public static class ScenarioRunner
                 : [];
         }
 
+        /// <summary>The region's kind as reports name it: anon, hugetlb, or the device region's kind.</summary>
+        internal static string KindOf(RegionSetup r) =>
+            r.Device is ModelDeviceRegion d ? KindName(d.Kind, r.Vma) : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
+
         internal static RegionSetupResult Setup(LabHost host, RegionSetup r)
         {
-            var kind = r.Device is ModelDeviceRegion d ? KindName(d.Kind, r.Vma) : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
+            var kind = KindOf(r);
             var outcome = r.Outcome switch
             {
                 RegionOutcome.Created => "ok",
@@ -501,7 +511,7 @@ public static class ScenarioRunner
 
             var setup = Vm.Region(region);
             var lab = Host!;
-            var kind = RunState.Setup(lab, setup).RegionKind;
+            var kind = RunState.KindOf(setup);
             var ipa = regionSpec.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             var records = new List<AccessRecord>();
