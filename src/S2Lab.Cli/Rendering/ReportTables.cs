@@ -141,7 +141,7 @@ internal static class ReportTables
                         outcome += Markup.Escape($": {m.Reason}");
                     // The failed call, unless the reason already names it and its errno.
                     if (m.FailedCall.Length > 0 && !(m.Reason.Contains(m.FailedCall.Split(' ')[0], StringComparison.Ordinal) && m.Reason.Contains(m.Errno.ToString(), StringComparison.Ordinal)))
-                        outcome += Markup.Escape($" [{m.FailedCall}: {m.Errno}]");
+                        outcome += Markup.Escape($" [{m.FailedCall}: {LabText.Errno(m.Errno)}]");
                     if (m.Changes.Count > 0)
                         outcome += Markup.Escape("; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}")));
                     if (m.Rounds.Count > 0)

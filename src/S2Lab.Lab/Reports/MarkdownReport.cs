@@ -50,7 +50,7 @@ public static class MarkdownReport
                 break;
             case MigrateResult m:
                 if (m.FailedCall.Length > 0)
-                    sb.AppendLine($"Failed call: `{m.FailedCall}` ({m.Errno})").AppendLine();
+                    sb.AppendLine($"Failed call: `{m.FailedCall}` ({LabText.Errno(m.Errno)})").AppendLine();
                 if (m.DestinationRegions.Count > 0)
                     WriteSetup(sb, m.DestinationRegions);
                 if (m.Rounds.Count > 0)

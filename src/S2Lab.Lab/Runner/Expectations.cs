@@ -30,8 +30,6 @@ public static class Expectations
         return results;
     }
 
-    private static string ErrnoText(Errno e) => e == Errno.None ? "ok" : e.ToString();
-
     /// <summary>The actual value of an expect field on a step's result, as text.</summary>
     public static string Actual(StepResult step, string field)
     {
@@ -43,7 +41,7 @@ public static class Expectations
                 return field switch
                 {
                     "outcome" => s.Outcome,
-                    "errno" => ErrnoText(s.Errno),
+                    "errno" => LabText.Errno(s.Errno),
                     "cap243" => s.Cap243,
                     _ => "?",
                 };
@@ -65,12 +63,12 @@ public static class Expectations
                 }
 
             case RangeResult r:
-                return ErrnoText(r.Errno);
+                return LabText.Errno(r.Errno);
             case MigrateResult m:
                 return field switch
                 {
                     "outcome" => m.Outcome,
-                    "errno" => ErrnoText(m.Errno),
+                    "errno" => LabText.Errno(m.Errno),
                     "call" => m.FailedCall.Length == 0 ? "none" : m.FailedCall,
                     "changed" => m.Changes.Count == 0 ? "none" : string.Join(",", m.Changes.Select(c => c.Region)),
                     "dataIntact" => m.DataIntact is { } b ? b ? "true" : "false" : "n/a",

@@ -6,6 +6,7 @@ using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
+using S2Lab.Lab.Replay;
 using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Lab.Runner;
@@ -77,7 +78,7 @@ public static class Explainer
 
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
         var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);
-        lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {(e == Errno.None ? "0" : e.ToString())}: {verdict.Reason}"));
+        lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {ErrnoText.Format(e)}: {verdict.Reason}"));
         if (e != Errno.None)
             return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []);
 

@@ -135,7 +135,7 @@ public sealed record RangeResult(int Index, string Label, string Operation, stri
 {
     public override string Kind => Operation;
 
-    public override string Summary => $"{Operation} {Region}: {(Errno == Errno.None ? "ok" : Errno.ToString())}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
+    public override string Summary => $"{Operation} {Region}: {LabText.Errno(Errno)}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
 }
 
 /// <summary>How a device region's contents moved (or why they did not).</summary>
