@@ -83,4 +83,19 @@ public class ScorecardTests
         foreach (var (outcome, holds) in new[] { ("refused", true), ("setup-failed", true), ("succeeded-same-types", true), ("succeeded-changed-types", false), ("failed-after-switchover", false) })
             Assert.Equal(holds, ScorecardCalculator.Compute("d", "", hosts, [M(outcome)]).ClearMigrationSemantics);
     }
+
+    [Fact]
+    public void Each_verdict_is_stored_once_and_every_property_needs_one()
+    {
+        var hosts = new[] { Host("h", true) };
+        var death = View("h", Ram, Stage2Type.None, "-", false, "efault", Errno.EFAULT);
+        var row = Score(hosts, death);
+        bool[] typed = [row.EarlyDiscovery, row.NoFaultTimeDeath, row.CacheableWherePossible, row.NoMismatchedAlias, row.NoImpossibleMaintenance, row.ClearMigrationSemantics];
+        Assert.Equal(ScorecardRow.Properties.Select(p => row.Evidence[p.Json].Holds), typed);
+        Assert.False(row.NoFaultTimeDeath);
+        Assert.Equal(ScorecardRow.Properties.Select(p => p.Json), row.Evidence.Keys);
+
+        var missing = row.Evidence.Where(kv => kv.Key != "noFaultTimeDeath").ToDictionary();
+        Assert.Throws<ArgumentException>(() => new ScorecardRow("d", "", missing));
+    }
 }

@@ -286,22 +286,22 @@ internal static class ReportTables
         var table = new Table().Title("[bold]Scorecard[/] (computed from the runs above)").Border(TableBorder.Rounded);
         table.AddColumn("design");
         table.AddColumn("variant");
-        foreach (var (_, title) in ScorecardRow.Properties)
-            table.AddColumn(new TableColumn(title).Centered());
+        foreach (var p in ScorecardRow.Properties)
+            table.AddColumn(new TableColumn(p.Title).Centered());
         foreach (var r in rows)
         {
             var cells = new List<string> { Markup.Escape(r.Design), Markup.Escape(r.Variant) };
-            cells.AddRange(ScorecardRow.Properties.Select(p => r.Get(p.Json) ? "[green]yes[/]" : "[red bold]no[/]"));
+            cells.AddRange(ScorecardRow.Properties.Select(p => r.Holds(p) ? "[green]yes[/]" : "[red bold]no[/]"));
             table.AddRow(cells.ToArray());
         }
 
         console.Write(table);
         foreach (var r in rows)
         {
-            foreach (var (json, title) in ScorecardRow.Properties.Where(p => !r.Get(p.Json)))
+            foreach (var p in ScorecardRow.Properties.Where(p => !r.Holds(p)))
             {
-                var ev = r.Evidence[json].Evidence;
-                console.MarkupLine(Markup.Escape($"  {LabName(r)} fails {title[..1]} ({title[2..]}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
+                var ev = r.Evidence[p.Json].Evidence;
+                console.MarkupLine(Markup.Escape($"  {LabName(r)} fails {p.Number} ({p.Name}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
             }
         }
     }

@@ -38,17 +38,13 @@ public static class JsonReport
         return root;
     }
 
-    private static JsonObject Row(ScorecardRow r) => new()
+    private static JsonObject Row(ScorecardRow r)
     {
-        ["design"] = r.Design,
-        ["variant"] = r.Variant,
-        ["earlyDiscovery"] = r.EarlyDiscovery,
-        ["noFaultTimeDeath"] = r.NoFaultTimeDeath,
-        ["cacheableWherePossible"] = r.CacheableWherePossible,
-        ["noMismatchedAlias"] = r.NoMismatchedAlias,
-        ["noImpossibleMaintenance"] = r.NoImpossibleMaintenance,
-        ["clearMigrationSemantics"] = r.ClearMigrationSemantics,
-    };
+        var row = new JsonObject { ["design"] = r.Design, ["variant"] = r.Variant };
+        foreach (var p in ScorecardRow.Properties)
+            row[p.Json] = r.Holds(p);
+        return row;
+    }
 
     private static JsonObject Run(RunResult r)
     {

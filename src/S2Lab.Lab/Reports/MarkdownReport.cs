@@ -96,26 +96,26 @@ public static class MarkdownReport
     {
         sb.AppendLine("## Scorecard").AppendLine();
         sb.Append("| design | variant |");
-        foreach (var (_, title) in ScorecardRow.Properties)
-            sb.Append(' ').Append(title).Append(" |");
+        foreach (var p in ScorecardRow.Properties)
+            sb.Append(' ').Append(p.Title).Append(" |");
         sb.AppendLine().Append("|---|---|").AppendLine(string.Concat(Enumerable.Repeat("---|", ScorecardRow.Properties.Count)));
         foreach (var r in rows)
         {
             sb.Append($"| {r.Design} | {r.Variant} |");
-            foreach (var (json, _) in ScorecardRow.Properties)
-                sb.Append(r.Get(json) ? " yes |" : " **no** |");
+            foreach (var p in ScorecardRow.Properties)
+                sb.Append(r.Holds(p) ? " yes |" : " **no** |");
             sb.AppendLine();
         }
 
         sb.AppendLine();
         foreach (var r in rows)
         {
-            var fails = ScorecardRow.Properties.Where(p => !r.Get(p.Json)).ToList();
+            var fails = ScorecardRow.Properties.Where(p => !r.Holds(p)).ToList();
             if (fails.Count == 0)
                 continue;
             sb.AppendLine($"- {r.Design}{(r.Variant.Length > 0 ? $" [{r.Variant}]" : "")}:");
-            foreach (var (json, title) in fails)
-                sb.AppendLine($"  - {title}: {Escape(string.Join("; ", r.Evidence[json].Evidence))}");
+            foreach (var p in fails)
+                sb.AppendLine($"  - {p.Title}: {Escape(string.Join("; ", r.Evidence[p.Json].Evidence))}");
         }
     }
 

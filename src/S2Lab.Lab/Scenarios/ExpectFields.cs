@@ -4,10 +4,7 @@ namespace S2Lab.Lab.Scenarios;
 public static class ExpectFields
 {
     /// <summary>Scorecard property names (JSON spelling), in designs.md order.</summary>
-    public static readonly IReadOnlyList<string> ScorecardProperties =
-    [
-        "earlyDiscovery", "noFaultTimeDeath", "cacheableWherePossible", "noMismatchedAlias", "noImpossibleMaintenance", "clearMigrationSemantics",
-    ];
+    public static readonly IReadOnlyList<string> ScorecardProperties = Scorecard.ScorecardRow.Properties.Select(p => p.Json).ToList();
 
     /// <summary>Start outcomes: every memslot created; the VMM refused before any KVM call; a KVM call failed.</summary>
     public static readonly IReadOnlyList<string> StartOutcomes = ["ok", "refused", "failed"];

@@ -5,43 +5,58 @@ namespace S2Lab.Lab.Scorecard;
 /// <summary>One property's verdict and the evidence behind it (the steps that decided it).</summary>
 public sealed record PropertyVerdict(bool Holds, IReadOnlyList<string> Evidence);
 
-/// <summary>
-/// The scorecard of designs.md for one design and variant, computed from one run of a scenario. The six booleans are
-/// what <c>--format json</c> prints; <see cref="Evidence"/> says why each is what it is.
-/// </summary>
-public sealed record ScorecardRow(
-    string Design,
-    string Variant,
-    bool EarlyDiscovery,
-    bool NoFaultTimeDeath,
-    bool CacheableWherePossible,
-    bool NoMismatchedAlias,
-    bool NoImpossibleMaintenance,
-    bool ClearMigrationSemantics,
-    IReadOnlyDictionary<string, PropertyVerdict> Evidence)
+/// <summary>One scorecard property of designs.md: its number, its JSON name, and its heading in tables.</summary>
+public sealed record ScorecardProperty(int Number, string Json, string Name)
 {
-    /// <summary>A property's value by its JSON name.</summary>
-    public bool Get(string property) => property switch
-    {
-        "earlyDiscovery" => EarlyDiscovery,
-        "noFaultTimeDeath" => NoFaultTimeDeath,
-        "cacheableWherePossible" => CacheableWherePossible,
-        "noMismatchedAlias" => NoMismatchedAlias,
-        "noImpossibleMaintenance" => NoImpossibleMaintenance,
-        "clearMigrationSemantics" => ClearMigrationSemantics,
-        _ => throw new ArgumentException($"unknown property {property}", nameof(property)),
-    };
+    /// <summary>"1 early discovery": the heading tables print.</summary>
+    public string Title => $"{Number} {Name}";
+}
 
-    /// <summary>Short headings for tables, in designs.md order.</summary>
-    public static readonly IReadOnlyList<(string Json, string Title)> Properties =
+/// <summary>
+/// The scorecard of designs.md for one design and variant, computed from one run of a scenario. <see cref="Evidence"/>
+/// holds each property's verdict and why (the one place a verdict is stored); the six booleans that
+/// <c>--format json</c> prints read it.
+/// </summary>
+public sealed record ScorecardRow(string Design, string Variant, IReadOnlyDictionary<string, PropertyVerdict> Evidence)
+{
+    public static readonly ScorecardProperty EarlyDiscoveryProperty = new(1, "earlyDiscovery", "early discovery");
+    public static readonly ScorecardProperty NoFaultTimeDeathProperty = new(2, "noFaultTimeDeath", "no fault-time death");
+    public static readonly ScorecardProperty CacheableWherePossibleProperty = new(3, "cacheableWherePossible", "cacheable where possible");
+    public static readonly ScorecardProperty NoMismatchedAliasProperty = new(4, "noMismatchedAlias", "no mismatched alias");
+    public static readonly ScorecardProperty NoImpossibleMaintenanceProperty = new(5, "noImpossibleMaintenance", "no impossible maintenance");
+    public static readonly ScorecardProperty ClearMigrationSemanticsProperty = new(6, "clearMigrationSemantics", "clear migration semantics");
+
+    /// <summary>The six properties, in designs.md order.</summary>
+    public static readonly IReadOnlyList<ScorecardProperty> Properties =
     [
-        ("earlyDiscovery", "1 early discovery"),
-        ("noFaultTimeDeath", "2 no fault-time death"),
-        ("cacheableWherePossible", "3 cacheable where possible"),
-        ("noMismatchedAlias", "4 no mismatched alias"),
-        ("noImpossibleMaintenance", "5 no impossible maintenance"),
-        ("clearMigrationSemantics", "6 clear migration semantics"),
+        EarlyDiscoveryProperty, NoFaultTimeDeathProperty, CacheableWherePossibleProperty,
+        NoMismatchedAliasProperty, NoImpossibleMaintenanceProperty, ClearMigrationSemanticsProperty,
     ];
+
+    /// <summary>Each property's verdict by its JSON name, in designs.md order; every property has one.</summary>
+    public IReadOnlyDictionary<string, PropertyVerdict> Evidence { get; } =
+        Properties.All(p => Evidence.ContainsKey(p.Json)) && Evidence.Count == Properties.Count
+            ? Evidence
+            : throw new ArgumentException($"a scorecard row needs exactly a verdict for each of {string.Join(", ", Properties.Select(p => p.Json))}", nameof(Evidence));
+
+    public bool EarlyDiscovery => Holds(EarlyDiscoveryProperty);
+
+    public bool NoFaultTimeDeath => Holds(NoFaultTimeDeathProperty);
+
+    public bool CacheableWherePossible => Holds(CacheableWherePossibleProperty);
+
+    public bool NoMismatchedAlias => Holds(NoMismatchedAliasProperty);
+
+    public bool NoImpossibleMaintenance => Holds(NoImpossibleMaintenanceProperty);
+
+    public bool ClearMigrationSemantics => Holds(ClearMigrationSemanticsProperty);
+
+    /// <summary>Whether <paramref name="property"/> holds.</summary>
+    public bool Holds(ScorecardProperty property) => Evidence[property.Json].Holds;
+
+    /// <summary>A property's value by its JSON name.</summary>
+    public bool Get(string property) =>
+        Evidence.TryGetValue(property, out var v) ? v.Holds : throw new ArgumentException($"unknown property {property}", nameof(property));
 }
 
 /// <summary>Computes a <see cref="ScorecardRow"/> from what a run observed. Nothing here knows design names.</summary>
@@ -58,16 +73,11 @@ public static class ScorecardCalculator
         var p4 = NoMismatchedAlias(regionViews);
         var p5 = NoImpossibleMaintenance(regionViews);
         var p6 = ClearMigrationSemantics(hostByName, steps);
-        return new ScorecardRow(design, variant, p1.Holds, p2.Holds, p3.Holds, p4.Holds, p5.Holds, p6.Holds,
-            new Dictionary<string, PropertyVerdict>
-            {
-                ["earlyDiscovery"] = p1,
-                ["noFaultTimeDeath"] = p2,
-                ["cacheableWherePossible"] = p3,
-                ["noMismatchedAlias"] = p4,
-                ["noImpossibleMaintenance"] = p5,
-                ["clearMigrationSemantics"] = p6,
-            });
+        PropertyVerdict[] verdicts = [p1, p2, p3, p4, p5, p6];
+        var evidence = new Dictionary<string, PropertyVerdict>();
+        for (int i = 0; i < verdicts.Length; i++)
+            evidence[ScorecardRow.Properties[i].Json] = verdicts[i];
+        return new ScorecardRow(design, variant, evidence);
     }
 
     /// <summary>Every region view of the run, with the step it came from: access steps and post-switch-over touches.</summary>
