@@ -15,8 +15,8 @@ public class ScorecardTests
         new(name, "cpu", "preset", fwb, true, true, "d", cap, sys, "0", "0");
 
     private static RegionAccessResult View(string host, VmaFacts vma, Stage2Type s2, string effective, bool cacheable, string outcome = "ok",
-        Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true) =>
-        new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(AccessType.Read, outcome, errno, null, "")], s2, s2.ToString(), effective, cacheable,
+        Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true, bool? writeBack = null) =>
+        new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(AccessType.Read, outcome, errno, null, "")], s2, s2.ToString(), effective, cacheable, writeBack ?? cacheable,
             cmo ?? CmoRecord.NoneNeeded, [], []);
 
     private static ScorecardRow Score(IReadOnlyList<HostFacts> hosts, params RegionAccessResult[] views) =>
@@ -59,6 +59,10 @@ public class ScorecardTests
         var demoted = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false);
         Assert.False(Score([Host("h", true)], demoted).CacheableWherePossible);
         Assert.True(Score([Host("h", false, "0")], demoted).CacheableWherePossible);
+        // Cacheable is not enough: property 3 asks for Normal write-back, and write-through is cacheable but not that.
+        var writeThrough = View("h", Usemem, Stage2Type.Normal, "Normal-WT", true, writeBack: false);
+        Assert.False(Score([Host("h", true)], writeThrough).CacheableWherePossible);
+        Assert.True(Score([Host("h", true)], View("h", Usemem, Stage2Type.Normal, "Normal-WB", true)).CacheableWherePossible);
     }
 
     [Fact]

@@ -53,7 +53,7 @@ public static class Expectations
                     return field switch
                     {
                         "read" or "write" or "exec" => v.Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase))?.Outcome ?? "(not accessed)",
-                        "stage2" => ScenarioRunner.Stage2Name(v.Stage2),
+                        "stage2" => LabText.Stage2(v.Stage2),
                         "effective" => v.Effective,
                         "cmo" => v.Cmo.Summary,
                         "hazards" => v.Hazards.Count == 0 ? "none" : string.Join(",", v.Hazards.Select(h => h.Name)),

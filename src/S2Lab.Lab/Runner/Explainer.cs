@@ -103,9 +103,9 @@ public static class Explainer
             GuestAccessOutcome.AbortInjected => access == "exec" ? "instruction abort injected into the guest" : "data abort injected into the guest",
             _ => $"KVM_RUN fails with {r.RunError}",
         };
-        var effective = eff is { } ev ? $"{ScenarioRunner.ShortName(ev.ParAttr)} (0x{ev.ParAttr:X2} {ev.Description})" : "-";
+        var effective = eff is { } ev ? $"{LabText.MemoryType(ev)} (0x{ev.ParAttr:X2} {ev.Description})" : "-";
         return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, outcome, s2, effective,
-            r.Hazards.Select(h => $"{ScenarioRunner.Kebab(h.Kind.ToString())}: {h.Detail}").ToList());
+            r.Hazards.Select(h => $"{LabText.Hazard(h.Kind)}: {h.Detail}").ToList());
     }
 
     private static KvmResult<Vma> MapRegion(Host host, Process vmm, string kind)

@@ -1,3 +1,6 @@
+using System.Text.Json;
+using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Replay;
 
@@ -23,4 +26,45 @@ public static class LabText
 
         return ErrnoText.TryParse(text, out error) && error != Kernel.Kvm.Uapi.Errno.None;
     }
+
+    /// <summary>
+    /// An enum member as one word, the way <c>--format json</c> writes enums (kebab-case): Stage2Type.NormalNc is
+    /// "normal-nc", HazardKind.MismatchedAlias is "mismatched-alias".
+    /// </summary>
+    public static string Word<T>(T value)
+        where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+
+    /// <summary>The stage-2 memory type as expect steps and reports name it: normal, normal-nc, device-ngnre, none.</summary>
+    public static string Stage2(Stage2Type type) => Word(type);
+
+    /// <summary>A hazard's short name: mismatched-alias, impossible-maintenance, ram-as-device.</summary>
+    public static string Hazard(HazardKind kind) => Word(kind);
+
+    /// <summary>
+    /// A short name for a memory type, as the guest sees it: Device-nGnRE, Normal-WB, Normal-NC, Normal-WT, and
+    /// Normal-iWB-oNC when the halves differ; Normal-Tagged for MTE tagged memory.
+    /// </summary>
+    public static string MemoryType(MemoryAttributes a)
+    {
+        if (a.IsDevice)
+            return $"Device-{a.DeviceType}";
+        if (a.Tagged)
+            return "Normal-Tagged";
+        static string Half(CacheAttributes c) => c.Cacheability switch
+        {
+            Cacheability.WriteBack => "WB",
+            Cacheability.WriteThrough => "WT",
+            _ => "NC",
+        };
+        var (i, o) = (Half(a.Inner), Half(a.Outer));
+        return i == o ? $"Normal-{o}" : $"Normal-i{i}-o{o}";
+    }
+
+    /// <summary>
+    /// <see cref="MemoryType(MemoryAttributes)"/> of an access's effective type: its decoded attributes, else its
+    /// PAR_EL1.ATTR byte decoded as MAIR (Arch's <see cref="Mair.Decode"/>, with FEAT_XS and FEAT_MTE2 so that XS and
+    /// tagged forms read as what they are).
+    /// </summary>
+    public static string MemoryType(EffectiveMemoryType e) =>
+        MemoryType(e.Attributes ?? Mair.Decode(e.ParAttr, AttributeFeatures.Xs | AttributeFeatures.Mte2).Attributes);
 }

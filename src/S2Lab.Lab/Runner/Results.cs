@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Lab.Runner;
@@ -48,6 +49,11 @@ public sealed record HazardRecord(string Name, string Detail);
 public sealed record AccessRecord(Scenarios.AccessType Type, string Outcome, Errno Errno, ulong? Value, string Detail);
 
 /// <summary>The facts about one region as the guest sees it on one host: the mapping and what the accesses did.</summary>
+/// <param name="EffectiveCacheable">The guest's effective type is Normal with at least one cacheable half (WT or WB).</param>
+/// <param name="EffectiveWriteBack">
+/// The guest's effective type is Normal inner and outer write-back: what scorecard property 3 asks for. Not in the
+/// JSON (the effective type's name, e.g. Normal-WB, says it).
+/// </param>
 public sealed record RegionAccessResult(
     string Vm,
     string Host,
@@ -61,6 +67,7 @@ public sealed record RegionAccessResult(
     string Stage2MemAttr,
     string Effective,
     bool EffectiveCacheable,
+    [property: JsonIgnore] bool EffectiveWriteBack,
     CmoRecord Cmo,
     IReadOnlyList<HazardRecord> Hazards,
     IReadOnlyList<string> Explanation)

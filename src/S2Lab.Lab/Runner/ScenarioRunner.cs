@@ -294,7 +294,7 @@ public static class ScenarioRunner
 
         /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
         private static string MappingText(RegionAccessResult v) =>
-            v.Stage2 != Stage2Type.None || v.Effective != "-" ? $"{Stage2Name(v.Stage2)} / {v.Effective}"
+            v.Stage2 != Stage2Type.None || v.Effective != "-" ? $"{LabText.Stage2(v.Stage2)} / {v.Effective}"
             : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not ("ok" or "not-running")).Select(a => $"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}").DefaultIfEmpty("not accessed"))}";
 
         /// <summary>
@@ -308,7 +308,7 @@ public static class ScenarioRunner
             if (!c.Copied || !written.Contains(c.Region) || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
                 return [];
             return v.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc
-                ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {Stage2Name(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
+                ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {LabText.Stage2(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
                 : [];
         }
 
@@ -401,14 +401,6 @@ public static class ScenarioRunner
             }
         }
     }
-
-    internal static string Stage2Name(Stage2Type t) => t switch
-    {
-        Stage2Type.Normal => "normal",
-        Stage2Type.NormalNc => "normal-nc",
-        Stage2Type.DeviceNgnre => "device-ngnre",
-        _ => "none",
-    };
 
     /// <summary>What the guest last did to a region (replayed on the destination after a migration).</summary>
     private sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, HashSet<AccessType> Succeeded);
@@ -506,7 +498,7 @@ public static class ScenarioRunner
                 var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
                 return new RegionAccessResult(Spec.Name, LastHost, region, SpecKind(regionSpec), mair, null, false,
                     types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, why)).ToList(),
-                    Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], [why]);
+                    Stage2Type.None, "-", "-", false, false, CmoRecord.NoneNeeded, [], [why]);
             }
 
             var setup = Vm.Region(region);
@@ -539,7 +531,7 @@ public static class ScenarioRunner
                     cmos.AddRange(f.Cmos);
                 foreach (var h in r.Hazards)
                 {
-                    var name = Kebab(h.Kind.ToString());
+                    var name = LabText.Hazard(h.Kind);
                     if (!hazards.Any(x => x.Name == name))
                         hazards.Add(new HazardRecord(name, h.Detail));
                 }
@@ -592,12 +584,12 @@ public static class ScenarioRunner
             } : Stage2Type.None;
             var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : "-";
             var eff = lastDone?.Effective;
-            var effText = eff is { } e ? ShortName(e.ParAttr) : "-";
+            var effText = eff is { } e ? LabText.MemoryType(e) : "-";
             var needed = cmos.Where(c => c.Needed).ToList();
             var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
-                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, cmo, hazards, explanation)
+                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
             {
                 CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup.IsCacheableDeviceMemory &&
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
@@ -647,38 +639,5 @@ public static class ScenarioRunner
             var skippedText = skipped > 0 ? $", {skipped} register write(s) not compared (device registers are not memory)" : "";
             return (bad == 0, $"{ok} of {ok + bad} value(s) the guest wrote read back equal on the destination{skippedText}{firstBad}");
         }
-    }
-
-    /// <summary>A short name for an effective attribute (PAR_EL1.ATTR, MAIR format): Device-nGnRE, Normal-WB, Normal-NC, ...</summary>
-    internal static string ShortName(byte attr)
-    {
-        int outer = attr >> 4, inner = attr & 0xF;
-        if (outer == 0)
-        {
-            return (inner >> 2) switch
-            {
-                0 => "Device-nGnRnE",
-                1 => "Device-nGnRE",
-                2 => "Device-nGRE",
-                _ => "Device-GRE",
-            };
-        }
-
-        static string Kind(int n) => n == 0b0100 ? "NC" : (n >> 2) is 0b11 or 0b01 ? "WB" : "WT";
-        var (o, i) = (Kind(outer), Kind(inner));
-        return o == i ? $"Normal-{o}" : $"Normal-i{i}-o{o}";
-    }
-
-    internal static string Kebab(string pascal)
-    {
-        var sb = new System.Text.StringBuilder();
-        for (int i = 0; i < pascal.Length; i++)
-        {
-            if (char.IsUpper(pascal[i]) && i > 0)
-                sb.Append('-');
-            sb.Append(char.ToLowerInvariant(pascal[i]));
-        }
-
-        return sb.ToString();
     }
 }

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Attributes;
 using S2Lab.Lab.Runner;
 
 namespace S2Lab.Lab.Scorecard;
@@ -161,12 +162,12 @@ public static class ScorecardCalculator
         int checkedCount = 0;
         foreach (var (step, v) in views)
         {
-            if (!hosts.TryGetValue(v.Host, out var h) || !h.SupportsCacheablePfnmap || !IsCacheableDeviceMemory(v) || !IsCacheableMair(v.Mair))
+            if (!hosts.TryGetValue(v.Host, out var h) || !h.SupportsCacheablePfnmap || !IsCacheableDeviceMemory(v) || !IsWriteBackMair(v.Mair))
                 continue;
             checkedCount++;
             if (!v.MemslotAccepted)
                 failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present) has no memslot");
-            else if (!v.EffectiveCacheable)
+            else if (!v.EffectiveWriteBack)
                 failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present): the guest sees {v.Effective}");
         }
 
@@ -191,11 +192,11 @@ public static class ScorecardCalculator
         return new PropertyVerdict(failures.Count == 0, failures.Count == 0 ? [ok] : failures.Distinct().ToList());
     }
 
-    /// <summary>A MAIR attribute byte for Normal memory, Inner and Outer Write-Back (e.g. 0xFF).</summary>
-    internal static bool IsCacheableMair(byte mair) => (mair >> 4) != 0 && IsWriteBack(mair >> 4) && IsWriteBack(mair & 0xF);
-
-    /// <summary>A MAIR nibble of Normal memory that is Write-Back: 0b01RW with RW != 00 (transient) or 0b11RW.</summary>
-    private static bool IsWriteBack(int nibble) => (nibble >> 2) == 0b11 || ((nibble >> 2) == 0b01 && (nibble & 0b11) != 0);
+    /// <summary>
+    /// A guest MAIR attribute byte for Normal memory, Inner and Outer Write-Back (0xFF, 0xEE, ..., 0xF0 tagged), as
+    /// Arch decodes it (FEAT_XS and FEAT_MTE2 on, so XS and tagged forms read as what they are).
+    /// </summary>
+    internal static bool IsWriteBackMair(byte mair) => Mair.Decode(mair, AttributeFeatures.Xs | AttributeFeatures.Mte2).Attributes.IsWriteBack;
 
     /// <summary>Property 4: no stage-2 mapping was non-cacheable (Device or Normal-NC) over memory the host maps cacheable.</summary>
     private static PropertyVerdict NoMismatchedAlias(List<(StepResult Step, RegionAccessResult View)> views)
