@@ -102,15 +102,15 @@ internal static class ReportTables
                         current[r.Region] = row;
                     }
 
-                    if (st.Outcome != "ok")
+                    if (st.Outcome != VmStartOutcome.Ok)
                     {
                         // The VM never ran in this phase: its accesses are all "not running"; the rows keep the memslot
                         // outcomes and say once why it did not start.
                         current = [];
                         if (block.Count > 0)
-                            block[0].Accesses.Add($"VM not started ({st.Outcome}): {st.Reason}");
+                            block[0].Accesses.Add($"VM not started ({LabText.Word(st.Outcome)}): {st.Reason}");
                         else
-                            notes.Add(Markup.Escape($"{st.Phase}: {st.Outcome}: {st.Reason}"));
+                            notes.Add(Markup.Escape($"{st.Phase}: {LabText.Word(st.Outcome)}: {st.Reason}"));
                     }
 
                     break;
@@ -136,7 +136,7 @@ internal static class ReportTables
                         Fill(row, v);
                     }
 
-                    var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(m.Outcome)}[/]";
+                    var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(LabText.Word(m.Outcome))}[/]";
                     if (m.Reason.Length > 0)
                         outcome += Markup.Escape($": {m.Reason}");
                     // The failed call, unless the reason already names it and its errno.
@@ -244,9 +244,9 @@ internal static class ReportTables
     }
 
     /// <summary>What KVM_SET_USER_MEMORY_REGION(2) returned: 0 (with the flags asked for) or the errno; or what the VMM did.</summary>
-    private static string MemslotText(RegionSetupResult r) => r.Outcome == "ok"
+    private static string MemslotText(RegionSetupResult r) => r.Outcome == SetupOutcome.Ok
         ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "0" : $"0 ({r.Flags})")
-        : r.Outcome;
+        : r.Text;
 
     /// <summary>
     /// Adds one access step's view of a region to its row. A row can gather several steps (a read, then a write that
@@ -255,12 +255,12 @@ internal static class ReportTables
     private static void Fill(Row row, RegionAccessResult v)
     {
         foreach (var a in v.Accesses)
-            row.Accesses.Add($"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}");
-        bool ran = v.Accesses.Any(a => a.Outcome != "not-running");
-        if (v.Stage2MemAttr != "-" || row.Stage2.Length == 0)
-            row.Stage2 = v.Stage2MemAttr;
-        if (v.Effective != "-" || row.Effective.Length == 0)
-            row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
+            row.Accesses.Add(a.ToString());
+        bool ran = v.Accesses.Any(a => a.Outcome != AccessOutcome.NotRunning);
+        if (v.Stage2MemAttr is not null || row.Stage2.Length == 0)
+            row.Stage2 = v.Stage2MemAttr ?? LabText.None;
+        if (v.Effective is not null || row.Effective.Length == 0)
+            row.Effective = v.Effective is null ? LabText.None : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
         if (!ran)
         {
             row.Cmo = row.Cmo.Length == 0 ? "-" : row.Cmo;

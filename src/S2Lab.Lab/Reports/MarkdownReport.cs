@@ -74,7 +74,7 @@ public static class MarkdownReport
     {
         sb.AppendLine("| region | kind | VMA | memslot flags | memslot |").AppendLine("|---|---|---|---|---|");
         foreach (var r in regions)
-            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == "ok" ? "0" : r.Outcome)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
+            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == SetupOutcome.Ok ? "0" : r.Text)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
         sb.AppendLine();
     }
 
@@ -83,10 +83,10 @@ public static class MarkdownReport
         sb.AppendLine("| region | host | MAIR | accesses | stage-2 MemAttr | guest sees | CMOs | hazards |").AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var v in regions)
         {
-            var acc = string.Join(", ", v.Accesses.Select(a => $"{a.Type.ToString().ToLowerInvariant()}: {a.Outcome}"));
+            var acc = string.Join(", ", v.Accesses.Select(a => $"{LabText.Word(a.Type)}: {a.OutcomeText}"));
             var cmo = v.Cmo.Needed.Count == 0 ? "none" : $"{string.Join(", ", v.Cmo.Needed)} ({(v.Cmo.Possible ? "possible" : "impossible")})";
             var hz = v.Hazards.Count == 0 ? "none" : string.Join("; ", v.Hazards.Select(h => h.Name));
-            sb.AppendLine($"| {v.Region} | {v.Host} | 0x{v.Mair:X2} | {acc} | {Escape(v.Stage2MemAttr)} | {Escape(v.Effective)} | {Escape(cmo)} | {Escape(hz)} |");
+            sb.AppendLine($"| {v.Region} | {v.Host} | 0x{v.Mair:X2} | {acc} | {Escape(v.Stage2MemAttr ?? LabText.None)} | {Escape(v.Effective ?? LabText.None)} | {Escape(cmo)} | {Escape(hz)} |");
         }
 
         sb.AppendLine();

@@ -37,10 +37,10 @@ public static class Expectations
         {
             case StartResult s:
                 if (field.StartsWith("memslots.", StringComparison.Ordinal))
-                    return s.Regions.FirstOrDefault(r => r.Region == field["memslots.".Length..])?.Outcome ?? "(no such region)";
+                    return s.Regions.FirstOrDefault(r => r.Region == field["memslots.".Length..])?.Text ?? "(no such region)";
                 return field switch
                 {
-                    "outcome" => s.Outcome,
+                    "outcome" => LabText.Word(s.Outcome),
                     "errno" => LabText.Errno(s.Errno),
                     "cap243" => s.Cap243,
                     _ => "?",
@@ -52,9 +52,9 @@ public static class Expectations
                     var v = a.Region;
                     return field switch
                     {
-                        "read" or "write" or "exec" => v.Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase))?.Outcome ?? "(not accessed)",
+                        "read" or "write" or "exec" => v.Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase)) is { } x ? LabText.Word(x.Outcome) : "(not accessed)",
                         "stage2" => LabText.Stage2(v.Stage2),
-                        "effective" => v.Effective,
+                        "effective" => v.Effective ?? LabText.None,
                         "cmo" => v.Cmo.Summary,
                         "hazards" => v.Hazards.Count == 0 ? "none" : string.Join(",", v.Hazards.Select(h => h.Name)),
                         "value" => v.Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
@@ -67,7 +67,7 @@ public static class Expectations
             case MigrateResult m:
                 return field switch
                 {
-                    "outcome" => m.Outcome,
+                    "outcome" => LabText.Word(m.Outcome),
                     "errno" => LabText.Errno(m.Errno),
                     "call" => m.FailedCall.Length == 0 ? "none" : m.FailedCall,
                     "changed" => m.Changes.Count == 0 ? "none" : string.Join(",", m.Changes.Select(c => c.Region)),

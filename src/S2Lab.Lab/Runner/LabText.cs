@@ -27,6 +27,9 @@ public static class LabText
         return ErrnoText.TryParse(text, out error) && error != Kernel.Kvm.Uapi.Errno.None;
     }
 
+    /// <summary>What tables and summaries print for a value that is not there (no mapping, no access completed).</summary>
+    public const string None = "-";
+
     /// <summary>
     /// An enum member as one word, the way <c>--format json</c> writes enums (kebab-case): Stage2Type.NormalNc is
     /// "normal-nc", HazardKind.MismatchedAlias is "mismatched-alias".

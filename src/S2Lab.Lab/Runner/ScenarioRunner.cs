@@ -186,9 +186,9 @@ public static class ScenarioRunner
                 st.StartFailed(host, report.Outcome == StartOutcome.Refused ? $"the VMM refused to start it on {host.Name}: {report.Reason}" : $"it failed to start on {host.Name}: {report.Reason}");
             var outcome = report.Outcome switch
             {
-                StartOutcome.Started => "ok",
-                StartOutcome.Refused => "refused",
-                _ => "failed",
+                StartOutcome.Started => VmStartOutcome.Ok,
+                StartOutcome.Refused => VmStartOutcome.Refused,
+                _ => VmStartOutcome.Failed,
             };
             return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, LabHost.Show(report.Cap243),
                 report.Regions.Select(r => Setup(host, r)).ToList());
@@ -234,7 +234,7 @@ public static class ScenarioRunner
             var policy = PolicyFor(st.Spec, to, s.Policy);
             var policyText = policy.ToString();
             // Every outcome shares these; each case below says what it adds.
-            var result = new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", "", "", Errno.None, [], [], [], [], [], null, "");
+            var result = new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, MigrateOutcome.Refused, "", "", Errno.None, [], [], [], [], [], null, "");
             if (st.Vm is null || st.Dead)
             {
                 var why = st.Vm is null ? $"the VM is not running: {st.NotRunningReason}" : $"the guest has already failed on {from}: {st.DeathReason}";
@@ -255,7 +255,7 @@ public static class ScenarioRunner
                 case MigrationOutcome.Refused:
                     return result;
                 case MigrationOutcome.SetupFailed:
-                    return result with { Outcome = "setup-failed", FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
+                    return result with { Outcome = MigrateOutcome.SetupFailed, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
             }
 
             var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
@@ -279,13 +279,13 @@ public static class ScenarioRunner
             {
                 st.Dead = true;
                 st.DeathReason = $"after migrating from {from}: {report.Reason}";
-                return result with { Outcome = "failed-after-switchover", Errno = guest.FailErrno };
+                return result with { Outcome = MigrateOutcome.FailedAfterSwitchover, Errno = guest.FailErrno };
             }
 
             var (intact, check) = st.VerifyData();
             return result with
             {
-                Outcome = changes.Count == 0 ? "succeeded-same-types" : "succeeded-changed-types",
+                Outcome = changes.Count == 0 ? MigrateOutcome.SucceededSameTypes : MigrateOutcome.SucceededChangedTypes,
                 Reason = "",
                 DataIntact = intact,
                 DataCheck = check,
@@ -294,8 +294,8 @@ public static class ScenarioRunner
 
         /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
         private static string MappingText(RegionAccessResult v) =>
-            v.Stage2 != Stage2Type.None || v.Effective != "-" ? $"{LabText.Stage2(v.Stage2)} / {v.Effective}"
-            : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not ("ok" or "not-running")).Select(a => $"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}").DefaultIfEmpty("not accessed"))}";
+            v.Stage2 != Stage2Type.None || v.Effective is not null ? $"{LabText.Stage2(v.Stage2)} / {v.Effective ?? LabText.None}"
+            : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.NotRunning)).Select(a => a.ToString()).DefaultIfEmpty("not accessed"))}";
 
         /// <summary>
         /// A device-memory copy is only as good as the VMM's view of it: if the guest used the memory through a
@@ -321,10 +321,10 @@ public static class ScenarioRunner
             var kind = KindOf(r);
             var outcome = r.Outcome switch
             {
-                RegionOutcome.Created => "ok",
-                RegionOutcome.Refused => "refused",
-                RegionOutcome.Skipped => "skipped",
-                _ => r.Errno.ToString(),
+                RegionOutcome.Created => SetupOutcome.Ok,
+                RegionOutcome.Refused => SetupOutcome.Refused,
+                RegionOutcome.Skipped => SetupOutcome.Skipped,
+                _ => SetupOutcome.Failed,
             };
             return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, r.Vma is null ? null : Facts(host, r.Vma), r.Flags, outcome, r.Errno,
                 r.Outcome == RegionOutcome.Created ? "" : r.Detail);
@@ -386,11 +386,11 @@ public static class ScenarioRunner
                     types.AddRange(touch.Types.Where(t => t != AccessType.Read));
                     var view = st.Touch(region, touch.Offset, touch.Mair, types, touch.Value, 0, record: false);
                     After.Add(view);
-                    var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not ("ok" or "mmio-exit") && touch.Succeeded.Contains(a.Type));
+                    var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.MmioExit) && touch.Succeeded.Contains(a.Type));
                     if (failed is not null)
                     {
                         FailErrno = failed.Errno;
-                        return new GuestResumeReport(false, $"{region}: {failed.Type.ToString().ToLowerInvariant()} {failed.Outcome} on {destination.Name} ({failed.Detail})");
+                        return new GuestResumeReport(false, $"{region}: {failed} on {destination.Name} ({failed.Detail})");
                     }
 
                     if (st.Dead)
@@ -497,8 +497,8 @@ public static class ScenarioRunner
             {
                 var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
                 return new RegionAccessResult(Spec.Name, LastHost, region, SpecKind(regionSpec), mair, null, false,
-                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, why)).ToList(),
-                    Stage2Type.None, "-", "-", false, false, CmoRecord.NoneNeeded, [], [why]);
+                    types.Select(t => new AccessRecord(t, AccessOutcome.NotRunning, Errno.None, null, why)).ToList(),
+                    Stage2Type.None, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
             }
 
             var setup = Vm.Region(region);
@@ -537,25 +537,25 @@ public static class ScenarioRunner
                 }
 
                 vma = r.Vma ?? vma;
-                string outcome;
+                AccessOutcome outcome;
                 string detail;
                 switch (r.Outcome)
                 {
                     case GuestAccessOutcome.Completed:
-                        outcome = "ok";
+                        outcome = AccessOutcome.Ok;
                         detail = r.Effective?.Description ?? "completed";
                         lastDone = r;
                         break;
                     case GuestAccessOutcome.MmioExit:
-                        outcome = "mmio-exit";
+                        outcome = AccessOutcome.MmioExit;
                         detail = $"KVM_EXIT_MMIO at IPA 0x{ipa:x}; the VMM has no device model there";
                         break;
                     case GuestAccessOutcome.AbortInjected:
-                        outcome = t == AccessType.Exec ? "instruction-abort" : "data-abort";
+                        outcome = t == AccessType.Exec ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
                         detail = r.Steps.LastOrDefault().Text ?? "abort injected";
                         break;
                     default:
-                        outcome = r.RunError == Errno.EFAULT ? "efault" : r.RunError.ToString().ToLowerInvariant();
+                        outcome = r.RunError == Errno.EFAULT ? AccessOutcome.Efault : AccessOutcome.RunFailed;
                         detail = $"KVM_RUN failed with {r.RunError}";
                         Dead = true;
                         DeathReason = $"{region} {t.ToString().ToLowerInvariant()}: {detail}";
@@ -569,7 +569,7 @@ public static class ScenarioRunner
                 if (Dead)
                 {
                     foreach (var rest in types.Skip(records.Count))
-                        records.Add(new AccessRecord(rest, "not-running", Errno.None, null, $"the guest failed earlier: {DeathReason}"));
+                        records.Add(new AccessRecord(rest, AccessOutcome.NotRunning, Errno.None, null, $"the guest failed earlier: {DeathReason}"));
                     break;
                 }
             }
@@ -582,9 +582,9 @@ public static class ScenarioRunner
                 KvmS2MemType.NormalNc => Stage2Type.NormalNc,
                 _ => Stage2Type.DeviceNgnre,
             } : Stage2Type.None;
-            var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : "-";
+            var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : null;
             var eff = lastDone?.Effective;
-            var effText = eff is { } e ? LabText.MemoryType(e) : "-";
+            var effText = eff is { } e ? LabText.MemoryType(e) : null;
             var needed = cmos.Where(c => c.Needed).ToList();
             var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
@@ -598,7 +598,7 @@ public static class ScenarioRunner
             if (record)
             {
                 LastViews[region] = view;
-                var ok = records.Where(x => x.Outcome == "ok").Select(x => x.Type).ToHashSet();
+                var ok = records.Where(x => x.Outcome == AccessOutcome.Ok).Select(x => x.Type).ToHashSet();
                 Touched[region] = new TouchRecord(offset, mair, types, value, ok);
             }
 

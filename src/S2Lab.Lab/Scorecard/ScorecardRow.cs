@@ -168,7 +168,7 @@ public static class ScorecardCalculator
             if (!v.MemslotAccepted)
                 failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present) has no memslot");
             else if (!v.EffectiveWriteBack)
-                failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present): the guest sees {v.Effective}");
+                failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present): the guest sees {v.Effective ?? LabText.None}");
         }
 
         foreach (var s in steps)
@@ -181,10 +181,10 @@ public static class ScorecardCalculator
             };
             if (!hosts.TryGetValue(host, out var h) || !h.SupportsCacheablePfnmap)
                 continue;
-            foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome != "ok" && r.Outcome != "skipped"))
+            foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome is not (SetupOutcome.Ok or SetupOutcome.Skipped)))
             {
                 checkedCount++;
-                failures.Add($"{s.Label}: {r.Region} on {host} (FWB and DIC present): {r.Outcome} {r.Detail}".TrimEnd());
+                failures.Add($"{s.Label}: {r.Region} on {host} (FWB and DIC present): {r.Text} {r.Detail}".TrimEnd());
             }
         }
 
@@ -203,7 +203,7 @@ public static class ScorecardCalculator
     {
         var bad = views
             .Where(x => x.View.Vma is { Cacheable: true } && x.View.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc)
-            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: the host maps it cacheable ({x.View.Vma!.Description}), stage 2 is {x.View.Stage2MemAttr}")
+            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: the host maps it cacheable ({x.View.Vma!.Description}), stage 2 is {x.View.Stage2MemAttr ?? LabText.None}")
             .ToList();
         return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["no non-cacheable stage-2 mapping of host-cacheable memory"] : bad);
     }
@@ -229,15 +229,15 @@ public static class ScorecardCalculator
         foreach (var m in steps.OfType<MigrateResult>())
         {
             bool across = hosts.TryGetValue(m.From, out var a) && hosts.TryGetValue(m.To, out var b) && a.SupportsCacheablePfnmap != b.SupportsCacheablePfnmap;
-            bool bad = m.Outcome is "succeeded-changed-types" or "failed-after-switchover";
+            bool bad = m.Outcome is MigrateOutcome.SucceededChangedTypes or MigrateOutcome.FailedAfterSwitchover;
             if (bad)
             {
                 var changes = m.Changes.Count == 0 ? "" : $" ({string.Join("; ", m.Changes.Select(c => $"{c.Region}: {c.Before} -> {c.After}"))})";
-                failures.Add($"{m.Label}: {m.From} -> {m.To}: {m.Outcome}{changes}{(m.Reason.Length > 0 ? $": {m.Reason}" : "")}");
+                failures.Add($"{m.Label}: {m.From} -> {m.To}: {LabText.Word(m.Outcome)}{changes}{(m.Reason.Length > 0 ? $": {m.Reason}" : "")}");
             }
             else
             {
-                passes.Add($"{m.Label}: {m.From} -> {m.To}{(across ? " (FWB+DIC differs)" : "")}: {m.Outcome}");
+                passes.Add($"{m.Label}: {m.From} -> {m.To}{(across ? " (FWB+DIC differs)" : "")}: {LabText.Word(m.Outcome)}");
             }
         }
 
