@@ -69,11 +69,10 @@ internal static class ReportTables
     private static void WriteRun(IAnsiConsole console, RunResult run)
     {
         console.WriteLine();
-        console.Write(new Rule($"[bold yellow]{Markup.Escape(LabReport.RunName(run))}[/]").LeftJustified());
+        console.Write(new Rule($"[bold yellow]{Markup.Escape(run.Name)}[/]").LeftJustified());
         foreach (var h in run.Hosts)
         {
-            console.MarkupLine(Markup.Escape($"  {h.Name}: {h.Cpu} ({h.CpuSource}), FWB {(h.Fwb ? "yes" : "no")}, DIC {(h.Dic ? "yes" : "no")}; " +
-                $"KVM_CHECK_EXTENSION(243): VM fd {h.Cap243Vm}, /dev/kvm {h.Cap243System}"));
+            console.MarkupLine(Markup.Escape($"  {h}"));
         }
 
         // One block of rows per phase (a start, a migration), one row per region; the phase names the VM's run and
@@ -139,14 +138,12 @@ internal static class ReportTables
                     var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(LabText.Word(m.Outcome))}[/]";
                     if (m.Reason.Length > 0)
                         outcome += Markup.Escape($": {m.Reason}");
-                    // The failed call, unless the reason already names it and its errno.
-                    if (m.FailedCall.Length > 0 && !(m.Reason.Contains(m.FailedCall.Split(' ')[0], StringComparison.Ordinal) && m.Reason.Contains(m.Errno.ToString(), StringComparison.Ordinal)))
-                        outcome += Markup.Escape($" [{m.FailedCall}: {LabText.Errno(m.Errno)}]");
+                    if (m.FailedCall.Length > 0)
+                        outcome += Markup.Escape($" [{m.FailedCallText}]");
                     if (m.Changes.Count > 0)
                         outcome += Markup.Escape("; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}")));
                     if (m.Rounds.Count > 0)
-                        outcome += Markup.Escape("; RAM pre-copy (" + string.Join("; ", m.Rounds.Select(r => (r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent" : $"r{r.Round}: {r.PagesSent} sent") +
-                            (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied"))) + ")");
+                        outcome += Markup.Escape($"; RAM pre-copy ({m.PrecopyText})");
                     if (m.DataIntact is { } ok)
                         outcome += Markup.Escape($"; data {(ok ? "intact" : "CORRUPTED")}");
                     foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
@@ -270,7 +267,7 @@ internal static class ReportTables
 
         var cmos = new List<string>(row.CmoList);
         if (v.Cmo.Needed.Count > 0)
-            cmos.Add($"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}");
+            cmos.Add(v.Cmo.Text);
         row.CmoList = cmos.Distinct().ToList();
         row.Cmo = row.CmoList.Count == 0 ? "none" : string.Join("; ", row.CmoList);
         row.HazardList = row.HazardList.Concat(v.Hazards.Select(h => h.Name)).Distinct().ToList();
@@ -301,12 +298,10 @@ internal static class ReportTables
             foreach (var p in ScorecardRow.Properties.Where(p => !r.Holds(p)))
             {
                 var ev = r.Evidence[p.Json].Evidence;
-                console.MarkupLine(Markup.Escape($"  {LabName(r)} fails {p.Number} ({p.Name}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
+                console.MarkupLine(Markup.Escape($"  {r.Name} fails {p.Number} ({p.Name}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
             }
         }
     }
-
-    private static string LabName(ScorecardRow r) => r.Variant.Length == 0 ? r.Design : $"{r.Design} [{r.Variant}]";
 
     private static void WriteExpectations(IAnsiConsole console, LabReport report)
     {
@@ -321,7 +316,7 @@ internal static class ReportTables
         foreach (var (run, c) in failed)
         {
             console.MarkupLine(Markup.Escape(
-                $"  {report.File}:{c.At.Line}:{c.At.Column}: {LabReport.RunName(run)}: {c.StepLabel} {c.Field}: expected {c.Expected}, got {c.Actual}"));
+                $"  {report.File}:{c.At.Line}:{c.At.Column}: {run.Name}: {c.StepLabel} {c.Field}: expected {c.Expected}, got {c.Actual}"));
         }
     }
 }

@@ -109,7 +109,15 @@ public sealed record CmoRecord(IReadOnlyList<string> Needed, bool Possible, stri
 {
     public static readonly CmoRecord NoneNeeded = new([], true, "");
 
+    /// <summary>What the expect field "cmo" compares: none, possible or impossible.</summary>
     public string Summary => Needed.Count == 0 ? "none" : Possible ? "possible" : "impossible";
+
+    /// <summary>
+    /// For reports: "none", or the CMOs and what became of them: "CleanInvalidate: done" (KVM performs a needed CMO
+    /// that is possible) or "...: impossible".
+    /// </summary>
+    [JsonIgnore]
+    public string Text => Needed.Count == 0 ? "none" : $"{string.Join(", ", Needed)}: {(Possible ? "done" : "impossible")}";
 }
 
 /// <summary>A hazard the model found, with a short name (e.g. mismatched-alias) and why.</summary>
@@ -277,7 +285,18 @@ public sealed record MigrateResult(
 {
     public override string Kind => "migrate";
 
-    public override string Summary => $"{Vm} {From} -> {To} ({Policy}): {LabText.Word(Outcome)}{(Reason.Length > 0 ? $": {Reason}" : "")}";
+    public override string Summary =>
+        $"{Vm} {From} -> {To} ({Policy}): {LabText.Word(Outcome)}{(Reason.Length > 0 ? $": {Reason}" : "")}{(FailedCall.Length > 0 ? $" [{FailedCallText}]" : "")}";
+
+    /// <summary>The call that failed and its errno ("KVM_SET_USER_MEMORY_REGION2 slot 2 (gpu0.usemem): EINVAL"); empty when none did.</summary>
+    [JsonIgnore]
+    public string FailedCallText => FailedCall.Length > 0 ? $"{FailedCall}: {LabText.Errno(Errno)}" : "";
+
+    /// <summary>The RAM pre-copy for reports: "r1: 3 sent, 65024 zero, 16 dirtied; ...; stop-and-copy: 16 sent".</summary>
+    [JsonIgnore]
+    public string PrecopyText => string.Join("; ", Rounds.Select(r =>
+        (r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent" : $"r{r.Round}: {r.PagesSent} sent") +
+        (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied")));
 
     /// <summary>Whether the guest ran on the destination (the switch-over happened).</summary>
     public bool SwitchedOver => Outcome is MigrateOutcome.FailedAfterSwitchover or MigrateOutcome.SucceededSameTypes or MigrateOutcome.SucceededChangedTypes;
@@ -298,6 +317,10 @@ public sealed record HostFacts(
 
     /// <summary>Whether capability 243 answers differently from a capability the kernel does not know, on either fd.</summary>
     public bool CapabilityRecognized => Cap243Vm != UnknownCapVm || Cap243System != UnknownCapSystem;
+
+    /// <summary>"grace: neoverse-v2 (preset), FWB yes, DIC yes; KVM_CHECK_EXTENSION(243): VM fd 1, /dev/kvm EINVAL".</summary>
+    public override string ToString() =>
+        $"{Name}: {Cpu} ({CpuSource}), FWB {(Fwb ? "yes" : "no")}, DIC {(Dic ? "yes" : "no")}; KVM_CHECK_EXTENSION(243): VM fd {Cap243Vm}, /dev/kvm {Cap243System}";
 }
 
 /// <summary>One run of a scenario under one design and variant.</summary>
@@ -311,4 +334,7 @@ public sealed record RunResult(
     Scorecard.ScorecardRow Scorecard)
 {
     public bool ExpectationsPassed => Expectations.All(e => e.Passed);
+
+    /// <summary>"design" or "design [variant]", as reports head the run.</summary>
+    public string Name => Scorecard.Name;
 }

@@ -255,7 +255,12 @@ public static class ScenarioRunner
                 case MigrationOutcome.Refused:
                     return result;
                 case MigrationOutcome.SetupFailed:
-                    return result with { Outcome = MigrateOutcome.SetupFailed, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
+                    // The failed call and its errno are fields of their own: when the destination's setup failed, the
+                    // reason says where and what it means instead of repeating the call (the VMM's reason names it).
+                    var reason = report.Destination is { } d && d.FailedCall.Length > 0 && d.FailedCall == report.FailedCall
+                        ? "the destination VMM's setup failed; the guest stays on the source"
+                        : report.Reason;
+                    return result with { Outcome = MigrateOutcome.SetupFailed, Reason = reason, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
             }
 
             var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,

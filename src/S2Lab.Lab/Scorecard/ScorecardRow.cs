@@ -52,6 +52,9 @@ public sealed record ScorecardRow(string Design, string Variant, IReadOnlyDictio
 
     public bool ClearMigrationSemantics => Holds(ClearMigrationSemanticsProperty);
 
+    /// <summary>"design" or "design [variant]": the run's name in every report.</summary>
+    public string Name => Variant.Length == 0 ? Design : $"{Design} [{Variant}]";
+
     /// <summary>Whether <paramref name="property"/> holds.</summary>
     public bool Holds(ScorecardProperty property) => Evidence[property.Json].Holds;
 
