@@ -46,7 +46,7 @@ public class DesignFindingsTests
         var usemem = Run("linux-6.9").Steps.OfType<AccessResult>().First(a => a.Label == "grace-usemem").Region;
         Assert.Equal(Stage2Type.DeviceNgnre, usemem.Stage2);
         Assert.Equal("Device-nGnRE", usemem.Effective);
-        Assert.Equal("instruction-abort", usemem.Accesses.Single(a => a.Type == AccessType.Exec).Outcome);
+        Assert.Equal(AccessOutcome.InstructionAbort, usemem.Accesses.Single(a => a.Type == AccessType.Exec).Outcome);
     }
 
     [Fact]
@@ -65,10 +65,13 @@ public class DesignFindingsTests
     public void Rule6_linux_6_17_refuses_the_migration_to_altra_at_memslot_creation()
     {
         var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
-        Assert.Equal("setup-failed", m.Outcome);
+        Assert.Equal(MigrateOutcome.SetupFailed, m.Outcome);
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, m.Errno);
         Assert.StartsWith("KVM_SET_USER_MEMORY_REGION", m.FailedCall, StringComparison.Ordinal);
-        Assert.Equal("EINVAL", m.DestinationRegions.Single(r => r.Region == "gpu0.usemem").Outcome);
+        var usemem = m.DestinationRegions.Single(r => r.Region == "gpu0.usemem");
+        Assert.Equal(SetupOutcome.Failed, usemem.Outcome);
+        Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, usemem.Errno);
+        Assert.Equal("EINVAL", usemem.Text);
         Assert.False(m.SwitchedOver);
     }
 
@@ -76,9 +79,9 @@ public class DesignFindingsTests
     public void A_VMM_checking_capability_243_refuses_the_migration_before_any_memslot()
     {
         var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra-checked");
-        Assert.Equal("refused", m.Outcome);
+        Assert.Equal(MigrateOutcome.Refused, m.Outcome);
         Assert.Contains("243", m.Reason, StringComparison.Ordinal);
-        Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome is "ok" or "EINVAL");
+        Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome == SetupOutcome.Ok || (r.Outcome == SetupOutcome.Failed && r.Errno == Kernel.Kvm.Uapi.Errno.EINVAL));
     }
 
     [Fact]
@@ -137,7 +140,9 @@ public class DesignFindingsTests
         var scenario = ScenarioLoader.Parse(text, "demo-fwb-no-dic.yaml");
         var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
         var start = run.Steps.OfType<StartResult>().Single(s => s.Label == "altra-start");
-        Assert.Equal("EINVAL", start.Regions.Single(r => r.Region == "gpu0.usemem").Outcome);
+        var usemem = start.Regions.Single(r => r.Region == "gpu0.usemem");
+        Assert.Equal(SetupOutcome.Failed, usemem.Outcome);
+        Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, usemem.Errno);
         Assert.Equal("0", run.Hosts.Single(h => h.Name == "altra").Cap243Vm);
     }
 }

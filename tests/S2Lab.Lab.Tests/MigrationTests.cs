@@ -95,7 +95,7 @@ public class MigrationTests
         var scenario = ScenarioLoader.Parse(text, "demo.yaml");
         var run = ScenarioRunner.RunOnce(scenario, "linux-6.9", RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
-        Assert.Equal("succeeded-same-types", m.Outcome);
+        Assert.Equal(MigrateOutcome.SucceededSameTypes, m.Outcome);
         Assert.True(m.DataIntact);
         var usemem = m.DeviceCopies.Single(c => c.Region == "gpu0.usemem");
         Assert.Equal(512UL << 20, usemem.Bytes);
@@ -201,10 +201,10 @@ public class MigrationTests
         var scenario = ScenarioLoader.Parse(text.Replace("  - id: grace-to-altra\n    migrate: { vm: vm, to: altra, dirty: [{ region: ram, offset: 0x10000, pages: 16, rounds: 2 }] }\n  - stop: vm",
             "  - id: grace-to-altra\n    migrate: { vm: vm, to: altra }\n  - { id: after-failed, access: { vm: vm, region: ram, offset: 0x2000, mair: 0xFF, type: read } }\n  - stop: vm", StringComparison.Ordinal), "demo.yaml");
         var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
-        Assert.Equal("setup-failed", run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Outcome);
+        Assert.Equal(MigrateOutcome.SetupFailed, run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Outcome);
         var after = run.Steps.OfType<AccessResult>().Single(a => a.Label == "after-failed").Region;
         Assert.Equal("grace", after.Host);
-        Assert.Equal("ok", after.Accesses.Single().Outcome);
+        Assert.Equal(AccessOutcome.Ok, after.Accesses.Single().Outcome);
         Assert.Equal(0xFEEDFACECAFEBEEFUL, after.Accesses.Single().Value);
     }
 

@@ -34,7 +34,7 @@ public class ScenarioFileTests
         // module-param-altra.json); under --design all nothing may fail, so `s2lab run FILE --design all` exits 0.
         var report = ScenarioRunner.Run(scenario, "all");
         var failed = report.Checks.Where(c => !c.Check.Passed)
-            .Select(c => $"{LabReport.RunName(c.Run)}: line {c.Check.At.Line}: {c.Check.StepLabel} {c.Check.Field}: expected {c.Check.Expected}, got {c.Check.Actual}")
+            .Select(c => $"{c.Run.Name}: line {c.Check.At.Line}: {c.Check.StepLabel} {c.Check.Field}: expected {c.Check.Expected}, got {c.Check.Actual}")
             .ToList();
         Assert.True(failed.Count == 0, string.Join(Environment.NewLine, failed));
     }

@@ -14,9 +14,9 @@ public class ScorecardTests
     private static HostFacts Host(string name, bool fwb, string cap = "1", string sys = "EINVAL") =>
         new(name, "cpu", "preset", fwb, true, true, "d", cap, sys, "0", "0");
 
-    private static RegionAccessResult View(string host, VmaFacts vma, Stage2Type s2, string effective, bool cacheable, string outcome = "ok",
-        Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true) =>
-        new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(AccessType.Read, outcome, errno, null, "")], s2, s2.ToString(), effective, cacheable,
+    private static RegionAccessResult View(string host, VmaFacts vma, Stage2Type s2, string? effective, bool cacheable, AccessOutcome outcome = AccessOutcome.Ok,
+        Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true, bool? writeBack = null) =>
+        new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(AccessType.Read, outcome, errno, null, "")], s2, s2.ToString(), effective, cacheable, writeBack ?? cacheable,
             cmo ?? CmoRecord.NoneNeeded, [], []);
 
     private static ScorecardRow Score(IReadOnlyList<HostFacts> hosts, params RegionAccessResult[] views) =>
@@ -32,7 +32,7 @@ public class ScorecardTests
     [Fact]
     public void An_EFAULT_on_an_accepted_memslot_is_fault_time_death_unless_the_VMM_changed_the_mapping()
     {
-        var death = View("h", Usemem, Stage2Type.None, "-", false, "efault", Errno.EFAULT);
+        var death = View("h", Usemem, Stage2Type.None, null, false, AccessOutcome.Efault, Errno.EFAULT);
         Assert.False(Score([Host("h", false, "0")], death).NoFaultTimeDeath);
         Assert.True(Score([Host("h", false, "0")], death with { MappingChangedByVmm = true }).NoFaultTimeDeath);
     }
@@ -59,6 +59,10 @@ public class ScorecardTests
         var demoted = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false);
         Assert.False(Score([Host("h", true)], demoted).CacheableWherePossible);
         Assert.True(Score([Host("h", false, "0")], demoted).CacheableWherePossible);
+        // Cacheable is not enough: property 3 asks for Normal write-back, and write-through is cacheable but not that.
+        var writeThrough = View("h", Usemem, Stage2Type.Normal, "Normal-WT", true, writeBack: false);
+        Assert.False(Score([Host("h", true)], writeThrough).CacheableWherePossible);
+        Assert.True(Score([Host("h", true)], View("h", Usemem, Stage2Type.Normal, "Normal-WB", true)).CacheableWherePossible);
     }
 
     [Fact]
@@ -78,9 +82,24 @@ public class ScorecardTests
     [Fact]
     public void Migration_semantics_break_on_changed_types_or_failures_after_switchover()
     {
-        MigrateResult M(string outcome) => new(0, "m", "vm", "a", "b", "p", outcome, "", "", Errno.None, [], [], [], [], [], null, "");
+        MigrateResult M(MigrateOutcome outcome) => new(0, "m", "vm", "a", "b", "p", outcome, "", "", Errno.None, [], [], [], [], [], null, "");
         var hosts = new[] { Host("a", true), Host("b", false, "0") };
-        foreach (var (outcome, holds) in new[] { ("refused", true), ("setup-failed", true), ("succeeded-same-types", true), ("succeeded-changed-types", false), ("failed-after-switchover", false) })
+        foreach (var (outcome, holds) in new[] { (MigrateOutcome.Refused, true), (MigrateOutcome.SetupFailed, true), (MigrateOutcome.SucceededSameTypes, true), (MigrateOutcome.SucceededChangedTypes, false), (MigrateOutcome.FailedAfterSwitchover, false) })
             Assert.Equal(holds, ScorecardCalculator.Compute("d", "", hosts, [M(outcome)]).ClearMigrationSemantics);
+    }
+
+    [Fact]
+    public void Each_verdict_is_stored_once_and_every_property_needs_one()
+    {
+        var hosts = new[] { Host("h", true) };
+        var death = View("h", Ram, Stage2Type.None, null, false, AccessOutcome.Efault, Errno.EFAULT);
+        var row = Score(hosts, death);
+        bool[] typed = [row.EarlyDiscovery, row.NoFaultTimeDeath, row.CacheableWherePossible, row.NoMismatchedAlias, row.NoImpossibleMaintenance, row.ClearMigrationSemantics];
+        Assert.Equal(ScorecardRow.Properties.Select(p => row.Evidence[p.Json].Holds), typed);
+        Assert.False(row.NoFaultTimeDeath);
+        Assert.Equal(ScorecardRow.Properties.Select(p => p.Json), row.Evidence.Keys);
+
+        var missing = row.Evidence.Where(kv => kv.Key != "noFaultTimeDeath").ToDictionary();
+        Assert.Throws<ArgumentException>(() => new ScorecardRow("d", "", missing));
     }
 }

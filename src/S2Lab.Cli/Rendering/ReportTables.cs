@@ -69,11 +69,10 @@ internal static class ReportTables
     private static void WriteRun(IAnsiConsole console, RunResult run)
     {
         console.WriteLine();
-        console.Write(new Rule($"[bold yellow]{Markup.Escape(LabReport.RunName(run))}[/]").LeftJustified());
+        console.Write(new Rule($"[bold yellow]{Markup.Escape(run.Name)}[/]").LeftJustified());
         foreach (var h in run.Hosts)
         {
-            console.MarkupLine(Markup.Escape($"  {h.Name}: {h.Cpu} ({h.CpuSource}), FWB {(h.Fwb ? "yes" : "no")}, DIC {(h.Dic ? "yes" : "no")}; " +
-                $"KVM_CHECK_EXTENSION(243): VM fd {h.Cap243Vm}, /dev/kvm {h.Cap243System}"));
+            console.MarkupLine(Markup.Escape($"  {h}"));
         }
 
         // One block of rows per phase (a start, a migration), one row per region; the phase names the VM's run and
@@ -102,15 +101,15 @@ internal static class ReportTables
                         current[r.Region] = row;
                     }
 
-                    if (st.Outcome != "ok")
+                    if (st.Outcome != VmStartOutcome.Ok)
                     {
                         // The VM never ran in this phase: its accesses are all "not running"; the rows keep the memslot
                         // outcomes and say once why it did not start.
                         current = [];
                         if (block.Count > 0)
-                            block[0].Accesses.Add($"VM not started ({st.Outcome}): {st.Reason}");
+                            block[0].Accesses.Add($"VM not started ({LabText.Word(st.Outcome)}): {st.Reason}");
                         else
-                            notes.Add(Markup.Escape($"{st.Phase}: {st.Outcome}: {st.Reason}"));
+                            notes.Add(Markup.Escape($"{st.Phase}: {LabText.Word(st.Outcome)}: {st.Reason}"));
                     }
 
                     break;
@@ -136,17 +135,15 @@ internal static class ReportTables
                         Fill(row, v);
                     }
 
-                    var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(m.Outcome)}[/]";
+                    var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(LabText.Word(m.Outcome))}[/]";
                     if (m.Reason.Length > 0)
                         outcome += Markup.Escape($": {m.Reason}");
-                    // The failed call, unless the reason already names it and its errno.
-                    if (m.FailedCall.Length > 0 && !(m.Reason.Contains(m.FailedCall.Split(' ')[0], StringComparison.Ordinal) && m.Reason.Contains(m.Errno.ToString(), StringComparison.Ordinal)))
-                        outcome += Markup.Escape($" [{m.FailedCall}: {m.Errno}]");
+                    if (m.FailedCall.Length > 0)
+                        outcome += Markup.Escape($" [{m.FailedCallText}]");
                     if (m.Changes.Count > 0)
                         outcome += Markup.Escape("; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}")));
                     if (m.Rounds.Count > 0)
-                        outcome += Markup.Escape("; RAM pre-copy (" + string.Join("; ", m.Rounds.Select(r => (r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent" : $"r{r.Round}: {r.PagesSent} sent") +
-                            (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied"))) + ")");
+                        outcome += Markup.Escape($"; RAM pre-copy ({m.PrecopyText})");
                     if (m.DataIntact is { } ok)
                         outcome += Markup.Escape($"; data {(ok ? "intact" : "CORRUPTED")}");
                     foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
@@ -244,9 +241,9 @@ internal static class ReportTables
     }
 
     /// <summary>What KVM_SET_USER_MEMORY_REGION(2) returned: 0 (with the flags asked for) or the errno; or what the VMM did.</summary>
-    private static string MemslotText(RegionSetupResult r) => r.Outcome == "ok"
+    private static string MemslotText(RegionSetupResult r) => r.Outcome == SetupOutcome.Ok
         ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "0" : $"0 ({r.Flags})")
-        : r.Outcome;
+        : r.Text;
 
     /// <summary>
     /// Adds one access step's view of a region to its row. A row can gather several steps (a read, then a write that
@@ -255,12 +252,12 @@ internal static class ReportTables
     private static void Fill(Row row, RegionAccessResult v)
     {
         foreach (var a in v.Accesses)
-            row.Accesses.Add($"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}");
-        bool ran = v.Accesses.Any(a => a.Outcome != "not-running");
-        if (v.Stage2MemAttr != "-" || row.Stage2.Length == 0)
-            row.Stage2 = v.Stage2MemAttr;
-        if (v.Effective != "-" || row.Effective.Length == 0)
-            row.Effective = v.Effective == "-" ? "-" : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
+            row.Accesses.Add(a.ToString());
+        bool ran = v.Accesses.Any(a => a.Outcome != AccessOutcome.NotRunning);
+        if (v.Stage2MemAttr is not null || row.Stage2.Length == 0)
+            row.Stage2 = v.Stage2MemAttr ?? LabText.None;
+        if (v.Effective is not null || row.Effective.Length == 0)
+            row.Effective = v.Effective is null ? LabText.None : $"{v.Effective} (MAIR 0x{v.Mair:X2})";
         if (!ran)
         {
             row.Cmo = row.Cmo.Length == 0 ? "-" : row.Cmo;
@@ -270,7 +267,7 @@ internal static class ReportTables
 
         var cmos = new List<string>(row.CmoList);
         if (v.Cmo.Needed.Count > 0)
-            cmos.Add($"{string.Join(", ", v.Cmo.Needed)}: {(v.Cmo.Possible ? "done" : "impossible")}");
+            cmos.Add(v.Cmo.Text);
         row.CmoList = cmos.Distinct().ToList();
         row.Cmo = row.CmoList.Count == 0 ? "none" : string.Join("; ", row.CmoList);
         row.HazardList = row.HazardList.Concat(v.Hazards.Select(h => h.Name)).Distinct().ToList();
@@ -286,27 +283,25 @@ internal static class ReportTables
         var table = new Table().Title("[bold]Scorecard[/] (computed from the runs above)").Border(TableBorder.Rounded);
         table.AddColumn("design");
         table.AddColumn("variant");
-        foreach (var (_, title) in ScorecardRow.Properties)
-            table.AddColumn(new TableColumn(title).Centered());
+        foreach (var p in ScorecardRow.Properties)
+            table.AddColumn(new TableColumn(p.Title).Centered());
         foreach (var r in rows)
         {
             var cells = new List<string> { Markup.Escape(r.Design), Markup.Escape(r.Variant) };
-            cells.AddRange(ScorecardRow.Properties.Select(p => r.Get(p.Json) ? "[green]yes[/]" : "[red bold]no[/]"));
+            cells.AddRange(ScorecardRow.Properties.Select(p => r.Holds(p) ? "[green]yes[/]" : "[red bold]no[/]"));
             table.AddRow(cells.ToArray());
         }
 
         console.Write(table);
         foreach (var r in rows)
         {
-            foreach (var (json, title) in ScorecardRow.Properties.Where(p => !r.Get(p.Json)))
+            foreach (var p in ScorecardRow.Properties.Where(p => !r.Holds(p)))
             {
-                var ev = r.Evidence[json].Evidence;
-                console.MarkupLine(Markup.Escape($"  {LabName(r)} fails {title[..1]} ({title[2..]}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
+                var ev = r.Evidence[p.Json].Evidence;
+                console.MarkupLine(Markup.Escape($"  {r.Name} fails {p.Number} ({p.Name}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
             }
         }
     }
-
-    private static string LabName(ScorecardRow r) => r.Variant.Length == 0 ? r.Design : $"{r.Design} [{r.Variant}]";
 
     private static void WriteExpectations(IAnsiConsole console, LabReport report)
     {
@@ -321,7 +316,7 @@ internal static class ReportTables
         foreach (var (run, c) in failed)
         {
             console.MarkupLine(Markup.Escape(
-                $"  {report.File}:{c.At.Line}:{c.At.Column}: {LabReport.RunName(run)}: {c.StepLabel} {c.Field}: expected {c.Expected}, got {c.Actual}"));
+                $"  {report.File}:{c.At.Line}:{c.At.Column}: {run.Name}: {c.StepLabel} {c.Field}: expected {c.Expected}, got {c.Actual}"));
         }
     }
 }

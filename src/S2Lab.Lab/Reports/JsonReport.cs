@@ -38,17 +38,13 @@ public static class JsonReport
         return root;
     }
 
-    private static JsonObject Row(ScorecardRow r) => new()
+    private static JsonObject Row(ScorecardRow r)
     {
-        ["design"] = r.Design,
-        ["variant"] = r.Variant,
-        ["earlyDiscovery"] = r.EarlyDiscovery,
-        ["noFaultTimeDeath"] = r.NoFaultTimeDeath,
-        ["cacheableWherePossible"] = r.CacheableWherePossible,
-        ["noMismatchedAlias"] = r.NoMismatchedAlias,
-        ["noImpossibleMaintenance"] = r.NoImpossibleMaintenance,
-        ["clearMigrationSemantics"] = r.ClearMigrationSemantics,
-    };
+        var row = new JsonObject { ["design"] = r.Design, ["variant"] = r.Variant };
+        foreach (var p in ScorecardRow.Properties)
+            row[p.Json] = r.Holds(p);
+        return row;
+    }
 
     private static JsonObject Run(RunResult r)
     {
@@ -82,13 +78,13 @@ public static class JsonReport
         };
     }
 
-    /// <summary>Errno as the kernel's name ("EINVAL"), and "ok" for success.</summary>
+    /// <summary>Errno as <see cref="LabText.Errno"/> writes it: the kernel's name ("EINVAL"), and "ok" for success.</summary>
     private sealed class ErrnoConverter : JsonConverter<Kernel.Kvm.Uapi.Errno>
     {
         public override Kernel.Kvm.Uapi.Errno Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-            reader.GetString() is { } s && s != "ok" ? Enum.Parse<Kernel.Kvm.Uapi.Errno>(s) : Kernel.Kvm.Uapi.Errno.None;
+            LabText.TryParseErrno(reader.GetString() ?? "", out var e) ? e : throw new JsonException($"'{reader.GetString()}' is not an errno name or ok");
 
         public override void Write(Utf8JsonWriter writer, Kernel.Kvm.Uapi.Errno value, JsonSerializerOptions options) =>
-            writer.WriteStringValue(value == Kernel.Kvm.Uapi.Errno.None ? "ok" : value.ToString());
+            writer.WriteStringValue(LabText.Errno(value));
     }
 }

@@ -14,7 +14,4 @@ public sealed record LabReport(string Scenario, string Description, string File,
         Runs.SelectMany(r => r.Expectations.Select(e => (r, e)));
 
     public bool ExpectationsPassed => Runs.All(r => r.ExpectationsPassed);
-
-    /// <summary>"design" or "design [variant]".</summary>
-    public static string RunName(RunResult r) => r.Variant.Length == 0 ? r.Design : $"{r.Design} [{r.Variant}]";
 }

@@ -15,12 +15,9 @@ public static class MarkdownReport
             sb.AppendLine(report.Description.Trim()).AppendLine();
         foreach (var run in report.Runs)
         {
-            sb.Append("## ").AppendLine(LabReport.RunName(run)).AppendLine();
+            sb.Append("## ").AppendLine(run.Name).AppendLine();
             foreach (var h in run.Hosts)
-            {
-                sb.AppendLine($"- host `{h.Name}`: {h.Cpu} (FWB {YesNo(h.Fwb)}, DIC {YesNo(h.Dic)}), {h.Design}; " +
-                              $"KVM_CHECK_EXTENSION(243): VM fd {h.Cap243Vm}, /dev/kvm {h.Cap243System}");
-            }
+                sb.AppendLine($"- host {Escape(h.ToString())}");
 
             sb.AppendLine();
             foreach (var step in run.Steps)
@@ -50,11 +47,11 @@ public static class MarkdownReport
                 break;
             case MigrateResult m:
                 if (m.FailedCall.Length > 0)
-                    sb.AppendLine($"Failed call: `{m.FailedCall}` ({m.Errno})").AppendLine();
+                    sb.AppendLine($"Failed call: {Escape(m.FailedCallText)}").AppendLine();
                 if (m.DestinationRegions.Count > 0)
                     WriteSetup(sb, m.DestinationRegions);
                 if (m.Rounds.Count > 0)
-                    sb.AppendLine("Pre-copy: " + string.Join(", ", m.Rounds.Select(r => r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent, {r.ZeroPages} zero" : $"round {r.Round}: {r.PagesSent} sent, {r.ZeroPages} zero, {r.PagesDirtied} dirtied"))).AppendLine();
+                    sb.AppendLine("RAM pre-copy: " + m.PrecopyText).AppendLine();
                 foreach (var c in m.DeviceCopies)
                     sb.AppendLine($"- {c.Region}: {Escape(c.How)}{string.Concat(c.Hazards.Select(h => $" **{h.Name}**: {Escape(h.Detail)}"))}");
                 if (m.DeviceCopies.Count > 0)
@@ -74,7 +71,7 @@ public static class MarkdownReport
     {
         sb.AppendLine("| region | kind | VMA | memslot flags | memslot |").AppendLine("|---|---|---|---|---|");
         foreach (var r in regions)
-            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == "ok" ? "0" : r.Outcome)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
+            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == SetupOutcome.Ok ? "0" : r.Text)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
         sb.AppendLine();
     }
 
@@ -83,10 +80,10 @@ public static class MarkdownReport
         sb.AppendLine("| region | host | MAIR | accesses | stage-2 MemAttr | guest sees | CMOs | hazards |").AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var v in regions)
         {
-            var acc = string.Join(", ", v.Accesses.Select(a => $"{a.Type.ToString().ToLowerInvariant()}: {a.Outcome}"));
-            var cmo = v.Cmo.Needed.Count == 0 ? "none" : $"{string.Join(", ", v.Cmo.Needed)} ({(v.Cmo.Possible ? "possible" : "impossible")})";
+            var acc = string.Join(", ", v.Accesses.Select(a => $"{LabText.Word(a.Type)}: {a.OutcomeText}"));
+            var cmo = v.Cmo.Text;
             var hz = v.Hazards.Count == 0 ? "none" : string.Join("; ", v.Hazards.Select(h => h.Name));
-            sb.AppendLine($"| {v.Region} | {v.Host} | 0x{v.Mair:X2} | {acc} | {Escape(v.Stage2MemAttr)} | {Escape(v.Effective)} | {Escape(cmo)} | {Escape(hz)} |");
+            sb.AppendLine($"| {v.Region} | {v.Host} | 0x{v.Mair:X2} | {acc} | {Escape(v.Stage2MemAttr ?? LabText.None)} | {Escape(v.Effective ?? LabText.None)} | {Escape(cmo)} | {Escape(hz)} |");
         }
 
         sb.AppendLine();
@@ -96,30 +93,28 @@ public static class MarkdownReport
     {
         sb.AppendLine("## Scorecard").AppendLine();
         sb.Append("| design | variant |");
-        foreach (var (_, title) in ScorecardRow.Properties)
-            sb.Append(' ').Append(title).Append(" |");
+        foreach (var p in ScorecardRow.Properties)
+            sb.Append(' ').Append(p.Title).Append(" |");
         sb.AppendLine().Append("|---|---|").AppendLine(string.Concat(Enumerable.Repeat("---|", ScorecardRow.Properties.Count)));
         foreach (var r in rows)
         {
             sb.Append($"| {r.Design} | {r.Variant} |");
-            foreach (var (json, _) in ScorecardRow.Properties)
-                sb.Append(r.Get(json) ? " yes |" : " **no** |");
+            foreach (var p in ScorecardRow.Properties)
+                sb.Append(r.Holds(p) ? " yes |" : " **no** |");
             sb.AppendLine();
         }
 
         sb.AppendLine();
         foreach (var r in rows)
         {
-            var fails = ScorecardRow.Properties.Where(p => !r.Get(p.Json)).ToList();
+            var fails = ScorecardRow.Properties.Where(p => !r.Holds(p)).ToList();
             if (fails.Count == 0)
                 continue;
-            sb.AppendLine($"- {r.Design}{(r.Variant.Length > 0 ? $" [{r.Variant}]" : "")}:");
-            foreach (var (json, title) in fails)
-                sb.AppendLine($"  - {title}: {Escape(string.Join("; ", r.Evidence[json].Evidence))}");
+            sb.AppendLine($"- {r.Name}:");
+            foreach (var p in fails)
+                sb.AppendLine($"  - {p.Title}: {Escape(string.Join("; ", r.Evidence[p.Json].Evidence))}");
         }
     }
-
-    private static string YesNo(bool b) => b ? "yes" : "no";
 
     private static string Escape(string s) => s.Replace("|", "\\|", StringComparison.Ordinal);
 }

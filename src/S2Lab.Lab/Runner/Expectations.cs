@@ -1,4 +1,3 @@
-using System.Globalization;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
@@ -31,8 +30,6 @@ public static class Expectations
         return results;
     }
 
-    private static string ErrnoText(Errno e) => e == Errno.None ? "ok" : e.ToString();
-
     /// <summary>The actual value of an expect field on a step's result, as text.</summary>
     public static string Actual(StepResult step, string field)
     {
@@ -40,11 +37,11 @@ public static class Expectations
         {
             case StartResult s:
                 if (field.StartsWith("memslots.", StringComparison.Ordinal))
-                    return s.Regions.FirstOrDefault(r => r.Region == field["memslots.".Length..])?.Outcome ?? "(no such region)";
+                    return s.Regions.FirstOrDefault(r => r.Region == field["memslots.".Length..])?.Text ?? "(no such region)";
                 return field switch
                 {
-                    "outcome" => s.Outcome,
-                    "errno" => ErrnoText(s.Errno),
+                    "outcome" => LabText.Word(s.Outcome),
+                    "errno" => LabText.Errno(s.Errno),
                     "cap243" => s.Cap243,
                     _ => "?",
                 };
@@ -55,9 +52,9 @@ public static class Expectations
                     var v = a.Region;
                     return field switch
                     {
-                        "read" or "write" or "exec" => v.Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase))?.Outcome ?? "(not accessed)",
-                        "stage2" => ScenarioRunner.Stage2Name(v.Stage2),
-                        "effective" => v.Effective,
+                        "read" or "write" or "exec" => v.Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase)) is { } x ? LabText.Word(x.Outcome) : "(not accessed)",
+                        "stage2" => LabText.Stage2(v.Stage2),
+                        "effective" => v.Effective ?? LabText.None,
                         "cmo" => v.Cmo.Summary,
                         "hazards" => v.Hazards.Count == 0 ? "none" : string.Join(",", v.Hazards.Select(h => h.Name)),
                         "value" => v.Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
@@ -66,12 +63,12 @@ public static class Expectations
                 }
 
             case RangeResult r:
-                return ErrnoText(r.Errno);
+                return LabText.Errno(r.Errno);
             case MigrateResult m:
                 return field switch
                 {
-                    "outcome" => m.Outcome,
-                    "errno" => ErrnoText(m.Errno),
+                    "outcome" => LabText.Word(m.Outcome),
+                    "errno" => LabText.Errno(m.Errno),
                     "call" => m.FailedCall.Length == 0 ? "none" : m.FailedCall,
                     "changed" => m.Changes.Count == 0 ? "none" : string.Join(",", m.Changes.Select(c => c.Region)),
                     "dataIntact" => m.DataIntact is { } b ? b ? "true" : "false" : "n/a",
@@ -102,6 +99,4 @@ public static class Expectations
             expected = expected.Trim() == "0" ? "ok" : expected;
         return string.Equals(expected.Trim(), actual.Trim(), StringComparison.OrdinalIgnoreCase);
     }
-
-    internal static string Invariant(ulong v) => v.ToString(CultureInfo.InvariantCulture);
 }

@@ -6,6 +6,7 @@ using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
+using S2Lab.Lab.Replay;
 using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Lab.Runner;
@@ -77,7 +78,7 @@ public static class Explainer
 
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
         var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);
-        lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {(e == Errno.None ? "0" : e.ToString())}: {verdict.Reason}"));
+        lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {ErrnoText.Format(e)}: {verdict.Reason}"));
         if (e != Errno.None)
             return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []);
 
@@ -102,9 +103,9 @@ public static class Explainer
             GuestAccessOutcome.AbortInjected => access == "exec" ? "instruction abort injected into the guest" : "data abort injected into the guest",
             _ => $"KVM_RUN fails with {r.RunError}",
         };
-        var effective = eff is { } ev ? $"{ScenarioRunner.ShortName(ev.ParAttr)} (0x{ev.ParAttr:X2} {ev.Description})" : "-";
+        var effective = eff is { } ev ? $"{LabText.MemoryType(ev)} (0x{ev.ParAttr:X2} {ev.Description})" : "-";
         return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, outcome, s2, effective,
-            r.Hazards.Select(h => $"{ScenarioRunner.Kebab(h.Kind.ToString())}: {h.Detail}").ToList());
+            r.Hazards.Select(h => $"{LabText.Hazard(h.Kind)}: {h.Detail}").ToList());
     }
 
     private static KvmResult<Vma> MapRegion(Host host, Process vmm, string kind)

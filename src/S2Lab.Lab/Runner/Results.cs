@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Lab.Runner;
@@ -18,6 +19,79 @@ public enum Stage2Type
     DeviceNgnre,
 }
 
+/// <summary>How a start step ended. JSON writes these kebab-case (ok, refused, failed), as expect steps name them.</summary>
+public enum VmStartOutcome
+{
+    /// <summary>Every memslot was created.</summary>
+    Ok,
+
+    /// <summary>The VMM declined before any memslot (see the reason).</summary>
+    Refused,
+
+    /// <summary>A KVM call failed (see the errno).</summary>
+    Failed,
+}
+
+/// <summary>How setting up one region ended.</summary>
+public enum SetupOutcome
+{
+    /// <summary>The memslot was created.</summary>
+    Ok,
+
+    /// <summary>The VMM declined to create it (see the detail).</summary>
+    Refused,
+
+    /// <summary>Not tried: an earlier call failed.</summary>
+    Skipped,
+
+    /// <summary>A call failed with the region's <see cref="RegionSetupResult.Errno"/>.</summary>
+    Failed,
+}
+
+/// <summary>How one guest access ended. JSON writes these kebab-case: ok, efault, instruction-abort, ...</summary>
+public enum AccessOutcome
+{
+    /// <summary>The access completed.</summary>
+    Ok,
+
+    /// <summary>KVM_RUN failed with EFAULT (the fault-time death of scorecard property 2).</summary>
+    Efault,
+
+    /// <summary>KVM injected an instruction abort into the guest.</summary>
+    InstructionAbort,
+
+    /// <summary>KVM injected a data abort into the guest.</summary>
+    DataAbort,
+
+    /// <summary>The access left KVM as KVM_EXIT_MMIO.</summary>
+    MmioExit,
+
+    /// <summary>The guest was not running (never started, stopped, or failed earlier).</summary>
+    NotRunning,
+
+    /// <summary>KVM_RUN failed with an errno other than EFAULT (in <see cref="AccessRecord.Errno"/>).</summary>
+    RunFailed,
+}
+
+/// <summary>How a migration ended (see docs/scenario-schema.md). JSON writes these kebab-case: setup-failed, ...</summary>
+public enum MigrateOutcome
+{
+    /// <summary>The VMM refused before switch-over (or the VM was not running).</summary>
+    Refused,
+
+    /// <summary>A call on the destination failed before switch-over; the guest stays on the source.</summary>
+    SetupFailed,
+
+    /// <summary>The guest switched over and then failed on the destination.</summary>
+    FailedAfterSwitchover,
+
+    /// <summary>The guest runs on the destination with every memory type it had.</summary>
+    SucceededSameTypes,
+
+    /// <summary>The guest runs on the destination, but some region's memory type changed.</summary>
+    SucceededChangedTypes,
+}
+
 /// <summary>How the VMM's mapping of a region looks to the kernel (the facts the fault handler samples).</summary>
 /// <param name="Kind">anon, hugetlb, pfnmap or mixedmap.</param>
 /// <param name="Cacheable">Rule 3 on the VMA's page protection.</param>
@@ -35,19 +109,41 @@ public sealed record CmoRecord(IReadOnlyList<string> Needed, bool Possible, stri
 {
     public static readonly CmoRecord NoneNeeded = new([], true, "");
 
+    /// <summary>What the expect field "cmo" compares: none, possible or impossible.</summary>
     public string Summary => Needed.Count == 0 ? "none" : Possible ? "possible" : "impossible";
+
+    /// <summary>
+    /// For reports: "none", or the CMOs and what became of them: "CleanInvalidate: done" (KVM performs a needed CMO
+    /// that is possible) or "...: impossible".
+    /// </summary>
+    [JsonIgnore]
+    public string Text => Needed.Count == 0 ? "none" : $"{string.Join(", ", Needed)}: {(Possible ? "done" : "impossible")}";
 }
 
 /// <summary>A hazard the model found, with a short name (e.g. mismatched-alias) and why.</summary>
 public sealed record HazardRecord(string Name, string Detail);
 
 /// <summary>One guest access of an access step.</summary>
-/// <param name="Outcome">ok, efault, instruction-abort, data-abort, mmio-exit, not-running.</param>
 /// <param name="Errno">The errno KVM_RUN failed with, if it failed.</param>
 /// <param name="Value">The value read (reads) or written (writes), when the access completed.</param>
-public sealed record AccessRecord(Scenarios.AccessType Type, string Outcome, Errno Errno, ulong? Value, string Detail);
+public sealed record AccessRecord(Scenarios.AccessType Type, AccessOutcome Outcome, Errno Errno, ulong? Value, string Detail)
+{
+    /// <summary>The outcome for reports: its word, and the errno after "run-failed" ("run-failed ENOMEM").</summary>
+    [JsonIgnore]
+    public string OutcomeText => Outcome == AccessOutcome.RunFailed ? $"{LabText.Word(Outcome)} {LabText.Errno(Errno)}" : LabText.Word(Outcome);
+
+    /// <summary>"read ok", "exec instruction-abort": the access and its outcome for reports.</summary>
+    public override string ToString() => $"{LabText.Word(Type)} {OutcomeText}";
+}
 
 /// <summary>The facts about one region as the guest sees it on one host: the mapping and what the accesses did.</summary>
+/// <param name="Stage2MemAttr">The stage-2 MemAttr written ("NORMAL (0x6)"), null when there is no mapping (JSON writes null).</param>
+/// <param name="Effective">What the guest sees ("Normal-WB"), null when no access completed (JSON writes null).</param>
+/// <param name="EffectiveCacheable">The guest's effective type is Normal with at least one cacheable half (WT or WB).</param>
+/// <param name="EffectiveWriteBack">
+/// The guest's effective type is Normal inner and outer write-back: what scorecard property 3 asks for. Not in the
+/// JSON (the effective type's name, e.g. Normal-WB, says it).
+/// </param>
 public sealed record RegionAccessResult(
     string Vm,
     string Host,
@@ -58,9 +154,10 @@ public sealed record RegionAccessResult(
     bool MemslotAccepted,
     IReadOnlyList<AccessRecord> Accesses,
     Stage2Type Stage2,
-    string Stage2MemAttr,
-    string Effective,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Stage2MemAttr,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Effective,
     bool EffectiveCacheable,
+    [property: JsonIgnore] bool EffectiveWriteBack,
     CmoRecord Cmo,
     IReadOnlyList<HazardRecord> Hazards,
     IReadOnlyList<string> Explanation)
@@ -79,8 +176,26 @@ public sealed record RegionAccessResult(
 }
 
 /// <summary>Setting up one region on one host: the mmap, the VMM's decision and the memslot call.</summary>
-/// <param name="Outcome">"ok", "refused" (the VMM declined, see <see cref="Detail"/>), "skipped" (an earlier call failed) or an errno name.</param>
-public sealed record RegionSetupResult(string Region, string RegionKind, ulong Gpa, ulong Size, VmaFacts? Vma, KvmMemFlags Flags, string Outcome, Errno Errno, string Detail);
+/// <param name="Errno">The errno of the failed call, when <see cref="Outcome"/> is <see cref="SetupOutcome.Failed"/>.</param>
+public sealed record RegionSetupResult(
+    string Region,
+    string RegionKind,
+    ulong Gpa,
+    ulong Size,
+    VmaFacts? Vma,
+    KvmMemFlags Flags,
+    [property: JsonIgnore] SetupOutcome Outcome,
+    [property: JsonPropertyOrder(2)] Errno Errno,
+    [property: JsonPropertyOrder(2)] string Detail)
+{
+    /// <summary>
+    /// The outcome as one word, as JSON ("outcome"), expect steps (memslots.REGION) and reports write it: ok,
+    /// refused, skipped, or the errno name of the failed call (EINVAL, ...).
+    /// </summary>
+    [JsonPropertyName("outcome")]
+    [JsonPropertyOrder(1)]
+    public string Text => Outcome == SetupOutcome.Failed ? LabText.Errno(Errno) : LabText.Word(Outcome);
+}
 
 /// <summary>The result of one step.</summary>
 public abstract record StepResult(int Index, string Label)
@@ -102,14 +217,13 @@ public abstract record StepResult(int Index, string Label)
 }
 
 /// <summary>A VM start: the capability the VMM saw, each region's memslot outcome.</summary>
-/// <param name="Outcome">ok, refused (the VMM declined before any memslot), failed (a KVM call failed).</param>
 public sealed record StartResult(
-    int Index, string Label, string Vm, string Host, string Outcome, string Reason, Errno Errno, string Cap243, IReadOnlyList<RegionSetupResult> Regions)
+    int Index, string Label, string Vm, string Host, VmStartOutcome Outcome, string Reason, Errno Errno, string Cap243, IReadOnlyList<RegionSetupResult> Regions)
     : StepResult(Index, Label)
 {
     public override string Kind => "start";
 
-    public override string Summary => Outcome == "ok" ? $"{Vm} started on {Host}" : $"{Vm} on {Host}: {Outcome}: {Reason}";
+    public override string Summary => Outcome == VmStartOutcome.Ok ? $"{Vm} started on {Host}" : $"{Vm} on {Host}: {LabText.Word(Outcome)}: {Reason}";
 }
 
 /// <summary>A VM stop.</summary>
@@ -126,8 +240,8 @@ public sealed record AccessResult(int Index, string Label, RegionAccessResult Re
     public override string Kind => "access";
 
     public override string Summary =>
-        $"{Region.Region} on {Region.Host}: {string.Join(", ", Region.Accesses.Select(a => $"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}"))}; " +
-        $"stage 2 {Region.Stage2MemAttr}, guest sees {Region.Effective}";
+        $"{Region.Region} on {Region.Host}: {string.Join(", ", Region.Accesses)}; " +
+        $"stage 2 {Region.Stage2MemAttr ?? LabText.None}, guest sees {Region.Effective ?? LabText.None}";
 }
 
 /// <summary>An mprotect or munmap by the VMM.</summary>
@@ -135,16 +249,7 @@ public sealed record RangeResult(int Index, string Label, string Operation, stri
 {
     public override string Kind => Operation;
 
-    public override string Summary => $"{Operation} {Region}: {(Errno == Errno.None ? "ok" : Errno.ToString())}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
-}
-
-/// <summary>
-/// One pre-copy round (round 0: stop-and-copy): pages sent with data, never-populated pages sent as zero-page markers
-/// (mincore says not resident), and pages the dirty log reported afterwards.
-/// </summary>
-public sealed record PrecopyRound(int Round, int PagesSent, int PagesDirtied)
-{
-    public int ZeroPages { get; init; }
+    public override string Summary => $"{Operation} {Region}: {LabText.Errno(Errno)}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
 }
 
 /// <summary>How a device region's contents moved (or why they did not).</summary>
@@ -154,7 +259,10 @@ public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IR
 public sealed record TypeChange(string Region, string Before, string After);
 
 /// <summary>A migration: checks, setup, pre-copy, stop-and-copy, switch-over and what the guest saw afterwards.</summary>
-/// <param name="Outcome">refused, setup-failed, failed-after-switchover, succeeded-same-types, succeeded-changed-types.</param>
+/// <param name="Rounds">
+/// The VMM's pre-copy rounds as it reported them (round 0: stop-and-copy): pages sent with data, never-populated pages
+/// sent as zero-page markers (mincore says not resident), and pages the dirty log reported afterwards.
+/// </param>
 public sealed record MigrateResult(
     int Index,
     string Label,
@@ -162,12 +270,12 @@ public sealed record MigrateResult(
     string From,
     string To,
     string Policy,
-    string Outcome,
+    MigrateOutcome Outcome,
     string Reason,
     string FailedCall,
     Errno Errno,
     IReadOnlyList<RegionSetupResult> DestinationRegions,
-    IReadOnlyList<PrecopyRound> Rounds,
+    IReadOnlyList<Vmm.PrecopyRoundReport> Rounds,
     IReadOnlyList<DeviceCopyRecord> DeviceCopies,
     IReadOnlyList<RegionAccessResult> AfterSwitchover,
     IReadOnlyList<TypeChange> Changes,
@@ -177,10 +285,21 @@ public sealed record MigrateResult(
 {
     public override string Kind => "migrate";
 
-    public override string Summary => $"{Vm} {From} -> {To} ({Policy}): {Outcome}{(Reason.Length > 0 ? $": {Reason}" : "")}";
+    public override string Summary =>
+        $"{Vm} {From} -> {To} ({Policy}): {LabText.Word(Outcome)}{(Reason.Length > 0 ? $": {Reason}" : "")}{(FailedCall.Length > 0 ? $" [{FailedCallText}]" : "")}";
+
+    /// <summary>The call that failed and its errno ("KVM_SET_USER_MEMORY_REGION2 slot 2 (gpu0.usemem): EINVAL"); empty when none did.</summary>
+    [JsonIgnore]
+    public string FailedCallText => FailedCall.Length > 0 ? $"{FailedCall}: {LabText.Errno(Errno)}" : "";
+
+    /// <summary>The RAM pre-copy for reports: "r1: 3 sent, 65024 zero, 16 dirtied; ...; stop-and-copy: 16 sent".</summary>
+    [JsonIgnore]
+    public string PrecopyText => string.Join("; ", Rounds.Select(r =>
+        (r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent" : $"r{r.Round}: {r.PagesSent} sent") +
+        (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied")));
 
     /// <summary>Whether the guest ran on the destination (the switch-over happened).</summary>
-    public bool SwitchedOver => Outcome is "failed-after-switchover" or "succeeded-same-types" or "succeeded-changed-types";
+    public bool SwitchedOver => Outcome is MigrateOutcome.FailedAfterSwitchover or MigrateOutcome.SucceededSameTypes or MigrateOutcome.SucceededChangedTypes;
 }
 
 /// <summary>An expect step that was checked: each field, expected versus actual.</summary>
@@ -198,6 +317,10 @@ public sealed record HostFacts(
 
     /// <summary>Whether capability 243 answers differently from a capability the kernel does not know, on either fd.</summary>
     public bool CapabilityRecognized => Cap243Vm != UnknownCapVm || Cap243System != UnknownCapSystem;
+
+    /// <summary>"grace: neoverse-v2 (preset), FWB yes, DIC yes; KVM_CHECK_EXTENSION(243): VM fd 1, /dev/kvm EINVAL".</summary>
+    public override string ToString() =>
+        $"{Name}: {Cpu} ({CpuSource}), FWB {(Fwb ? "yes" : "no")}, DIC {(Dic ? "yes" : "no")}; KVM_CHECK_EXTENSION(243): VM fd {Cap243Vm}, /dev/kvm {Cap243System}";
 }
 
 /// <summary>One run of a scenario under one design and variant.</summary>
@@ -211,4 +334,7 @@ public sealed record RunResult(
     Scorecard.ScorecardRow Scorecard)
 {
     public bool ExpectationsPassed => Expectations.All(e => e.Passed);
+
+    /// <summary>"design" or "design [variant]", as reports head the run.</summary>
+    public string Name => Scorecard.Name;
 }

@@ -186,9 +186,9 @@ public static class ScenarioRunner
                 st.StartFailed(host, report.Outcome == StartOutcome.Refused ? $"the VMM refused to start it on {host.Name}: {report.Reason}" : $"it failed to start on {host.Name}: {report.Reason}");
             var outcome = report.Outcome switch
             {
-                StartOutcome.Started => "ok",
-                StartOutcome.Refused => "refused",
-                _ => "failed",
+                StartOutcome.Started => VmStartOutcome.Ok,
+                StartOutcome.Refused => VmStartOutcome.Refused,
+                _ => VmStartOutcome.Failed,
             };
             return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, LabHost.Show(report.Cap243),
                 report.Regions.Select(r => Setup(host, r)).ToList());
@@ -233,10 +233,12 @@ public static class ScenarioRunner
             var from = st.LastHost;
             var policy = PolicyFor(st.Spec, to, s.Policy);
             var policyText = policy.ToString();
+            // Every outcome shares these; each case below says what it adds.
+            var result = new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, MigrateOutcome.Refused, "", "", Errno.None, [], [], [], [], [], null, "");
             if (st.Vm is null || st.Dead)
             {
                 var why = st.Vm is null ? $"the VM is not running: {st.NotRunningReason}" : $"the guest has already failed on {from}: {st.DeathReason}";
-                return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", why, "", Errno.None, [], [], [], [], [], null, "");
+                return result with { Reason = why };
             }
 
             // A VMM that checks the capability also checks it on the source side: cacheable device memory in use
@@ -247,19 +249,23 @@ public static class ScenarioRunner
             var written = st.Written.Keys.Select(k => k.Region).ToHashSet();
             var guest = new MigrationGuest(st, s, to);
             var report = Migration.Migrate(source, to.NewVmm(s.Vm), policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
-            var dest = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [];
-            var rounds = report.Rounds.Select(r => new PrecopyRound(r.Round, r.PagesSent, r.PagesDirtied) { ZeroPages = r.ZeroPages }).ToList();
-            var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
-                $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
-                CopyHazards(c, sourceViews, written))).ToList();
-
+            result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [] };
             switch (report.Outcome)
             {
                 case MigrationOutcome.Refused:
-                    return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "refused", report.Reason, "", Errno.None, dest, [], [], [], [], null, "");
+                    return result;
                 case MigrationOutcome.SetupFailed:
-                    return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "setup-failed", report.Reason, report.FailedCall, report.Errno, dest, rounds, [], [], [], null, "");
+                    // The failed call and its errno are fields of their own: when the destination's setup failed, the
+                    // reason says where and what it means instead of repeating the call (the VMM's reason names it).
+                    var reason = report.Destination is { } d && d.FailedCall.Length > 0 && d.FailedCall == report.FailedCall
+                        ? "the destination VMM's setup failed; the guest stays on the source"
+                        : report.Reason;
+                    return result with { Outcome = MigrateOutcome.SetupFailed, Reason = reason, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
             }
+
+            var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
+                $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
+                CopyHazards(c, sourceViews, written))).ToList();
 
             // Switched over: the VM now lives on the destination, and what the guest saw there is its latest view.
             st.MoveTo(report.DestinationVm!, to);
@@ -273,23 +279,28 @@ public static class ScenarioRunner
                     changes.Add(new TypeChange(v.Region, MappingText(before), MappingText(v)));
             }
 
+            result = result with { Rounds = report.Rounds, DeviceCopies = copies, AfterSwitchover = after, Changes = changes };
             if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
             {
                 st.Dead = true;
                 st.DeathReason = $"after migrating from {from}: {report.Reason}";
-                return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, "failed-after-switchover", report.Reason, "", guest.FailErrno,
-                    dest, rounds, copies, after, changes, null, "");
+                return result with { Outcome = MigrateOutcome.FailedAfterSwitchover, Errno = guest.FailErrno };
             }
 
             var (intact, check) = st.VerifyData();
-            var outcome = changes.Count == 0 ? "succeeded-same-types" : "succeeded-changed-types";
-            return new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, outcome, "", "", Errno.None, dest, rounds, copies, after, changes, intact, check);
+            return result with
+            {
+                Outcome = changes.Count == 0 ? MigrateOutcome.SucceededSameTypes : MigrateOutcome.SucceededChangedTypes,
+                Reason = "",
+                DataIntact = intact,
+                DataCheck = check,
+            };
         }
 
         /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
         private static string MappingText(RegionAccessResult v) =>
-            v.Stage2 != Stage2Type.None || v.Effective != "-" ? $"{Stage2Name(v.Stage2)} / {v.Effective}"
-            : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not ("ok" or "not-running")).Select(a => $"{a.Type.ToString().ToLowerInvariant()} {a.Outcome}").DefaultIfEmpty("not accessed"))}";
+            v.Stage2 != Stage2Type.None || v.Effective is not null ? $"{LabText.Stage2(v.Stage2)} / {v.Effective ?? LabText.None}"
+            : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.NotRunning)).Select(a => a.ToString()).DefaultIfEmpty("not accessed"))}";
 
         /// <summary>
         /// A device-memory copy is only as good as the VMM's view of it: if the guest used the memory through a
@@ -302,19 +313,23 @@ public static class ScenarioRunner
             if (!c.Copied || !written.Contains(c.Region) || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
                 return [];
             return v.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc
-                ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {Stage2Name(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
+                ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {LabText.Stage2(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
                 : [];
         }
 
+        /// <summary>The region's kind as reports name it: anon, hugetlb, or the device region's kind.</summary>
+        internal static string KindOf(RegionSetup r) =>
+            r.Device is ModelDeviceRegion d ? KindName(d.Kind, r.Vma) : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
+
         internal static RegionSetupResult Setup(LabHost host, RegionSetup r)
         {
-            var kind = r.Device is ModelDeviceRegion d ? KindName(d.Kind, r.Vma) : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
+            var kind = KindOf(r);
             var outcome = r.Outcome switch
             {
-                RegionOutcome.Created => "ok",
-                RegionOutcome.Refused => "refused",
-                RegionOutcome.Skipped => "skipped",
-                _ => r.Errno.ToString(),
+                RegionOutcome.Created => SetupOutcome.Ok,
+                RegionOutcome.Refused => SetupOutcome.Refused,
+                RegionOutcome.Skipped => SetupOutcome.Skipped,
+                _ => SetupOutcome.Failed,
             };
             return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, r.Vma is null ? null : Facts(host, r.Vma), r.Flags, outcome, r.Errno,
                 r.Outcome == RegionOutcome.Created ? "" : r.Detail);
@@ -376,11 +391,11 @@ public static class ScenarioRunner
                     types.AddRange(touch.Types.Where(t => t != AccessType.Read));
                     var view = st.Touch(region, touch.Offset, touch.Mair, types, touch.Value, 0, record: false);
                     After.Add(view);
-                    var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not ("ok" or "mmio-exit") && touch.Succeeded.Contains(a.Type));
+                    var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.MmioExit) && touch.Succeeded.Contains(a.Type));
                     if (failed is not null)
                     {
                         FailErrno = failed.Errno;
-                        return new GuestResumeReport(false, $"{region}: {failed.Type.ToString().ToLowerInvariant()} {failed.Outcome} on {destination.Name} ({failed.Detail})");
+                        return new GuestResumeReport(false, $"{region}: {failed} on {destination.Name} ({failed.Detail})");
                     }
 
                     if (st.Dead)
@@ -391,14 +406,6 @@ public static class ScenarioRunner
             }
         }
     }
-
-    internal static string Stage2Name(Stage2Type t) => t switch
-    {
-        Stage2Type.Normal => "normal",
-        Stage2Type.NormalNc => "normal-nc",
-        Stage2Type.DeviceNgnre => "device-ngnre",
-        _ => "none",
-    };
 
     /// <summary>What the guest last did to a region (replayed on the destination after a migration).</summary>
     private sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, HashSet<AccessType> Succeeded);
@@ -495,13 +502,13 @@ public static class ScenarioRunner
             {
                 var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
                 return new RegionAccessResult(Spec.Name, LastHost, region, SpecKind(regionSpec), mair, null, false,
-                    types.Select(t => new AccessRecord(t, "not-running", Errno.None, null, why)).ToList(),
-                    Stage2Type.None, "-", "-", false, CmoRecord.NoneNeeded, [], [why]);
+                    types.Select(t => new AccessRecord(t, AccessOutcome.NotRunning, Errno.None, null, why)).ToList(),
+                    Stage2Type.None, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
             }
 
             var setup = Vm.Region(region);
             var lab = Host!;
-            var kind = RunState.Setup(lab, setup).RegionKind;
+            var kind = RunState.KindOf(setup);
             var ipa = regionSpec.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             var records = new List<AccessRecord>();
@@ -529,31 +536,31 @@ public static class ScenarioRunner
                     cmos.AddRange(f.Cmos);
                 foreach (var h in r.Hazards)
                 {
-                    var name = Kebab(h.Kind.ToString());
+                    var name = LabText.Hazard(h.Kind);
                     if (!hazards.Any(x => x.Name == name))
                         hazards.Add(new HazardRecord(name, h.Detail));
                 }
 
                 vma = r.Vma ?? vma;
-                string outcome;
+                AccessOutcome outcome;
                 string detail;
                 switch (r.Outcome)
                 {
                     case GuestAccessOutcome.Completed:
-                        outcome = "ok";
+                        outcome = AccessOutcome.Ok;
                         detail = r.Effective?.Description ?? "completed";
                         lastDone = r;
                         break;
                     case GuestAccessOutcome.MmioExit:
-                        outcome = "mmio-exit";
+                        outcome = AccessOutcome.MmioExit;
                         detail = $"KVM_EXIT_MMIO at IPA 0x{ipa:x}; the VMM has no device model there";
                         break;
                     case GuestAccessOutcome.AbortInjected:
-                        outcome = t == AccessType.Exec ? "instruction-abort" : "data-abort";
+                        outcome = t == AccessType.Exec ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
                         detail = r.Steps.LastOrDefault().Text ?? "abort injected";
                         break;
                     default:
-                        outcome = r.RunError == Errno.EFAULT ? "efault" : r.RunError.ToString().ToLowerInvariant();
+                        outcome = r.RunError == Errno.EFAULT ? AccessOutcome.Efault : AccessOutcome.RunFailed;
                         detail = $"KVM_RUN failed with {r.RunError}";
                         Dead = true;
                         DeathReason = $"{region} {t.ToString().ToLowerInvariant()}: {detail}";
@@ -567,7 +574,7 @@ public static class ScenarioRunner
                 if (Dead)
                 {
                     foreach (var rest in types.Skip(records.Count))
-                        records.Add(new AccessRecord(rest, "not-running", Errno.None, null, $"the guest failed earlier: {DeathReason}"));
+                        records.Add(new AccessRecord(rest, AccessOutcome.NotRunning, Errno.None, null, $"the guest failed earlier: {DeathReason}"));
                     break;
                 }
             }
@@ -580,14 +587,14 @@ public static class ScenarioRunner
                 KvmS2MemType.NormalNc => Stage2Type.NormalNc,
                 _ => Stage2Type.DeviceNgnre,
             } : Stage2Type.None;
-            var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : "-";
+            var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : null;
             var eff = lastDone?.Effective;
-            var effText = eff is { } e ? ShortName(e.ParAttr) : "-";
+            var effText = eff is { } e ? LabText.MemoryType(e) : null;
             var needed = cmos.Where(c => c.Needed).ToList();
             var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
-                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, cmo, hazards, explanation)
+                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
             {
                 CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup.IsCacheableDeviceMemory &&
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
@@ -596,7 +603,7 @@ public static class ScenarioRunner
             if (record)
             {
                 LastViews[region] = view;
-                var ok = records.Where(x => x.Outcome == "ok").Select(x => x.Type).ToHashSet();
+                var ok = records.Where(x => x.Outcome == AccessOutcome.Ok).Select(x => x.Type).ToHashSet();
                 Touched[region] = new TouchRecord(offset, mair, types, value, ok);
             }
 
@@ -637,38 +644,5 @@ public static class ScenarioRunner
             var skippedText = skipped > 0 ? $", {skipped} register write(s) not compared (device registers are not memory)" : "";
             return (bad == 0, $"{ok} of {ok + bad} value(s) the guest wrote read back equal on the destination{skippedText}{firstBad}");
         }
-    }
-
-    /// <summary>A short name for an effective attribute (PAR_EL1.ATTR, MAIR format): Device-nGnRE, Normal-WB, Normal-NC, ...</summary>
-    internal static string ShortName(byte attr)
-    {
-        int outer = attr >> 4, inner = attr & 0xF;
-        if (outer == 0)
-        {
-            return (inner >> 2) switch
-            {
-                0 => "Device-nGnRnE",
-                1 => "Device-nGnRE",
-                2 => "Device-nGRE",
-                _ => "Device-GRE",
-            };
-        }
-
-        static string Kind(int n) => n == 0b0100 ? "NC" : (n >> 2) is 0b11 or 0b01 ? "WB" : "WT";
-        var (o, i) = (Kind(outer), Kind(inner));
-        return o == i ? $"Normal-{o}" : $"Normal-i{i}-o{o}";
-    }
-
-    internal static string Kebab(string pascal)
-    {
-        var sb = new System.Text.StringBuilder();
-        for (int i = 0; i < pascal.Length; i++)
-        {
-            if (char.IsUpper(pascal[i]) && i > 0)
-                sb.Append('-');
-            sb.Append(char.ToLowerInvariant(pascal[i]));
-        }
-
-        return sb.ToString();
     }
 }

@@ -4,24 +4,27 @@ namespace S2Lab.Lab.Scenarios;
 public static class ExpectFields
 {
     /// <summary>Scorecard property names (JSON spelling), in designs.md order.</summary>
-    public static readonly IReadOnlyList<string> ScorecardProperties =
-    [
-        "earlyDiscovery", "noFaultTimeDeath", "cacheableWherePossible", "noMismatchedAlias", "noImpossibleMaintenance", "clearMigrationSemantics",
-    ];
+    public static readonly IReadOnlyList<string> ScorecardProperties = Scorecard.ScorecardRow.Properties.Select(p => p.Json).ToList();
 
     /// <summary>Start outcomes: every memslot created; the VMM refused before any KVM call; a KVM call failed.</summary>
-    public static readonly IReadOnlyList<string> StartOutcomes = ["ok", "refused", "failed"];
+    public static readonly IReadOnlyList<string> StartOutcomes = Words<Runner.VmStartOutcome>();
 
     /// <summary>Migration outcomes (see docs/scenario-schema.md).</summary>
-    public static readonly IReadOnlyList<string> MigrationOutcomes =
-        ["refused", "setup-failed", "failed-after-switchover", "succeeded-same-types", "succeeded-changed-types"];
+    public static readonly IReadOnlyList<string> MigrationOutcomes = Words<Runner.MigrateOutcome>();
 
-    /// <summary>Access results: the access completed, KVM_RUN failed with EFAULT, the guest took an abort, the access left KVM as an MMIO exit, or the guest was not running.</summary>
-    public static readonly IReadOnlyList<string> AccessOutcomes =
-        ["ok", "efault", "instruction-abort", "data-abort", "mmio-exit", "not-running"];
+    /// <summary>
+    /// Access results: the access completed, KVM_RUN failed with EFAULT, the guest took an abort, the access left KVM as
+    /// an MMIO exit, the guest was not running, or KVM_RUN failed with another errno.
+    /// </summary>
+    public static readonly IReadOnlyList<string> AccessOutcomes = Words<Runner.AccessOutcome>();
 
     /// <summary>Stage-2 memory types as KVM's prot names them.</summary>
-    public static readonly IReadOnlyList<string> Stage2Types = ["normal", "normal-nc", "device-ngnre", "none"];
+    public static readonly IReadOnlyList<string> Stage2Types =
+        Enum.GetValues<Runner.Stage2Type>().OrderBy(t => t == Runner.Stage2Type.None).Select(Runner.LabText.Stage2).ToList();
+
+    /// <summary>Every member of an outcome enum as results and JSON write it.</summary>
+    private static List<string> Words<T>()
+        where T : struct, Enum => Enum.GetValues<T>().Select(v => Runner.LabText.Word(v)).ToList();
 
     /// <summary>The fields allowed for an expect step referring to a step of this kind (null = no step: run-level checks).</summary>
     public static IReadOnlyList<string> For(string? stepKind) => stepKind switch

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Attributes;
 using S2Lab.Lab.Runner;
 
 namespace S2Lab.Lab.Scorecard;
@@ -5,43 +6,61 @@ namespace S2Lab.Lab.Scorecard;
 /// <summary>One property's verdict and the evidence behind it (the steps that decided it).</summary>
 public sealed record PropertyVerdict(bool Holds, IReadOnlyList<string> Evidence);
 
-/// <summary>
-/// The scorecard of designs.md for one design and variant, computed from one run of a scenario. The six booleans are
-/// what <c>--format json</c> prints; <see cref="Evidence"/> says why each is what it is.
-/// </summary>
-public sealed record ScorecardRow(
-    string Design,
-    string Variant,
-    bool EarlyDiscovery,
-    bool NoFaultTimeDeath,
-    bool CacheableWherePossible,
-    bool NoMismatchedAlias,
-    bool NoImpossibleMaintenance,
-    bool ClearMigrationSemantics,
-    IReadOnlyDictionary<string, PropertyVerdict> Evidence)
+/// <summary>One scorecard property of designs.md: its number, its JSON name, and its heading in tables.</summary>
+public sealed record ScorecardProperty(int Number, string Json, string Name)
 {
-    /// <summary>A property's value by its JSON name.</summary>
-    public bool Get(string property) => property switch
-    {
-        "earlyDiscovery" => EarlyDiscovery,
-        "noFaultTimeDeath" => NoFaultTimeDeath,
-        "cacheableWherePossible" => CacheableWherePossible,
-        "noMismatchedAlias" => NoMismatchedAlias,
-        "noImpossibleMaintenance" => NoImpossibleMaintenance,
-        "clearMigrationSemantics" => ClearMigrationSemantics,
-        _ => throw new ArgumentException($"unknown property {property}", nameof(property)),
-    };
+    /// <summary>"1 early discovery": the heading tables print.</summary>
+    public string Title => $"{Number} {Name}";
+}
 
-    /// <summary>Short headings for tables, in designs.md order.</summary>
-    public static readonly IReadOnlyList<(string Json, string Title)> Properties =
+/// <summary>
+/// The scorecard of designs.md for one design and variant, computed from one run of a scenario. <see cref="Evidence"/>
+/// holds each property's verdict and why (the one place a verdict is stored); the six booleans that
+/// <c>--format json</c> prints read it.
+/// </summary>
+public sealed record ScorecardRow(string Design, string Variant, IReadOnlyDictionary<string, PropertyVerdict> Evidence)
+{
+    public static readonly ScorecardProperty EarlyDiscoveryProperty = new(1, "earlyDiscovery", "early discovery");
+    public static readonly ScorecardProperty NoFaultTimeDeathProperty = new(2, "noFaultTimeDeath", "no fault-time death");
+    public static readonly ScorecardProperty CacheableWherePossibleProperty = new(3, "cacheableWherePossible", "cacheable where possible");
+    public static readonly ScorecardProperty NoMismatchedAliasProperty = new(4, "noMismatchedAlias", "no mismatched alias");
+    public static readonly ScorecardProperty NoImpossibleMaintenanceProperty = new(5, "noImpossibleMaintenance", "no impossible maintenance");
+    public static readonly ScorecardProperty ClearMigrationSemanticsProperty = new(6, "clearMigrationSemantics", "clear migration semantics");
+
+    /// <summary>The six properties, in designs.md order.</summary>
+    public static readonly IReadOnlyList<ScorecardProperty> Properties =
     [
-        ("earlyDiscovery", "1 early discovery"),
-        ("noFaultTimeDeath", "2 no fault-time death"),
-        ("cacheableWherePossible", "3 cacheable where possible"),
-        ("noMismatchedAlias", "4 no mismatched alias"),
-        ("noImpossibleMaintenance", "5 no impossible maintenance"),
-        ("clearMigrationSemantics", "6 clear migration semantics"),
+        EarlyDiscoveryProperty, NoFaultTimeDeathProperty, CacheableWherePossibleProperty,
+        NoMismatchedAliasProperty, NoImpossibleMaintenanceProperty, ClearMigrationSemanticsProperty,
     ];
+
+    /// <summary>Each property's verdict by its JSON name, in designs.md order; every property has one.</summary>
+    public IReadOnlyDictionary<string, PropertyVerdict> Evidence { get; } =
+        Properties.All(p => Evidence.ContainsKey(p.Json)) && Evidence.Count == Properties.Count
+            ? Evidence
+            : throw new ArgumentException($"a scorecard row needs exactly a verdict for each of {string.Join(", ", Properties.Select(p => p.Json))}", nameof(Evidence));
+
+    public bool EarlyDiscovery => Holds(EarlyDiscoveryProperty);
+
+    public bool NoFaultTimeDeath => Holds(NoFaultTimeDeathProperty);
+
+    public bool CacheableWherePossible => Holds(CacheableWherePossibleProperty);
+
+    public bool NoMismatchedAlias => Holds(NoMismatchedAliasProperty);
+
+    public bool NoImpossibleMaintenance => Holds(NoImpossibleMaintenanceProperty);
+
+    public bool ClearMigrationSemantics => Holds(ClearMigrationSemanticsProperty);
+
+    /// <summary>"design" or "design [variant]": the run's name in every report.</summary>
+    public string Name => Variant.Length == 0 ? Design : $"{Design} [{Variant}]";
+
+    /// <summary>Whether <paramref name="property"/> holds.</summary>
+    public bool Holds(ScorecardProperty property) => Evidence[property.Json].Holds;
+
+    /// <summary>A property's value by its JSON name.</summary>
+    public bool Get(string property) =>
+        Evidence.TryGetValue(property, out var v) ? v.Holds : throw new ArgumentException($"unknown property {property}", nameof(property));
 }
 
 /// <summary>Computes a <see cref="ScorecardRow"/> from what a run observed. Nothing here knows design names.</summary>
@@ -58,16 +77,11 @@ public static class ScorecardCalculator
         var p4 = NoMismatchedAlias(regionViews);
         var p5 = NoImpossibleMaintenance(regionViews);
         var p6 = ClearMigrationSemantics(hostByName, steps);
-        return new ScorecardRow(design, variant, p1.Holds, p2.Holds, p3.Holds, p4.Holds, p5.Holds, p6.Holds,
-            new Dictionary<string, PropertyVerdict>
-            {
-                ["earlyDiscovery"] = p1,
-                ["noFaultTimeDeath"] = p2,
-                ["cacheableWherePossible"] = p3,
-                ["noMismatchedAlias"] = p4,
-                ["noImpossibleMaintenance"] = p5,
-                ["clearMigrationSemantics"] = p6,
-            });
+        PropertyVerdict[] verdicts = [p1, p2, p3, p4, p5, p6];
+        var evidence = new Dictionary<string, PropertyVerdict>();
+        for (int i = 0; i < verdicts.Length; i++)
+            evidence[ScorecardRow.Properties[i].Json] = verdicts[i];
+        return new ScorecardRow(design, variant, evidence);
     }
 
     /// <summary>Every region view of the run, with the step it came from: access steps and post-switch-over touches.</summary>
@@ -151,13 +165,13 @@ public static class ScorecardCalculator
         int checkedCount = 0;
         foreach (var (step, v) in views)
         {
-            if (!hosts.TryGetValue(v.Host, out var h) || !h.SupportsCacheablePfnmap || !IsCacheableDeviceMemory(v) || !IsCacheableMair(v.Mair))
+            if (!hosts.TryGetValue(v.Host, out var h) || !h.SupportsCacheablePfnmap || !IsCacheableDeviceMemory(v) || !IsWriteBackMair(v.Mair))
                 continue;
             checkedCount++;
             if (!v.MemslotAccepted)
                 failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present) has no memslot");
-            else if (!v.EffectiveCacheable)
-                failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present): the guest sees {v.Effective}");
+            else if (!v.EffectiveWriteBack)
+                failures.Add($"{step.Label}: {v.Region} on {v.Host} (FWB and DIC present): the guest sees {v.Effective ?? LabText.None}");
         }
 
         foreach (var s in steps)
@@ -170,10 +184,10 @@ public static class ScorecardCalculator
             };
             if (!hosts.TryGetValue(host, out var h) || !h.SupportsCacheablePfnmap)
                 continue;
-            foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome != "ok" && r.Outcome != "skipped"))
+            foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome is not (SetupOutcome.Ok or SetupOutcome.Skipped)))
             {
                 checkedCount++;
-                failures.Add($"{s.Label}: {r.Region} on {host} (FWB and DIC present): {r.Outcome} {r.Detail}".TrimEnd());
+                failures.Add($"{s.Label}: {r.Region} on {host} (FWB and DIC present): {r.Text} {r.Detail}".TrimEnd());
             }
         }
 
@@ -181,18 +195,18 @@ public static class ScorecardCalculator
         return new PropertyVerdict(failures.Count == 0, failures.Count == 0 ? [ok] : failures.Distinct().ToList());
     }
 
-    /// <summary>A MAIR attribute byte for Normal memory, Inner and Outer Write-Back (e.g. 0xFF).</summary>
-    internal static bool IsCacheableMair(byte mair) => (mair >> 4) != 0 && IsWriteBack(mair >> 4) && IsWriteBack(mair & 0xF);
-
-    /// <summary>A MAIR nibble of Normal memory that is Write-Back: 0b01RW with RW != 00 (transient) or 0b11RW.</summary>
-    private static bool IsWriteBack(int nibble) => (nibble >> 2) == 0b11 || ((nibble >> 2) == 0b01 && (nibble & 0b11) != 0);
+    /// <summary>
+    /// A guest MAIR attribute byte for Normal memory, Inner and Outer Write-Back (0xFF, 0xEE, ..., 0xF0 tagged), as
+    /// Arch decodes it (FEAT_XS and FEAT_MTE2 on, so XS and tagged forms read as what they are).
+    /// </summary>
+    internal static bool IsWriteBackMair(byte mair) => Mair.Decode(mair, AttributeFeatures.Xs | AttributeFeatures.Mte2).Attributes.IsWriteBack;
 
     /// <summary>Property 4: no stage-2 mapping was non-cacheable (Device or Normal-NC) over memory the host maps cacheable.</summary>
     private static PropertyVerdict NoMismatchedAlias(List<(StepResult Step, RegionAccessResult View)> views)
     {
         var bad = views
             .Where(x => x.View.Vma is { Cacheable: true } && x.View.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc)
-            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: the host maps it cacheable ({x.View.Vma!.Description}), stage 2 is {x.View.Stage2MemAttr}")
+            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: the host maps it cacheable ({x.View.Vma!.Description}), stage 2 is {x.View.Stage2MemAttr ?? LabText.None}")
             .ToList();
         return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["no non-cacheable stage-2 mapping of host-cacheable memory"] : bad);
     }
@@ -218,15 +232,15 @@ public static class ScorecardCalculator
         foreach (var m in steps.OfType<MigrateResult>())
         {
             bool across = hosts.TryGetValue(m.From, out var a) && hosts.TryGetValue(m.To, out var b) && a.SupportsCacheablePfnmap != b.SupportsCacheablePfnmap;
-            bool bad = m.Outcome is "succeeded-changed-types" or "failed-after-switchover";
+            bool bad = m.Outcome is MigrateOutcome.SucceededChangedTypes or MigrateOutcome.FailedAfterSwitchover;
             if (bad)
             {
                 var changes = m.Changes.Count == 0 ? "" : $" ({string.Join("; ", m.Changes.Select(c => $"{c.Region}: {c.Before} -> {c.After}"))})";
-                failures.Add($"{m.Label}: {m.From} -> {m.To}: {m.Outcome}{changes}{(m.Reason.Length > 0 ? $": {m.Reason}" : "")}");
+                failures.Add($"{m.Label}: {m.From} -> {m.To}: {LabText.Word(m.Outcome)}{changes}{(m.Reason.Length > 0 ? $": {m.Reason}" : "")}");
             }
             else
             {
-                passes.Add($"{m.Label}: {m.From} -> {m.To}{(across ? " (FWB+DIC differs)" : "")}: {m.Outcome}");
+                passes.Add($"{m.Label}: {m.From} -> {m.To}{(across ? " (FWB+DIC differs)" : "")}: {LabText.Word(m.Outcome)}");
             }
         }
 

@@ -1,0 +1,73 @@
+using System.Text.Json;
+using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Lab.Replay;
+
+namespace S2Lab.Lab.Runner;
+
+/// <summary>How lab results and reports write values as words: one place for each format.</summary>
+public static class LabText
+{
+    /// <summary>
+    /// A call's result in reports, expect fields and JSON: "ok" for success, else the kernel's errno name as
+    /// <see cref="ErrnoText.Format"/> writes it (EINVAL, ..., ERRNO_n for a number without a name).
+    /// </summary>
+    public static string Errno(Errno error) => error == Kernel.Kvm.Uapi.Errno.None ? "ok" : ErrnoText.Format(error);
+
+    /// <summary>The inverse of <see cref="Errno(Kernel.Kvm.Uapi.Errno)"/>; false for text that is neither.</summary>
+    public static bool TryParseErrno(string text, out Errno error)
+    {
+        if (text == "ok")
+        {
+            error = Kernel.Kvm.Uapi.Errno.None;
+            return true;
+        }
+
+        return ErrnoText.TryParse(text, out error) && error != Kernel.Kvm.Uapi.Errno.None;
+    }
+
+    /// <summary>What tables and summaries print for a value that is not there (no mapping, no access completed).</summary>
+    public const string None = "-";
+
+    /// <summary>
+    /// An enum member as one word, the way <c>--format json</c> writes enums (kebab-case): Stage2Type.NormalNc is
+    /// "normal-nc", HazardKind.MismatchedAlias is "mismatched-alias".
+    /// </summary>
+    public static string Word<T>(T value)
+        where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+
+    /// <summary>The stage-2 memory type as expect steps and reports name it: normal, normal-nc, device-ngnre, none.</summary>
+    public static string Stage2(Stage2Type type) => Word(type);
+
+    /// <summary>A hazard's short name: mismatched-alias, impossible-maintenance, ram-as-device.</summary>
+    public static string Hazard(HazardKind kind) => Word(kind);
+
+    /// <summary>
+    /// A short name for a memory type, as the guest sees it: Device-nGnRE, Normal-WB, Normal-NC, Normal-WT, and
+    /// Normal-iWB-oNC when the halves differ; Normal-Tagged for MTE tagged memory.
+    /// </summary>
+    public static string MemoryType(MemoryAttributes a)
+    {
+        if (a.IsDevice)
+            return $"Device-{a.DeviceType}";
+        if (a.Tagged)
+            return "Normal-Tagged";
+        static string Half(CacheAttributes c) => c.Cacheability switch
+        {
+            Cacheability.WriteBack => "WB",
+            Cacheability.WriteThrough => "WT",
+            _ => "NC",
+        };
+        var (i, o) = (Half(a.Inner), Half(a.Outer));
+        return i == o ? $"Normal-{o}" : $"Normal-i{i}-o{o}";
+    }
+
+    /// <summary>
+    /// <see cref="MemoryType(MemoryAttributes)"/> of an access's effective type: its decoded attributes, else its
+    /// PAR_EL1.ATTR byte decoded as MAIR (Arch's <see cref="Mair.Decode"/>, with FEAT_XS and FEAT_MTE2 so that XS and
+    /// tagged forms read as what they are).
+    /// </summary>
+    public static string MemoryType(EffectiveMemoryType e) =>
+        MemoryType(e.Attributes ?? Mair.Decode(e.ParAttr, AttributeFeatures.Xs | AttributeFeatures.Mte2).Attributes);
+}
