@@ -129,9 +129,6 @@ public static class KvmS2MemAttr
         _ => throw new ArgumentOutOfRangeException(nameof(attr), attr, "unknown stage-2 memory type"),
     };
 
-    /// <summary><c>PTE_S2_MEMATTR(t)</c>: the MemAttr value at descriptor bits [5:2].</summary>
-    public static ulong PteS2MemAttr(byte memAttr) => Stage2MemAttr.ToDescriptorBits(memAttr);
-
     /// <summary>The Linux macro name of a stage-2 type under an FWB setting, e.g. "MT_S2_FWB_NORMAL".</summary>
     public static string Name(KvmS2MemType attr, bool hasFwb) => (hasFwb ? "MT_S2_FWB_" : "MT_S2_") + attr switch
     {

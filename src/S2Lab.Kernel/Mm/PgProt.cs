@@ -35,11 +35,5 @@ public readonly record struct PgProt(MtIndex AttrIndex)
     /// <summary>Rule 3 (kvm_vma_is_cacheable): <see cref="LinuxMair.IsCacheableAttrIndx"/> of the index.</summary>
     public bool IsCacheable => LinuxMair.IsCacheableAttrIndx((int)AttrIndex);
 
-    /// <summary>pgprot_noncached(): Device-nGnRE.</summary>
-    public PgProt NonCached() => new(MtIndex.MT_DEVICE_nGnRE);
-
-    /// <summary>pgprot_writecombine(): Normal non-cacheable.</summary>
-    public PgProt WriteCombine() => new(MtIndex.MT_NORMAL_NC);
-
     public override string ToString() => AttrIndex.ToString();
 }

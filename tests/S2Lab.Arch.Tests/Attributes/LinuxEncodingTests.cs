@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
@@ -46,7 +47,8 @@ public class LinuxEncodingTests
     public void PAGE_S2_MEMATTR_picks_the_FWB_value_when_FWB_is_used(KvmS2MemType type, bool fwb, int value)
     {
         Assert.Equal(value, KvmS2MemAttr.PageS2MemAttr(type, fwb));
-        Assert.Equal((ulong)value << 2, KvmS2MemAttr.PteS2MemAttr((byte)value));
+        // PTE_S2_MEMATTR(t): the value lands at descriptor bits [5:2].
+        Assert.Equal((ulong)value << 2, new S2Descriptor(0).WithMemAttr((byte)value).Raw);
     }
 
     [Fact]

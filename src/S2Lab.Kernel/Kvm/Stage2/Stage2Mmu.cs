@@ -19,27 +19,20 @@ public sealed class Stage2Mmu
     {
         _host = host;
         IpaBits = ipaBits;
-        Fwb = host.Cpu.HasStage2Fwb;
         _table = new Stage2TableAdapter(host, ipaBits);
     }
 
     /// <summary>The IPA size (VTCR_EL2.T0SZ = 64 - IpaBits).</summary>
     public int IpaBits { get; }
 
-    /// <summary>stage2_has_fwb(): HCR_EL2.FWB is set and the MT_S2_FWB_* encodings are used.</summary>
-    public bool Fwb { get; }
-
-    /// <summary>Leaves installed so far (kvm_pgtable_stage2_map calls that succeeded).</summary>
-    public long MapCount { get; private set; }
+    /// <summary>stage2_has_fwb(): HCR_EL2.FWB is set and the MT_S2_FWB_* encodings are used (the table's setting).</summary>
+    public bool Fwb => _table.Fwb;
 
     /// <summary>The valid leaf covering <paramref name="ipa"/>, or null.</summary>
     public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
 
     /// <summary>Every valid leaf in IPA order.</summary>
     public IEnumerable<Stage2Leaf> Leaves() => _table.Leaves();
-
-    /// <summary>The real-format table (descriptors, VTTBR, walk steps, counters).</summary>
-    public Stage2PageTable Table => _table.Table;
 
     /// <summary>
     /// The CMOs a new leaf at <paramref name="pa"/> needs (stage2_map_walker_try_leaf), as the table reported them: a
@@ -103,8 +96,6 @@ public sealed class Stage2Mmu
     {
         _cmos.Clear();
         var e = _table.Map(ipa, size, pa, prot, _cmos);
-        if (e == Errno.None)
-            MapCount++;
         cmos = e == Errno.None ? Needed(pa, size, mapMemory, _cmos) : [];
         return e;
     }
