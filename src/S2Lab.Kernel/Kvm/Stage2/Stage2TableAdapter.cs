@@ -36,10 +36,14 @@ internal sealed class Stage2TableAdapter : IStage2Table
         return KvmS2MemAttr.PageS2MemAttr(type, fwb);
     }
 
-    private static S2Permissions Perms(KvmPgtableProt prot) =>
-        ((prot & KvmPgtableProt.R) != 0 ? S2Permissions.Read : 0) |
-        ((prot & KvmPgtableProt.W) != 0 ? S2Permissions.Write : 0) |
-        ((prot & KvmPgtableProt.X) != 0 ? S2Permissions.Execute : 0);
+    /// <summary>
+    /// The R/W/X bits of a prot as S2Permissions: a cast, because S2Permissions uses kvm_pgtable_prot's values
+    /// (X = bit 0, W = bit 1, R = bit 2; tested in Arch). The memory-type bits are masked off.
+    /// </summary>
+    private static S2Permissions Perms(KvmPgtableProt prot) => (S2Permissions)(int)(prot & KvmPgtableProt.RWX);
+
+    /// <summary>The inverse of <see cref="Perms"/>: S2Permissions as kvm_pgtable_prot R/W/X bits (the same values).</summary>
+    private static KvmPgtableProt Prot(S2Permissions perms) => (KvmPgtableProt)(ulong)(perms & S2Permissions.All);
 
     public Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, List<S2CacheMaintenance>? cmos)
     {
@@ -82,16 +86,14 @@ internal sealed class Stage2TableAdapter : IStage2Table
     {
         var g = _table.Geometry;
         var size = g.LevelSize(level);
-        var perms = d.Permissions;
-        var prot = ((perms & S2Permissions.Read) != 0 ? KvmPgtableProt.R : 0) |
-                   ((perms & S2Permissions.Write) != 0 ? KvmPgtableProt.W : 0) |
-                   ((perms & S2Permissions.Execute) != 0 ? KvmPgtableProt.X : 0);
         var m = d.MemAttr;
-        if (m == KvmS2MemAttr.PageS2MemAttr(KvmS2MemType.DeviceNGnRE, Fwb))
-            prot |= KvmPgtableProt.DEVICE;
-        else if (m == KvmS2MemAttr.PageS2MemAttr(KvmS2MemType.NormalNc, Fwb))
-            prot |= KvmPgtableProt.NORMAL_NC;
-        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, level, d.Raw);
+        var prot = Prot(d.Permissions) | KvmS2MemAttr.TypeOf(m, Fwb) switch
+        {
+            KvmS2MemType.DeviceNGnRE => KvmPgtableProt.DEVICE,
+            KvmS2MemType.NormalNc => KvmPgtableProt.NORMAL_NC,
+            _ => KvmPgtableProt.None,
+        };
+        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, level, d.Raw, Fwb);
     }
 
     public void WriteProtect(ulong ipa, ulong size)
