@@ -93,7 +93,7 @@ internal sealed class Stage2TableAdapter : IStage2Table
             KvmS2MemType.NormalNc => KvmPgtableProt.NORMAL_NC,
             _ => KvmPgtableProt.None,
         };
-        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, level, d.Raw, Fwb);
+        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, Fwb, level, d.Raw);
     }
 
     public void WriteProtect(ulong ipa, ulong size)
