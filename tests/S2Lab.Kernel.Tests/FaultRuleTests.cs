@@ -120,6 +120,23 @@ public class FaultRuleTests
     }
 
     [Fact]
+    public void Rule13_FWB_and_DIC_leave_no_CMO_to_do_and_the_explanation_says_why()
+    {
+        // FWB skips the D-cache clean of a new cacheable leaf, DIC makes the I-cache invalidate of an executable one a no-op.
+        var fast = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, fast.AddSlot(0, 0, fast.Anon(2 * MiB)));
+        fast.Vcpu.Explain = false;
+        Assert.Empty(fast.Read(0).Faults.Single().Cmos);
+
+        var explained = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, explained.AddSlot(0, 0, explained.Anon(2 * MiB)));
+        var r = explained.Read(0);
+        Assert.Empty(r.Faults.Single().Cmos);
+        Assert.Contains(r.Steps, s => s.Stage == DecisionStage.Cmo && s.Text.Contains("DcacheCleanInvalPoc") && s.Text.Contains("not needed (FWB: skipped)"));
+        Assert.Contains(r.Steps, s => s.Stage == DecisionStage.Cmo && s.Text.Contains("IcacheInvalPou") && s.Text.Contains("not needed (DIC: a no-op)"));
+    }
+
+    [Fact]
     public void Rule13_dirty_logging_maps_read_faults_read_only_and_marks_written_pages()
     {
         var rig = new Rig("neoverse-v2", "linux-6.17");

@@ -65,6 +65,21 @@ public class HostRuleTests
     public void Rule03_vma_is_cacheable_unless_NC_or_device(MtIndex index, bool cacheable) =>
         Assert.Equal(cacheable, new PgProt(index).IsCacheable);
 
+    [Theory]
+    [InlineData(MtIndex.MT_NORMAL, 0xFF, 0xFF)]
+    [InlineData(MtIndex.MT_NORMAL_TAGGED, 0xFF, 0xF0)]
+    [InlineData(MtIndex.MT_NORMAL_NC, 0x44, 0x44)]
+    [InlineData(MtIndex.MT_DEVICE_nGnRnE, 0x00, 0x00)]
+    [InlineData(MtIndex.MT_DEVICE_nGnRE, 0x04, 0x04)]
+    public void Rule03_MAIR_byte_of_each_index_and_TAGGED_is_0xF0_only_with_MTE(MtIndex index, int withoutMte, int withMte)
+    {
+        // proc.S boots with MT_NORMAL_TAGGED = MAIR_ATTR_NORMAL; mte_cpu_setup rewrites it to MAIR_ATTR_NORMAL_TAGGED.
+        var prot = new PgProt(index);
+        Assert.Equal(withoutMte, prot.MairByteFor(hostHasMte: false));
+        Assert.Equal(withMte, prot.MairByteFor(hostHasMte: true));
+        Assert.Equal(withoutMte, prot.MairByte); // the model's CPUs have no MTE
+    }
+
     [Fact]
     public void Uapi_api_version_is_12_and_generic_caps()
     {

@@ -129,8 +129,19 @@ public static class KvmS2MemAttr
         _ => throw new ArgumentOutOfRangeException(nameof(attr), attr, "unknown stage-2 memory type"),
     };
 
-    /// <summary><c>PTE_S2_MEMATTR(t)</c>: the MemAttr value at descriptor bits [5:2].</summary>
-    public static ulong PteS2MemAttr(byte memAttr) => Stage2MemAttr.ToDescriptorBits(memAttr);
+    /// <summary>
+    /// The inverse of <see cref="PageS2MemAttr"/>: the KVM type a MemAttr value stands for under an FWB setting, or null
+    /// for a value <c>PAGE_S2_MEMATTR</c> never produces. Without FWB, MT_S2_AS_S1 has MT_S2_NORMAL's value and reads as
+    /// <see cref="KvmS2MemType.Normal"/>.
+    /// </summary>
+    public static KvmS2MemType? TypeOf(byte memAttr, bool hasFwb) => (memAttr, hasFwb) switch
+    {
+        (MT_S2_NORMAL, false) or (MT_S2_FWB_NORMAL, true) => KvmS2MemType.Normal,
+        (MT_S2_NORMAL_NC, false) or (MT_S2_FWB_NORMAL_NC, true) => KvmS2MemType.NormalNc,
+        (MT_S2_DEVICE_nGnRE, false) or (MT_S2_FWB_DEVICE_nGnRE, true) => KvmS2MemType.DeviceNGnRE,
+        (MT_S2_FWB_AS_S1, true) => KvmS2MemType.AsS1,
+        _ => null,
+    };
 
     /// <summary>The Linux macro name of a stage-2 type under an FWB setting, e.g. "MT_S2_FWB_NORMAL".</summary>
     public static string Name(KvmS2MemType attr, bool hasFwb) => (hasFwb ? "MT_S2_FWB_" : "MT_S2_") + attr switch

@@ -61,15 +61,6 @@ public readonly record struct Stage2FwbDecoding(FwbAction Action, DeviceType Dev
 /// <summary>Stage-2 leaf descriptor MemAttr[3:0] (descriptor bits [5:2]).</summary>
 public static class Stage2MemAttr
 {
-    /// <summary>Bit position of MemAttr[0] in a stage-2 leaf descriptor.</summary>
-    public const int DescriptorShift = 2;
-
-    /// <summary>MemAttr[3:0] from a stage-2 leaf descriptor (bits [5:2]).</summary>
-    public static byte FromDescriptor(ulong descriptor) => (byte)((descriptor >> DescriptorShift) & 0xF);
-
-    /// <summary>MemAttr placed at descriptor bits [5:2] (Linux <c>PTE_S2_MEMATTR</c>).</summary>
-    public static ulong ToDescriptorBits(byte memAttr) => (ulong)(memAttr & 0xF) << DescriptorShift;
-
     /// <summary>"0b0110".</summary>
     public static string Format(byte memAttr) => "0b" + Convert.ToString(memAttr & 0xF, 2).PadLeft(4, '0');
 

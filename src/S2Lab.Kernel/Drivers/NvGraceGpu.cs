@@ -111,16 +111,12 @@ public sealed class NvGraceGpu
     {
         if (Config.UsememMapping == NvGraceUsememMapping.Pfnmap)
             return Map(process, Usemem, offset, length, PgProt.Default, VmFlags.VM_NONE, fixedAddress);
-        var len = length ?? Usemem.Size - offset;
-        if (!IsAligned(offset, PAGE_SIZE) || offset >= Usemem.Size || len == 0 || len > Usemem.Size - offset)
+        if (!DeviceMmap.TryRange(Usemem.Size, offset, length, out var len))
             return Errno.EINVAL;
-        var flags = VmFlagsExtensions.FromProt(Prot.PROT_READ | Prot.PROT_WRITE) | VmFlags.VM_SHARED | VmFlags.VM_MAYSHARE |
-                    VmFlags.VM_MAYREAD | VmFlags.VM_MAYWRITE | VmFlags.VM_IO | VmFlags.VM_MIXEDMAP | VmFlags.VM_DONTEXPAND | VmFlags.VM_DONTDUMP;
+        var flags = DeviceMmap.Flags(Prot.PROT_READ | Prot.PROT_WRITE, VmFlags.VM_MIXEDMAP);
         var pgoff = (((ulong)UsememRegionIndex << VfioPciOffsetShift) + offset) >> PAGE_SHIFT;
-        var align = len >= PUD_SIZE && IsAligned(Usemem.Base + offset, PUD_SIZE) ? PUD_SIZE
-            : len >= PMD_SIZE && IsAligned(Usemem.Base + offset, PMD_SIZE) ? PMD_SIZE : PAGE_SIZE;
         return process.Mm.InsertVma(len, flags, PgProt.Default, pgoff, new MixedUsememBacking(Usemem), $"{Usemem.Name} (mixedmap)",
-            fixedAddress, fixedAddress is null ? align : PAGE_SIZE);
+            fixedAddress, DeviceMmap.Alignment(Usemem.Base + offset, len, fixedAddress));
     }
 
     /// <summary>mmap of resmem: pgprot_writecombine (MT_NORMAL_NC) and VM_ALLOW_ANY_UNCACHED. ENODEV on GB200 (no such region).</summary>
@@ -133,8 +129,7 @@ public sealed class NvGraceGpu
 
     private KvmResult<Vma> Map(Process process, PhysRegion region, ulong offset, ulong? length, PgProt pgprot, VmFlags extra, ulong? fixedAddress)
     {
-        var len = length ?? region.Size - offset;
-        if (!IsAligned(offset, PAGE_SIZE) || offset >= region.Size || len == 0 || len > region.Size - offset)
+        if (!DeviceMmap.TryRange(region.Size, offset, length, out var len))
             return Errno.EINVAL;
         return VfioPciDevice.MapPfns(process, region.Name, region.Base + offset, len, pgprot, extra,
             Prot.PROT_READ | Prot.PROT_WRITE, fixedAddress);

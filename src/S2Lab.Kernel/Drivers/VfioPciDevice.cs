@@ -42,8 +42,7 @@ public sealed class VfioPciDevice
         if ((uint)bar >= (uint)_bars.Count)
             return Errno.EINVAL;
         var region = _bars[bar];
-        var len = length ?? region.Size - offset;
-        if (!IsAligned(offset, PAGE_SIZE) || offset >= region.Size || len == 0 || len > region.Size - offset)
+        if (!DeviceMmap.TryRange(region.Size, offset, length, out var len))
             return Errno.EINVAL;
         return MapPfns(process, $"vfio-pci {Name} BAR{bar}", region.Base + offset, len, new PgProt(MtIndex.MT_DEVICE_nGnRE),
             VmFlags.VM_ALLOW_ANY_UNCACHED, prot, fixedAddress);
@@ -56,11 +55,8 @@ public sealed class VfioPciDevice
     internal static KvmResult<Vma> MapPfns(Process process, string name, ulong pa, ulong length, PgProt pgprot,
         VmFlags extraFlags, Prot prot, ulong? fixedAddress)
     {
-        var flags = VmFlagsExtensions.FromProt(prot) | VmFlags.VM_SHARED | VmFlags.VM_MAYSHARE | VmFlags.VM_MAYREAD |
-                    VmFlags.VM_MAYWRITE | VmFlags.VM_IO | VmFlags.VM_PFNMAP | VmFlags.VM_DONTEXPAND | VmFlags.VM_DONTDUMP | extraFlags;
-        var align = length >= PUD_SIZE && IsAligned(pa, PUD_SIZE) ? PUD_SIZE
-            : length >= PMD_SIZE && IsAligned(pa, PMD_SIZE) ? PMD_SIZE : PAGE_SIZE;
+        var flags = DeviceMmap.Flags(prot, VmFlags.VM_PFNMAP | extraFlags);
         return process.Mm.InsertVma(length, flags, pgprot, pa >> PAGE_SHIFT, new LinearPfnBacking(name), name,
-            fixedAddress, fixedAddress is null ? align : PAGE_SIZE);
+            fixedAddress, DeviceMmap.Alignment(pa, length, fixedAddress));
     }
 }

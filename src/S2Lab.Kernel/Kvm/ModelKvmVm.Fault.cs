@@ -201,7 +201,7 @@ public sealed partial class ModelKvmVm
         if (isPerm && size == existing!.Value.Size)
             e = Stage2.RelaxPerms(ipa, prot, existing.Value.Pa, existing.Value.Size, out cmos);
         else
-            e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, out cmos);
+            e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, mapMemory, out cmos);
         if (e != Errno.None)
         {
             r?.Trace?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
@@ -210,8 +210,12 @@ public sealed partial class ModelKvmVm
         // The leaf as written (a walk; skipped on the fast path, where the vCPU reads it on its retry anyway).
         var leaf = r is null || r.Explaining ? Stage2.GetLeaf(faultIpa) : null;
         r?.Trace?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf}");
-        foreach (var c in cmos)
-            r?.Trace?.Step(DecisionStage.Cmo, 0, c.ToString());
+        if (r?.Trace is { } t)
+        {
+            var considered = isPerm && size == existing!.Value.Size ? cmos : Stage2Mmu.Explain(AlignDown(pa, size), size, prot, mapMemory, cmos);
+            foreach (var c in considered)
+                t.Step(DecisionStage.Cmo, 0, c.ToString());
+        }
         if (writable)
             slot.MarkDirty(faultIpa >> PAGE_SHIFT);
         return new FaultRecord
@@ -241,8 +245,10 @@ public sealed partial class ModelKvmVm
         if (exec || Host.Cpu.HasCacheDic)
             prot |= KvmPgtableProt.X;
         var ipa = faultIpa & ~(PAGE_SIZE - 1);
-        var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, out var cmos);
-        var leaf = Stage2.GetLeaf(ipa);
+        var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
+        var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, mapMemory, out var cmos);
+        // The leaf as written (a walk; skipped on the fast path, as in user_mem_abort).
+        var leaf = r is null || r.Explaining ? Stage2.GetLeaf(ipa) : null;
         r?.Trace?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
         if ((prot & KvmPgtableProt.W) != 0)
             slot.MarkDirty(gfn);

@@ -57,9 +57,6 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
     /// <summary>kvm_has_mte(): the VM enabled KVM_CAP_ARM_MTE (rule 6's MTE check).</summary>
     public bool HasMte { get; private set; }
 
-    /// <summary>KVM_DIRTY_LOG_INITIALLY_SET with manual protect: new dirty bitmaps start all set.</summary>
-    public bool DirtyLogInitiallySet { get; set; }
-
     /// <summary>The memslots of an address space.</summary>
     public MemslotSet Memslots(int asId = 0) => _slots[asId];
 
@@ -251,9 +248,6 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
             else
             {
                 @new.DirtyBitmap = new ulong[(@new.NPages + 63) / 64];
-                if (DirtyLogInitiallySet)
-                    for (ulong i = 0; i < @new.NPages; i++)
-                        @new.MarkDirty(@new.BaseGfn + i);
             }
         }
 
@@ -282,7 +276,7 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
             case MemslotChange.FlagsOnly:
                 slots.Replace(old!, @new!);
                 // kvm_arch_commit_memory_region: enabling dirty logging write-protects the slot.
-                if (@new!.IsLogging && !old!.IsLogging && !DirtyLogInitiallySet)
+                if (@new!.IsLogging && !old!.IsLogging)
                     Stage2.WriteProtectRange(@new.GuestPhysAddr, @new.Size);
                 break;
         }

@@ -1,3 +1,5 @@
+using S2Lab.Arch.Attributes;
+
 namespace S2Lab.Kernel.Mm;
 
 /// <summary>
@@ -6,11 +8,11 @@ namespace S2Lab.Kernel.Mm;
 /// </summary>
 public enum MtIndex
 {
-    MT_NORMAL = 0,
-    MT_NORMAL_TAGGED = 1,
-    MT_NORMAL_NC = 2,
-    MT_DEVICE_nGnRnE = 3,
-    MT_DEVICE_nGnRE = 4,
+    MT_NORMAL = LinuxMair.MT_NORMAL,
+    MT_NORMAL_TAGGED = LinuxMair.MT_NORMAL_TAGGED,
+    MT_NORMAL_NC = LinuxMair.MT_NORMAL_NC,
+    MT_DEVICE_nGnRnE = LinuxMair.MT_DEVICE_nGnRnE,
+    MT_DEVICE_nGnRE = LinuxMair.MT_DEVICE_nGnRE,
 }
 
 /// <summary>
@@ -21,27 +23,17 @@ public readonly record struct PgProt(MtIndex AttrIndex)
     /// <summary>The default protection of a user mapping (PAGE_SHARED/PAGE_KERNEL family): MT_NORMAL.</summary>
     public static PgProt Default => new(MtIndex.MT_NORMAL);
 
-    /// <summary>The MAIR byte Linux programs for each index (MAIR_EL1 as set up in proc.S).</summary>
-    public byte MairByte => AttrIndex switch
-    {
-        MtIndex.MT_NORMAL => 0xFF,
-        MtIndex.MT_NORMAL_TAGGED => 0xF0,
-        MtIndex.MT_NORMAL_NC => 0x44,
-        MtIndex.MT_DEVICE_nGnRnE => 0x00,
-        MtIndex.MT_DEVICE_nGnRE => 0x04,
-        _ => 0x00,
-    };
-
     /// <summary>
-    /// Rule 3 (kvm_vma_is_cacheable): cacheable unless the index is MT_NORMAL_NC, MT_DEVICE_nGnRnE or MT_DEVICE_nGnRE.
+    /// The MAIR_EL1 byte at this index on a host without MTE, which is what the model's CPUs are: Linux boots with
+    /// MT_NORMAL_TAGGED = 0xFF and only <c>mte_cpu_setup</c> rewrites it to 0xF0 (see <see cref="MairByteFor"/>).
     /// </summary>
-    public bool IsCacheable => AttrIndex is not (MtIndex.MT_NORMAL_NC or MtIndex.MT_DEVICE_nGnRnE or MtIndex.MT_DEVICE_nGnRE);
+    public byte MairByte => MairByteFor(hostHasMte: false);
 
-    /// <summary>pgprot_noncached(): Device-nGnRE.</summary>
-    public PgProt NonCached() => new(MtIndex.MT_DEVICE_nGnRE);
+    /// <summary>The MAIR_EL1 byte at this index, with or without FEAT_MTE2 on the host (<see cref="LinuxMair.AttrFor"/>).</summary>
+    public byte MairByteFor(bool hostHasMte) => LinuxMair.AttrFor((int)AttrIndex, hostHasMte);
 
-    /// <summary>pgprot_writecombine(): Normal non-cacheable.</summary>
-    public PgProt WriteCombine() => new(MtIndex.MT_NORMAL_NC);
+    /// <summary>Rule 3 (kvm_vma_is_cacheable): <see cref="LinuxMair.IsCacheableAttrIndx"/> of the index.</summary>
+    public bool IsCacheable => LinuxMair.IsCacheableAttrIndx((int)AttrIndex);
 
     public override string ToString() => AttrIndex.ToString();
 }

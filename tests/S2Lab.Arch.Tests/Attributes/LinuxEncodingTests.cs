@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
@@ -46,7 +47,41 @@ public class LinuxEncodingTests
     public void PAGE_S2_MEMATTR_picks_the_FWB_value_when_FWB_is_used(KvmS2MemType type, bool fwb, int value)
     {
         Assert.Equal(value, KvmS2MemAttr.PageS2MemAttr(type, fwb));
-        Assert.Equal((ulong)value << 2, KvmS2MemAttr.PteS2MemAttr((byte)value));
+        // PTE_S2_MEMATTR(t): the value lands at descriptor bits [5:2].
+        Assert.Equal((ulong)value << 2, new S2Descriptor(0).WithMemAttr((byte)value).Raw);
+    }
+
+    [Fact]
+    public void TypeOf_inverts_PAGE_S2_MEMATTR_and_knows_no_other_value()
+    {
+        foreach (var fwb in new[] { false, true })
+        {
+            for (var v = 0; v < 16; v++)
+            {
+                var types = Enum.GetValues<KvmS2MemType>().Where(t => KvmS2MemAttr.PageS2MemAttr(t, fwb) == v).ToList();
+                var decoded = KvmS2MemAttr.TypeOf((byte)v, fwb);
+                if (types.Count == 0)
+                    Assert.Null(decoded);
+                else // without FWB, AS_S1 shares NORMAL's 0xF: KVM means Normal there
+                    Assert.Equal(types.Contains(KvmS2MemType.Normal) ? KvmS2MemType.Normal : types.Single(), decoded);
+            }
+        }
+        Assert.Equal(KvmS2MemType.AsS1, KvmS2MemAttr.TypeOf(KvmS2MemAttr.MT_S2_FWB_AS_S1, hasFwb: true));
+        Assert.Null(KvmS2MemAttr.TypeOf(KvmS2MemAttr.MT_S2_FWB_NORMAL, hasFwb: false));
+        Assert.Null(KvmS2MemAttr.TypeOf(KvmS2MemAttr.MT_S2_NORMAL, hasFwb: true));
+    }
+
+    [Fact]
+    public void S2Permissions_has_kvm_pgtable_prot_R_W_X_values_so_a_cast_converts_them()
+    {
+        // kvm_pgtable.h: KVM_PGTABLE_PROT_X = BIT(0), _W = BIT(1), _R = BIT(2).
+        Assert.Equal(1UL << 0, (ulong)KvmPgtableProt.X);
+        Assert.Equal(1UL << 1, (ulong)KvmPgtableProt.W);
+        Assert.Equal(1UL << 2, (ulong)KvmPgtableProt.R);
+        Assert.Equal((ulong)KvmPgtableProt.X, (ulong)S2Permissions.Execute);
+        Assert.Equal((ulong)KvmPgtableProt.W, (ulong)S2Permissions.Write);
+        Assert.Equal((ulong)KvmPgtableProt.R, (ulong)S2Permissions.Read);
+        Assert.Equal((ulong)KvmPgtableProt.RWX, (ulong)S2Permissions.All);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
@@ -103,8 +104,9 @@ public class Stage2MemAttrTests
     [Fact]
     public void Descriptor_bits_5_to_2_hold_MemAttr()
     {
-        Assert.Equal(0b0110, Stage2MemAttr.FromDescriptor(0b0110UL << 2 | 0x3 | 1UL << 10));
-        Assert.Equal(0x3CUL, Stage2MemAttr.ToDescriptorBits(0xF));
+        Assert.Equal(0b0110, new S2Descriptor(0b0110UL << 2 | 0x3 | 1UL << 10).MemAttr);
+        Assert.Equal(0x3CUL, new S2Descriptor(0).WithMemAttr(0xF).Raw);
+        Assert.Equal(0x3CUL, S2DescriptorBits.MemAttrMask);
         Assert.Equal("0b0101", Stage2MemAttr.Format(5));
     }
 }

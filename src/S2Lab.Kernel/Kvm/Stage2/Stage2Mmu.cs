@@ -19,18 +19,14 @@ public sealed class Stage2Mmu
     {
         _host = host;
         IpaBits = ipaBits;
-        Fwb = host.Cpu.HasStage2Fwb;
         _table = new Stage2TableAdapter(host, ipaBits);
     }
 
     /// <summary>The IPA size (VTCR_EL2.T0SZ = 64 - IpaBits).</summary>
     public int IpaBits { get; }
 
-    /// <summary>stage2_has_fwb(): HCR_EL2.FWB is set and the MT_S2_FWB_* encodings are used.</summary>
-    public bool Fwb { get; }
-
-    /// <summary>Leaves installed so far (kvm_pgtable_stage2_map calls that succeeded).</summary>
-    public long MapCount { get; private set; }
+    /// <summary>stage2_has_fwb(): HCR_EL2.FWB is set and the MT_S2_FWB_* encodings are used (the table's setting).</summary>
+    public bool Fwb => _table.Fwb;
 
     /// <summary>The valid leaf covering <paramref name="ipa"/>, or null.</summary>
     public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
@@ -38,43 +34,69 @@ public sealed class Stage2Mmu
     /// <summary>Every valid leaf in IPA order.</summary>
     public IEnumerable<Stage2Leaf> Leaves() => _table.Leaves();
 
-    /// <summary>The real-format table (descriptors, VTTBR, walk steps, counters).</summary>
-    public Stage2PageTable Table => _table.Table;
-
     /// <summary>
-    /// The CMOs a new leaf of <paramref name="prot"/> at <paramref name="pa"/> needs (stage2_map_walker_try_leaf): a
-    /// D-cache clean+invalidate to PoC for a cacheable leaf unless FWB, an I-cache invalidate to PoU for an executable leaf
-    /// unless DIC. <paramref name="reported"/> are the ones the table reported as needed. Both work by kernel VA, which
-    /// only map memory has, so they are possible only for pfn_is_map_memory pages.
+    /// The CMOs a new leaf at <paramref name="pa"/> needs (stage2_map_walker_try_leaf), as the table reported them: a
+    /// D-cache clean+invalidate to PoC for a cacheable leaf unless FWB, an I-cache invalidate to PoU for an executable
+    /// leaf unless DIC. Both work by kernel VA, which only map memory has (<paramref name="mapMemory"/>, pfn_is_map_memory),
+    /// so they are possible only for such pages. Nothing needed (FWB and DIC, or a non-cacheable non-executable leaf):
+    /// the shared empty list, no allocation.
     /// </summary>
-    internal IReadOnlyList<CacheMaintenance> Describe(ulong pa, ulong size, KvmPgtableProt prot, List<S2CacheMaintenance> reported)
+    internal static IReadOnlyList<CacheMaintenance> Needed(ulong pa, ulong size, bool mapMemory, List<S2CacheMaintenance> reported)
     {
-        var cacheable = (prot & (KvmPgtableProt.DEVICE | KvmPgtableProt.NORMAL_NC)) == 0;
-        var exec = (prot & KvmPgtableProt.X) != 0;
-        if (!cacheable && !exec && reported.Count == 0)
+        if (reported.Count == 0)
             return [];
-        var hasVa = _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT);
-        var vaText = hasVa ? "the page has a kernel VA" : "no kernel VA: the pfn is outside the linear map";
-        var dNeeded = reported.Any(c => c.Kind == S2CmoKind.DcacheCleanInvalidatePoc);
-        var iNeeded = reported.Any(c => c.Kind == S2CmoKind.IcacheInvalidatePou);
+        var dNeeded = false;
+        var iNeeded = false;
+        foreach (var c in reported)
+        {
+            dNeeded |= c.Kind == S2CmoKind.DcacheCleanInvalidatePoc;
+            iNeeded |= c.Kind == S2CmoKind.IcacheInvalidatePou;
+        }
+        var vaText = VaText(mapMemory);
         var list = new List<CacheMaintenance>(2);
-        if (cacheable || dNeeded)
-            list.Add(new CacheMaintenance(CmoKind.DcacheCleanInvalPoc, pa, size, dNeeded, hasVa,
-                dNeeded ? $"no FWB: a cacheable leaf needs it; {vaText}" : "FWB: skipped"));
-        if (exec || iNeeded)
-            list.Add(new CacheMaintenance(CmoKind.IcacheInvalPou, pa, size, iNeeded, hasVa,
-                iNeeded ? $"no DIC: an executable leaf needs it; {vaText}" : "DIC: a no-op"));
+        if (dNeeded)
+            list.Add(new CacheMaintenance(CmoKind.DcacheCleanInvalPoc, pa, size, true, mapMemory, $"no FWB: a cacheable leaf needs it; {vaText}"));
+        if (iNeeded)
+            list.Add(new CacheMaintenance(CmoKind.IcacheInvalPou, pa, size, true, mapMemory, $"no DIC: an executable leaf needs it; {vaText}"));
         return list;
     }
 
-    /// <summary>kvm_pgtable_stage2_map of one leaf; <paramref name="cmos"/> receives the maintenance it needed.</summary>
-    internal Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, out IReadOnlyList<CacheMaintenance> cmos)
+    /// <summary>
+    /// For an explanation only: every CMO a new leaf of <paramref name="prot"/> is considered for, in the order KVM
+    /// considers them, the <paramref name="needed"/> ones as they are and the others marked not needed with the reason
+    /// (FWB skips the D-cache clean, DIC makes the I-cache invalidate a no-op).
+    /// </summary>
+    internal static IReadOnlyList<CacheMaintenance> Explain(ulong pa, ulong size, KvmPgtableProt prot, bool mapMemory,
+        IReadOnlyList<CacheMaintenance> needed)
+    {
+        var cacheable = (prot & (KvmPgtableProt.DEVICE | KvmPgtableProt.NORMAL_NC)) == 0;
+        var exec = (prot & KvmPgtableProt.X) != 0;
+        var list = new List<CacheMaintenance>(2);
+        var d = needed.FirstOrDefault(c => c.Kind == CmoKind.DcacheCleanInvalPoc);
+        if (d.Needed)
+            list.Add(d);
+        else if (cacheable)
+            list.Add(new CacheMaintenance(CmoKind.DcacheCleanInvalPoc, pa, size, false, mapMemory, "FWB: skipped"));
+        var i = needed.FirstOrDefault(c => c.Kind == CmoKind.IcacheInvalPou);
+        if (i.Needed)
+            list.Add(i);
+        else if (exec)
+            list.Add(new CacheMaintenance(CmoKind.IcacheInvalPou, pa, size, false, mapMemory, "DIC: a no-op"));
+        return list;
+    }
+
+    private static string VaText(bool mapMemory) =>
+        mapMemory ? "the page has a kernel VA" : "no kernel VA: the pfn is outside the linear map";
+
+    /// <summary>
+    /// kvm_pgtable_stage2_map of one leaf; <paramref name="cmos"/> receives the maintenance it needed (see
+    /// <see cref="Needed"/>; <paramref name="mapMemory"/> is pfn_is_map_memory of <paramref name="pa"/>).
+    /// </summary>
+    internal Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, bool mapMemory, out IReadOnlyList<CacheMaintenance> cmos)
     {
         _cmos.Clear();
         var e = _table.Map(ipa, size, pa, prot, _cmos);
-        if (e == Errno.None)
-            MapCount++;
-        cmos = e == Errno.None ? Describe(pa, size, prot, _cmos) : [];
+        cmos = e == Errno.None ? Needed(pa, size, mapMemory, _cmos) : [];
         return e;
     }
 
@@ -83,8 +105,13 @@ public sealed class Stage2Mmu
     {
         _cmos.Clear();
         var e = _table.RelaxPerms(ipa, add, _cmos);
+        if (e != Errno.None || _cmos.Count == 0)
+        {
+            cmos = [];
+            return e;
+        }
         var hasVa = _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT);
-        cmos = e != Errno.None ? [] : _cmos.Select(c => new CacheMaintenance(
+        cmos = _cmos.Select(c => new CacheMaintenance(
             c.Kind == S2CmoKind.IcacheInvalidatePou ? CmoKind.IcacheInvalPou : CmoKind.DcacheCleanInvalPoc, pa, size, true, hasVa,
             hasVa ? "added permission needs it; the page has a kernel VA" : "added permission needs it; no kernel VA")).ToList();
         return e;

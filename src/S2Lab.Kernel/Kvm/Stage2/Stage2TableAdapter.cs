@@ -12,20 +12,17 @@ namespace S2Lab.Kernel.Kvm.Stage2;
 internal sealed class Stage2TableAdapter : IStage2Table
 {
     private readonly Stage2PageTable _table;
-    private readonly bool _fwb;
-    private readonly List<S2CacheMaintenance> _cmoScratch = [];
     private long _maps;
 
     public Stage2TableAdapter(Host host, int ipaBits)
     {
-        _fwb = host.Cpu.HasStage2Fwb;
         // The caller has already clamped ipaBits to 32..kvm_ipa_limit (KVM_CREATE_VM checks it), so this cannot fail.
         _table = Stage2PageTable.ForKvm(host.Cpu, ipaBits, out var error)
             ?? throw new InvalidOperationException($"no stage-2 table for a {ipaBits}-bit IPA on {host.Cpu.Name}: {error}");
     }
 
-    /// <summary>The underlying table (for walks, VTTBR, counters).</summary>
-    public Stage2PageTable Table => _table;
+    /// <summary>stage2_has_fwb(): the table was built with HCR_EL2.FWB (Stage2PageTable.ForKvm sets it when the CPU has FWB).</summary>
+    public bool Fwb => _table.Fwb;
 
     /// <summary>stage2_set_prot_attr (rule 14): the MemAttr for a prot, or null for a forbidden combination.</summary>
     public static byte? MemAttrFor(KvmPgtableProt prot, bool fwb)
@@ -39,14 +36,18 @@ internal sealed class Stage2TableAdapter : IStage2Table
         return KvmS2MemAttr.PageS2MemAttr(type, fwb);
     }
 
-    private static S2Permissions Perms(KvmPgtableProt prot) =>
-        ((prot & KvmPgtableProt.R) != 0 ? S2Permissions.Read : 0) |
-        ((prot & KvmPgtableProt.W) != 0 ? S2Permissions.Write : 0) |
-        ((prot & KvmPgtableProt.X) != 0 ? S2Permissions.Execute : 0);
+    /// <summary>
+    /// The R/W/X bits of a prot as S2Permissions: a cast, because S2Permissions uses kvm_pgtable_prot's values
+    /// (X = bit 0, W = bit 1, R = bit 2; tested in Arch). The memory-type bits are masked off.
+    /// </summary>
+    private static S2Permissions Perms(KvmPgtableProt prot) => (S2Permissions)(int)(prot & KvmPgtableProt.RWX);
+
+    /// <summary>The inverse of <see cref="Perms"/>: S2Permissions as kvm_pgtable_prot R/W/X bits (the same values).</summary>
+    private static KvmPgtableProt Prot(S2Permissions perms) => (KvmPgtableProt)(ulong)(perms & S2Permissions.All);
 
     public Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, List<S2CacheMaintenance>? cmos)
     {
-        if (MemAttrFor(prot, _fwb) is not { } memAttr)
+        if (MemAttrFor(prot, Fwb) is not { } memAttr)
             return Errno.EINVAL;
         var r = _table.Map(ipa, size, pa, new S2LeafAttributes(memAttr, Perms(prot)), size, cmos, handleFault: true);
         if (r == Stage2Errno.None)
@@ -85,16 +86,14 @@ internal sealed class Stage2TableAdapter : IStage2Table
     {
         var g = _table.Geometry;
         var size = g.LevelSize(level);
-        var perms = d.Permissions;
-        var prot = ((perms & S2Permissions.Read) != 0 ? KvmPgtableProt.R : 0) |
-                   ((perms & S2Permissions.Write) != 0 ? KvmPgtableProt.W : 0) |
-                   ((perms & S2Permissions.Execute) != 0 ? KvmPgtableProt.X : 0);
         var m = d.MemAttr;
-        if (m == KvmS2MemAttr.PageS2MemAttr(KvmS2MemType.DeviceNGnRE, _fwb))
-            prot |= KvmPgtableProt.DEVICE;
-        else if (m == KvmS2MemAttr.PageS2MemAttr(KvmS2MemType.NormalNc, _fwb))
-            prot |= KvmPgtableProt.NORMAL_NC;
-        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, level, d.Raw);
+        var prot = Prot(d.Permissions) | KvmS2MemAttr.TypeOf(m, Fwb) switch
+        {
+            KvmS2MemType.DeviceNGnRE => KvmPgtableProt.DEVICE,
+            KvmS2MemType.NormalNc => KvmPgtableProt.NORMAL_NC,
+            _ => KvmPgtableProt.None,
+        };
+        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, Fwb, level, d.Raw);
     }
 
     public void WriteProtect(ulong ipa, ulong size)
