@@ -206,6 +206,30 @@ public class FaultRuleTests
         Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(UseIpa + 0x20_0000).Leaf!.Value.Size);
     }
 
+    /// <summary>
+    /// get_vma_page_shift() tests ALIGN(hva, PMD_SIZE) &lt;= vm_end. For a block-aligned fault hva that is hva &lt;= vm_end,
+    /// always true: a VM_PFNMAP VMA that ends inside a 2 MiB block still gets the whole block when the guest touches the
+    /// block's first page (upstream mmu.c as of 6.17/6.18 has exactly this check). The model keeps the kernel's check, so
+    /// the block maps 1 MiB of device memory past the end of the 3 MiB mapping.
+    /// </summary>
+    [Fact]
+    public void Rule15_block_aligned_fault_maps_a_pmd_block_past_vm_end_as_the_kernel_does()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        var use = gpu.MmapUsemem(rig.Vmm, 0, 3 * MiB, fixedAddress: 0x5000_0000_0000).Value;
+        // A 4 MiB slot over the 3 MiB VMA and the hole after it (holes are not an error at memslot time, rule 6).
+        Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, UseIpa, 4 * MiB, use.Start, 0, 0)));
+        var leaf = rig.Read(UseIpa + 2 * MiB).Leaf!.Value;
+        Assert.Equal(2 * MiB, leaf.Size);
+        Assert.Equal(use.LinearPa(use.Start + 2 * MiB), leaf.Pa);
+        Assert.True(leaf.Pa + leaf.Size > use.LinearPa(use.End - PageSizes.PAGE_SIZE) + PageSizes.PAGE_SIZE, "the block reaches past the VMA's pfns");
+        // A fault one page in is not block-aligned: ALIGN(hva) rounds up past vm_end, so only a page is mapped.
+        var (rig2, gpu2) = Gh200("neoverse-v2", "linux-6.17");
+        var use2 = gpu2.MmapUsemem(rig2.Vmm, 0, 3 * MiB, fixedAddress: 0x5000_0000_0000).Value;
+        Assert.Equal(Errno.None, rig2.Vm.SetUserMemoryRegion2(new(1, 0, UseIpa, 4 * MiB, use2.Start, 0, 0)));
+        Assert.Equal(PageSizes.PAGE_SIZE, rig2.Read(UseIpa + 2 * MiB + PageSizes.PAGE_SIZE).Leaf!.Value.Size);
+    }
+
     [Fact]
     public void Rule16_block_must_lie_inside_the_memslot()
     {
