@@ -55,4 +55,16 @@ public class OutcomeWordsTests
         Assert.Equal("EINVAL", (string?)usemem["outcome"]);
         Assert.All(steps.Where(s => (string?)s["kind"] == "start"), s => Assert.Contains((string?)s["outcome"], ExpectFields.StartOutcomes));
     }
+
+    [Fact]
+    public void Json_writes_errnos_by_the_kernels_names()
+    {
+        // linux-6.17: altra refuses usemem's memslot with EINVAL (rule 6).
+        var report = ScenarioRunner.Run(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), "linux-6.17");
+        var text = JsonReport.Render(report);
+        var errnos = System.Text.RegularExpressions.Regex.Matches(text, "\"errno\":\\s*\"([^\"]*)\"").Select(m => m.Groups[1].Value).ToHashSet();
+        Assert.Contains("EINVAL", errnos);
+        Assert.Contains("ok", errnos);
+        Assert.All(errnos, e => Assert.True(e == "ok" || Enum.TryParse<Errno>(e, ignoreCase: false, out _), $"'{e}' is not a kernel errno name"));
+    }
 }

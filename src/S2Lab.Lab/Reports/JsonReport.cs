@@ -19,7 +19,9 @@ public static class JsonReport
         WriteIndented = true,
         Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower), new ErrnoConverter() },
+        // The errno converter comes first: the first converter that can convert a type wins, and the general enum
+        // converter would otherwise write errnos in kebab case ("einval") instead of the kernel's names.
+        Converters = { new ErrnoConverter(), new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
     };
 
     public static string Render(LabReport report) => Build(report).ToJsonString(Options);
