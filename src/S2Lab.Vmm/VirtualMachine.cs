@@ -162,7 +162,7 @@ public static class Vmm
             var cacheable = regions.Where(r => WantsCacheable(r, policy)).Select(r => r.Name).ToList();
             if (cacheable.Count > 0)
             {
-                var why = $"KVM_CHECK_EXTENSION(KVM_CAP_ARM_CACHEABLE_PFNMAP_SUPPORTED = 243) on the VM fd is {Show(cap)}: this host cannot map cacheable device memory";
+                var why = $"KVM_CHECK_EXTENSION(KVM_CAP_ARM_CACHEABLE_PFNMAP_SUPPORTED = 243) on the VM fd is {cap}: this host cannot map cacheable device memory";
                 regions = regions.Select(r => WantsCacheable(r, policy)
                     ? r with { Outcome = RegionOutcome.Refused, Detail = why }
                     : r with { Outcome = RegionOutcome.Skipped, Detail = "VM refused" }).ToList();
@@ -268,5 +268,4 @@ public static class Vmm
             host.Process.Mm.Munmap(r.Hva, r.Vma!.Size);
     }
 
-    internal static string Show(KvmResult<long> r) => r.IsOk ? r.Value.ToString(System.Globalization.CultureInfo.InvariantCulture) : r.Error.ToString();
 }

@@ -74,7 +74,7 @@ public static class Explainer
         using var vm = vmResult.Value;
         var cap = vm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         var sysCap = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
-        lines.Add(new("Capability", 2, $"KVM_CHECK_EXTENSION(243): VM fd {LabHost.Show(cap)}, /dev/kvm {LabHost.Show(sysCap)}"));
+        lines.Add(new("Capability", 2, $"KVM_CHECK_EXTENSION(243): VM fd {cap}, /dev/kvm {sysCap}"));
 
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
         var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);

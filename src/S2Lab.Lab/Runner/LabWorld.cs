@@ -102,15 +102,14 @@ internal sealed class LabHost
         if (vm.IsOk)
         {
             using var v = vm.Value;
-            vmCap = Show(v.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED));
-            unknownVm = Show(v.CheckExtension(unknownCap));
+            vmCap = v.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED).ToString();
+            unknownVm = v.CheckExtension(unknownCap).ToString();
         }
 
         var cpu = Spec.Cpu;
-        return new HostFacts(Name, cpu.Name, Spec.CpuSource, cpu.HasStage2Fwb, cpu.HasCacheDic, cpu.HasCacheIdc, designLabel, vmCap, Show(sys), Show(unknownSys), unknownVm);
+        return new HostFacts(Name, cpu.Name, Spec.CpuSource, cpu.HasStage2Fwb, cpu.HasCacheDic, cpu.HasCacheIdc, designLabel, vmCap, sys.ToString(), unknownSys.ToString(), unknownVm);
     }
 
-    internal static string Show(KvmResult<long> r) => r.IsOk ? r.Value.ToString(System.Globalization.CultureInfo.InvariantCulture) : r.Error.ToString();
 
     /// <summary>Host RAM large enough for every VM's RAM (pages are allocated on touch only).</summary>
     public static ulong RamFor(Scenario s)

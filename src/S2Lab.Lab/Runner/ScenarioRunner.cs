@@ -190,7 +190,7 @@ public static class ScenarioRunner
                 StartOutcome.Refused => VmStartOutcome.Refused,
                 _ => VmStartOutcome.Failed,
             };
-            return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, LabHost.Show(report.Cap243),
+            return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, report.Cap243.ToString(),
                 report.Regions.Select(r => Setup(host, r)).ToList());
         }
 

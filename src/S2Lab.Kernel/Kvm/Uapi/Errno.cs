@@ -54,5 +54,6 @@ public readonly record struct KvmResult<T>
 
     public static implicit operator KvmResult<T>(Errno error) => Fail(error);
 
-    public override string ToString() => IsOk ? $"{_value}" : Error.ToString();
+    /// <summary>The value (invariant culture), or the errno's name: "1", "EINVAL".</summary>
+    public override string ToString() => IsOk ? string.Format(System.Globalization.CultureInfo.InvariantCulture, "{0}", _value) : Error.ToString();
 }
