@@ -20,5 +20,5 @@ if [ "${1:-}" = "--bdn" ]; then
   dotnet run -c Release --project bench/S2Lab.Benchmarks -- --job short \
     --filter '*Stage2FreshMapBenchmarks.Map1GiBWith4KPages*' '*Stage2TranslateBenchmarks.TlbHit*' \
              '*Stage2TranslateBenchmarks.Walk*' '*Stage2ScaleMapBenchmarks*' '*KernelMemslotLookup.RandomGfnToMemslot*' \
-             '*KernelStage2Fault*' '*KernelMemslotCreateDelete*'
+             '*KernelStage2Fault*' '*KernelMemslotCreateDelete*' '*DemoScenarioBenchmarks*' '*CombineBatchBenchmarks*'
 fi

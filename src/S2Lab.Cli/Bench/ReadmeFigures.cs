@@ -10,7 +10,10 @@ namespace S2Lab.Cli.Bench;
 /// </summary>
 /// <param name="What">The first column.</param>
 /// <param name="Target">The target column.</param>
-/// <param name="Bdn">The BenchmarkDotNet benchmarks (Class.Method, in bench/S2Lab.Benchmarks) that measure the same thing.</param>
+/// <param name="Bdn">
+/// The BenchmarkDotNet benchmarks (Class.Method, in bench/S2Lab.Benchmarks) that measure the same thing (for the
+/// whole-process rows, the in-process part of it).
+/// </param>
 /// <param name="Results">The measurement results the row is made from (quick results, or the process timings below).</param>
 /// <param name="Format">The measured column, from those results by name.</param>
 internal sealed record ReadmeRow(string What, string Target, IReadOnlyList<string> Bdn, IReadOnlyList<string> Results,
@@ -61,10 +64,10 @@ internal static class ReadmeFigures
             ["KernelMemslotCreateDelete.CreateThenDelete"], ["kernel_memslot_create_delete_32767_ns"],
             r => F(r("kernel_memslot_create_delete_32767_ns"), "0") + " ns"),
         new("`s2lab demo` (8 design runs, 3 migrations each)", "< 2 s",
-            [], [DemoWall],
+            ["DemoScenarioBenchmarks.RunDemoAllDesigns"], [DemoWall],
             r => F(r(DemoWall), "0.00") + " s wall"),
         new("`s2lab combine --batch` of 100,000 rows", "well under 1 s",
-            [], [CombineWall],
+            ["CombineBatchBenchmarks.Combine100000Rows"], [CombineWall],
             r => F(r(CombineWall), "0.00") + " s wall, whole process"),
     ];
 
