@@ -45,7 +45,8 @@ public class CombineBatchBenchmarks
         for (var i = 0; i < Rows; i++)
         {
             _inputs[i] = new CombineInput(mair[(i >> 6) % mair.Length], Shareability.ISH, (byte)((i >> 2) & 0xF), Shareability.ISH,
-                Fwb: (i & 1) != 0, HcrCd: ((i >> 1) & 1) != 0) { Features = AttributeFeatures.Mte2 };
+                Fwb: (i & 1) != 0, HcrCd: ((i >> 1) & 1) != 0)
+            { Features = AttributeFeatures.Mte2 };
         }
     }
 
