@@ -131,8 +131,8 @@ internal static class ReadmeFigures
             return 1;
         }
 
-        output.WriteLine($"Measured by `s2lab bench --readme --iterations {settings.Iterations}` on {Environment.ProcessorCount} cores; " +
-                         $"load average {before} before, {LoadAverage()} after (1, 5, 15 min).");
+        output.WriteLine($"Measured by `s2lab bench --readme --iterations {settings.Iterations}` on {Environment.ProcessorCount} cores;");
+        output.WriteLine($"load average {before} before, {LoadAverage()} after (1, 5, 15 min).");
         output.WriteLine();
         output.Write(Table(results));
         return 0;
