@@ -17,7 +17,7 @@ src/S2Lab.Cli/bin/Release/net10.0/s2lab bench --readme --iterations "${ITERATION
 if [ "${1:-}" = "--bdn" ]; then
   echo >&2
   echo "BenchmarkDotNet (the counterpart named for each timed row in src/S2Lab.Cli/Bench/ReadmeFigures.cs):" >&2
-  dotnet run -c Release --project bench/S2Lab.Benchmarks -- --job short \
+  dotnet run -c Release --project bench/S2Lab.Benchmarks -- --job short --join --buildTimeout 900 \
     --filter '*Stage2FreshMapBenchmarks.Map1GiBWith4KPages*' '*Stage2TranslateBenchmarks.TlbHit*' \
              '*Stage2TranslateBenchmarks.Walk*' '*Stage2ScaleMapBenchmarks*' '*KernelMemslotLookup.RandomGfnToMemslot*' \
              '*KernelStage2Fault*' '*KernelMemslotCreateDelete*' '*DemoScenarioBenchmarks*' '*CombineBatchBenchmarks*'
