@@ -37,7 +37,7 @@ public sealed record HostProfile(
 /// <summary>Asks a real KVM the questions S2Lab cares about (s2lab probe).</summary>
 public static class KvmProbe
 {
-    /// <summary>The capabilities probed, by number and uAPI name: the ones the spec names, and the neighbours that decide memslot behaviour.</summary>
+    /// <summary>The capabilities probed, by number and uAPI name: the ones docs/rules.md names, and the neighbours that decide memslot behaviour.</summary>
     public static readonly IReadOnlyList<(uint Number, string Name)> Capabilities =
     [
         (KvmCap.USER_MEMORY, "KVM_CAP_USER_MEMORY"),

@@ -13,7 +13,7 @@ public class CombineCommandTests
         return (exit, output.ToString(), error.ToString());
     }
 
-    /// <summary>The spec's §7.2 vectors, shared with the Arch tests (tests/S2Lab.Arch.Tests/Vectors).</summary>
+    /// <summary>The main vectors (docs/arm-reference.md#vectors), shared with the Arch tests (tests/S2Lab.Arch.Tests/Vectors).</summary>
     private static string MainVectorsPath()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

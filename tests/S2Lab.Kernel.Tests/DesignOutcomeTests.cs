@@ -9,7 +9,7 @@ using static S2Lab.Kernel.Tests.Support.Rig;
 namespace S2Lab.Kernel.Tests;
 
 /// <summary>
-/// designs.md, "What the model should find": the demo's GH200 layout (RAM and usemem with MAIR 0xFF, resmem 0x44,
+/// docs/designs.md, "What the demo finds": the demo's GH200 layout (RAM and usemem with MAIR 0xFF, resmem 0x44,
 /// BAR0 0x04) on grace (Neoverse-V2) and altra (Neoverse-N1), per design.
 /// </summary>
 public class DesignOutcomeTests

@@ -5,7 +5,7 @@ using S2Lab.Lab.Scorecard;
 namespace S2Lab.Lab.Tests;
 
 /// <summary>
-/// What designs.md says the demo must find, asserted on the computed scorecard rows and step results. Each finding
+/// What docs/designs.md says the demo must find, asserted on the computed scorecard rows and step results. Each finding
 /// is derived from the rules; the tests also change the hosts to show the rows follow the model, not a table.
 /// </summary>
 public class DesignFindingsTests

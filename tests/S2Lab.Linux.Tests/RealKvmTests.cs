@@ -2,7 +2,7 @@ using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Linux.Tests;
 
-/// <summary>The backend against the real /dev/kvm: answers that every KVM gives (spec §4 and rules 19-33).</summary>
+/// <summary>The backend against the real /dev/kvm: answers that every KVM gives (docs/rules.md, rules 19-33).</summary>
 public class RealKvmTests
 {
     private const ulong Page = 4096;

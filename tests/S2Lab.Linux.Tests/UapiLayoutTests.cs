@@ -5,7 +5,7 @@ using S2Lab.Linux.Native;
 
 namespace S2Lab.Linux.Tests;
 
-/// <summary>Struct layouts and ioctl numbers against include/uapi/linux/kvm.h (spec §4). No KVM needed.</summary>
+/// <summary>Struct layouts and ioctl numbers against include/uapi/linux/kvm.h (docs/rules.md, rules 19-34). No KVM needed.</summary>
 public class UapiLayoutTests
 {
     [Fact]

@@ -32,7 +32,7 @@ public enum CombineDiagnostics
 }
 
 /// <summary>
-/// Everything that decides the effective memory type of one EL1&amp;0 access with stage 2 enabled (spec §3).
+/// Everything that decides the effective memory type of one EL1&amp;0 access with stage 2 enabled (docs/arm-reference.md#combine).
 /// Construct it with the constructor: the control bits then default to the common case (stage-1 MMU and caches on,
 /// data access, no FEAT_XS/MTE). <c>default(CombineInput)</c> instead means SCTLR_EL1.M=C=I=0.
 /// </summary>
@@ -44,7 +44,7 @@ public enum CombineDiagnostics
 /// <param name="HcrCd">HCR_EL2.CD: stage-2 data accesses to Normal memory become Non-cacheable.</param>
 public readonly record struct CombineInput(byte S1Attr, Shareability S1Sh, byte S2MemAttr, Shareability S2Sh, bool Fwb, bool HcrCd = false)
 {
-    /// <summary>SCTLR_EL1.M: stage-1 MMU on. When off, stage 1 outputs fixed attributes (spec §3.3).</summary>
+    /// <summary>SCTLR_EL1.M: stage-1 MMU on. When off, stage 1 outputs fixed attributes (docs/arm-reference.md#control-bits).</summary>
     public bool SctlrM { get; init; } = true;
 
     /// <summary>SCTLR_EL1.C: when 0, a data access to stage-1 Normal memory is Normal iNC oNC.</summary>
@@ -94,7 +94,7 @@ public readonly record struct CombineResult(MemoryAttributes Attributes, Shareab
     /// <summary>MTE Allocation Tagged.</summary>
     public bool IsTagged => Attributes.Tagged;
 
-    /// <summary>The §7.2 description, e.g. "Normal oWB.RWA iWB.RWA" or "Device-nGnRE".</summary>
+    /// <summary>The description used by the test vectors (docs/arm-reference.md#vectors), e.g. "Normal oWB.RWA iWB.RWA" or "Device-nGnRE".</summary>
     public string Description => Attributes.Description;
 
     /// <summary>"0x04 Device-nGnRE OSH".</summary>
@@ -136,7 +136,7 @@ public readonly record struct CombineStep(CombineStepKind Kind, string Text)
 public sealed record CombineExplanation(CombineResult Result, IReadOnlyList<CombineStep> Steps);
 
 /// <summary>
-/// Combines stage-1 and stage-2 attributes into the effective attribute (spec §3: <c>S2CombineS1MemAttrs</c> for FWB=0,
+/// Combines stage-1 and stage-2 attributes into the effective attribute (docs/arm-reference.md#combine: <c>S2CombineS1MemAttrs</c> for FWB=0,
 /// <c>AArch64.S2ApplyFWBMemAttrs</c> for FWB=1, plus the control-bit overrides of <c>AArch64.S1DisabledOutput</c>,
 /// <c>AArch64.S1Translate</c> and <c>AArch64.S2Translate</c>). Pure and allocation-free unless an explanation is asked for.
 /// </summary>

@@ -2,7 +2,7 @@ namespace S2Lab.Arch.Attributes;
 
 /// <summary>
 /// Linux arm64 stage-1 memory types: the MAIR_EL1 layout of current mainline (<c>asm/memory.h</c>, <c>proc.S</c>
-/// MAIR_EL1_SET, <c>sysreg.h</c> MAIR_ATTR_*), spec §1.3.
+/// MAIR_EL1_SET, <c>sysreg.h</c> MAIR_ATTR_*), docs/arm-reference.md#linux-mair.
 /// </summary>
 public static class LinuxMair
 {
@@ -49,7 +49,7 @@ public static class LinuxMair
     public static byte AttrFor(int attrIndx, bool mte) => Mair.AttrField(MairEl1For(mte), attrIndx);
 
     /// <summary>
-    /// Rule 3 (kvm-arm64-stage2.md): a VMA is cacheable unless its AttrIndx is MT_NORMAL_NC, MT_DEVICE_nGnRnE or
+    /// Rule 3 (docs/rules.md): a VMA is cacheable unless its AttrIndx is MT_NORMAL_NC, MT_DEVICE_nGnRnE or
     /// MT_DEVICE_nGnRE; MT_NORMAL and MT_NORMAL_TAGGED (and the unused indexes 5..7) are cacheable.
     /// </summary>
     public static bool IsCacheableAttrIndx(int attrIndx) =>
@@ -82,7 +82,7 @@ public enum KvmS2MemType
     AsS1,
 }
 
-/// <summary>Linux's stage-2 MemAttr values (<c>asm/memory.h</c>), spec §5.1.</summary>
+/// <summary>Linux's stage-2 MemAttr values (<c>asm/memory.h</c>), docs/arm-reference.md#kvm-s2-encodings.</summary>
 public static class KvmS2MemAttr
 {
     /// <summary>FWB=0: oWB iWB, the weakest Normal, so stage 1 decides.</summary>

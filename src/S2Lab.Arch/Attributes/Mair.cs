@@ -47,7 +47,7 @@ public readonly record struct MairDecoding(byte Value, MemoryAttributes Attribut
     public bool IsValid => Issue == MairIssue.None;
 }
 
-/// <summary>MAIR_ELx attribute bytes (stage 1, spec §1): decoding (<c>S1DecodeMemAttrs</c>) and encoding (<c>EncodePARAttrs</c>).</summary>
+/// <summary>MAIR_ELx attribute bytes (stage 1, docs/arm-reference.md#mair): decoding (<c>S1DecodeMemAttrs</c>) and encoding (<c>EncodePARAttrs</c>).</summary>
 public static class Mair
 {
     /// <summary>The attribute field Attr&lt;index&gt; (bits [8n+7:8n]) of a MAIR_ELx value.</summary>

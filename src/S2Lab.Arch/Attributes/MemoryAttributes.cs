@@ -287,7 +287,7 @@ public readonly record struct MemoryAttributes
     private static readonly string?[] DescriptionCache = new string?[512];
 
     /// <summary>
-    /// The description used by the spec's test vectors: "Device-nGnRE", "Normal oNC iNC", "Normal oWB.RWA iWB.RWA",
+    /// The description used by the test vectors (docs/arm-reference.md#vectors): "Device-nGnRE", "Normal oNC iNC", "Normal oWB.RWA iWB.RWA",
     /// "Normal oWT.T.RWA iWT.T.RWA", "Normal-Tagged oWB.RWA iWB.RWA". Cached: no allocation after first use.
     /// </summary>
     public string Description

@@ -42,7 +42,7 @@ public enum FwbAction
     UseStage1,
 }
 
-/// <summary>A stage-2 MemAttr decoded with FWB=0 (spec §2.1, <c>S2DecodeMemAttrs</c>).</summary>
+/// <summary>A stage-2 MemAttr decoded with FWB=0 (docs/arm-reference.md#s2-memattr, <c>S2DecodeMemAttrs</c>).</summary>
 /// <param name="Attributes">
 /// The stage-2 attribute. Stage 2 has no hints: cacheable halves are reported RWA non-transient, and the combine step
 /// takes hints from stage 1.
@@ -51,7 +51,7 @@ public enum FwbAction
 /// <param name="Issue">A reserved encoding, and the choice made for it.</param>
 public readonly record struct Stage2NoFwbDecoding(MemoryAttributes Attributes, bool NoTagAccess, Stage2MemAttrIssue Issue);
 
-/// <summary>A stage-2 MemAttr decoded with FWB=1 (spec §2.2).</summary>
+/// <summary>A stage-2 MemAttr decoded with FWB=1 (docs/arm-reference.md#s2-memattr).</summary>
 /// <param name="Action">What the value does to stage 1.</param>
 /// <param name="DeviceType">The device type for <see cref="FwbAction.Device"/>.</param>
 /// <param name="NoTagAccess">MemAttr[3:1] = 0b111 with FEAT_MTE_PERM: a tagged result is marked NoTagAccess.</param>

@@ -13,7 +13,7 @@ public enum Granule
     Size64K = 16,
 }
 
-/// <summary>Level arithmetic for a granule (spec arm-memory-attributes §6.2).</summary>
+/// <summary>Level arithmetic for a granule (docs/arm-reference.md#levels).</summary>
 public static class GranuleExtensions
 {
     /// <summary>log2 of the granule size (12, 14, 16).</summary>

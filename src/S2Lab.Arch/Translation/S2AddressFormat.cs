@@ -1,6 +1,6 @@
 namespace S2Lab.Arch.Translation;
 
-/// <summary>Where a descriptor keeps output-address bits above bit 47 (spec arm-memory-attributes §6.2).</summary>
+/// <summary>Where a descriptor keeps output-address bits above bit 47 (docs/arm-reference.md#descriptor).</summary>
 public enum S2AddressFormat
 {
     /// <summary>48-bit output addresses: OA[47:g] in descriptor bits [47:g].</summary>

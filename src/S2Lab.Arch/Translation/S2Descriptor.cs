@@ -52,7 +52,7 @@ public enum S2ExecuteNever
 }
 
 /// <summary>
-/// One 64-bit stage-2 descriptor in the hardware layout (spec arm-memory-attributes §6.4). A thin typed view over the raw
+/// One 64-bit stage-2 descriptor in the hardware layout (docs/arm-reference.md#descriptor). A thin typed view over the raw
 /// value: every accessor reads or writes the bits named in <see cref="S2DescriptorBits"/>. Whether a descriptor is a
 /// table, block or page depends on the level it sits at, so those tests take the level.
 /// </summary>

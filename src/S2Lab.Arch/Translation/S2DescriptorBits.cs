@@ -1,7 +1,7 @@
 namespace S2Lab.Arch.Translation;
 
 /// <summary>
-/// Every bit position of a VMSAv8-64 stage-2 descriptor (spec arm-memory-attributes §2.3, §6.4). This is the one place
+/// Every bit position of a VMSAv8-64 stage-2 descriptor (docs/arm-reference.md#descriptor). This is the one place
 /// that knows them; everything else goes through <see cref="S2Descriptor"/>.
 /// </summary>
 public static class S2DescriptorBits

@@ -1,7 +1,7 @@
 namespace S2Lab.Arch.Translation;
 
 /// <summary>
-/// The shape of a stage-2 walk for a valid VTCR_EL2 (spec arm-memory-attributes §6.2, §6.3): granule, IPA size, start
+/// The shape of a stage-2 walk for a valid VTCR_EL2 (docs/arm-reference.md#levels): granule, IPA size, start
 /// level, concatenated start-level tables, output-address size and format. Built only by <see cref="VtcrEl2.Validate"/>.
 /// </summary>
 public sealed class Stage2Geometry
@@ -74,7 +74,7 @@ public sealed class Stage2Geometry
         (int)((ipa >> LevelShift(level)) & (ulong)((level == StartLevel ? RootEntries : EntriesPerTable) - 1));
 
     /// <summary>
-    /// The architecture allows a block at <paramref name="level"/> (spec §6.2): 4K at levels 1 and 2 (level 0 with DS);
+    /// The architecture allows a block at <paramref name="level"/> (docs/arm-reference.md#levels): 4K at levels 1 and 2 (level 0 with DS);
     /// 16K at level 2 (level 1 with DS); 64K at level 2 (level 1 with 52-bit PA). Level 3 holds pages.
     /// </summary>
     public bool BlockAllowedAtLevel(int level) => (Granule, level) switch

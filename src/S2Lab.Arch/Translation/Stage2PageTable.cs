@@ -260,7 +260,7 @@ public sealed partial class Stage2PageTable
         cmos.Add(new S2CacheMaintenance(kind, ipa, pa, size));
     }
 
-    /// <summary>The CMOs before a new leaf becomes visible (stage2_map_walker_try_leaf), per spec §5.4.</summary>
+    /// <summary>The CMOs before a new leaf becomes visible (stage2_map_walker_try_leaf), per docs/arm-reference.md#cmo.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void NewLeafCmos(ulong desc, ulong ipa, ulong size, List<S2CacheMaintenance>? cmos)
     {

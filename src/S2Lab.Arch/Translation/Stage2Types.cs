@@ -25,7 +25,7 @@ public enum Stage2Errno
     ERANGE = 34,
 }
 
-/// <summary>A cache maintenance operation a table change needs, as data (spec arm-memory-attributes §5.4).</summary>
+/// <summary>A cache maintenance operation a table change needs, as data (docs/arm-reference.md#cmo).</summary>
 public enum S2CmoKind
 {
     /// <summary>DC CIVAC over the range: clean and invalidate the D-cache to the point of coherency (dcache_clean_inval_poc).</summary>

@@ -3,8 +3,8 @@ using S2Lab.Arch.Cpu;
 namespace S2Lab.Arch.Translation;
 
 /// <summary>
-/// VTCR_EL2, the stage-2 translation control register (spec arm-memory-attributes §6.1). A raw value with typed field
-/// accessors; <see cref="Validate"/> checks it against the rules of §6.3 and yields the table geometry.
+/// VTCR_EL2, the stage-2 translation control register (docs/arm-reference.md#vtcr). A raw value with typed field
+/// accessors; <see cref="Validate"/> checks it against the start-level rules (docs/arm-reference.md#levels) and yields the table geometry.
 /// </summary>
 public readonly record struct VtcrEl2(ulong Value)
 {
@@ -151,7 +151,7 @@ public readonly record struct VtcrEl2(ulong Value)
     public static int KvmLevels(int ipaBits, Granule granule) => Math.Max(2, (ipaBits - 8) / granule.Stride());
 
     /// <summary>
-    /// Checks this value against the architecture (spec §6.3): TG0, SL0/SL2 for the granule and the features they need,
+    /// Checks this value against the architecture (docs/arm-reference.md#levels): TG0, SL0/SL2 for the granule and the features they need,
     /// the IPA size range for the start level (levels·stride + granule + 1 ≤ IA ≤ levels·stride + granule + stride + 4,
     /// at most 16 concatenated tables), the maximum IA size (S2MinTxSZ), DS and PS. An invalid configuration is what the
     /// hardware reports as a level-0 Translation fault (S2InconsistentSL); here it is rejected with the reason.

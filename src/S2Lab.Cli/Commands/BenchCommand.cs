@@ -6,8 +6,9 @@ using S2Lab.Cli.Bench;
 namespace S2Lab.Cli.Commands;
 
 /// <summary>
-/// <c>s2lab bench</c>: quick measurements without BenchmarkDotNet (warm-up, a few iterations, best time). The
-/// measurements are the <see cref="IQuickBench"/> classes in src/S2Lab.Cli/Bench/; <c>--scale</c> adds the large runs.
+/// <c>s2lab bench</c>: quick measurements without BenchmarkDotNet (a warm-up by <see cref="WarmupRule"/>, a few timed
+/// iterations, best time). The measurements are the <see cref="IQuickBench"/> classes in src/S2Lab.Cli/Bench/;
+/// <c>--scale</c> adds the large runs; <c>--readme</c> prints the README's performance table (<see cref="ReadmeFigures"/>).
 /// </summary>
 internal static class BenchCommand
 {
@@ -19,9 +20,10 @@ internal static class BenchCommand
         var filter = new Option<string?>("--filter") { Description = "Only measurements whose name contains this text." };
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations per measurement (best is reported).", DefaultValueFactory = _ => 5 };
         var list = new Option<bool>("--list") { Description = "List the measurements and exit." };
+        var readme = new Option<bool>("--readme") { Description = "Run the measurements behind the README's performance table and print it in Markdown." };
         var cmd = new Command("bench", "Quick performance measurements of the model (stage-2 tables, TLB, walks, ...).")
         {
-            json, scale, scaleOnly, filter, iterations, list,
+            json, scale, scaleOnly, filter, iterations, list, readme,
         };
         cmd.SetAction(parse =>
         {
@@ -32,6 +34,11 @@ internal static class BenchCommand
             {
                 error.WriteLine("s2lab bench: --iterations must be at least 1");
                 return ExitCodes.BadInput;
+            }
+
+            if (parse.GetValue(readme))
+            {
+                return ReadmeFigures.Run(output, error, new BenchSettings(iters, Warmup: 2));
             }
 
             bool withScale = parse.GetValue(scale) || parse.GetValue(scaleOnly);

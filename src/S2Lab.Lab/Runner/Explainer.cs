@@ -11,7 +11,7 @@ using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Lab.Runner;
 
-/// <summary>One line of an explanation: the stage, the spec rule (0 for none) and the text.</summary>
+/// <summary>One line of an explanation: the stage, the rule of docs/rules.md (0 for none) and the text.</summary>
 public sealed record ExplainLine(string Stage, int Rule, string Text)
 {
     public override string ToString() => Rule > 0 ? $"[{Stage}] (rule {Rule}) {Text}" : $"[{Stage}] {Text}";

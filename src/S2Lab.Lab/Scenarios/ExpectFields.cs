@@ -3,7 +3,7 @@ namespace S2Lab.Lab.Scenarios;
 /// <summary>The fields an expect step may check, per kind of step it refers to, and the words each accepts.</summary>
 public static class ExpectFields
 {
-    /// <summary>Scorecard property names (JSON spelling), in designs.md order.</summary>
+    /// <summary>Scorecard property names (JSON spelling), in docs/rules.md order.</summary>
     public static readonly IReadOnlyList<string> ScorecardProperties = Scorecard.ScorecardRow.Properties.Select(p => p.Json).ToList();
 
     /// <summary>Start outcomes: every memslot created; the VMM refused before any KVM call; a KVM call failed.</summary>

@@ -29,7 +29,7 @@ public sealed record HostSpec(string Name, CpuModel Cpu, string CpuSource, Desig
     public DeviceSpec? Device(string name) => Devices.FirstOrDefault(d => d.Name == name);
 }
 
-/// <summary>A design name (one of the kernel behaviours in designs.md) and its parameters.</summary>
+/// <summary>A design name (one of the kernel behaviours in docs/designs.md) and its parameters.</summary>
 public sealed record DesignSpec(string Name, IReadOnlyDictionary<string, string> Parameters)
 {
     public override string ToString() =>

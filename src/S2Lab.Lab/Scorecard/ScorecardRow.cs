@@ -6,7 +6,7 @@ namespace S2Lab.Lab.Scorecard;
 /// <summary>One property's verdict and the evidence behind it (the steps that decided it).</summary>
 public sealed record PropertyVerdict(bool Holds, IReadOnlyList<string> Evidence);
 
-/// <summary>One scorecard property of designs.md: its number, its JSON name, and its heading in tables.</summary>
+/// <summary>One scorecard property of docs/rules.md: its number, its JSON name, and its heading in tables.</summary>
 public sealed record ScorecardProperty(int Number, string Json, string Name)
 {
     /// <summary>"1 early discovery": the heading tables print.</summary>
@@ -14,7 +14,7 @@ public sealed record ScorecardProperty(int Number, string Json, string Name)
 }
 
 /// <summary>
-/// The scorecard of designs.md for one design and variant, computed from one run of a scenario. <see cref="Evidence"/>
+/// The scorecard (docs/rules.md) for one design and variant, computed from one run of a scenario. <see cref="Evidence"/>
 /// holds each property's verdict and why (the one place a verdict is stored); the six booleans that
 /// <c>--format json</c> prints read it.
 /// </summary>
@@ -27,14 +27,14 @@ public sealed record ScorecardRow(string Design, string Variant, IReadOnlyDictio
     public static readonly ScorecardProperty NoImpossibleMaintenanceProperty = new(5, "noImpossibleMaintenance", "no impossible maintenance");
     public static readonly ScorecardProperty ClearMigrationSemanticsProperty = new(6, "clearMigrationSemantics", "clear migration semantics");
 
-    /// <summary>The six properties, in designs.md order.</summary>
+    /// <summary>The six properties, in docs/rules.md order.</summary>
     public static readonly IReadOnlyList<ScorecardProperty> Properties =
     [
         EarlyDiscoveryProperty, NoFaultTimeDeathProperty, CacheableWherePossibleProperty,
         NoMismatchedAliasProperty, NoImpossibleMaintenanceProperty, ClearMigrationSemanticsProperty,
     ];
 
-    /// <summary>Each property's verdict by its JSON name, in designs.md order; every property has one.</summary>
+    /// <summary>Each property's verdict by its JSON name, in docs/rules.md order; every property has one.</summary>
     public IReadOnlyDictionary<string, PropertyVerdict> Evidence { get; } =
         Properties.All(p => Evidence.ContainsKey(p.Json)) && Evidence.Count == Properties.Count
             ? Evidence

@@ -75,7 +75,7 @@ public class CombineExplanationTests
         Assert.Equal(0x40, AttributeCombiner.Combine(input with { S2FnXs = true }).ParAttr);
         // Without FEAT_XS, FnXS does nothing.
         Assert.Equal(0x44, AttributeCombiner.Combine(input with { S2FnXs = true, Features = AttributeFeatures.None }).ParAttr);
-        // §3.4: S1 0xFF (XS=0 with FEAT_XS) over S2 NC may read back 0x40.
+        // PAR_EL1 with FEAT_XS (docs/arm-reference.md#combine): S1 0xFF (XS=0 with FEAT_XS) over S2 NC may read back 0x40.
         Assert.Equal(0x40, AttributeCombiner.Combine(input with { S1Attr = 0xFF }).ParAttr);
     }
 }

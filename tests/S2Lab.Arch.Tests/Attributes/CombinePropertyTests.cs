@@ -3,7 +3,7 @@ using S2Lab.Arch.Attributes;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
-/// <summary>Rules of spec §3 that hold over the whole input space.</summary>
+/// <summary>Rules of docs/arm-reference.md#combine that hold over the whole input space.</summary>
 public class CombinePropertyTests
 {
     private static readonly Gen<Shareability> GenSh = Gen.Int[0, 3].Select(i => (Shareability)i);

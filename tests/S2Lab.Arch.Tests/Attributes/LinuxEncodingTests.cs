@@ -3,7 +3,7 @@ using S2Lab.Arch.Translation;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
-/// <summary>Linux's stage-1 MAIR layout and KVM's stage-2 encodings (spec §1.3, §5.1; kvm-arm64-stage2.md).</summary>
+/// <summary>Linux's stage-1 MAIR layout and KVM's stage-2 encodings (docs/arm-reference.md#linux-mair, #kvm-s2-encodings; docs/rules.md).</summary>
 public class LinuxEncodingTests
 {
     [Fact]

@@ -3,7 +3,7 @@ using S2Lab.Arch.Attributes;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
-/// <summary>MAIR attribute bytes, spec §1.1 and §1.2.</summary>
+/// <summary>MAIR attribute bytes, docs/arm-reference.md#mair.</summary>
 public class MairTests
 {
     private static readonly AttributeFeatures[] AllFeatureSets =

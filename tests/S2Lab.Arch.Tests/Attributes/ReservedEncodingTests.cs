@@ -3,10 +3,10 @@ using S2Lab.Arch.Attributes;
 namespace S2Lab.Arch.Tests.Attributes;
 
 /// <summary>
-/// Spec §7.4: reserved and implementation-choice encodings. These are not architectural pass/fail vectors; they pin
+/// docs/arm-reference.md#vectors: reserved and implementation-choice encodings. These are not architectural pass/fail vectors; they pin
 /// down the choices S2Lab documents (Stage2MemAttrIssue, ShareabilityRules.Resolve): FWB=0 reserved inner "00" is NC,
 /// FWB=1 0b100 follows the ASL's 0b101 branch, MemAttr[3] without FEAT_MTE_PERM is RES0 and ignored.
-/// Defaults per §7.4: S1 = 0xFF ISH, S2 SH = ISH.
+/// Defaults of the reserved-encoding vectors: S1 = 0xFF ISH, S2 SH = ISH.
 /// </summary>
 public class ReservedEncodingTests
 {

@@ -2,7 +2,7 @@ using S2Lab.Arch.Attributes;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
-/// <summary>The Arm columns of spec §7.2 (main) and §7.3 (control bits), read from Vectors/*.csv.</summary>
+/// <summary>The Arm columns of the main and control-bit vectors (docs/arm-reference.md#vectors), read from Vectors/*.csv.</summary>
 public class SpecVectorTests
 {
     public static TheoryData<string> MainIds() => Ids("main-vectors.csv");
@@ -37,7 +37,7 @@ public class SpecVectorTests
             VectorFile.Bin(row["s2_memattr"]), VectorFile.Sh(row["s2_sh"]),
             Fwb: row["fwb"] == "1", HcrCd: row["hcr_cd"] == "1")
         {
-            // The vectors use 0xF0 as Tagged Normal, so the CPU has FEAT_MTE2 (and no FEAT_XS, §7.1).
+            // The vectors use 0xF0 as Tagged Normal, so the CPU has FEAT_MTE2 (and no FEAT_XS, as the vector file states).
             Features = AttributeFeatures.Mte2,
         };
 
@@ -60,7 +60,7 @@ public class SpecVectorTests
 
         Assert.Equal(row["arm_attr"], $"0x{result.ParAttr:X2}");
         Assert.Equal(row["arm_sh"], result.Shareability.ToString());
-        // C5 spells the tagged type "Normal-Tagged WB.RWA"; every other row, and §7.2, use the full
+        // C5 spells the tagged type "Normal-Tagged WB.RWA"; every other row uses the full
         // "Normal-Tagged oWB.RWA iWB.RWA", which is what the model prints.
         var expectedType = row["arm_type"] == "Normal-Tagged WB.RWA" ? "Normal-Tagged oWB.RWA iWB.RWA" : row["arm_type"];
         Assert.Equal(expectedType, result.Description);
@@ -80,7 +80,7 @@ public class SpecVectorTests
         Assert.Equal(row["s1_eff(arm)"], $"0x{result.ParAttr:X2}");
     }
 
-    /// <summary>The control bits each scenario of §7.3 describes (the scenario column is prose, so it is mapped here).</summary>
+    /// <summary>The control bits each control-bit vector describes (the scenario column is prose, so it is mapped here).</summary>
     private static CombineInput ControlInput(string id, Dictionary<string, string> row)
     {
         var fwb = row["fwb"] == "1";

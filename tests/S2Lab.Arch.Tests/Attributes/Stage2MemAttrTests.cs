@@ -3,7 +3,7 @@ using S2Lab.Arch.Translation;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
-/// <summary>Stage-2 MemAttr decoding, spec §2.1 (FWB=0) and §2.2 (FWB=1).</summary>
+/// <summary>Stage-2 MemAttr decoding, FWB=0 and FWB=1 (docs/arm-reference.md#s2-memattr).</summary>
 public class Stage2MemAttrTests
 {
     [Theory]

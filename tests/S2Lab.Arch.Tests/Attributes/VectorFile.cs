@@ -3,7 +3,7 @@ using S2Lab.Arch.Attributes;
 
 namespace S2Lab.Arch.Tests.Attributes;
 
-/// <summary>Reads the spec's CSV vector files (copied verbatim from arm-memory-attributes.md §7) from the output directory.</summary>
+/// <summary>Reads the CSV vector files (docs/arm-reference.md#vectors) from the output directory.</summary>
 internal static class VectorFile
 {
     public static string PathOf(string name) => Path.Combine(AppContext.BaseDirectory, "Vectors", name);

@@ -3,7 +3,7 @@ using static S2Lab.Arch.Tests.Translation.TestTables;
 
 namespace S2Lab.Arch.Tests.Translation;
 
-/// <summary>The CMOs a change reports (arm-memory-attributes §5.4; Linux stage2_map_walker_try_leaf, stage2_unmap_walker).</summary>
+/// <summary>The CMOs a change reports (docs/arm-reference.md#cmo; Linux stage2_map_walker_try_leaf, stage2_unmap_walker).</summary>
 public class CacheMaintenanceTests
 {
     private static readonly S2CmoKind Dc = S2CmoKind.DcacheCleanInvalidatePoc;

@@ -2,7 +2,7 @@ using S2Lab.Arch.Translation;
 
 namespace S2Lab.Arch.Tests.Translation;
 
-/// <summary>Every descriptor field sits at the bit position of arm-memory-attributes §2.3 / §6.4.</summary>
+/// <summary>Every descriptor field sits at the bit position of docs/arm-reference.md#descriptor.</summary>
 public class DescriptorTests
 {
     [Theory]

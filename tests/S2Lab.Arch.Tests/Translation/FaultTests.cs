@@ -3,7 +3,7 @@ using static S2Lab.Arch.Tests.Translation.TestTables;
 
 namespace S2Lab.Arch.Tests.Translation;
 
-/// <summary>Each kind of stage-2 fault at each level where it can occur (arm-memory-attributes §6.4, §6.6).</summary>
+/// <summary>Each kind of stage-2 fault at each level where it can occur (docs/arm-reference.md#descriptor, #faults).</summary>
 public class FaultTests
 {
     /// <summary>Overwrites the descriptor the walk for <paramref name="ipa"/> reads at <paramref name="level"/>.</summary>

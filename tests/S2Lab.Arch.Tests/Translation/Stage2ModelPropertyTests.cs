@@ -106,7 +106,7 @@ public class Stage2ModelPropertyTests
 
     private static Stage2Geometry Geometry(int ipaBits, Granule g) => TestTables.Geometry(ipaBits, g);
 
-    /// <summary>Levels at which KVM places blocks (KVM_PGTABLE_MIN_BLOCK_LEVEL and the §6.2 table, 48-bit OA).</summary>
+    /// <summary>Levels at which KVM places blocks (KVM_PGTABLE_MIN_BLOCK_LEVEL and the block levels in docs/arm-reference.md#levels, 48-bit OA).</summary>
     private static bool KvmBlockLevel(Granule g, int level) => g == Granule.Size4K ? level is 1 or 2 : level == 2;
 
     private static void Apply(Stage2PageTable t, Dictionary<ulong, Entry> model, Stage2Geometry geo, Op op, ulong windowBase, ulong paBase)

@@ -21,9 +21,9 @@ public readonly record struct KernelVersion(int Major, int Minor) : IComparable<
     public override string ToString() => $"{Major}.{Minor}";
 }
 
-/// <summary>A decision of a design (or of KVM's generic code): its outcome, the spec rule behind it, and why.</summary>
+/// <summary>A decision of a design (or of KVM's generic code): its outcome, the rule behind it (docs/rules.md), and why.</summary>
 /// <param name="Error">The errno, or <see cref="Errno.None"/>.</param>
-/// <param name="Rule">The rule number in spec/kvm-arm64-stage2.md (0 when no numbered rule applies).</param>
+/// <param name="Rule">The rule number in docs/rules.md (0 when no numbered rule applies).</param>
 /// <param name="Reason">One sentence a hypervisor engineer can read.</param>
 public readonly record struct DesignVerdict(Errno Error, int Rule, string Reason)
 {
@@ -69,7 +69,7 @@ public readonly record struct Stage2TypeDecision(KvmS2MemType Type, bool ForceNo
 }
 
 /// <summary>
-/// One kernel behaviour or proposal of spec/designs.md. Every design-specific decision of KVM goes through this
+/// One kernel behaviour or proposal of docs/designs.md. Every design-specific decision of KVM goes through this
 /// interface; the generic memslot and fault code asks it and never tests a design's name. Register a new design by
 /// adding a class with <see cref="KvmDesignAttribute"/>; nothing else changes.
 /// </summary>

@@ -13,7 +13,7 @@ public static class KvmDesigns
 {
     private static readonly Lazy<IReadOnlyList<KvmDesignEntry>> Entries = new(Discover);
 
-    /// <summary>Every design, in the order of spec/designs.md.</summary>
+    /// <summary>Every design, in the order of docs/designs.md.</summary>
     public static IReadOnlyList<KvmDesignEntry> All => Entries.Value;
 
     /// <summary>The names of every registered design.</summary>
