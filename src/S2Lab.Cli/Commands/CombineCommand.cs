@@ -183,13 +183,18 @@ internal static class CombineCommand
         return cmd;
     }
 
+    /// <summary>
+    /// A regular file is read twice: checked whole, then combined, so that a malformed row produces no output. Standard
+    /// input and pipes are combined in one pass; on a malformed row the rows before it have been written, and the
+    /// message says how many.
+    /// </summary>
     private static int RunBatch(string file, TextWriter output, TextWriter error, AttributeFeatures features)
     {
         var name = file == "-" ? "<stdin>" : file;
-        TextReader reader;
+        Stream? stream = null;
         try
         {
-            reader = file == "-" ? Console.In : new StreamReader(file);
+            stream = file == "-" ? null : new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
@@ -197,16 +202,37 @@ internal static class CombineCommand
             return ExitCodes.BadInput;
         }
 
-        using (file == "-" ? null : reader)
+        using (stream)
         {
-            var err = CombineBatch.Run(reader, output, features);
-            if (err is null)
+            CombineBatch.BatchError? err;
+            long written;
+            try
             {
-                return 0;
+                if (stream is { CanSeek: true })
+                {
+                    err = CombineBatch.Validate(new StreamReader(stream, leaveOpen: true));
+                    if (err is not null)
+                        return Report(err, 0);
+                    stream.Seek(0, SeekOrigin.Begin);
+                }
+
+                var reader = stream is null ? Console.In : new StreamReader(stream, leaveOpen: true);
+                err = CombineBatch.Run(reader, output, features, out written);
+            }
+            catch (IOException e)
+            {
+                error.WriteLine($"s2lab combine: {name}: cannot read: {e.Message}");
+                return ExitCodes.BadInput;
             }
 
+            return err is null ? ExitCodes.Ok : Report(err, written);
+        }
+
+        int Report(CombineBatch.BatchError err, long written)
+        {
             var field = err.Field is null ? "" : $" field '{err.Field}':";
-            error.WriteLine($"s2lab combine: {name}:{err.Line}:{field} {err.Message}");
+            var partial = written > 0 ? $" (the {written} row(s) before it were written)" : "";
+            error.WriteLine($"s2lab combine: {name}:{err.Line}:{field} {err.Message}{partial}");
             return ExitCodes.BadInput;
         }
     }

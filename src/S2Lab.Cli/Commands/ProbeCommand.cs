@@ -30,18 +30,22 @@ internal static class ProbeCommand
 
     internal static int Run(string device, bool asJson, FileInfo? output, TextWriter stdout, TextWriter stderr)
     {
-        var kvm = LinuxKvmSystem.Open(device);
+        // A directory opens with EISDIR, which the model's errno set does not name: say it in words first.
+        var kvm = Directory.Exists(device) ? Errno.ENOTTY : LinuxKvmSystem.Open(device);
         if (!kvm.IsOk)
         {
             var why = kvm.Error switch
             {
-                Errno.ENOENT => "it does not exist (no KVM on this machine, or the kvm module is not loaded)",
+                Errno.ENOENT when device == LinuxKvmSystem.DefaultPath => "it does not exist (no KVM on this machine, or the kvm module is not loaded)",
+                Errno.ENOENT => "it does not exist",
+                Errno.ENOTTY when Directory.Exists(device) => "it is a directory, not the KVM device",
+                Errno.ENOTTY => $"it is not a KVM device (KVM_GET_API_VERSION does not answer {LinuxKvmSystem.ApiVersion}; a regular file or another device)",
                 Errno.EACCES or Errno.EPERM => "permission denied (add yourself to the 'kvm' group, or run as root)",
                 Errno.EOPNOTSUPP => $"this machine's architecture ({LinuxHostInfo.Read() switch { { IsOk: true } h => h.Value.Machine, _ => "unknown" }}) is not one S2Lab models (x86_64, aarch64)",
                 Errno.ENOSYS => "this is not a Linux host",
                 var e => $"open failed with {ErrnoText.Format(e)}",
             };
-            stderr.WriteLine($"s2lab probe: cannot use {device}: {why}.");
+            stderr.WriteLine($"s2lab probe: cannot use {device}: {why}. No host profile was written.");
             return ExitCodes.NoKvm;
         }
         HostProfile profile;

@@ -5,11 +5,69 @@ using YamlDotNet.Core.Events;
 
 namespace S2Lab.Lab.Scenarios;
 
-/// <summary>Reads YAML or JSON text into a <see cref="SyntaxNode"/> tree with source positions.</summary>
+/// <summary>
+/// Reads YAML or JSON text into a <see cref="SyntaxNode"/> tree with source positions. Hostile input is bounded: nesting
+/// deeper than <see cref="MaxDepth"/> and scalars longer than <see cref="MaxScalarLength"/> are errors at the node that
+/// crosses the limit (a scenario needs about six levels and short words), never a stack overflow.
+/// </summary>
 public static class SyntaxReaders
 {
+    /// <summary>The deepest nesting of lists and mappings accepted (the root is level 1).</summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>The longest scalar accepted, in characters (descriptions included).</summary>
+    public const int MaxScalarLength = 16 * 1024;
+
+    /// <summary>The path of the node being read, for errors at the limits ("steps[3].access").</summary>
+    private sealed class NodePath
+    {
+        private readonly List<string> _parts = [];
+
+        public int Depth => _parts.Count;
+
+        public void Push(string part) => _parts.Add(part);
+
+        public void Pop() => _parts.RemoveAt(_parts.Count - 1);
+
+        /// <summary>The path as the binder writes it; a long one keeps its first and last four parts.</summary>
+        public override string ToString()
+        {
+            var sb = new StringBuilder();
+            for (int i = 0; i < _parts.Count; i++)
+            {
+                if (_parts.Count > 8 && i == 4)
+                {
+                    sb.Append("...");
+                    i = _parts.Count - 5;
+                    continue;
+                }
+
+                if (sb.Length > 0 && !_parts[i].StartsWith('['))
+                    sb.Append('.');
+                sb.Append(_parts[i]);
+            }
+
+            return sb.ToString();
+        }
+    }
+
+    private static string DepthMessage => $"nested deeper than {MaxDepth} levels of lists and mappings (a scenario needs about 6)";
+
+    private static string ScalarMessage(int length) => $"a value of {length} characters; the limit is {MaxScalarLength}";
     /// <summary>Parses YAML (one document). Syntax errors become a <see cref="ScenarioException"/>.</summary>
     public static SyntaxNode ParseYaml(string text, string file)
+    {
+        try
+        {
+            return ReadYaml(text, file);
+        }
+        catch (LimitExceeded e)
+        {
+            throw new ScenarioException([e.Error]);
+        }
+    }
+
+    private static SyntaxNode ReadYaml(string text, string file)
     {
         var parser = new Parser(new StringReader(text));
         var anchors = new Dictionary<string, SyntaxNode>(StringComparer.Ordinal);
@@ -19,7 +77,7 @@ public static class SyntaxReaders
             if (parser.Accept<StreamEnd>(out _))
                 throw Fail(file, new SourceMark(1, 1), "the file is empty");
             parser.Consume<DocumentStart>();
-            var root = ReadYamlNode(parser, anchors);
+            var root = ReadYamlNode(parser, anchors, new NodePath(), file);
             parser.Consume<DocumentEnd>();
             if (!parser.Accept<StreamEnd>(out _))
                 throw Fail(file, Mark(parser.Current!.Start), "a scenario file holds one YAML document");
@@ -38,7 +96,7 @@ public static class SyntaxReaders
         }
     }
 
-    private static SyntaxNode ReadYamlNode(IParser parser, Dictionary<string, SyntaxNode> anchors)
+    private static SyntaxNode ReadYamlNode(IParser parser, Dictionary<string, SyntaxNode> anchors, NodePath path, string file)
     {
         if (parser.TryConsume<AnchorAlias>(out var alias))
         {
@@ -52,6 +110,8 @@ public static class SyntaxReaders
         if (parser.TryConsume<Scalar>(out var scalar))
         {
             anchor = scalar.Anchor.IsEmpty ? null : scalar.Anchor.Value;
+            if (scalar.Value.Length > MaxScalarLength)
+                throw new LimitExceeded(new ScenarioError(file, Mark(scalar.Start), path.ToString(), ScalarMessage(scalar.Value.Length)));
             bool plain = scalar.Style == ScalarStyle.Plain;
             bool isNull = plain && scalar.Value is "" or "~" or "null" or "Null" or "NULL";
             node = new ScalarNode(Mark(scalar.Start), scalar.Value, !plain, isNull);
@@ -59,21 +119,34 @@ public static class SyntaxReaders
         else if (parser.TryConsume<SequenceStart>(out var seqStart))
         {
             anchor = seqStart.Anchor.IsEmpty ? null : seqStart.Anchor.Value;
+            if (path.Depth >= MaxDepth)
+                throw new LimitExceeded(new ScenarioError(file, Mark(seqStart.Start), path.ToString(), DepthMessage));
             var items = new List<SyntaxNode>();
             while (!parser.TryConsume<SequenceEnd>(out _))
-                items.Add(ReadYamlNode(parser, anchors));
+            {
+                path.Push($"[{items.Count}]");
+                items.Add(ReadYamlNode(parser, anchors, path, file));
+                path.Pop();
+            }
+
             node = new SequenceNode(Mark(seqStart.Start), items);
         }
         else if (parser.TryConsume<MappingStart>(out var mapStart))
         {
             anchor = mapStart.Anchor.IsEmpty ? null : mapStart.Anchor.Value;
+            if (path.Depth >= MaxDepth)
+                throw new LimitExceeded(new ScenarioError(file, Mark(mapStart.Start), path.ToString(), DepthMessage));
             var entries = new List<KeyValuePair<ScalarNode, SyntaxNode>>();
             while (!parser.TryConsume<MappingEnd>(out _))
             {
-                var keyNode = ReadYamlNode(parser, anchors);
+                path.Push("?");
+                var keyNode = ReadYamlNode(parser, anchors, path, file);
+                path.Pop();
                 if (keyNode is not ScalarNode key)
                     throw new YamlException(parser.Current!.Start, parser.Current.End, "mapping keys must be plain names");
-                entries.Add(new(key, ReadYamlNode(parser, anchors)));
+                path.Push(key.Text);
+                entries.Add(new(key, ReadYamlNode(parser, anchors, path, file)));
+                path.Pop();
             }
 
             node = new MappingNode(Mark(mapStart.Start), entries);
@@ -94,18 +167,56 @@ public static class SyntaxReaders
     /// <summary>Parses JSON (comments and trailing commas allowed). Syntax errors become a <see cref="ScenarioException"/>.</summary>
     public static SyntaxNode ParseJson(string text, string file)
     {
+        try
+        {
+            return ReadJson(text, file);
+        }
+        catch (LimitExceeded e)
+        {
+            throw new ScenarioException([e.Error]);
+        }
+    }
+
+    /// <summary>
+    /// Checks only the limits of JSON text (nesting, scalar length) for readers with their own JSON rules (replay lines,
+    /// host profiles): the error at the node past a limit, with its field path, or null. Syntax errors are not reported
+    /// here; the caller's parser reports them.
+    /// </summary>
+    public static ScenarioError? CheckJsonLimits(string text, string file)
+    {
+        try
+        {
+            ReadJson(text, file);
+            return null;
+        }
+        catch (LimitExceeded e)
+        {
+            return e.Error;
+        }
+        catch (ScenarioException)
+        {
+            return null;
+        }
+    }
+
+    private static SyntaxNode ReadJson(string text, string file)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+            throw Fail(file, new SourceMark(1, 1), "the file is empty");
         var bytes = Encoding.UTF8.GetBytes(text);
         var lines = new LineMap(bytes);
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions
         {
             CommentHandling = JsonCommentHandling.Skip,
             AllowTrailingCommas = true,
+            // One more than the limit: ReadJsonNode reports the limit itself, with the field's path.
+            MaxDepth = MaxDepth + 1,
         });
         try
         {
             if (!reader.Read())
                 throw Fail(file, new SourceMark(1, 1), "the file is empty");
-            var root = ReadJsonNode(ref reader, lines);
+            var root = ReadJsonNode(ref reader, lines, new NodePath(), file);
             if (reader.Read())
                 throw Fail(file, lines.At(reader.TokenStartIndex), "a scenario file holds one JSON value");
             return root;
@@ -119,9 +230,14 @@ public static class SyntaxReaders
         }
     }
 
-    private static SyntaxNode ReadJsonNode(ref Utf8JsonReader reader, LineMap lines)
+    private static SyntaxNode ReadJsonNode(ref Utf8JsonReader reader, LineMap lines, NodePath path, string file)
     {
         var at = lines.At(reader.TokenStartIndex);
+        if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && path.Depth >= MaxDepth)
+            throw new LimitExceeded(new ScenarioError(file, at, path.ToString(), DepthMessage));
+        if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName or JsonTokenType.Number
+            && (reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length) > MaxScalarLength)
+            throw new LimitExceeded(new ScenarioError(file, at, path.ToString(), ScalarMessage(reader.GetString()?.Length ?? 0)));
         switch (reader.TokenType)
         {
             case JsonTokenType.StartObject:
@@ -129,9 +245,14 @@ public static class SyntaxReaders
                     var entries = new List<KeyValuePair<ScalarNode, SyntaxNode>>();
                     while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
                     {
-                        var key = new ScalarNode(lines.At(reader.TokenStartIndex), reader.GetString()!, IsQuoted: true);
+                        var keyAt = lines.At(reader.TokenStartIndex);
+                        if (reader.ValueSpan.Length > MaxScalarLength)
+                            throw new LimitExceeded(new ScenarioError(file, keyAt, path.ToString(), ScalarMessage(reader.ValueSpan.Length)));
+                        var key = new ScalarNode(keyAt, reader.GetString()!, IsQuoted: true);
                         reader.Read();
-                        entries.Add(new(key, ReadJsonNode(ref reader, lines)));
+                        path.Push(key.Text);
+                        entries.Add(new(key, ReadJsonNode(ref reader, lines, path, file)));
+                        path.Pop();
                     }
 
                     return new MappingNode(at, entries);
@@ -140,7 +261,12 @@ public static class SyntaxReaders
                 {
                     var items = new List<SyntaxNode>();
                     while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-                        items.Add(ReadJsonNode(ref reader, lines));
+                    {
+                        path.Push($"[{items.Count}]");
+                        items.Add(ReadJsonNode(ref reader, lines, path, file));
+                        path.Pop();
+                    }
+
                     return new SequenceNode(at, items);
                 }
             case JsonTokenType.String:
@@ -166,6 +292,12 @@ public static class SyntaxReaders
 
     private static ScenarioException Fail(string file, SourceMark at, string message) =>
         new([new ScenarioError(file, at, "", message)]);
+
+    /// <summary>A node past <see cref="MaxDepth"/> or <see cref="MaxScalarLength"/>; the public readers report it as a <see cref="ScenarioException"/>.</summary>
+    private sealed class LimitExceeded(ScenarioError error) : Exception(error.ToString())
+    {
+        public ScenarioError Error { get; } = error;
+    }
 
     /// <summary>Maps byte offsets to 1-based line/column (columns count UTF-8 code points).</summary>
     private sealed class LineMap
