@@ -67,9 +67,7 @@ public class DemoCommandTests
     [Fact]
     public void The_table_tells_restarts_apart_and_collapses_a_VM_that_did_not_start()
     {
-        var (exit, output, _) = CliRunner.Run("demo", "--design", "linux-6.17");
-        Assert.Equal(0, exit);
-        var section = Section(output, "linux-6.17");
+        var section = Section(CliRunner.Table(null, "linux-6.17", 200), "linux-6.17");
         // The three starts on grace are three phases: by run number, and with the step id where the file has one.
         Assert.Contains("run 1: start on grace [grace-start]", section, StringComparison.Ordinal);
         Assert.Contains("run 3: start on grace", section, StringComparison.Ordinal);
@@ -80,7 +78,7 @@ public class DemoCommandTests
         Assert.Equal(2, Count(section, "VM not started (failed): gpu0.usemem:"));
         var runTwo = section[section.IndexOf("run 2: start on altra", StringComparison.Ordinal)..section.IndexOf("run 3: start on grace", StringComparison.Ordinal)];
         Assert.Contains("EINVAL", runTwo, StringComparison.Ordinal);
-        Assert.Single(runTwo.Split('\n'), l => l.Contains("gpu0.usemem", StringComparison.Ordinal) && l.Contains(" EINVAL ", StringComparison.Ordinal));
+        Assert.Single(runTwo.Split('\n'), l => l.Contains("gpu0.usemem", StringComparison.Ordinal) && (l + " ").Contains(" EINVAL ", StringComparison.Ordinal));
         Assert.Contains("ram,", runTwo, StringComparison.Ordinal); // the regions whose memslot was accepted share a row
         // The refused migration names its source and why.
         Assert.Contains("run 5: altra -> grace (trust-kernel) [altra-to-grace]: refused: the VM is not running: it failed to start on altra", section, StringComparison.Ordinal);
@@ -88,9 +86,9 @@ public class DemoCommandTests
 
     private static string Section(string output, string design)
     {
-        var start = output.IndexOf($"── {design} ──", StringComparison.Ordinal);
+        var start = output.IndexOf($"-- {design} --", StringComparison.Ordinal);
         Assert.True(start >= 0, output);
-        var end = output.IndexOf("── ", start + 4, StringComparison.Ordinal);
+        var end = output.IndexOf("\n-- ", start + 4, StringComparison.Ordinal);
         var scorecard = output.IndexOf("Scorecard", start, StringComparison.Ordinal);
         end = end < 0 ? scorecard : Math.Min(end, scorecard);
         return output[start..end];

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using S2Lab.Arch.Attributes;
-using Spectre.Console;
+using S2Lab.Cli.Rendering;
 
 namespace S2Lab.Cli.Commands;
 
@@ -240,19 +240,16 @@ internal static class CombineCommand
     private static void WriteText(TextWriter output, in CombineInput input, CombineExplanation e)
     {
         var r = e.Result;
-        output.WriteLine($"effective   0x{r.ParAttr:X2}  {r.Description}  {r.Shareability}");
-        output.WriteLine($"class       {Classify(r)}");
-        output.WriteLine($"inputs      FWB={(input.Fwb ? 1 : 0)} HCR_EL2.CD={(input.HcrCd ? 1 : 0)}  S1 0x{input.S1Attr:X2} {input.S1Sh}  S2 {Stage2MemAttr.Format(input.S2MemAttr)} {input.S2Sh}");
+        var text = new System.Text.StringBuilder();
+        text.AppendLine($"effective   0x{r.ParAttr:X2}  {r.Description}  {r.Shareability}");
+        text.AppendLine($"class       {Classify(r)}");
+        text.AppendLine($"inputs      FWB={(input.Fwb ? 1 : 0)} HCR_EL2.CD={(input.HcrCd ? 1 : 0)}  S1 0x{input.S1Attr:X2} {input.S1Sh}  S2 {Stage2MemAttr.Format(input.S2MemAttr)} {input.S2Sh}");
         if (r.Diagnostics != CombineDiagnostics.None)
-        {
-            output.WriteLine($"note        reserved/UNPREDICTABLE input resolved by a documented choice: {r.Diagnostics}");
-        }
-
-        output.WriteLine("why");
+            text.AppendLine($"note        reserved/UNPREDICTABLE input resolved by a documented choice: {r.Diagnostics}");
+        text.AppendLine("why");
         for (var i = 0; i < e.Steps.Count; i++)
-        {
-            output.WriteLine($"  {i + 1,2}. {e.Steps[i].Text}");
-        }
+            text.AppendLine($"  {i + 1,2}. {e.Steps[i].Text}");
+        ReportTables.WriteWrapped(output, text.ToString(), ReportTables.WidthFor(output), hanging: 4);
     }
 
     private static string Classify(in CombineResult r) =>
@@ -303,31 +300,17 @@ internal static class CombineCommand
     {
         var mte = (features & AttributeFeatures.Mte2) != 0;
         var cells = CombineTable.LinuxVsKvm(mte);
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-        });
-        console.Profile.Width = 200;
-
+        var width = ReportTables.WidthFor(output);
         var columns = cells.Where(c => c.S1Name == cells[0].S1Name).ToList();
-        var grid = new Table().Title($"Effective memory type: Linux stage 1 (MAIR_EL1 0x{LinuxMair.MairEl1For(mte):X16}) over KVM stage 2 (S1 and S2 SH = ISH)");
-        grid.AddColumn("stage 1");
-        foreach (var c in columns)
-        {
-            grid.AddColumn($"FWB={(c.Fwb ? 1 : 0)} {c.S2Name} ({Stage2MemAttr.Format(c.S2MemAttr)})");
-        }
-
+        var grid = new TextTable(["stage 1", .. columns.Select(c => $"FWB={(c.Fwb ? 1 : 0)} {c.S2Name} ({Stage2MemAttr.Format(c.S2MemAttr)})")]);
         foreach (var row in cells.GroupBy(c => c.S1Name))
         {
             var first = row.First();
-            var values = new List<string> { Markup.Escape($"{first.S1Name} (0x{first.S1Attr:X2})") };
-            values.AddRange(row.Select(c => Markup.Escape($"0x{c.Result.ParAttr:X2} {c.Result.Description} {c.Result.Shareability}")));
-            grid.AddRow([.. values]);
+            grid.AddRow([$"{first.S1Name} (0x{first.S1Attr:X2})", .. row.Select(c => new Cell($"0x{c.Result.ParAttr:X2} {c.Result.Description} {c.Result.Shareability}"))]);
         }
 
-        console.Write(grid);
+        var title = $"Effective memory type: Linux stage 1 (MAIR_EL1 0x{LinuxMair.MairEl1For(mte):X16}) over KVM stage 2 (S1 and S2 SH = ISH)";
+        foreach (var line in TextWrap.Wrap(title, width).Concat(grid.RenderPlain(width)))
+            output.WriteLine(line);
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using S2Lab.Arch.Cpu;
+using S2Lab.Cli.Rendering;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Lab.Runner;
 
@@ -54,13 +55,15 @@ internal static class ExplainCommand
                 return Fail($"--access: '{a}' is not read, write or exec");
 
             var x = Explainer.Explain(h, d, r, mair, a, parseResult.GetValue(flag));
-            output.WriteLine($"{x.RegionKind} on {x.Host} under {x.Design}: guest {x.Access} with stage-1 MAIR 0x{x.Mair:X2}");
+            var text = new System.Text.StringBuilder();
+            text.AppendLine($"{x.RegionKind} on {x.Host} under {x.Design}: guest {x.Access} with stage-1 MAIR 0x{x.Mair:X2}");
             foreach (var line in x.Lines)
-                output.WriteLine($"  {line}");
-            output.WriteLine($"outcome:    {x.Outcome}");
-            output.WriteLine($"stage 2:    {x.Stage2}");
-            output.WriteLine($"guest sees: {x.Effective}");
-            output.WriteLine($"hazards:    {(x.Hazards.Count == 0 ? "none" : string.Join("; ", x.Hazards))}");
+                text.AppendLine($"  {line}");
+            text.AppendLine($"outcome:    {x.Outcome}");
+            text.AppendLine($"stage 2:    {x.Stage2}");
+            text.AppendLine($"guest sees: {x.Effective}");
+            text.AppendLine($"hazards:    {(x.Hazards.Count == 0 ? "none" : string.Join("; ", x.Hazards))}");
+            ReportTables.WriteWrapped(output, text.ToString(), ReportTables.WidthFor(output));
             return 0;
         });
         return cmd;

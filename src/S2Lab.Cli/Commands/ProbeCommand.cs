@@ -65,7 +65,10 @@ internal static class ProbeCommand
                 return ExitCodes.BadInput;
             }
         }
-        stdout.Write(asJson ? text : Report(profile));
+        if (asJson)
+            stdout.Write(text);
+        else
+            Rendering.ReportTables.WriteWrapped(stdout, Report(profile), Rendering.ReportTables.WidthFor(stdout));
         return 0;
     }
 

@@ -97,7 +97,7 @@ internal static class RunCommand
                 output.Write(MarkdownReport.Render(report));
                 break;
             default:
-                ReportTables.Write(ReportTables.ConsoleFor(output), report, explain: explain);
+                ReportTables.Write(ReportTables.ConsoleFor(output), report, ReportTables.WidthFor(output), explain: explain);
                 break;
         }
 
