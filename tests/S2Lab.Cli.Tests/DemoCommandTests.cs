@@ -112,21 +112,31 @@ public class DemoCommandTests
     }
 
     [Theory]
-    [InlineData("proposal-module-param=on", "param=on")]
-    [InlineData("proposal-memslot-flag=prefer-migratable", "flag=prefer-migratable")]
-    public void One_variant_by_NAME_equals_VALUE(string design, string variant)
+    [InlineData("proposal-module-param", "param=on")]
+    [InlineData("proposal-module-param", "param=off")]
+    [InlineData("proposal-memslot-flag", "flag=prefer-migratable")]
+    [InlineData("linux-6.17", "usemem=mixedmap")]
+    public void One_variant_as_DESIGN_colon_VARIANT_runs_exactly_the_scorecard_row_of_that_name(string design, string variant)
     {
-        var (exit, output, _) = CliRunner.Run("demo", "--design", design, "--format", "json");
+        var (exit, output, _) = CliRunner.Run("demo", "--design", $"{design}:{variant}", "--format", "json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
-        Assert.Equal(variant, doc.RootElement.GetProperty("scorecard").EnumerateArray().Single().GetProperty("variant").GetString());
+        var row = doc.RootElement.GetProperty("scorecard").EnumerateArray().Single();
+        Assert.Equal(design, row.GetProperty("design").GetString());
+        Assert.Equal(variant, row.GetProperty("variant").GetString());
     }
 
-    [Fact]
-    public void An_unknown_variant_exits_2()
+    [Theory]
+    [InlineData("proposal-module-param:maybe", "design 'proposal-module-param' has no variant 'maybe'; its variants: proposal-module-param:param=on, proposal-module-param:param=off")]
+    [InlineData("linux-6.9:usemem=mixedmap", "design 'linux-6.9' has no variant 'usemem=mixedmap'; design 'linux-6.9' has no variants")]
+    [InlineData("linux-6.17:flag=prefer-cacheable", "its variants: linux-6.17:usemem=mixedmap")]
+    [InlineData("proposal-module-param=on", "'proposal-module-param=on': write a variant as DESIGN:VARIANT; its variants: proposal-module-param:param=on")]
+    [InlineData("linux-7.0", "unknown design 'linux-7.0'; known designs: all, linux-6.8, linux-6.9, linux-6.17, proposal-memslot-flag, proposal-module-param")]
+    public void A_bad_design_or_variant_exits_2_listing_the_valid_ones(string design, string message)
     {
-        var (exit, _, err) = CliRunner.Run("demo", "--design", "proposal-module-param=maybe");
+        var (exit, output, err) = CliRunner.Run("demo", "--design", design);
         Assert.Equal(2, exit);
-        Assert.Contains("its variants: on, off", err, StringComparison.Ordinal);
+        Assert.Equal("", output);
+        Assert.Contains(message, err, StringComparison.Ordinal);
     }
 }

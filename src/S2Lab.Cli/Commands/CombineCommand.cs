@@ -39,9 +39,10 @@ internal static class CombineCommand
         var access = Opt("--access", "data or ifetch (default data).");
         var features = Opt("--features", "CPU features, comma-separated: mte2, xs, mte-perm, none (default mte2).");
         var batch = Opt("--batch", "CSV file (or - for standard input) with header fwb,hcr_cd,s1_mair,s1_sh,s2_memattr,s2_sh.");
-        var json = new Option<bool>("--json") { Description = "Single mode: print JSON." };
+        var format = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json);
+        format.Description += " For the single mode and --table; --batch writes CSV.";
         var table = new Option<bool>("--table") { Description = "Print Linux's stage-1 types against KVM's stage-2 types, FWB=0 and FWB=1." };
-        cmd.Options.Add(json);
+        cmd.Options.Add(format);
         cmd.Options.Add(table);
 
         cmd.SetAction(parseResult =>
@@ -71,23 +72,26 @@ internal static class CombineCommand
                 return Fail($"--features: unknown feature '{badFeature}' (known: mte2, xs, mte-perm, none)");
             }
 
+            if (OutputFormat.Get(parseResult, format, error, "combine", OutputFormat.Table, OutputFormat.Json) is not { } fmt)
+                return ExitCodes.BadInput;
+            var asJson = fmt == OutputFormat.Json;
             var modes = (parseResult.GetValue(table) ? 1 : 0) + (parseResult.GetValue(batch) is not null ? 1 : 0);
             var singleOptions = new[] { fwb, s1, s2, s1Sh, s2Sh, cd, id, dc, dct, mmu, sctlrC, sctlrI, access }
                 .Where(o => parseResult.GetValue(o) is not null).Select(o => o.Name).ToList();
-            if (modes > 1 || (modes == 1 && (singleOptions.Count > 0 || parseResult.GetValue(json))))
+            if (modes > 1 || (modes == 1 && singleOptions.Count > 0))
             {
                 return Fail("use one mode: single (--fwb --s1 --s2 ...), --batch FILE, or --table");
             }
 
             if (parseResult.GetValue(table))
             {
-                WriteTable(output, featureSet);
+                WriteTable(output, featureSet, asJson);
                 return 0;
             }
 
             if (parseResult.GetValue(batch) is { } file)
             {
-                return RunBatch(file, output, error, featureSet);
+                return asJson ? Fail("--batch reads and writes CSV; --format json is for the single mode and --table") : RunBatch(file, output, error, featureSet);
             }
 
             // Single mode.
@@ -169,7 +173,7 @@ internal static class CombineCommand
             }
 
             var explanation = AttributeCombiner.Explain(input);
-            if (parseResult.GetValue(json))
+            if (asJson)
             {
                 WriteJson(output, input, explanation);
             }
@@ -296,10 +300,16 @@ internal static class CombineCommand
         output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
     }
 
-    private static void WriteTable(TextWriter output, AttributeFeatures features)
+    private static void WriteTable(TextWriter output, AttributeFeatures features, bool asJson)
     {
         var mte = (features & AttributeFeatures.Mte2) != 0;
         var cells = CombineTable.LinuxVsKvm(mte);
+        if (asJson)
+        {
+            WriteTableJson(output, cells, mte);
+            return;
+        }
+
         var width = ReportTables.WidthFor(output);
         var columns = cells.Where(c => c.S1Name == cells[0].S1Name).ToList();
         var grid = new TextTable(["stage 1", .. columns.Select(c => $"FWB={(c.Fwb ? 1 : 0)} {c.S2Name} ({Stage2MemAttr.Format(c.S2MemAttr)})")]);
@@ -312,5 +322,35 @@ internal static class CombineCommand
         var title = $"Effective memory type: Linux stage 1 (MAIR_EL1 0x{LinuxMair.MairEl1For(mte):X16}) over KVM stage 2 (S1 and S2 SH = ISH)";
         foreach (var line in TextWrap.Wrap(title, width).Concat(grid.RenderPlain(width)))
             output.WriteLine(line);
+    }
+
+    /// <summary>The table as JSON: MAIR_EL1, then one object per stage-1 type and stage-2 type with the effective result.</summary>
+    private static void WriteTableJson(TextWriter output, IReadOnlyList<CombineTableCell> cells, bool mte)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("mair_el1", $"0x{LinuxMair.MairEl1For(mte):X16}");
+            w.WriteStartArray("cells");
+            foreach (var c in cells)
+            {
+                w.WriteStartObject();
+                w.WriteString("s1", c.S1Name);
+                w.WriteString("s1_mair", $"0x{c.S1Attr:X2}");
+                w.WriteNumber("fwb", c.Fwb ? 1 : 0);
+                w.WriteString("s2", c.S2Name);
+                w.WriteString("s2_memattr", Stage2MemAttr.Format(c.S2MemAttr));
+                w.WriteString("attr", $"0x{c.Result.ParAttr:X2}");
+                w.WriteString("type", c.Result.Description);
+                w.WriteString("sh", c.Result.Shareability.ToString());
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
     }
 }

@@ -14,16 +14,19 @@ internal static class ProbeCommand
     public static Command Create()
     {
         var device = new Option<string>("--device") { Description = "The KVM device to open.", DefaultValueFactory = _ => LinuxKvmSystem.DefaultPath };
-        var json = new Option<bool>("--json") { Description = "Print the host profile (JSON) instead of the text report." };
+        var format = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json);
+        format.Description += " json prints the host profile instead of the text report.";
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Also write the host profile (JSON, docs/host-profile.md) to this file." };
         var cmd = new Command("probe", "Ask the real KVM on this machine (/dev/kvm) for its API version, capabilities and memslot limits.")
         {
-            device, json, output,
+            device, format, output,
         };
         cmd.SetAction(parse =>
         {
             var cfg = parse.InvocationConfiguration;
-            return Run(parse.GetValue(device)!, parse.GetValue(json), parse.GetValue(output), cfg.Output, cfg.Error);
+            if (OutputFormat.Get(parse, format, cfg.Error, "probe", OutputFormat.Table, OutputFormat.Json) is not { } fmt)
+                return ExitCodes.BadInput;
+            return Run(parse.GetValue(device)!, fmt == OutputFormat.Json, parse.GetValue(output), cfg.Output, cfg.Error);
         });
         return cmd;
     }

@@ -6,7 +6,7 @@ using S2Lab.Lab.Scenarios;
 
 namespace S2Lab.Cli.Commands;
 
-/// <summary><c>s2lab run FILE [--design NAME|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
+/// <summary><c>s2lab run FILE [--design DESIGN[:VARIANT]|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
 internal static class RunCommand
 {
     public static Command Create()
@@ -46,7 +46,8 @@ internal static class RunCommand
     internal static Option<string> DesignOption() => new("--design")
     {
         Description = "Run every host under this design (" + string.Join(", ", DesignCatalog.Designs) +
-                      ") with its variants, or one variant (proposal-module-param=on, proposal-memslot-flag=prefer-migratable), or 'all' for every design and variant.",
+                      ") with each of its variants, or one variant as DESIGN:VARIANT (proposal-module-param:param=on, " +
+                      "proposal-memslot-flag:flag=prefer-migratable, linux-6.17:usemem=mixedmap where the scenario defines it), or 'all'.",
     };
 
     internal static Option<bool> ExplainOption() => new("--explain")
@@ -54,22 +55,18 @@ internal static class RunCommand
         Description = "Table format: after each run, print the model's decision chain (with rule numbers) for every guest access.",
     };
 
-    internal static Option<string> FormatOption() => new("--format")
-    {
-        Description = "table (default), json or markdown.",
-        DefaultValueFactory = _ => "table",
-    };
+    internal static Option<string> FormatOption() => OutputFormat.Create(OutputFormat.Table, OutputFormat.Json, OutputFormat.Markdown);
 
     /// <summary>Runs a validated scenario and renders it; shared with <c>s2lab demo</c>.</summary>
     internal static int Execute(Scenario scenario, string? design, string format, bool explain, TextWriter output, TextWriter error, string command)
     {
-        if (format is not ("table" or "json" or "markdown"))
+        if (format is not (OutputFormat.Table or OutputFormat.Json or OutputFormat.Markdown))
         {
             error.WriteLine($"s2lab {command}: --format must be table, json or markdown (got '{format}')");
             return ExitCodes.BadInput;
         }
 
-        if (DesignCatalog.CheckRunDesign(design) is { } designError)
+        if (design is not null && DesignCatalog.ParseChoice(design, scenario.Variants, allowAll: true, out var designError) is null)
         {
             error.WriteLine($"s2lab {command}: --design: {designError}");
             return ExitCodes.BadInput;
