@@ -38,7 +38,7 @@ internal sealed record StyledLine(IReadOnlyList<(string Text, string? Style)> Se
 
 /// <summary>
 /// A plain-text table that fits a width. Columns get their content's width when everything fits; otherwise the width
-/// is shared out and cells wrap at word and separator boundaries (<see cref="TextWrap"/>). When even that cannot fit
+/// is shared out and cells wrap between words (<see cref="TextWrap"/>). When even that cannot fit
 /// (a terminal narrower than the columns' longest identifiers), each row is printed as a record: the key columns as
 /// headings, then one aligned "label  value" line per other column. No line is longer than the width, none ends in a
 /// space, and no identifier is cut unless it alone is wider than the line.
@@ -70,24 +70,18 @@ internal sealed class TextTable(params string[] headers)
         var available = width - Indent - (Gap * (n - 1));
         var natural = new int[n];
         var words = new int[n];
-        var pieces = new int[n];
         for (var c = 0; c < n; c++)
         {
             // Headers wrap at spaces only: a column is never narrower than its header's longest word.
             natural[c] = Math.Max(1, _rows.Select(r => TextWrap.Natural(r[c].Text)).Append(TextWrap.Natural(Headers[c])).Max());
             words[c] = Math.Max(1, _rows.Select(r => TextWrap.LongestWord(r[c].Text)).Append(TextWrap.LongestWord(Headers[c])).Max());
-            pieces[c] = Math.Max(1, _rows.Select(r => TextWrap.LongestPiece(r[c].Text)).Append(TextWrap.LongestWord(Headers[c])).Max());
         }
 
         if (natural.Sum() <= available)
             return natural;
-        foreach (var floor in new[] { words, pieces })
-        {
-            if (floor.Sum() <= available)
-                return Share(floor, natural, available);
-        }
-
-        return null;
+        // Cells may wrap between words, not inside them: a table whose cells would have to break "Normal-WB" reads
+        // worse than the record layout, which has the whole width for each value.
+        return words.Sum() <= available ? Share(words, natural, available) : null;
     }
 
     /// <summary>

@@ -36,10 +36,6 @@ internal static class TextWrap
     public static int LongestWord(string text) =>
         text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(w => w.Length).DefaultIfEmpty(0).Max();
 
-    /// <summary>The longest piece between break opportunities: the narrowest width at which no identifier is cut.</summary>
-    public static int LongestPiece(string text) =>
-        text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).SelectMany(w => Pieces(w, int.MaxValue)).Select(p => p.Length).DefaultIfEmpty(0).Max();
-
     /// <summary>The width of the widest line of <paramref name="text"/> unwrapped.</summary>
     public static int Natural(string text) => text.Split('\n').Max(l => l.TrimEnd().Length);
 
