@@ -1,4 +1,5 @@
 using System.CommandLine;
+using CsCheck;
 using S2Lab.Arch.Attributes;
 
 namespace S2Lab.Cli.Tests;
@@ -162,6 +163,18 @@ public class InputSafetyTests
         Assert.True(input.CharsRead < 1_000_000, $"read {input.CharsRead} characters");
     }
 
+    [Fact]
+    public void Combine_batch_of_random_bytes_combines_or_names_a_line_never_throws()
+    {
+        Gen.Byte.Array[0, 2000].Sample(bytes =>
+        {
+            var text = Header + "\n" + System.Text.Encoding.Latin1.GetString(bytes);
+            var error = CombineBatch.Run(new StringReader(text), new StringWriter(), AttributeFeatures.Mte2, out _);
+            if (error is not null)
+                Assert.True(error.Line >= 2, error.ToString());
+        }, iter: 500);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("\0\0\0\u00ff\u00fe garbage")]
@@ -175,6 +188,50 @@ public class InputSafetyTests
             Assert.Equal(2, exit);
             Assert.Equal("", output);
             Assert.Contains($"{path}:1:", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
+
+/// <summary>s2lab run on hostile scenario files: exit 2 with located errors, and a readable amount of them.</summary>
+public class HostileScenarioFileTests
+{
+    [Fact]
+    public void A_40_KB_file_of_brackets_exits_2_with_file_line_column_and_field()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"s2lab-deep-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, "steps: " + new string('[', 40_000) + "\n");
+        try
+        {
+            var (exit, output, err) = CliRunner.Run("run", path);
+            Assert.Equal(2, exit);
+            Assert.Equal("", output);
+            Assert.Contains($"{path}:1:", err, StringComparison.Ordinal);
+            Assert.Contains(": steps[0][0]", err, StringComparison.Ordinal);
+            Assert.Contains("nothing was run", err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Thousands_of_errors_print_the_first_hundred_and_the_count()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"s2lab-many-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, "name: many\nhosts:\n" + string.Concat(Enumerable.Range(0, 500).Select(i => $"  h{i}: {{ cpu: nope, design: linux-6.17 }}\n")) + "vms: {}\nsteps: []\n");
+        try
+        {
+            var (exit, _, err) = CliRunner.Run("run", path);
+            Assert.Equal(2, exit);
+            var lines = err.TrimEnd('\n').Split('\n');
+            Assert.Equal(Commands.RunCommand.MaxErrorsShown + 2, lines.Length);
+            Assert.Matches(@"^\.\.\. and \d+ more$", lines[^2]);
+            Assert.Matches(@"^s2lab run: \d+ error\(s\) in ", lines[^1]);
         }
         finally
         {

@@ -52,6 +52,28 @@ public class HostileInputTests
         Assert.Equal((ext == ".json" ? 7 : 4) + SyntaxReaders.MaxDepth - 1, over.At.Column);
     }
 
+    [Fact]
+    public void Nested_aliases_that_expand_to_millions_of_nodes_are_an_error_at_the_alias()
+    {
+        // "Billion laughs": each level repeats the one before ten times; level 7 would be ten million nodes.
+        var lines = new List<string> { "l0: &l0 [x, x, x, x, x, x, x, x, x, x]" };
+        for (var i = 1; i <= 7; i++)
+            lines.Add($"l{i}: &l{i} [{string.Join(", ", Enumerable.Repeat($"*l{i - 1}", 10))}]");
+        var err = SingleError(string.Join('\n', lines), "laughs.yaml");
+        Assert.Contains($"more than {SyntaxReaders.MaxNodes} nodes", err.Message, StringComparison.Ordinal);
+        // The count is of the whole document: l0 .. l4 hold about 123,000 nodes, l5 (line 6) passes 2^20.
+        Assert.Equal(6, err.At.Line);
+        Assert.StartsWith("l5[", err.Field, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Aliases_within_the_node_limit_still_load()
+    {
+        var text = "a: &a [1, 2, 3]\nb: [*a, *a]\n";
+        var map = Assert.IsType<MappingNode>(SyntaxReaders.ParseYaml(text, "t.yaml"));
+        Assert.Same(((SequenceNode)map.Entries[1].Value).Items[0], map.Entries[0].Value);
+    }
+
     [Theory]
     [InlineData("t.yaml", "name: {0}\n")]
     [InlineData("t.json", "{{\"name\": \"{0}\"}}")]
@@ -174,6 +196,18 @@ public class HostileInputTests
         var over = new BoundedLineReader(new StringReader(new string('z', 11) + "\n"), 10);
         Assert.Null(over.ReadLine(out tooLong));
         Assert.True(tooLong);
+    }
+
+    [Fact]
+    public void Binary_garbage_replay_files_parse_or_name_a_line_never_throw()
+    {
+        Gen.Byte.Array[0, 3000].Sample(bytes =>
+        {
+            var (file, error) = ReplayParser.Parse(new StringReader(System.Text.Encoding.UTF8.GetString(bytes)), "g.jsonl");
+            Assert.True(file is null != (error is null));
+            if (error is not null)
+                Assert.True(error.Line >= 1, error.ToString());
+        }, iter: 500);
     }
 
     [Fact]

@@ -9,6 +9,9 @@ namespace S2Lab.Cli.Commands;
 /// <summary><c>s2lab run FILE [--design DESIGN[:VARIANT]|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
 internal static class RunCommand
 {
+    /// <summary>How many errors of an invalid file are printed (the count of all of them follows).</summary>
+    internal const int MaxErrorsShown = 100;
+
     public static Command Create()
     {
         var cmd = new Command("run", "Run a scenario file (YAML or JSON, see docs/scenario-schema.md); its expect steps are checked.");
@@ -32,8 +35,11 @@ internal static class RunCommand
             }
             catch (ScenarioException e)
             {
-                foreach (var err in e.Errors)
+                // Every error is found; the first hundred are shown (a damaged file can have thousands).
+                foreach (var err in e.Errors.Take(MaxErrorsShown))
                     error.WriteLine(err.ToString());
+                if (e.Errors.Count > MaxErrorsShown)
+                    error.WriteLine($"... and {e.Errors.Count - MaxErrorsShown} more");
                 error.WriteLine($"s2lab run: {e.Errors.Count} error(s) in {path}; nothing was run");
                 return ExitCodes.BadInput;
             }

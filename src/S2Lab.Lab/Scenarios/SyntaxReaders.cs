@@ -18,12 +18,31 @@ public static class SyntaxReaders
     /// <summary>The longest scalar accepted, in characters (descriptions included).</summary>
     public const int MaxScalarLength = 16 * 1024;
 
+    /// <summary>
+    /// The most nodes a YAML document may have with its aliases expanded: an alias is cheap to write and each use is
+    /// validated again, so a few lines of nested aliases could otherwise make the loader work for hours.
+    /// </summary>
+    public const int MaxNodes = 1 << 20;
+
     /// <summary>The path of the node being read, for errors at the limits ("steps[3].access").</summary>
     private sealed class NodePath
     {
         private readonly List<string> _parts = [];
 
         public int Depth => _parts.Count;
+
+        /// <summary>Nodes read so far, counting each alias use as the size of what it names.</summary>
+        public long Nodes { get; private set; }
+
+        /// <summary>The expanded size of each anchored node.</summary>
+        public Dictionary<SyntaxNode, long> AnchorSizes { get; } = new(ReferenceEqualityComparer.Instance);
+
+        public void Count(long nodes, string file, SourceMark at)
+        {
+            Nodes += nodes;
+            if (Nodes > MaxNodes)
+                throw new LimitExceeded(new ScenarioError(file, at, ToString(), $"more than {MaxNodes} nodes once aliases are expanded"));
+        }
 
         public void Push(string part) => _parts.Add(part);
 
@@ -100,10 +119,15 @@ public static class SyntaxReaders
     {
         if (parser.TryConsume<AnchorAlias>(out var alias))
         {
-            return anchors.TryGetValue(alias.Value.Value, out var target)
-                ? target
-                : throw new YamlException(alias.Start, alias.End, $"unknown alias *{alias.Value.Value}");
+            if (!anchors.TryGetValue(alias.Value.Value, out var target))
+                throw new YamlException(alias.Start, alias.End, $"unknown alias *{alias.Value.Value}");
+            path.Count(path.AnchorSizes[target], file, Mark(alias.Start));
+            return target;
         }
+
+        var nodesBefore = path.Nodes;
+        if (parser.Current is { } current)
+            path.Count(1, file, Mark(current.Start));
 
         SyntaxNode node;
         string? anchor;
@@ -158,7 +182,11 @@ public static class SyntaxReaders
         }
 
         if (anchor is not null)
+        {
             anchors[anchor] = node;
+            path.AnchorSizes[node] = path.Nodes - nodesBefore;
+        }
+
         return node;
     }
 
@@ -235,9 +263,11 @@ public static class SyntaxReaders
         var at = lines.At(reader.TokenStartIndex);
         if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && path.Depth >= MaxDepth)
             throw new LimitExceeded(new ScenarioError(file, at, path.ToString(), DepthMessage));
-        if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName or JsonTokenType.Number
-            && (reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length) > MaxScalarLength)
-            throw new LimitExceeded(new ScenarioError(file, at, path.ToString(), ScalarMessage(reader.GetString()?.Length ?? 0)));
+        // The raw (UTF-8, escaped) length bounds the text's length from above; only a long one is decoded to measure it.
+        if (reader.TokenType is JsonTokenType.String && reader.ValueSpan.Length > MaxScalarLength && reader.GetString()!.Length is var n && n > MaxScalarLength)
+            throw new LimitExceeded(new ScenarioError(file, at, path.ToString(), ScalarMessage(n)));
+        if (reader.TokenType is JsonTokenType.Number && reader.ValueSpan.Length > MaxScalarLength)
+            throw new LimitExceeded(new ScenarioError(file, at, path.ToString(), ScalarMessage(reader.ValueSpan.Length)));
         switch (reader.TokenType)
         {
             case JsonTokenType.StartObject:
@@ -246,9 +276,9 @@ public static class SyntaxReaders
                     while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
                     {
                         var keyAt = lines.At(reader.TokenStartIndex);
-                        if (reader.ValueSpan.Length > MaxScalarLength)
-                            throw new LimitExceeded(new ScenarioError(file, keyAt, path.ToString(), ScalarMessage(reader.ValueSpan.Length)));
                         var key = new ScalarNode(keyAt, reader.GetString()!, IsQuoted: true);
+                        if (key.Text.Length > MaxScalarLength)
+                            throw new LimitExceeded(new ScenarioError(file, keyAt, path.ToString(), ScalarMessage(key.Text.Length)));
                         reader.Read();
                         path.Push(key.Text);
                         entries.Add(new(key, ReadJsonNode(ref reader, lines, path, file)));
