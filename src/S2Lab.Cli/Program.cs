@@ -23,6 +23,10 @@ public static class Program
                 stderr.WriteLine($"s2lab: {error.Message}");
             }
 
+            // Every command takes --format json now; the old --json flag gets a pointer rather than just "unrecognized".
+            if (args.Contains("--json", StringComparer.Ordinal))
+                stderr.WriteLine("s2lab: --json is written --format json (the same option on every command).");
+
             stderr.WriteLine("Run 's2lab --help', or 's2lab COMMAND --help', for usage.");
             return ExitCodes.BadInput;
         }

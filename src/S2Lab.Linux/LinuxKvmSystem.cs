@@ -13,6 +13,9 @@ public sealed class LinuxKvmSystem : IKvmSystem
     /// <summary>The usual path of the KVM device.</summary>
     public const string DefaultPath = "/dev/kvm";
 
+    /// <summary>KVM_API_VERSION: what KVM_GET_API_VERSION has answered on every Linux since 2.6.22.</summary>
+    public const int ApiVersion = 12;
+
     private readonly FileDescriptor _fd;
 
     private LinuxKvmSystem(FileDescriptor fd, string path, LinuxHostInfo host, KvmArch arch)
@@ -34,7 +37,9 @@ public sealed class LinuxKvmSystem : IKvmSystem
 
     /// <summary>
     /// Opens the KVM device read-write. Fails with open(2)'s errno (ENOENT when there is no KVM, EACCES without
-    /// permission), or with EOPNOTSUPP when the machine is not one S2Lab models (uname machine not x86_64/aarch64).
+    /// permission), with EOPNOTSUPP when the machine is not one S2Lab models (uname machine not x86_64/aarch64), and
+    /// with ENOTTY when the file opens but is not KVM: KVM_GET_API_VERSION fails (a regular file, /dev/null) or answers
+    /// something other than <see cref="ApiVersion"/>.
     /// </summary>
     public static KvmResult<LinuxKvmSystem> Open(string path = DefaultPath)
     {
@@ -46,7 +51,14 @@ public sealed class LinuxKvmSystem : IKvmSystem
         var raw = LibC.Open(path, LibC.O_RDWR | LibC.O_CLOEXEC);
         if (raw < 0)
             return LinuxErrno.Last();
-        return KvmResult<LinuxKvmSystem>.Ok(new LinuxKvmSystem(new FileDescriptor(raw), path, host.Value, arch));
+        var fd = new FileDescriptor(raw);
+        if (LibC.Ioctl(fd.Fd, KvmIoctls.GET_API_VERSION, 0) != ApiVersion)
+        {
+            fd.Dispose();
+            return Errno.ENOTTY;
+        }
+
+        return KvmResult<LinuxKvmSystem>.Ok(new LinuxKvmSystem(fd, path, host.Value, arch));
     }
 
     /// <inheritdoc/>

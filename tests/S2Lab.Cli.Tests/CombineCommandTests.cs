@@ -163,7 +163,7 @@ public class CombineCommandTests
     [Fact]
     public void Single_json_has_the_result_fields()
     {
-        var (exit, output, _) = Run("combine", "--fwb", "0", "--s1", "0x0C", "--s2", "0b0101", "--s1-sh", "NSH", "--json");
+        var (exit, output, _) = Run("combine", "--fwb", "0", "--s1", "0x0C", "--s2", "0b0101", "--s1-sh", "NSH", "--format", "json");
         Assert.Equal(0, exit);
         using var doc = System.Text.Json.JsonDocument.Parse(output);
         Assert.Equal("0x0C", doc.RootElement.GetProperty("attr").GetString());
@@ -176,7 +176,7 @@ public class CombineCommandTests
     [Fact]
     public void Single_with_cd_applies_HCR_EL2_CD_after_FWB()
     {
-        var (exit, output, _) = Run("combine", "--fwb", "1", "--s1", "0xFF", "--s2", "0b0110", "--cd", "1", "--json");
+        var (exit, output, _) = Run("combine", "--fwb", "1", "--s1", "0xFF", "--s2", "0b0110", "--cd", "1", "--format", "json");
         Assert.Equal(0, exit);
         using var doc = System.Text.Json.JsonDocument.Parse(output);
         Assert.Equal("0x44", doc.RootElement.GetProperty("attr").GetString());

@@ -67,9 +67,7 @@ public class DemoCommandTests
     [Fact]
     public void The_table_tells_restarts_apart_and_collapses_a_VM_that_did_not_start()
     {
-        var (exit, output, _) = CliRunner.Run("demo", "--design", "linux-6.17");
-        Assert.Equal(0, exit);
-        var section = Section(output, "linux-6.17");
+        var section = Section(CliRunner.Table(null, "linux-6.17", 200), "linux-6.17");
         // The three starts on grace are three phases: by run number, and with the step id where the file has one.
         Assert.Contains("run 1: start on grace [grace-start]", section, StringComparison.Ordinal);
         Assert.Contains("run 3: start on grace", section, StringComparison.Ordinal);
@@ -80,7 +78,7 @@ public class DemoCommandTests
         Assert.Equal(2, Count(section, "VM not started (failed): gpu0.usemem:"));
         var runTwo = section[section.IndexOf("run 2: start on altra", StringComparison.Ordinal)..section.IndexOf("run 3: start on grace", StringComparison.Ordinal)];
         Assert.Contains("EINVAL", runTwo, StringComparison.Ordinal);
-        Assert.Single(runTwo.Split('\n'), l => l.Contains("gpu0.usemem", StringComparison.Ordinal) && l.Contains(" EINVAL ", StringComparison.Ordinal));
+        Assert.Single(runTwo.Split('\n'), l => l.Contains("gpu0.usemem", StringComparison.Ordinal) && (l + " ").Contains(" EINVAL ", StringComparison.Ordinal));
         Assert.Contains("ram,", runTwo, StringComparison.Ordinal); // the regions whose memslot was accepted share a row
         // The refused migration names its source and why.
         Assert.Contains("run 5: altra -> grace (trust-kernel) [altra-to-grace]: refused: the VM is not running: it failed to start on altra", section, StringComparison.Ordinal);
@@ -88,9 +86,9 @@ public class DemoCommandTests
 
     private static string Section(string output, string design)
     {
-        var start = output.IndexOf($"── {design} ──", StringComparison.Ordinal);
+        var start = output.IndexOf($"-- {design} --", StringComparison.Ordinal);
         Assert.True(start >= 0, output);
-        var end = output.IndexOf("── ", start + 4, StringComparison.Ordinal);
+        var end = output.IndexOf("\n-- ", start + 4, StringComparison.Ordinal);
         var scorecard = output.IndexOf("Scorecard", start, StringComparison.Ordinal);
         end = end < 0 ? scorecard : Math.Min(end, scorecard);
         return output[start..end];
@@ -114,21 +112,31 @@ public class DemoCommandTests
     }
 
     [Theory]
-    [InlineData("proposal-module-param=on", "param=on")]
-    [InlineData("proposal-memslot-flag=prefer-migratable", "flag=prefer-migratable")]
-    public void One_variant_by_NAME_equals_VALUE(string design, string variant)
+    [InlineData("proposal-module-param", "param=on")]
+    [InlineData("proposal-module-param", "param=off")]
+    [InlineData("proposal-memslot-flag", "flag=prefer-migratable")]
+    [InlineData("linux-6.17", "usemem=mixedmap")]
+    public void One_variant_as_DESIGN_colon_VARIANT_runs_exactly_the_scorecard_row_of_that_name(string design, string variant)
     {
-        var (exit, output, _) = CliRunner.Run("demo", "--design", design, "--format", "json");
+        var (exit, output, _) = CliRunner.Run("demo", "--design", $"{design}:{variant}", "--format", "json");
         Assert.Equal(0, exit);
         using var doc = JsonDocument.Parse(output);
-        Assert.Equal(variant, doc.RootElement.GetProperty("scorecard").EnumerateArray().Single().GetProperty("variant").GetString());
+        var row = doc.RootElement.GetProperty("scorecard").EnumerateArray().Single();
+        Assert.Equal(design, row.GetProperty("design").GetString());
+        Assert.Equal(variant, row.GetProperty("variant").GetString());
     }
 
-    [Fact]
-    public void An_unknown_variant_exits_2()
+    [Theory]
+    [InlineData("proposal-module-param:maybe", "design 'proposal-module-param' has no variant 'maybe'; its variants: proposal-module-param:param=on, proposal-module-param:param=off")]
+    [InlineData("linux-6.9:usemem=mixedmap", "design 'linux-6.9' has no variant 'usemem=mixedmap'; design 'linux-6.9' has no variants")]
+    [InlineData("linux-6.17:flag=prefer-cacheable", "its variants: linux-6.17:usemem=mixedmap")]
+    [InlineData("proposal-module-param=on", "'proposal-module-param=on': write a variant as DESIGN:VARIANT; its variants: proposal-module-param:param=on")]
+    [InlineData("linux-7.0", "unknown design 'linux-7.0'; known designs: all, linux-6.8, linux-6.9, linux-6.17, proposal-memslot-flag, proposal-module-param")]
+    public void A_bad_design_or_variant_exits_2_listing_the_valid_ones(string design, string message)
     {
-        var (exit, _, err) = CliRunner.Run("demo", "--design", "proposal-module-param=maybe");
+        var (exit, output, err) = CliRunner.Run("demo", "--design", design);
         Assert.Equal(2, exit);
-        Assert.Contains("its variants: on, off", err, StringComparison.Ordinal);
+        Assert.Equal("", output);
+        Assert.Contains(message, err, StringComparison.Ordinal);
     }
 }

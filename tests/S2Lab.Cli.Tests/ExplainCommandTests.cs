@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace S2Lab.Cli.Tests;
 
 /// <summary><c>s2lab explain</c>: the chain of decisions with rule numbers, built by running the model.</summary>
@@ -73,5 +75,67 @@ public class ExplainCommandTests
         var (exit, _, err) = CliRunner.Run(["explain", .. args.SelectMany(kv => new[] { kv.Key, kv.Value })]);
         Assert.Equal(2, exit);
         Assert.Contains("s2lab explain:", err, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>explain takes the variants run and demo name: the same words give the same kernel behaviour.</summary>
+public class ExplainVariantTests
+{
+    private static JsonElement Explain(string host, string design, string region = "nvgrace-usemem")
+    {
+        var (exit, output, err) = CliRunner.Run("explain", "--host", host, "--design", design, "--region", region, "--s1", "0xFF", "--format", "json");
+        Assert.True(exit == 0, err);
+        return JsonDocument.Parse(output).RootElement.Clone();
+    }
+
+    private static string Decision(JsonElement x, string stage) =>
+        string.Join("\n", x.GetProperty("decisions").EnumerateArray().Where(d => d.GetProperty("stage").GetString() == stage).Select(d => d.GetProperty("text").GetString()));
+
+    [Fact]
+    public void Rule7_and_rule8_usemem_mapped_mixedmap_passes_the_memslot_on_a_host_without_FWB_and_fails_the_fault()
+    {
+        var pfnmap = Explain("neoverse-n1", "linux-6.17");
+        Assert.Contains("memslot refused: EINVAL", pfnmap.GetProperty("outcome").GetString(), StringComparison.Ordinal);
+        var mixed = Explain("neoverse-n1", "linux-6.17:usemem=mixedmap");
+        Assert.Contains("VM_MIXEDMAP", Decision(mixed, "Mmap") + Decision(mixed, "Memslot"), StringComparison.Ordinal);
+        Assert.Equal("KVM_RUN fails with EFAULT", mixed.GetProperty("outcome").GetString());
+    }
+
+    [Fact]
+    public void Rule9_and_rule10_the_flag_variants_decide_whether_the_VMM_sets_the_memslot_flag()
+    {
+        var cacheable = Explain("neoverse-v2", "proposal-memslot-flag:flag=prefer-cacheable");
+        Assert.Contains("flags ENABLE_CACHEABLE_PFNMAP", Decision(cacheable, "Memslot"), StringComparison.Ordinal);
+        Assert.StartsWith("MT_S2_FWB_NORMAL", cacheable.GetProperty("stage2").GetString(), StringComparison.Ordinal);
+        var migratable = Explain("neoverse-v2", "proposal-memslot-flag:flag=prefer-migratable");
+        Assert.Contains("flags None", Decision(migratable, "Memslot"), StringComparison.Ordinal);
+        Assert.StartsWith("MT_S2_FWB_DEVICE_nGnRE", migratable.GetProperty("stage2").GetString(), StringComparison.Ordinal);
+        // A bare design is the scenario default: a VMM that prefers cacheable.
+        Assert.Equal(cacheable.GetProperty("stage2").GetString(), Explain("neoverse-v2", "proposal-memslot-flag").GetProperty("stage2").GetString());
+        // The flag only goes on cacheable device memory, as the VMM does it.
+        Assert.Contains("flags None", Decision(Explain("neoverse-v2", "proposal-memslot-flag:flag=prefer-cacheable", "anon"), "Memslot"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Rule9_the_module_parameter_variant_maps_usemem_normal_on_a_host_without_FWB()
+    {
+        var on = Explain("neoverse-n1", "proposal-module-param:param=on");
+        Assert.Equal("proposal-module-param=on", on.GetProperty("design").GetString());
+        Assert.StartsWith("MT_S2_NORMAL", on.GetProperty("stage2").GetString(), StringComparison.Ordinal);
+        var off = Explain("neoverse-n1", "proposal-module-param:param=off");
+        Assert.Contains("memslot refused: EINVAL", off.GetProperty("outcome").GetString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("proposal-module-param=on", "write a variant as DESIGN:VARIANT")]
+    [InlineData("proposal-module-param:on", "its variants: proposal-module-param:param=on, proposal-module-param:param=off")]
+    [InlineData("linux-6.9:flag=prefer-cacheable", "design 'linux-6.9' has no variant 'flag=prefer-cacheable'; its variants: linux-6.9:usemem=mixedmap")]
+    [InlineData("all", "unknown design 'all'")]
+    public void A_bad_variant_exits_2_with_the_valid_ones(string design, string message)
+    {
+        var (exit, output, err) = CliRunner.Run("explain", "--host", "neoverse-n1", "--design", design, "--region", "anon", "--s1", "0xFF");
+        Assert.Equal(2, exit);
+        Assert.Equal("", output);
+        Assert.Contains(message, err, StringComparison.Ordinal);
     }
 }

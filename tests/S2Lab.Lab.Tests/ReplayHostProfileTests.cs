@@ -63,7 +63,7 @@ public class ReplayHostProfileTests
         {
             File.WriteAllText(tmp, "{not json");
             Assert.Null(HostProfileFile.TryLoad(tmp, out error));
-            Assert.StartsWith($"{tmp}: not valid JSON", error);
+            Assert.StartsWith($"{tmp}:1:2: not valid JSON", error);
         }
         finally
         {

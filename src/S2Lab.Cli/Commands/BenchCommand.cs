@@ -14,7 +14,7 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var json = new Option<bool>("--json") { Description = "Print a JSON array of {\"name\",\"value\",\"unit\"}." };
+        var json = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json); // json: an array of {"name","value","unit"}
         var scale = new Option<bool>("--scale") { Description = "Also run the scale measurements (64 GiB of 4K pages; about 200 MiB of memory)." };
         var scaleOnly = new Option<bool>("--scale-only") { Description = "Run only the scale measurements." };
         var filter = new Option<string?>("--filter") { Description = "Only measurements whose name contains this text." };
@@ -65,7 +65,9 @@ internal static class BenchCommand
             }
 
             var settings = new BenchSettings(iters, Warmup: 2);
-            bool asJson = parse.GetValue(json);
+            if (OutputFormat.Get(parse, json, error, "bench", OutputFormat.Table, OutputFormat.Json) is not { } fmt)
+                return ExitCodes.BadInput;
+            bool asJson = fmt == OutputFormat.Json;
             var results = new List<BenchResult>();
             foreach (var b in selected)
             {

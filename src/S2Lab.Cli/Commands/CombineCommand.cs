@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using S2Lab.Arch.Attributes;
-using Spectre.Console;
+using S2Lab.Cli.Rendering;
 
 namespace S2Lab.Cli.Commands;
 
@@ -39,9 +39,10 @@ internal static class CombineCommand
         var access = Opt("--access", "data or ifetch (default data).");
         var features = Opt("--features", "CPU features, comma-separated: mte2, xs, mte-perm, none (default mte2).");
         var batch = Opt("--batch", "CSV file (or - for standard input) with header fwb,hcr_cd,s1_mair,s1_sh,s2_memattr,s2_sh.");
-        var json = new Option<bool>("--json") { Description = "Single mode: print JSON." };
+        var format = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json);
+        format.Description += " For the single mode and --table; --batch writes CSV.";
         var table = new Option<bool>("--table") { Description = "Print Linux's stage-1 types against KVM's stage-2 types, FWB=0 and FWB=1." };
-        cmd.Options.Add(json);
+        cmd.Options.Add(format);
         cmd.Options.Add(table);
 
         cmd.SetAction(parseResult =>
@@ -71,23 +72,26 @@ internal static class CombineCommand
                 return Fail($"--features: unknown feature '{badFeature}' (known: mte2, xs, mte-perm, none)");
             }
 
+            if (OutputFormat.Get(parseResult, format, error, "combine", OutputFormat.Table, OutputFormat.Json) is not { } fmt)
+                return ExitCodes.BadInput;
+            var asJson = fmt == OutputFormat.Json;
             var modes = (parseResult.GetValue(table) ? 1 : 0) + (parseResult.GetValue(batch) is not null ? 1 : 0);
             var singleOptions = new[] { fwb, s1, s2, s1Sh, s2Sh, cd, id, dc, dct, mmu, sctlrC, sctlrI, access }
                 .Where(o => parseResult.GetValue(o) is not null).Select(o => o.Name).ToList();
-            if (modes > 1 || (modes == 1 && (singleOptions.Count > 0 || parseResult.GetValue(json))))
+            if (modes > 1 || (modes == 1 && singleOptions.Count > 0))
             {
                 return Fail("use one mode: single (--fwb --s1 --s2 ...), --batch FILE, or --table");
             }
 
             if (parseResult.GetValue(table))
             {
-                WriteTable(output, featureSet);
+                WriteTable(output, featureSet, asJson);
                 return 0;
             }
 
             if (parseResult.GetValue(batch) is { } file)
             {
-                return RunBatch(file, output, error, featureSet);
+                return asJson ? Fail("--batch reads and writes CSV; --format json is for the single mode and --table") : RunBatch(file, output, error, featureSet);
             }
 
             // Single mode.
@@ -169,7 +173,7 @@ internal static class CombineCommand
             }
 
             var explanation = AttributeCombiner.Explain(input);
-            if (parseResult.GetValue(json))
+            if (asJson)
             {
                 WriteJson(output, input, explanation);
             }
@@ -183,13 +187,18 @@ internal static class CombineCommand
         return cmd;
     }
 
+    /// <summary>
+    /// A regular file is read twice: checked whole, then combined, so that a malformed row produces no output. Standard
+    /// input and pipes are combined in one pass; on a malformed row the rows before it have been written, and the
+    /// message says how many.
+    /// </summary>
     private static int RunBatch(string file, TextWriter output, TextWriter error, AttributeFeatures features)
     {
         var name = file == "-" ? "<stdin>" : file;
-        TextReader reader;
+        Stream? stream = null;
         try
         {
-            reader = file == "-" ? Console.In : new StreamReader(file);
+            stream = file == "-" ? null : new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
@@ -197,16 +206,37 @@ internal static class CombineCommand
             return ExitCodes.BadInput;
         }
 
-        using (file == "-" ? null : reader)
+        using (stream)
         {
-            var err = CombineBatch.Run(reader, output, features);
-            if (err is null)
+            CombineBatch.BatchError? err;
+            long written;
+            try
             {
-                return 0;
+                if (stream is { CanSeek: true })
+                {
+                    err = CombineBatch.Validate(new StreamReader(stream, leaveOpen: true));
+                    if (err is not null)
+                        return Report(err, 0);
+                    stream.Seek(0, SeekOrigin.Begin);
+                }
+
+                var reader = stream is null ? Console.In : new StreamReader(stream, leaveOpen: true);
+                err = CombineBatch.Run(reader, output, features, out written);
+            }
+            catch (IOException e)
+            {
+                error.WriteLine($"s2lab combine: {name}: cannot read: {e.Message}");
+                return ExitCodes.BadInput;
             }
 
+            return err is null ? ExitCodes.Ok : Report(err, written);
+        }
+
+        int Report(CombineBatch.BatchError err, long written)
+        {
             var field = err.Field is null ? "" : $" field '{err.Field}':";
-            error.WriteLine($"s2lab combine: {name}:{err.Line}:{field} {err.Message}");
+            var partial = written > 0 ? $" (the {written} row(s) before it were written)" : "";
+            error.WriteLine($"s2lab combine: {name}:{err.Line}:{field} {err.Message}{partial}");
             return ExitCodes.BadInput;
         }
     }
@@ -214,19 +244,16 @@ internal static class CombineCommand
     private static void WriteText(TextWriter output, in CombineInput input, CombineExplanation e)
     {
         var r = e.Result;
-        output.WriteLine($"effective   0x{r.ParAttr:X2}  {r.Description}  {r.Shareability}");
-        output.WriteLine($"class       {Classify(r)}");
-        output.WriteLine($"inputs      FWB={(input.Fwb ? 1 : 0)} HCR_EL2.CD={(input.HcrCd ? 1 : 0)}  S1 0x{input.S1Attr:X2} {input.S1Sh}  S2 {Stage2MemAttr.Format(input.S2MemAttr)} {input.S2Sh}");
+        var text = new System.Text.StringBuilder();
+        text.AppendLine($"effective   0x{r.ParAttr:X2}  {r.Description}  {r.Shareability}");
+        text.AppendLine($"class       {Classify(r)}");
+        text.AppendLine($"inputs      FWB={(input.Fwb ? 1 : 0)} HCR_EL2.CD={(input.HcrCd ? 1 : 0)}  S1 0x{input.S1Attr:X2} {input.S1Sh}  S2 {Stage2MemAttr.Format(input.S2MemAttr)} {input.S2Sh}");
         if (r.Diagnostics != CombineDiagnostics.None)
-        {
-            output.WriteLine($"note        reserved/UNPREDICTABLE input resolved by a documented choice: {r.Diagnostics}");
-        }
-
-        output.WriteLine("why");
+            text.AppendLine($"note        reserved/UNPREDICTABLE input resolved by a documented choice: {r.Diagnostics}");
+        text.AppendLine("why");
         for (var i = 0; i < e.Steps.Count; i++)
-        {
-            output.WriteLine($"  {i + 1,2}. {e.Steps[i].Text}");
-        }
+            text.AppendLine($"  {i + 1,2}. {e.Steps[i].Text}");
+        ReportTables.WriteWrapped(output, text.ToString(), ReportTables.WidthFor(output), hanging: 4);
     }
 
     private static string Classify(in CombineResult r) =>
@@ -273,35 +300,57 @@ internal static class CombineCommand
         output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
     }
 
-    private static void WriteTable(TextWriter output, AttributeFeatures features)
+    private static void WriteTable(TextWriter output, AttributeFeatures features, bool asJson)
     {
         var mte = (features & AttributeFeatures.Mte2) != 0;
         var cells = CombineTable.LinuxVsKvm(mte);
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        if (asJson)
         {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-        });
-        console.Profile.Width = 200;
-
-        var columns = cells.Where(c => c.S1Name == cells[0].S1Name).ToList();
-        var grid = new Table().Title($"Effective memory type: Linux stage 1 (MAIR_EL1 0x{LinuxMair.MairEl1For(mte):X16}) over KVM stage 2 (S1 and S2 SH = ISH)");
-        grid.AddColumn("stage 1");
-        foreach (var c in columns)
-        {
-            grid.AddColumn($"FWB={(c.Fwb ? 1 : 0)} {c.S2Name} ({Stage2MemAttr.Format(c.S2MemAttr)})");
+            WriteTableJson(output, cells, mte);
+            return;
         }
 
+        var width = ReportTables.WidthFor(output);
+        var columns = cells.Where(c => c.S1Name == cells[0].S1Name).ToList();
+        var grid = new TextTable(["stage 1", .. columns.Select(c => $"FWB={(c.Fwb ? 1 : 0)} {c.S2Name} ({Stage2MemAttr.Format(c.S2MemAttr)})")]);
         foreach (var row in cells.GroupBy(c => c.S1Name))
         {
             var first = row.First();
-            var values = new List<string> { Markup.Escape($"{first.S1Name} (0x{first.S1Attr:X2})") };
-            values.AddRange(row.Select(c => Markup.Escape($"0x{c.Result.ParAttr:X2} {c.Result.Description} {c.Result.Shareability}")));
-            grid.AddRow([.. values]);
+            grid.AddRow([$"{first.S1Name} (0x{first.S1Attr:X2})", .. row.Select(c => new Cell($"0x{c.Result.ParAttr:X2} {c.Result.Description} {c.Result.Shareability}"))]);
         }
 
-        console.Write(grid);
+        var title = $"Effective memory type: Linux stage 1 (MAIR_EL1 0x{LinuxMair.MairEl1For(mte):X16}) over KVM stage 2 (S1 and S2 SH = ISH)";
+        foreach (var line in TextWrap.Wrap(title, width).Concat(grid.RenderPlain(width)))
+            output.WriteLine(line);
+    }
+
+    /// <summary>The table as JSON: MAIR_EL1, then one object per stage-1 type and stage-2 type with the effective result.</summary>
+    private static void WriteTableJson(TextWriter output, IReadOnlyList<CombineTableCell> cells, bool mte)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("mair_el1", $"0x{LinuxMair.MairEl1For(mte):X16}");
+            w.WriteStartArray("cells");
+            foreach (var c in cells)
+            {
+                w.WriteStartObject();
+                w.WriteString("s1", c.S1Name);
+                w.WriteString("s1_mair", $"0x{c.S1Attr:X2}");
+                w.WriteNumber("fwb", c.Fwb ? 1 : 0);
+                w.WriteString("s2", c.S2Name);
+                w.WriteString("s2_memattr", Stage2MemAttr.Format(c.S2MemAttr));
+                w.WriteString("attr", $"0x{c.Result.ParAttr:X2}");
+                w.WriteString("type", c.Result.Description);
+                w.WriteString("sh", c.Result.Shareability.ToString());
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(stream.ToArray()));
     }
 }

@@ -1,13 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
 using S2Lab.Arch.Cpu;
-using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Cli.Rendering;
 using S2Lab.Lab.Runner;
+using S2Lab.Lab.Scenarios;
 
 namespace S2Lab.Cli.Commands;
 
 /// <summary>
-/// <c>s2lab explain --host PRESET --design NAME --region KIND --s1 0xNN [--access read|write|exec]</c>: runs the model
+/// <c>s2lab explain --host PRESET --design DESIGN[:VARIANT] --region KIND --s1 0xNN [--access read|write|exec] [--format table|json]</c>: runs the model
 /// for one region kind and prints the chain of decisions with rule numbers.
 /// </summary>
 internal static class ExplainCommand
@@ -17,12 +18,16 @@ internal static class ExplainCommand
     {
         var cmd = new Command("explain", "Explain, rule by rule, what memory type a guest gets for one kind of region on one host and design.");
         var host = new Option<string>("--host") { Description = "CPU preset: " + string.Join(", ", CpuPresets.All.Select(p => p.Name)) + "." };
-        var design = new Option<string>("--design") { Description = "Design: " + string.Join(", ", KvmDesigns.Names) + " (proposal-module-param=on|off)." };
+        var design = new Option<string>("--design")
+        {
+            Description = "Design, or DESIGN:VARIANT as s2lab run takes it: " + string.Join(", ", DesignCatalog.Designs) +
+                          " (e.g. proposal-module-param:param=on, proposal-memslot-flag:flag=prefer-migratable, linux-6.17:usemem=mixedmap).",
+        };
         var region = new Option<string>("--region") { Description = "Region kind: " + string.Join(", ", Explainer.RegionKinds) + "." };
         var s1 = new Option<string>("--s1") { Description = "The guest's stage-1 MAIR attribute byte, e.g. 0xFF, 0x44, 0x04." };
         var access = new Option<string>("--access") { Description = "read (default), write or exec.", DefaultValueFactory = _ => "read" };
-        var flag = new Option<bool>("--memslot-flag") { Description = "Set KVM_MEM_ENABLE_CACHEABLE_PFNMAP on the memslot (proposal-memslot-flag)." };
-        foreach (var o in new Option[] { host, design, region, s1, access, flag })
+        var format = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json);
+        foreach (var o in new Option[] { host, design, region, s1, access, format })
             cmd.Options.Add(o);
         cmd.SetAction(parseResult =>
         {
@@ -35,6 +40,8 @@ internal static class ExplainCommand
                 return ExitCodes.BadInput;
             }
 
+            if (OutputFormat.Get(parseResult, format, error, "explain", OutputFormat.Table, OutputFormat.Json) is not { } fmt)
+                return ExitCodes.BadInput;
             var h = parseResult.GetValue(host);
             var d = parseResult.GetValue(design);
             var r = parseResult.GetValue(region);
@@ -44,7 +51,7 @@ internal static class ExplainCommand
                 return Fail("--host, --design, --region and --s1 are required");
             if (CpuPresets.Find(h) is null)
                 return Fail($"--host: unknown CPU preset '{h}'; known presets: {string.Join(", ", CpuPresets.All.Select(p => p.Name))}");
-            if (KvmDesigns.TryCreate(d, out var designError) is null)
+            if (DesignCatalog.ParseChoice(d, DesignCatalog.ExplainVariants, allowAll: false, out var designError) is null)
                 return Fail($"--design: {designError}");
             if (!Explainer.RegionKinds.Contains(r))
                 return Fail($"--region: unknown region kind '{r}'; known: {string.Join(", ", Explainer.RegionKinds)}");
@@ -53,16 +60,67 @@ internal static class ExplainCommand
             if (a is not ("read" or "write" or "exec"))
                 return Fail($"--access: '{a}' is not read, write or exec");
 
-            var x = Explainer.Explain(h, d, r, mair, a, parseResult.GetValue(flag));
-            output.WriteLine($"{x.RegionKind} on {x.Host} under {x.Design}: guest {x.Access} with stage-1 MAIR 0x{x.Mair:X2}");
+            var x = Explainer.Explain(h, d, r, mair, a);
+            if (fmt == OutputFormat.Json)
+            {
+                output.WriteLine(ToJson(x));
+                return 0;
+            }
+
+            var text = new System.Text.StringBuilder();
+            text.AppendLine($"{x.RegionKind} on {x.Host} under {x.Design}: guest {x.Access} with stage-1 MAIR 0x{x.Mair:X2}");
             foreach (var line in x.Lines)
-                output.WriteLine($"  {line}");
-            output.WriteLine($"outcome:    {x.Outcome}");
-            output.WriteLine($"stage 2:    {x.Stage2}");
-            output.WriteLine($"guest sees: {x.Effective}");
-            output.WriteLine($"hazards:    {(x.Hazards.Count == 0 ? "none" : string.Join("; ", x.Hazards))}");
+                text.AppendLine($"  {line}");
+            text.AppendLine($"outcome:    {x.Outcome}");
+            text.AppendLine($"stage 2:    {x.Stage2}");
+            text.AppendLine($"guest sees: {x.Effective}");
+            text.AppendLine($"hazards:    {(x.Hazards.Count == 0 ? "none" : string.Join("; ", x.Hazards))}");
+            ReportTables.WriteWrapped(output, text.ToString(), ReportTables.WidthFor(output));
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The JSON form: the inputs, every decision (stage, rule, text) and the result.</summary>
+    internal static string ToJson(Explanation x)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(stream, new System.Text.Json.JsonWriterOptions
+        {
+            Indented = true,
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        }))
+        {
+            w.WriteStartObject();
+            w.WriteString("host", x.Host);
+            w.WriteString("design", x.Design);
+            w.WriteString("region", x.RegionKind);
+            w.WriteString("mair", $"0x{x.Mair:X2}");
+            w.WriteString("access", x.Access);
+            w.WriteStartArray("decisions");
+            foreach (var l in x.Lines)
+            {
+                w.WriteStartObject();
+                w.WriteString("stage", l.Stage);
+                if (l.Rule > 0)
+                    w.WriteNumber("rule", l.Rule);
+                else
+                    w.WriteNull("rule");
+                w.WriteString("text", l.Text);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WriteString("outcome", x.Outcome);
+            w.WriteString("stage2", x.Stage2);
+            w.WriteString("effective", x.Effective);
+            w.WriteStartArray("hazards");
+            foreach (var hz in x.Hazards)
+                w.WriteStringValue(hz);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Replay;
+using S2Lab.Lab.Scenarios;
 using S2Lab.Linux;
 
 namespace S2Lab.Cli.Commands;
@@ -19,22 +20,30 @@ internal static class MemslotsCommand
         var profile = new Option<string?>("--profile") { Description = "The architecture profile (arm64 | x86_64). Default: the machine's architecture for the kernel backend, arm64 for the model." };
         profile.AcceptOnlyFromAmong("arm64", "x86_64");
         var hostProfile = new Option<FileInfo?>("--host-profile") { Description = "Model backend: take the memslot limits (user slots, address spaces, guest_memfd, x86 GPA limit) from a host profile written by 's2lab probe'." };
-        var design = new Option<string>("--design") { Description = $"The model's kernel design (model backend only).", DefaultValueFactory = _ => DefaultDesign };
+        var design = new Option<string>("--design")
+        {
+            Description = "The model's kernel design (model backend only), as s2lab run takes it: DESIGN or DESIGN:VARIANT (proposal-module-param:param=on).",
+            DefaultValueFactory = _ => DefaultDesign,
+        };
+        var format = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json);
+        format.Description += " json: an array of {line, op, result, expect, matches}.";
         var replay = new Command("replay", "Run a memslot replay file and print one result per operation: 0, or the errno name.")
         {
-            file, backend, profile, design, hostProfile,
+            file, backend, profile, design, hostProfile, format,
         };
         replay.SetAction(parse =>
         {
             var cfg = parse.InvocationConfiguration;
+            if (OutputFormat.Get(parse, format, cfg.Error, "memslots replay", OutputFormat.Table, OutputFormat.Json) is not { } fmt)
+                return ExitCodes.BadInput;
             return Replay(parse.GetValue(file)!, parse.GetValue(backend)!, parse.GetValue(profile), parse.GetValue(design)!, cfg.Output, cfg.Error,
-                parse.GetValue(hostProfile));
+                parse.GetValue(hostProfile), fmt == OutputFormat.Json);
         });
         return new Command("memslots", "Memslot tools: replay KVM_SET_USER_MEMORY_REGION sequences on the model or the real kernel.") { replay };
     }
 
     internal static int Replay(FileInfo file, string backend, string? profile, string design, TextWriter stdout, TextWriter stderr,
-        FileInfo? hostProfile = null)
+        FileInfo? hostProfile = null, bool asJson = false)
     {
         var (parsed, error) = ReplayParser.ParseFile(file.FullName);
         if (error is not null)
@@ -54,17 +63,18 @@ internal static class MemslotsCommand
         using (kvm)
             steps = ReplayRunner.Run(kvm, parsed!.Ops);
 
-        var mismatches = 0;
-        foreach (var s in steps)
+        var mismatches = steps.Count(s => !s.MatchesExpectation);
+        if (asJson)
         {
-            if (s.MatchesExpectation)
+            stdout.WriteLine(ToJson(steps));
+        }
+        else
+        {
+            foreach (var s in steps)
             {
-                stdout.WriteLine(ErrnoText.Format(s.Result));
-            }
-            else
-            {
-                mismatches++;
-                stdout.WriteLine($"{ErrnoText.Format(s.Result)}  # line {s.Op.Line}: expected {ErrnoText.Format(s.Op.Expected!.Value)}");
+                stdout.WriteLine(s.MatchesExpectation
+                    ? ErrnoText.Format(s.Result)
+                    : $"{ErrnoText.Format(s.Result)}  # line {s.Op.Line}: expected {ErrnoText.Format(s.Op.Expected!.Value)}");
             }
         }
         if (mismatches > 0)
@@ -73,6 +83,33 @@ internal static class MemslotsCommand
             return ExitCodes.ExpectationFailed;
         }
         return 0;
+    }
+
+    /// <summary>The JSON form: one object per operation, in file order.</summary>
+    internal static string ToJson(IReadOnlyList<ReplayStep> steps)
+    {
+        using var stream = new MemoryStream();
+        using (var w = new System.Text.Json.Utf8JsonWriter(stream, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            w.WriteStartArray();
+            foreach (var s in steps)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("line", s.Op.Line);
+                w.WriteString("op", s.Op switch { CreateVmOp => "create_vm", CreateGmemOp => "create_gmem", _ => "set" });
+                w.WriteString("result", ErrnoText.Format(s.Result));
+                if (s.Op.Expected is { } e)
+                    w.WriteString("expect", ErrnoText.Format(e));
+                else
+                    w.WriteNull("expect");
+                w.WriteBoolean("matches", s.MatchesExpectation);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
 
     private static (IKvmSystem? Kvm, int Exit) OpenKernel(string? profile, TextWriter stderr)
@@ -111,7 +148,22 @@ internal static class MemslotsCommand
             }
             p = fromHost;
         }
-        var kvm = ModelBackend.TryCreate(p, design, out var error);
+        // The same design spelling as run, demo and explain; a memslot-flag variant is a VMM's choice, which a replay
+        // file makes itself (its flags field).
+        var choice = DesignCatalog.ParseChoice(design, [], allowAll: false, out var choiceError);
+        if (choice is { Design: { } flagDesign } && DesignCatalog.VariantOf(choice, []).MemslotFlag is not null)
+        {
+            choice = null;
+            choiceError = $"'{design}': a flag variant is the VMM's choice; a replay file sets KVM_MEM_ENABLE_CACHEABLE_PFNMAP in its own flags (use {flagDesign})";
+        }
+
+        if (choice is null)
+        {
+            stderr.WriteLine($"s2lab memslots replay: --design: {choiceError}");
+            return (null, 2);
+        }
+
+        var kvm = ModelBackend.TryCreate(p, DesignCatalog.KernelSpec(choice, []), out var error);
         if (kvm is null)
         {
             stderr.WriteLine($"s2lab memslots replay: --design: {error}");

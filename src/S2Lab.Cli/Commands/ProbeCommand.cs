@@ -14,34 +14,41 @@ internal static class ProbeCommand
     public static Command Create()
     {
         var device = new Option<string>("--device") { Description = "The KVM device to open.", DefaultValueFactory = _ => LinuxKvmSystem.DefaultPath };
-        var json = new Option<bool>("--json") { Description = "Print the host profile (JSON) instead of the text report." };
+        var format = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json);
+        format.Description += " json prints the host profile instead of the text report.";
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Also write the host profile (JSON, docs/host-profile.md) to this file." };
         var cmd = new Command("probe", "Ask the real KVM on this machine (/dev/kvm) for its API version, capabilities and memslot limits.")
         {
-            device, json, output,
+            device, format, output,
         };
         cmd.SetAction(parse =>
         {
             var cfg = parse.InvocationConfiguration;
-            return Run(parse.GetValue(device)!, parse.GetValue(json), parse.GetValue(output), cfg.Output, cfg.Error);
+            if (OutputFormat.Get(parse, format, cfg.Error, "probe", OutputFormat.Table, OutputFormat.Json) is not { } fmt)
+                return ExitCodes.BadInput;
+            return Run(parse.GetValue(device)!, fmt == OutputFormat.Json, parse.GetValue(output), cfg.Output, cfg.Error);
         });
         return cmd;
     }
 
     internal static int Run(string device, bool asJson, FileInfo? output, TextWriter stdout, TextWriter stderr)
     {
-        var kvm = LinuxKvmSystem.Open(device);
+        // A directory opens with EISDIR, which the model's errno set does not name: say it in words first.
+        var kvm = Directory.Exists(device) ? Errno.ENOTTY : LinuxKvmSystem.Open(device);
         if (!kvm.IsOk)
         {
             var why = kvm.Error switch
             {
-                Errno.ENOENT => "it does not exist (no KVM on this machine, or the kvm module is not loaded)",
+                Errno.ENOENT when device == LinuxKvmSystem.DefaultPath => "it does not exist (no KVM on this machine, or the kvm module is not loaded)",
+                Errno.ENOENT => "it does not exist",
+                Errno.ENOTTY when Directory.Exists(device) => "it is a directory, not the KVM device",
+                Errno.ENOTTY => $"it is not a KVM device (KVM_GET_API_VERSION does not answer {LinuxKvmSystem.ApiVersion}; a regular file or another device)",
                 Errno.EACCES or Errno.EPERM => "permission denied (add yourself to the 'kvm' group, or run as root)",
                 Errno.EOPNOTSUPP => $"this machine's architecture ({LinuxHostInfo.Read() switch { { IsOk: true } h => h.Value.Machine, _ => "unknown" }}) is not one S2Lab models (x86_64, aarch64)",
                 Errno.ENOSYS => "this is not a Linux host",
                 var e => $"open failed with {ErrnoText.Format(e)}",
             };
-            stderr.WriteLine($"s2lab probe: cannot use {device}: {why}.");
+            stderr.WriteLine($"s2lab probe: cannot use {device}: {why}. No host profile was written.");
             return ExitCodes.NoKvm;
         }
         HostProfile profile;
@@ -61,7 +68,10 @@ internal static class ProbeCommand
                 return ExitCodes.BadInput;
             }
         }
-        stdout.Write(asJson ? text : Report(profile));
+        if (asJson)
+            stdout.Write(text);
+        else
+            Rendering.ReportTables.WriteWrapped(stdout, Report(profile), Rendering.ReportTables.WidthFor(stdout));
         return 0;
     }
 

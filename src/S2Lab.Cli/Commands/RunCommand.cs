@@ -6,9 +6,12 @@ using S2Lab.Lab.Scenarios;
 
 namespace S2Lab.Cli.Commands;
 
-/// <summary><c>s2lab run FILE [--design NAME|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
+/// <summary><c>s2lab run FILE [--design DESIGN[:VARIANT]|all] [--format table|json|markdown]</c>: runs a scenario file.</summary>
 internal static class RunCommand
 {
+    /// <summary>How many errors of an invalid file are printed (the count of all of them follows).</summary>
+    internal const int MaxErrorsShown = 100;
+
     public static Command Create()
     {
         var cmd = new Command("run", "Run a scenario file (YAML or JSON, see docs/scenario-schema.md); its expect steps are checked.");
@@ -32,8 +35,11 @@ internal static class RunCommand
             }
             catch (ScenarioException e)
             {
-                foreach (var err in e.Errors)
+                // Every error is found; the first hundred are shown (a damaged file can have thousands).
+                foreach (var err in e.Errors.Take(MaxErrorsShown))
                     error.WriteLine(err.ToString());
+                if (e.Errors.Count > MaxErrorsShown)
+                    error.WriteLine($"... and {e.Errors.Count - MaxErrorsShown} more");
                 error.WriteLine($"s2lab run: {e.Errors.Count} error(s) in {path}; nothing was run");
                 return ExitCodes.BadInput;
             }
@@ -46,7 +52,8 @@ internal static class RunCommand
     internal static Option<string> DesignOption() => new("--design")
     {
         Description = "Run every host under this design (" + string.Join(", ", DesignCatalog.Designs) +
-                      ") with its variants, or one variant (proposal-module-param=on, proposal-memslot-flag=prefer-migratable), or 'all' for every design and variant.",
+                      ") with each of its variants, or one variant as DESIGN:VARIANT (proposal-module-param:param=on, " +
+                      "proposal-memslot-flag:flag=prefer-migratable, linux-6.17:usemem=mixedmap where the scenario defines it), or 'all'.",
     };
 
     internal static Option<bool> ExplainOption() => new("--explain")
@@ -54,22 +61,18 @@ internal static class RunCommand
         Description = "Table format: after each run, print the model's decision chain (with rule numbers) for every guest access.",
     };
 
-    internal static Option<string> FormatOption() => new("--format")
-    {
-        Description = "table (default), json or markdown.",
-        DefaultValueFactory = _ => "table",
-    };
+    internal static Option<string> FormatOption() => OutputFormat.Create(OutputFormat.Table, OutputFormat.Json, OutputFormat.Markdown);
 
     /// <summary>Runs a validated scenario and renders it; shared with <c>s2lab demo</c>.</summary>
     internal static int Execute(Scenario scenario, string? design, string format, bool explain, TextWriter output, TextWriter error, string command)
     {
-        if (format is not ("table" or "json" or "markdown"))
+        if (format is not (OutputFormat.Table or OutputFormat.Json or OutputFormat.Markdown))
         {
             error.WriteLine($"s2lab {command}: --format must be table, json or markdown (got '{format}')");
             return ExitCodes.BadInput;
         }
 
-        if (DesignCatalog.CheckRunDesign(design) is { } designError)
+        if (design is not null && DesignCatalog.ParseChoice(design, scenario.Variants, allowAll: true, out var designError) is null)
         {
             error.WriteLine($"s2lab {command}: --design: {designError}");
             return ExitCodes.BadInput;
@@ -97,7 +100,7 @@ internal static class RunCommand
                 output.Write(MarkdownReport.Render(report));
                 break;
             default:
-                ReportTables.Write(ReportTables.ConsoleFor(output), report, explain: explain);
+                ReportTables.Write(ReportTables.ConsoleFor(output), report, ReportTables.WidthFor(output), explain: explain);
                 break;
         }
 

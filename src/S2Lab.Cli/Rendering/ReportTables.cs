@@ -5,10 +5,47 @@ using Spectre.Console;
 
 namespace S2Lab.Cli.Rendering;
 
-/// <summary>Renders a <see cref="LabReport"/> with Spectre.Console: one table per run (phases x regions), then the scorecard.</summary>
+/// <summary>
+/// Renders a <see cref="LabReport"/> as text that fits a width: one table per run (phases x regions), then the
+/// scorecard. The layout is S2Lab's own (<see cref="TextTable"/>, <see cref="TextWrap"/>); Spectre.Console only
+/// writes it, with colours when the output is a terminal.
+/// </summary>
 internal static class ReportTables
 {
-    /// <summary>A console writing to <paramref name="output"/>; colours only when it is the terminal.</summary>
+    /// <summary>The width when neither the terminal nor COLUMNS says otherwise.</summary>
+    public const int DefaultWidth = 80;
+
+    /// <summary>Narrower widths are taken as this (a table needs some room).</summary>
+    public const int MinWidth = 40;
+
+    /// <summary>
+    /// The width to render for: the terminal's (Console.WindowWidth) when <paramref name="output"/> is the terminal,
+    /// else COLUMNS when it holds a number (a pipe or a file, or a caller that wants a width), else 80.
+    /// </summary>
+    public static int WidthFor(TextWriter output)
+    {
+        bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        int width = DefaultWidth;
+        if (terminal && SafeWindowWidth() is > 0 and var w)
+            width = w;
+        else if (int.TryParse(Environment.GetEnvironmentVariable("COLUMNS"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var c) && c > 0)
+            width = c;
+        return Math.Max(MinWidth, width);
+    }
+
+    private static int SafeWindowWidth()
+    {
+        try
+        {
+            return Console.WindowWidth;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>A console writing to <paramref name="output"/>; colours only when it is the terminal. It never wraps: the lines come wrapped.</summary>
     public static IAnsiConsole ConsoleFor(TextWriter output)
     {
         bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
@@ -19,28 +56,78 @@ internal static class ReportTables
             ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
-        // A terminal gets its own width (Spectre wraps cells to fit); redirected output gets room for every column.
-        console.Profile.Width = terminal && Console.WindowWidth > 0 ? Console.WindowWidth : 200;
+        console.Profile.Width = 1 << 16;
         return console;
     }
 
-    public static void Write(IAnsiConsole console, LabReport report, bool showRuns = true, bool explain = false)
+    /// <summary>Writes lines built by the layout (styles become colours on a terminal, nothing elsewhere).</summary>
+    public static void WriteLines(IAnsiConsole console, IEnumerable<StyledLine> lines)
     {
-        console.Write(new Rule($"[bold]{Markup.Escape(report.Scenario)}[/]").LeftJustified());
+        foreach (var line in lines)
+        {
+            var sb = new System.Text.StringBuilder();
+            foreach (var (text, style) in line.Segments)
+                sb.Append(style is null ? Markup.Escape(text) : $"[{style}]{Markup.Escape(text)}[/]");
+            console.MarkupLine(sb.ToString());
+        }
+    }
+
+    /// <summary>A paragraph wrapped to <paramref name="width"/>; continuation lines get <paramref name="hanging"/> more spaces.</summary>
+    public static IEnumerable<StyledLine> Paragraph(string text, int width, int indent = 0, int hanging = 0, string? style = null)
+    {
+        var lines = TextWrap.Wrap(text, width - indent, width - indent - hanging);
+        return lines.Select((l, i) => new StyledLine([(new string(' ', i == 0 ? indent : indent + hanging), null), (l, style)]).TrimEnd());
+    }
+
+    /// <summary>
+    /// Writes plain text lines to <paramref name="output"/>, wrapping each line longer than <paramref name="width"/> at
+    /// word and separator boundaries; its continuation lines keep its indentation plus <paramref name="hanging"/>.
+    /// Lines that fit are written as they are (aligned columns keep their spacing).
+    /// </summary>
+    public static void WriteWrapped(TextWriter output, string text, int width, int hanging = 4)
+    {
+        foreach (var raw in text.TrimEnd('\n').Split('\n'))
+        {
+            var line = raw.TrimEnd();
+            if (line.Length <= width)
+            {
+                output.WriteLine(line);
+                continue;
+            }
+
+            var indent = line.Length - line.TrimStart().Length;
+            foreach (var l in Paragraph(line.TrimStart(), width, indent, hanging))
+                output.WriteLine(l.Plain);
+        }
+    }
+
+    /// <summary>A heading rule: <c>-- title -----</c> to the width (ASCII, so that byte-counting tools measure it right).</summary>
+    public static StyledLine RuleLine(string title, int width, string? style = null)
+    {
+        var head = $"-- {title} ";
+        if (head.Length + 3 > width)
+            return StyledLine.Of(title, style);
+        return new StyledLine([("-- ", null), (title, style), (" " + new string('-', width - head.Length), null)]);
+    }
+
+    public static void Write(IAnsiConsole console, LabReport report, int width, bool showRuns = true, bool explain = false)
+    {
+        width = Math.Max(MinWidth, width);
+        WriteLines(console, [RuleLine(report.Scenario, width, "bold")]);
         if (report.Description.Length > 0)
-            console.MarkupLine($"[dim]{Markup.Escape(report.Description.Trim())}[/]");
+            WriteLines(console, Paragraph(report.Description.Trim(), width, style: "dim"));
         if (showRuns)
         {
             foreach (var run in report.Runs)
             {
-                WriteRun(console, run);
+                WriteRun(console, run, width);
                 if (explain)
-                    WriteExplanations(console, run);
+                    WriteExplanations(console, run, width);
             }
         }
 
-        WriteScorecard(console, report.Scorecard);
-        WriteExpectations(console, report);
+        WriteScorecard(console, report.Scorecard, width);
+        WriteExpectations(console, report, width);
     }
 
     private sealed class Row
@@ -66,19 +153,17 @@ internal static class ReportTables
         public List<string> HazardList { get; set; } = [];
     }
 
-    private static void WriteRun(IAnsiConsole console, RunResult run)
+    private static void WriteRun(IAnsiConsole console, RunResult run, int width)
     {
         console.WriteLine();
-        console.Write(new Rule($"[bold yellow]{Markup.Escape(run.Name)}[/]").LeftJustified());
+        WriteLines(console, [RuleLine(run.Name, width, "bold yellow")]);
         foreach (var h in run.Hosts)
-        {
-            console.MarkupLine(Markup.Escape($"  {h}"));
-        }
+            WriteLines(console, Paragraph(h.ToString(), width, indent: 2, hanging: 2));
 
         // One block of rows per phase (a start, a migration), one row per region; the phase names the VM's run and
         // the step id, so that restarts of the same VM on the same host stay apart.
         var rows = new List<Row>();
-        var notes = new List<string>();
+        var notes = new List<(string Text, string? Style)>();
         var block = new List<Row>();
         var current = new Dictionary<string, Row>();
         void EndBlock()
@@ -109,7 +194,7 @@ internal static class ReportTables
                         if (block.Count > 0)
                             block[0].Accesses.Add($"VM not started ({LabText.Word(st.Outcome)}): {st.Reason}");
                         else
-                            notes.Add(Markup.Escape($"{st.Phase}: {LabText.Word(st.Outcome)}: {st.Reason}"));
+                            notes.Add(($"{st.Phase}: {LabText.Word(st.Outcome)}: {st.Reason}", null));
                     }
 
                     break;
@@ -135,56 +220,53 @@ internal static class ReportTables
                         Fill(row, v);
                     }
 
-                    var outcome = $"{Markup.Escape(m.Phase)}: [bold]{Markup.Escape(LabText.Word(m.Outcome))}[/]";
+                    var outcome = $"{m.Phase}: {LabText.Word(m.Outcome)}";
                     if (m.Reason.Length > 0)
-                        outcome += Markup.Escape($": {m.Reason}");
+                        outcome += $": {m.Reason}";
                     if (m.FailedCall.Length > 0)
-                        outcome += Markup.Escape($" [{m.FailedCallText}]");
+                        outcome += $" [{m.FailedCallText}]";
                     if (m.Changes.Count > 0)
-                        outcome += Markup.Escape("; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}")));
+                        outcome += "; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}"));
                     if (m.Rounds.Count > 0)
-                        outcome += Markup.Escape($"; RAM pre-copy ({m.PrecopyText})");
+                        outcome += $"; RAM pre-copy ({m.PrecopyText})";
                     if (m.DataIntact is { } ok)
-                        outcome += Markup.Escape($"; data {(ok ? "intact" : "CORRUPTED")}");
+                        outcome += $"; data {(ok ? "intact" : "CORRUPTED")}";
                     foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
-                        outcome += Markup.Escape($"; {c.Region}: {string.Join(", ", c.Hazards.Select(h => h.Name))}");
-                    notes.Add(outcome);
+                        outcome += $"; {c.Region}: {string.Join(", ", c.Hazards.Select(h => h.Name))}";
+                    notes.Add((outcome, m.Outcome is MigrateOutcome.SucceededSameTypes ? null : "bold"));
                     // After a switch-over the guest runs on: later accesses are not rows of this table (the
                     // migration's rows show the guest on the destination).
                     current = [];
                     break;
                 case RangeResult r:
-                    notes.Add(Markup.Escape($"{r.Phase}: {r.Summary}"));
+                    notes.Add(($"{r.Phase}: {r.Summary}", null));
                     break;
             }
         }
 
         EndBlock();
 
-        var table = new Table().Border(TableBorder.Simple);
-        foreach (var c in new[] { "phase", "region", "memslot", "accesses", "stage-2 MemAttr", "guest sees", "CMOs", "hazards" })
-            table.AddColumn(c);
-        // Collapsed rows list several regions: they wrap one region a line instead of widening the column.
-        var regionWidth = rows.SelectMany(r => r.Region.Split(", ")).Select(n => n.Length + 1).DefaultIfEmpty(6).Max();
-        table.Columns[1].Width(Math.Max(regionWidth, "region".Length));
+        // Record layout (narrow terminals): the phase is a heading, each region a sub-heading.
+        var table = new TextTable("phase", "region", "memslot", "accesses", "stage-2 MemAttr", "guest sees", "CMOs", "hazards") { KeyColumns = 2 };
         string last = "";
         foreach (var r in rows)
         {
             table.AddRow(
-                Markup.Escape(r.Phase == last ? "" : r.Phase),
-                Markup.Escape(r.Region),
+                r.Phase == last ? "" : r.Phase,
+                // Collapsed rows list several regions: one a line, so that the column stays as wide as one name.
+                r.Region.Replace(", ", ",\n", StringComparison.Ordinal),
                 Colour(r.Memslot, r.Memslot.StartsWith('0')),
-                Markup.Escape(string.Join(", ", r.Accesses)),
-                Markup.Escape(r.Stage2),
-                Markup.Escape(r.Effective),
+                string.Join(", ", r.Accesses),
+                r.Stage2,
+                r.Effective,
                 Colour(r.Cmo, !r.Cmo.Contains("impossible", StringComparison.Ordinal)),
                 Colour(r.Hazards, r.Hazards is "" or "none" or "-"));
             last = r.Phase;
         }
 
-        console.Write(table);
-        foreach (var n in notes)
-            console.MarkupLine("  " + n);
+        WriteLines(console, table.Render(width));
+        foreach (var (text, style) in notes)
+            WriteLines(console, Paragraph(text, width, indent: 2, hanging: 4, style: style));
     }
 
     /// <summary>
@@ -221,7 +303,7 @@ internal static class ReportTables
     }
 
     /// <summary>The model's decision chain for every guest access of a run (rule numbers in parentheses).</summary>
-    private static void WriteExplanations(IAnsiConsole console, RunResult run)
+    private static void WriteExplanations(IAnsiConsole console, RunResult run, int width)
     {
         foreach (var s in run.Steps)
         {
@@ -233,9 +315,9 @@ internal static class ReportTables
             };
             foreach (var v in views.Where(v => v.Explanation.Count > 0))
             {
-                console.MarkupLine(Markup.Escape($"  {s.Label}: {v.Region} on {v.Host}"));
+                WriteLines(console, Paragraph($"{s.Label}: {v.Region} on {v.Host}", width, indent: 2, hanging: 4));
                 foreach (var line in v.Explanation)
-                    console.MarkupLine(Markup.Escape($"    {line}"));
+                    WriteLines(console, Paragraph(line, width, indent: 4, hanging: 4));
             }
         }
     }
@@ -274,49 +356,59 @@ internal static class ReportTables
         row.Hazards = row.HazardList.Count == 0 ? "none" : string.Join(", ", row.HazardList);
     }
 
-    private static string Colour(string text, bool good) =>
-        text.Length == 0 ? "" : good ? Markup.Escape(text) : $"[red]{Markup.Escape(text)}[/]";
+    private static Cell Colour(string text, bool good) => new(text, text.Length == 0 || good ? null : "red");
 
-    public static void WriteScorecard(IAnsiConsole console, IReadOnlyList<ScorecardRow> rows)
+    /// <summary>
+    /// The scorecard: design, variant and the six properties, each column as wide as its content. The properties are
+    /// headed by their titles when that fits without widening a column past its yes/no, else by their numbers with a
+    /// legend above the table.
+    /// </summary>
+    public static void WriteScorecard(IAnsiConsole console, IReadOnlyList<ScorecardRow> rows, int width)
     {
         console.WriteLine();
-        var table = new Table().Title("[bold]Scorecard[/] (computed from the runs above)").Border(TableBorder.Rounded);
-        table.AddColumn("design");
-        table.AddColumn("variant");
-        foreach (var p in ScorecardRow.Properties)
-            table.AddColumn(new TableColumn(p.Title).Centered());
-        foreach (var r in rows)
+        WriteLines(console, Paragraph("Scorecard (computed from the runs above)", width, style: "bold"));
+        TextTable Build(Func<ScorecardProperty, string> header)
         {
-            var cells = new List<string> { Markup.Escape(r.Design), Markup.Escape(r.Variant) };
-            cells.AddRange(ScorecardRow.Properties.Select(p => r.Holds(p) ? "[green]yes[/]" : "[red bold]no[/]"));
-            table.AddRow(cells.ToArray());
+            var table = new TextTable(["design", "variant", .. ScorecardRow.Properties.Select(header)]) { KeyColumns = 2 };
+            foreach (var r in rows)
+                table.AddRow([r.Design, r.Variant, .. ScorecardRow.Properties.Select(p => r.Holds(p) ? new Cell("yes", "green") : new Cell("no", "red bold"))]);
+            return table;
         }
 
-        console.Write(table);
+        var titled = Build(p => p.Title);
+        var widths = titled.ColumnWidths(width);
+        var fits = widths is not null && rows.All(r => widths[0] >= r.Design.Length && widths[1] >= r.Variant.Length);
+        if (!fits)
+        {
+            WriteLines(console, Paragraph(string.Join(", ", ScorecardRow.Properties.Select(p => p.Title)), width, indent: 2, hanging: 2));
+            titled = Build(p => p.Number.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        WriteLines(console, titled.Render(width));
         foreach (var r in rows)
         {
             foreach (var p in ScorecardRow.Properties.Where(p => !r.Holds(p)))
             {
                 var ev = r.Evidence[p.Json].Evidence;
-                console.MarkupLine(Markup.Escape($"  {r.Name} fails {p.Number} ({p.Name}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}"));
+                WriteLines(console, Paragraph($"{r.Name} fails {p.Number} ({p.Name}): {ev[0]}{(ev.Count > 1 ? $" (+{ev.Count - 1} more)" : "")}", width, indent: 2, hanging: 4));
             }
         }
     }
 
-    private static void WriteExpectations(IAnsiConsole console, LabReport report)
+    private static void WriteExpectations(IAnsiConsole console, LabReport report, int width)
     {
         var all = report.Checks.ToList();
         if (all.Count == 0)
             return;
         var failed = all.Where(c => !c.Check.Passed).ToList();
         console.WriteLine();
-        console.MarkupLine(failed.Count == 0
-            ? $"[green]expectations: {all.Count} checked, all passed[/]"
-            : $"[red]expectations: {failed.Count} of {all.Count} FAILED[/]");
+        WriteLines(console, failed.Count == 0
+            ? Paragraph($"expectations: {all.Count} checked, all passed", width, style: "green")
+            : Paragraph($"expectations: {failed.Count} of {all.Count} FAILED", width, style: "red"));
         foreach (var (run, c) in failed)
         {
-            console.MarkupLine(Markup.Escape(
-                $"  {report.File}:{c.At.Line}:{c.At.Column}: {run.Name}: {c.StepLabel} {c.Field}: expected {c.Expected}, got {c.Actual}"));
+            WriteLines(console, Paragraph(
+                $"{report.File}:{c.At.Line}:{c.At.Column}: {run.Name}: {c.StepLabel} {c.Field}: expected {c.Expected}, got {c.Actual}", width, indent: 2, hanging: 4));
         }
     }
 }

@@ -12,6 +12,9 @@ public static class HostProfileFile
 {
     public const string Format = "s2lab-host-profile/1";
 
+    /// <summary>The deepest nesting of objects and arrays accepted in a profile (s2lab probe writes 3).</summary>
+    public const int MaxDepth = Scenarios.SyntaxReaders.MaxDepth;
+
     /// <summary>The model profile for the host described by <paramref name="path"/>; null with an error naming the file and field.</summary>
     public static KvmProfile? TryLoad(string path, out string? error)
     {
@@ -26,24 +29,26 @@ public static class HostProfileFile
     /// </summary>
     public static JsonDocument? TryParse(string path, out string? error)
     {
-        string text;
-        try
+        var text = InputFiles.TryReadText(path, InputFiles.MaxHostProfileBytes, out error);
+        if (text is null)
         {
-            text = File.ReadAllText(path);
+            error = $"{path}: {error}";
+            return null;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        // The scenario reader's depth and length limits first: hostile nesting gets file, line, column and field.
+        if (Scenarios.SyntaxReaders.CheckJsonLimits(text, path) is { } limit)
         {
-            error = $"{path}: cannot read the file: {e.Message}";
+            error = limit.ToString();
             return null;
         }
         try
         {
             error = null;
-            return JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip });
+            return JsonDocument.Parse(text, new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, MaxDepth = MaxDepth });
         }
         catch (JsonException e)
         {
-            error = $"{path}: not valid JSON ({e.Message})";
+            error = JsonErrors.Format(path, e);
             return null;
         }
     }

@@ -10,6 +10,9 @@ namespace S2Lab.Lab.Replay;
 /// </summary>
 public static class ReplayParser
 {
+    /// <summary>The longest line accepted: an operation takes about 150 characters.</summary>
+    public const int MaxLineLength = 4096;
+
     private static readonly HashSet<string> CreateVmFields = ["op", "type", "expect"];
     private static readonly HashSet<string> CreateGmemFields = ["op", "size", "flags", "expect"];
     private static readonly HashSet<string> SetFields = ["op", "v", "slot", "flags", "gpa", "size", "uaddr", "gmem", "gmem_offset", "expect"];
@@ -35,8 +38,14 @@ public static class ReplayParser
         var vms = 0;
         var gmems = 0;
         var lineNo = 0;
-        while (reader.ReadLine() is { } line)
+        var lines = new BoundedLineReader(reader, MaxLineLength);
+        while (true)
         {
+            var line = lines.ReadLine(out var tooLong);
+            if (tooLong)
+                return (null, new ReplayError(name, lineNo + 1, null, $"the line is longer than {MaxLineLength} characters (one operation is a short JSON object)"));
+            if (line is null)
+                break;
             lineNo++;
             var trimmed = line.Trim();
             if (trimmed.Length == 0 || trimmed[0] == '#')
@@ -62,6 +71,9 @@ public static class ReplayParser
     {
         ReplayError Err(string? field, string message) => new(file, line, field, message);
 
+        // Nesting and length limits first (an operation is one flat object): hostile nesting names its field.
+        if (Scenarios.SyntaxReaders.CheckJsonLimits(text, file) is { } limit)
+            return (null, Err(limit.Field.Length > 0 ? limit.Field : null, $"column {limit.At.Column}: {limit.Message}"));
         JsonDocument doc;
         try
         {
@@ -69,7 +81,8 @@ public static class ReplayParser
         }
         catch (JsonException e)
         {
-            return (null, Err(null, $"not valid JSON ({e.Message})"));
+            var field = e.Path is { Length: > 2 } p && p.StartsWith("$.", StringComparison.Ordinal) ? p[2..] : null;
+            return (null, Err(field, $"not valid JSON: {JsonErrors.FirstSentence(e.Message)}"));
         }
         using (doc)
         {

@@ -33,15 +33,22 @@ public static class Explainer
     private const ulong Gpa = 0x1_0000_0000;
 
     /// <param name="cpuPreset">A CPU preset name.</param>
-    /// <param name="design">A design spec ("linux-6.17", "proposal-module-param=on").</param>
+    /// <param name="design">
+    /// A design choice as <c>s2lab run --design</c> takes it (<see cref="Scenarios.DesignCatalog.ParseChoice"/>):
+    /// <c>linux-6.17</c>, <c>proposal-module-param:param=on</c>, <c>proposal-memslot-flag:flag=prefer-migratable</c>,
+    /// <c>linux-6.17:usemem=mixedmap</c> (<see cref="Scenarios.DesignCatalog.ExplainVariants"/>). A bare design runs as
+    /// configured by default: parameters off, and a VMM that prefers cacheable (the scenario default).
+    /// </param>
     /// <param name="regionKind">One of <see cref="RegionKinds"/>.</param>
     /// <param name="mair">The guest's stage-1 MAIR attribute byte.</param>
     /// <param name="access">read, write or exec.</param>
-    /// <param name="memslotFlag">Set KVM_MEM_ENABLE_CACHEABLE_PFNMAP (proposal-memslot-flag).</param>
-    public static Explanation Explain(string cpuPreset, string design, string regionKind, byte mair, string access, bool memslotFlag = false)
+    public static Explanation Explain(string cpuPreset, string design, string regionKind, byte mair, string access)
     {
+        var choice = Scenarios.DesignCatalog.ParseChoice(design, Scenarios.DesignCatalog.ExplainVariants, allowAll: false, out var error)
+            ?? throw new ArgumentException(error, nameof(design));
+        var variant = Scenarios.DesignCatalog.VariantOf(choice, Scenarios.DesignCatalog.ExplainVariants);
         var cpu = CpuPresets.Get(cpuPreset);
-        var kd = KvmDesigns.Create(design);
+        var kd = KvmDesigns.Create(Scenarios.DesignCatalog.KernelSpec(choice, Scenarios.DesignCatalog.ExplainVariants));
         var host = new Host(cpuPreset, cpu.Model, kd);
         var vmm = host.CreateProcess("vmm");
         var lines = new List<ExplainLine>
@@ -52,7 +59,10 @@ public static class Explainer
         };
 
         var kind = regionKind;
-        var mapped = MapRegion(host, vmm, regionKind);
+        var usemem = variant.UsememMapping.TryGetValue("gpu0", out var m) && m == Scenarios.DeviceMapping.Mixedmap
+            ? NvGraceUsememMapping.Mixedmap
+            : NvGraceUsememMapping.Pfnmap;
+        var mapped = MapRegion(host, vmm, regionKind, usemem);
         if (!mapped.IsOk)
         {
             lines.Add(new("Mm", 0, $"mmap of the {regionKind} region failed with {mapped.Error}"));
@@ -76,6 +86,10 @@ public static class Explainer
         var sysCap = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         lines.Add(new("Capability", 2, $"KVM_CHECK_EXTENSION(243): VM fd {cap}, /dev/kvm {sysCap}"));
 
+        // The VMM's memslot-flag choice, as the Vmm makes it: the flag goes on cacheable device memory (a cacheable
+        // VM_PFNMAP or VM_MIXEDMAP mapping) when the kernel has it and the VMM prefers cacheable.
+        var preferCacheable = (variant.MemslotFlag ?? Scenarios.MemslotFlagChoice.PreferCacheable) == Scenarios.MemslotFlagChoice.PreferCacheable;
+        var memslotFlag = LabHost.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
         var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);
         lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {ErrnoText.Format(e)}: {verdict.Reason}"));
@@ -108,7 +122,7 @@ public static class Explainer
             r.Hazards.Select(h => $"{LabText.Hazard(h.Kind)}: {h.Detail}").ToList());
     }
 
-    private static KvmResult<Vma> MapRegion(Host host, Process vmm, string kind)
+    private static KvmResult<Vma> MapRegion(Host host, Process vmm, string kind, NvGraceUsememMapping usemem)
     {
         const ulong size = 2UL << 20;
         switch (kind)
@@ -122,7 +136,7 @@ public static class Explainer
             case "nvgrace-usemem":
             case "nvgrace-resmem":
                 {
-                    var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20));
+                    var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20, UsememMapping: usemem));
                     return kind == "nvgrace-usemem" ? gpu.MmapUsemem(vmm, 0, size) : gpu.MmapResmem(vmm, 0, size);
                 }
 

@@ -17,33 +17,20 @@ public static class RunPlan
 {
     /// <summary>
     /// <paramref name="design"/> null: one run with the designs the file names. "all": every design of the kernel model
-    /// with its variants, plus the scenario's variants. A design name: that design with its variants and the scenario's.
+    /// with its variants, plus the scenario's variants. A design name: that design with its variants and the
+    /// scenario's. DESIGN:VARIANT: that one run (<see cref="DesignCatalog.ParseChoice"/>).
     /// </summary>
     public static IReadOnlyList<(string? Design, RunVariant Variant)> For(Scenario scenario, string? design)
     {
         if (design is null)
             return [(null, RunVariant.Default)];
-        // NAME=VALUE picks one variant: proposal-module-param=on, proposal-memslot-flag=prefer-migratable.
-        string? only = null;
-        if (design.IndexOf('=', StringComparison.Ordinal) is var eq and > 0)
-            (design, only) = (design[..eq], design[(eq + 1)..]);
-        var designs = design == "all" ? DesignCatalog.Designs : [design];
-        var plan = new List<(string?, RunVariant)>();
-        foreach (var d in designs)
-        {
-            foreach (var v in DesignCatalog.VariantsOf(d))
-            {
-                if (only is null || v.Label.EndsWith("=" + only, StringComparison.Ordinal))
-                    plan.Add((d, v));
-            }
-
-            if (only is not null)
-                continue;
-            foreach (var sv in scenario.Variants.Where(v => v.Designs.Count == 0 || v.Designs.Contains(d)))
-                plan.Add((d, new RunVariant(sv.Name, new Dictionary<string, string>(), null, sv.UsememMapping)));
-        }
-
-        return plan;
+        var choice = DesignCatalog.ParseChoice(design, scenario.Variants, allowAll: true, out var error)
+            ?? throw new ArgumentException(error, nameof(design));
+        var designs = choice.Design is null ? DesignCatalog.Designs : [choice.Design];
+        return designs
+            .SelectMany(d => DesignCatalog.VariantsFor(d, scenario.Variants).Select(v => (Design: (string?)d, Variant: v)))
+            .Where(p => choice.Variant is null || p.Variant.Label == choice.Variant)
+            .ToList();
     }
 }
 
@@ -56,8 +43,6 @@ public static class ScenarioRunner
     /// <summary>Runs every run of <see cref="RunPlan.For"/> and gathers them in a report.</summary>
     public static LabReport Run(Scenario scenario, string? design)
     {
-        if (DesignCatalog.CheckRunDesign(design) is { } error)
-            throw new ArgumentException(error, nameof(design));
         // Runs share nothing (each builds its own hosts), so they run in parallel; the report keeps plan order.
         var plan = RunPlan.For(scenario, design);
         var runs = new RunResult[plan.Count];
@@ -75,7 +60,7 @@ public static class ScenarioRunner
         foreach (var h in scenario.Hosts)
         {
             var name = design ?? h.Design.Name;
-            var parameters = new Dictionary<string, string>(design is null ? h.Design.Parameters : DefaultParameters(name));
+            var parameters = new Dictionary<string, string>(design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name));
             foreach (var (k, v) in variant.DesignParameters)
                 parameters[k] = v;
             var spec = LabHost.DesignSpecString(name, parameters);
@@ -101,8 +86,6 @@ public static class ScenarioRunner
         return new RunResult(scenario.Name, label, variantLabel, facts, steps, checks, row);
     }
 
-    private static Dictionary<string, string> DefaultParameters(string design) =>
-        DesignCatalog.ParametersOf(design).ToDictionary(p => p.Key, p => p.Value.Contains("off") ? "off" : p.Value[0]);
 
     /// <summary>The state of one run: hosts, VMs, and what the guest wrote and saw.</summary>
     private sealed class RunState(Scenario scenario, Dictionary<string, LabHost> hosts, RunVariant variant)

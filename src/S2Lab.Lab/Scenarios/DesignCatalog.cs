@@ -17,6 +17,14 @@ public sealed record RunVariant(
     public static readonly RunVariant Default = new("", new Dictionary<string, string>(), null, new Dictionary<string, DeviceMapping>());
 }
 
+/// <summary>A parsed design choice: <see cref="Design"/> null means every design; <see cref="Variant"/> null every variant (or none).</summary>
+public sealed record DesignChoice(string? Design, string? Variant)
+{
+    public static readonly DesignChoice All = new(null, null);
+
+    public override string ToString() => Design is null ? "all" : Variant is null ? Design : $"{Design}{DesignCatalog.VariantSeparator}{Variant}";
+}
+
 /// <summary>
 /// What the Lab knows about exploring each design: its parameters and the variants <c>--design all</c> runs. All of it
 /// comes from the kernel model's design registry (<see cref="KvmDesigns"/>): the designs, the argument values each
@@ -38,28 +46,91 @@ public static class DesignCatalog
             ? new Dictionary<string, IReadOnlyList<string>> { [ParameterName] = entry.Arguments }
             : new Dictionary<string, IReadOnlyList<string>>();
 
+    /// <summary>A design's parameters at their defaults: "off" where a parameter is a switch, else its first value.</summary>
+    public static Dictionary<string, string> DefaultParameters(string design) =>
+        ParametersOf(design).ToDictionary(p => p.Key, p => p.Value.Contains("off") ? "off" : p.Value[0]);
+
+    /// <summary>What separates a design from its variant in a design choice: <c>proposal-module-param:param=on</c>.</summary>
+    public const char VariantSeparator = ':';
+
     /// <summary>
-    /// Checks a <c>--design</c> value: null, "all", a design name, or NAME=VALUE naming one of its variants
-    /// (proposal-module-param=on). Returns an error message, or null when the value is fine.
+    /// The variants explain knows besides the designs' own: the nvgrace-gpu usemem mapping, as the demo scenario
+    /// defines it (<c>usemem=mixedmap</c>: VM_MIXEDMAP|VM_IO instead of VM_PFNMAP|VM_IO). Keyed by the explained GPU, gpu0.
     /// </summary>
-    public static string? CheckRunDesign(string? design)
+    public static IReadOnlyList<VariantSpec> ExplainVariants { get; } =
+        [new("usemem=mixedmap", [], new Dictionary<string, DeviceMapping> { ["gpu0"] = DeviceMapping.Mixedmap })];
+
+    /// <summary>
+    /// Every variant of <paramref name="design"/>: its own (<see cref="VariantsOf"/>), then the
+    /// <paramref name="extra"/> variants (a scenario's, or explain's) whose designs include it.
+    /// </summary>
+    public static IReadOnlyList<RunVariant> VariantsFor(string design, IEnumerable<VariantSpec> extra) =>
+        [.. VariantsOf(design),
+         .. extra.Where(v => v.Designs.Count == 0 || v.Designs.Contains(design))
+                 .Select(v => new RunVariant(v.Name, new Dictionary<string, string>(), null, v.UsememMapping))];
+
+    /// <summary>
+    /// Parses a design choice, the one spelling that <c>demo</c>, <c>run</c>, <c>explain</c> and <c>memslots replay</c>
+    /// accept: <c>DESIGN</c> (every variant of it, or the design as configured), or <c>DESIGN:VARIANT</c> with VARIANT
+    /// written as reports name it (<c>proposal-module-param:param=on</c>,
+    /// <c>proposal-memslot-flag:flag=prefer-migratable</c>, <c>linux-6.17:usemem=mixedmap</c>), or <c>all</c> when
+    /// <paramref name="allowAll"/>. The variants are the design's declared ones and the <paramref name="extra"/> ones;
+    /// null with an error listing the valid names otherwise.
+    /// </summary>
+    public static DesignChoice? ParseChoice(string text, IEnumerable<VariantSpec> extra, bool allowAll, out string? error)
     {
-        if (design is null or "all")
-            return null;
-        var eq = design.IndexOf('=', StringComparison.Ordinal);
-        var name = eq < 0 ? design : design[..eq];
+        error = null;
+        text = text.Trim();
+        if (allowAll && text == "all")
+            return DesignChoice.All;
+        var colon = text.IndexOf(VariantSeparator, StringComparison.Ordinal);
+        var name = colon < 0 ? text : text[..colon];
+        var known = (allowAll ? "all, " : "") + string.Join(", ", Designs);
         if (!IsKnown(name))
-            return $"unknown design '{name}'; known designs: all, {string.Join(", ", Designs)}";
-        if (eq < 0)
+        {
+            // The spelling of earlier versions (proposal-module-param=on) gets a pointer to this one.
+            var eq = name.IndexOf('=', StringComparison.Ordinal);
+            error = eq > 0 && IsKnown(name[..eq])
+                ? $"'{text}': write a variant as DESIGN{VariantSeparator}VARIANT; {Describe(name[..eq], extra)}"
+                : $"unknown design '{name}'; known designs: {known}";
             return null;
-        var value = design[(eq + 1)..];
-        var variants = VariantsOf(name).Where(v => v.Label.Length > 0).ToList();
-        return variants.Any(v => v.Label.EndsWith("=" + value, StringComparison.Ordinal))
-            ? null
-            : variants.Count == 0
-                ? $"design '{name}' has no variants"
-                : $"design '{name}' has no variant '{value}'; its variants: {string.Join(", ", variants.Select(v => v.Label[(v.Label.IndexOf('=', StringComparison.Ordinal) + 1)..]))}";
+        }
+
+        if (colon < 0)
+            return new DesignChoice(name, null);
+        var variant = text[(colon + 1)..];
+        if (VariantsFor(name, extra).Any(v => v.Label.Length > 0 && v.Label == variant))
+            return new DesignChoice(name, variant);
+        error = $"design '{name}' has no variant '{variant}'; {Describe(name, extra)}";
+        return null;
     }
+
+    /// <summary>"its variants: a:x, a:y" or "it has no variants".</summary>
+    private static string Describe(string design, IEnumerable<VariantSpec> extra)
+    {
+        var labels = VariantsFor(design, extra).Select(v => v.Label).Where(l => l.Length > 0).ToList();
+        return labels.Count == 0
+            ? $"design '{design}' has no variants"
+            : $"its variants: {string.Join(", ", labels.Select(l => $"{design}{VariantSeparator}{l}"))}";
+    }
+
+    /// <summary>
+    /// The kernel model's design spec (<see cref="KvmDesigns.TryCreate"/>) for a one-design choice: the design with its
+    /// parameters at their defaults, then the variant's (<c>proposal-module-param:param=on</c> gives
+    /// <c>proposal-module-param=on</c>). A variant's VMM or mapping choices are not part of it.
+    /// </summary>
+    public static string KernelSpec(DesignChoice choice, IEnumerable<VariantSpec> extra)
+    {
+        var design = choice.Design ?? throw new ArgumentException("'all' is not one design", nameof(choice));
+        var parameters = DefaultParameters(design);
+        foreach (var (k, v) in VariantOf(choice, extra).DesignParameters)
+            parameters[k] = v;
+        return LabHost.DesignSpecString(design, parameters);
+    }
+
+    /// <summary>The variant a choice names (or, for a bare design, the design as configured: parameters at their defaults).</summary>
+    public static RunVariant VariantOf(DesignChoice choice, IEnumerable<VariantSpec> extra) =>
+        choice is { Design: { } d, Variant: { } v } ? VariantsFor(d, extra).First(x => x.Label == v) : RunVariant.Default;
 
     /// <summary>The variants <c>--design all</c> runs for a design (before scenario-defined variants).</summary>
     public static IReadOnlyList<RunVariant> VariantsOf(string design)

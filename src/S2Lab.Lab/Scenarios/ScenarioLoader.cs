@@ -14,15 +14,9 @@ public static class ScenarioLoader
     /// <summary>Loads a file; JSON when the name ends in .json, YAML otherwise.</summary>
     public static Scenario LoadFile(string path)
     {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ScenarioException([new ScenarioError(path, new SourceMark(0, 0), "", $"cannot read the file: {e.Message}")]);
-        }
+        // Bounded: a scenario is a few KiB; a huge file is refused before it is parsed.
+        var text = InputFiles.TryReadText(path, InputFiles.MaxScenarioBytes, out var error)
+            ?? throw new ScenarioException([new ScenarioError(path, new SourceMark(1, 1), "", error!)]);
 
         return Parse(text, path, Path.GetDirectoryName(Path.GetFullPath(path)));
     }
