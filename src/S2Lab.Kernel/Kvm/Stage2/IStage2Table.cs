@@ -20,7 +20,7 @@ internal interface IStage2Table
     Stage2Leaf? GetLeaf(ulong ipa);
 
     /// <summary>kvm_pgtable_stage2_wrprotect: clears W on every leaf intersecting the range.</summary>
-    void WriteProtect(ulong ipa, ulong size);
+    void WriteProtect(ulong ipa, ulong size, bool flush = true);
 
     /// <summary>kvm_pgtable_stage2_relax_perms: adds permissions to the leaf covering <paramref name="ipa"/>.</summary>
     Errno RelaxPerms(ulong ipa, KvmPgtableProt add, List<S2CacheMaintenance>? cmos);

@@ -31,6 +31,12 @@ public sealed class Stage2Mmu
     /// <summary>The valid leaf covering <paramref name="ipa"/>, or null.</summary>
     public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
 
+    /// <summary>A guest access's translation: TLB hit, or a hardware walk (which fills the TLB) and its fault.</summary>
+    internal S2TranslationResult Translate(ulong ipa, S2AccessKind access) => _table.Translate(ipa, access);
+
+    /// <summary>The leaf behind a translation (or behind its permission fault).</summary>
+    internal Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) => _table.LeafOf(ipa, t);
+
     /// <summary>Every valid leaf in IPA order.</summary>
     public IEnumerable<Stage2Leaf> Leaves() => _table.Leaves();
 
@@ -92,11 +98,12 @@ public sealed class Stage2Mmu
     /// kvm_pgtable_stage2_map of one leaf; <paramref name="cmos"/> receives the maintenance it needed (see
     /// <see cref="Needed"/>; <paramref name="mapMemory"/> is pfn_is_map_memory of <paramref name="pa"/>).
     /// </summary>
-    internal Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, bool mapMemory, out IReadOnlyList<CacheMaintenance> cmos)
+    /// <param name="report">False: nobody looks at the CMOs (the fast path), so none are collected.</param>
+    internal Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, bool mapMemory, out IReadOnlyList<CacheMaintenance> cmos, bool report = true)
     {
         _cmos.Clear();
-        var e = _table.Map(ipa, size, pa, prot, _cmos);
-        cmos = e == Errno.None ? Needed(pa, size, mapMemory, _cmos) : [];
+        var e = _table.Map(ipa, size, pa, prot, report ? _cmos : null);
+        cmos = e == Errno.None && report ? Needed(pa, size, mapMemory, _cmos) : [];
         return e;
     }
 
@@ -124,10 +131,13 @@ public sealed class Stage2Mmu
             _table.Unmap(ipa, size);
     }
 
-    /// <summary>kvm_stage2_wp_range.</summary>
-    internal void WriteProtectRange(ulong ipa, ulong size)
+    /// <summary>kvm_stage2_wp_range; without <paramref name="flush"/> the caller flushes the VMID's TLB entries later.</summary>
+    internal void WriteProtectRange(ulong ipa, ulong size, bool flush = true)
     {
         if (size != 0)
-            _table.WriteProtect(ipa, size);
+            _table.WriteProtect(ipa, size, flush);
     }
+
+    /// <summary>kvm_flush_remote_tlbs: every TLB entry of the VM.</summary>
+    internal void FlushTlb() => _table.FlushTlb();
 }
