@@ -104,11 +104,12 @@ public sealed class ModelKvmVcpu : IKvmVcpu
 
     /// <summary>
     /// The MMU's part of an access: true with the leaf (as a TLB entry or walk found it) when it may complete;
-    /// false with <paramref name="existing"/> = the leaf for a permission fault, null for a translation fault.
+    /// false with <paramref name="existing"/> = the leaf for a permission fault, null for a translation fault. A fault
+    /// costs one walk (the TLB miss) and the fault handler's map; the retry reads the leaf the map installed.
     /// </summary>
-    private bool Translate(ulong ipa, GuestAccessType type, out S2TranslationResult t, out Stage2Leaf? existing)
+    private bool Translate(ulong ipa, GuestAccessType type, bool retry, out S2TranslationResult t, out Stage2Leaf? existing)
     {
-        t = Vm.Stage2.Translate(ipa, Kind(type));
+        t = Vm.Stage2.Translate(ipa, Kind(type), retry);
         existing = null;
         switch (t.Fault.Kind)
         {
@@ -142,7 +143,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         }
         for (var attempt = 0; attempt < 4; attempt++)
         {
-            if (Translate(ipa, request.Type, out var t, out var leaf))
+            if (Translate(ipa, request.Type, attempt > 0, out var t, out var leaf))
             {
                 Complete(r, leaf ?? Vm.Stage2.LeafOf(ipa, t), len);
                 return r;
@@ -185,7 +186,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             return new GuestAccessStatus(GuestAccessOutcome.AbortInjected);
         for (var attempt = 0; attempt < 4; attempt++)
         {
-            if (Translate(ipa, type, out var t, out var leaf))
+            if (Translate(ipa, type, attempt > 0, out var t, out var leaf))
             {
                 var pa = leaf is { } l ? l.Translate(ipa) : t.Pa;
                 var mem = Vm.Host.Memory;

@@ -32,7 +32,8 @@ public sealed class Stage2Mmu
     public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
 
     /// <summary>A guest access's translation: TLB hit, or a hardware walk (which fills the TLB) and its fault.</summary>
-    internal S2TranslationResult Translate(ulong ipa, S2AccessKind access) => _table.Translate(ipa, access);
+    /// <param name="retry">The retry after a handled fault: the walk finds the leaf just installed without walking the levels again.</param>
+    internal S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry = false) => _table.Translate(ipa, access, retry);
 
     /// <summary>The leaf behind a translation (or behind its permission fault).</summary>
     internal Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) => _table.LeafOf(ipa, t);
@@ -117,12 +118,15 @@ public sealed class Stage2Mmu
             cmos = [];
             return e;
         }
-        var hasVa = _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT);
-        cmos = _cmos.Select(c => new CacheMaintenance(
-            c.Kind == S2CmoKind.IcacheInvalidatePou ? CmoKind.IcacheInvalPou : CmoKind.DcacheCleanInvalPoc, pa, size, true, hasVa,
-            hasVa ? "added permission needs it; the page has a kernel VA" : "added permission needs it; no kernel VA")).ToList();
+        cmos = AddedPermissionCmos(pa, size, _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT), _cmos);
         return e;
     }
+
+    // A separate method: a lambda capturing the parameters in RelaxPerms would allocate its closure on every call.
+    private static List<CacheMaintenance> AddedPermissionCmos(ulong pa, ulong size, bool hasVa, List<S2CacheMaintenance> reported) =>
+        reported.Select(c => new CacheMaintenance(
+            c.Kind == S2CmoKind.IcacheInvalidatePou ? CmoKind.IcacheInvalPou : CmoKind.DcacheCleanInvalPoc, pa, size, true, hasVa,
+            hasVa ? "added permission needs it; the page has a kernel VA" : "added permission needs it; no kernel VA")).ToList();
 
     /// <summary>kvm_stage2_unmap_range.</summary>
     internal void UnmapRange(ulong ipa, ulong size)

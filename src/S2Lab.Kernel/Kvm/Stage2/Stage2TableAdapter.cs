@@ -86,7 +86,9 @@ internal sealed class Stage2TableAdapter : IStage2Table
     /// The MMU translating a guest access: the VM's TLB, else a hardware walk that fills it (faults are never cached).
     /// A change made by break-before-make or unmap invalidates the TLB, so the next access misses and walks.
     /// </summary>
-    public S2TranslationResult Translate(ulong ipa, S2AccessKind access) => _table.Translate(ipa, access);
+    /// <param name="retry">The access is retried after the fault handler mapped it (<see cref="Stage2PageTable.TranslateRetry"/>).</param>
+    public S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry) =>
+        retry ? _table.TranslateRetry(ipa, access) : _table.Translate(ipa, access);
 
     /// <summary>The leaf a translation used, as a <see cref="Stage2Leaf"/> (descriptor and level from the TLB or the walk).</summary>
     public Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) =>
