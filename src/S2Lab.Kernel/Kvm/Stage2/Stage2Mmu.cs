@@ -28,6 +28,9 @@ public sealed class Stage2Mmu
     /// <summary>stage2_has_fwb(): HCR_EL2.FWB is set and the MT_S2_FWB_* encodings are used (the table's setting).</summary>
     public bool Fwb => _table.Fwb;
 
+    /// <summary>The TLB guest accesses translate through (its hit and miss counters show what an access did).</summary>
+    public Stage2Tlb Tlb => _table.Tlb;
+
     /// <summary>The valid leaf covering <paramref name="ipa"/>, or null.</summary>
     public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
 

@@ -21,6 +21,9 @@ internal sealed class Stage2TableAdapter : IStage2Table
             ?? throw new InvalidOperationException($"no stage-2 table for a {ipaBits}-bit IPA on {host.Cpu.Name}: {error}");
     }
 
+    /// <summary>The TLB the VM's translations go through.</summary>
+    public Stage2Tlb Tlb => _table.Tlb;
+
     /// <summary>stage2_has_fwb(): the table was built with HCR_EL2.FWB (Stage2PageTable.ForKvm sets it when the CPU has FWB).</summary>
     public bool Fwb => _table.Fwb;
 
