@@ -122,37 +122,56 @@ internal sealed class LineStore
     /// <summary>Writes any range starting at byte address <paramref name="address"/>; all-zero lines end up absent.</summary>
     public void Write(ulong address, ReadOnlySpan<byte> source)
     {
+        // The page's mask is looked up once per page: a line it does not have needs no probe of the line table, and
+        // zeros written there need nothing at all (a page of zeros written over nothing costs one probe).
+        var maskPfn = ulong.MaxValue;
+        ulong mask = 0;
         while (!source.IsEmpty)
         {
+            var pfn = address >> PageSizes.PAGE_SHIFT;
+            if (pfn != maskPfn)
+            {
+                maskPfn = pfn;
+                mask = _pages == 0 ? 0 : PageMask(pfn);
+            }
             var lineOff = (int)(address & (LineSize - 1));
             var m = Math.Min(source.Length, LineSize - lineOff);
-            WriteLine(address >> LineShift, lineOff, source[..m]);
+            var line = address >> LineShift;
+            var present = (mask & (1UL << (int)(line & (LinesPerPage - 1)))) != 0;
+            if (present || source[..m].IndexOfAnyExcept((byte)0) >= 0)
+            {
+                var bit = 1UL << (int)(line & (LinesPerPage - 1));
+                mask = WriteLine(line, lineOff, source[..m], present) ? mask | bit : mask & ~bit;
+            }
             source = source[m..];
             address += (ulong)m;
         }
     }
 
-    private void WriteLine(ulong line, int offset, ReadOnlySpan<byte> data)
+    /// <summary>Writes within one line; returns whether the line is present afterwards.</summary>
+    private bool WriteLine(ulong line, int offset, ReadOnlySpan<byte> data, bool present)
     {
         var zero = data.IndexOfAnyExcept((byte)0) < 0;
-        var i = _lines == 0 ? -1 : FindIndex(_lineKeys, line + 1);
+        var i = !present ? -1 : FindIndex(_lineKeys, line + 1);
         if (i >= 0)
         {
             var slot = _lineSlots[i];
             var span = Line(slot);
             data.CopyTo(span[offset..]);
-            if (zero && span.IndexOfAnyExcept((byte)0) < 0)
-                RemoveLine(line, i, slot);
-            return;
+            if (!zero || span.IndexOfAnyExcept((byte)0) >= 0)
+                return true;
+            RemoveLine(line, i, slot);
+            return false;
         }
         if (zero)
-            return; // absent already reads as zero
+            return false; // absent already reads as zero
         var s = AllocSlot();
         var dst = Line(s);
         dst.Clear();
         data.CopyTo(dst[offset..]);
         InsertLine(line + 1, s);
         SetPageBit(line);
+        return true;
     }
 
     private int AllocSlot()
