@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
@@ -29,10 +30,15 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     private readonly GuestAccessResult?[] _history = new GuestAccessResult?[HistoryCapacity];
     private long _historyCount;
 
+    private readonly Stage2Mmu _stage2;
+    private readonly PhysicalMemory _memory;
+
     internal ModelKvmVcpu(ModelKvmVm vm, uint id)
     {
         Vm = vm;
         Id = id;
+        _stage2 = vm.Stage2;
+        _memory = vm.Host.Memory;
     }
 
     public uint Id { get; }
@@ -93,6 +99,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         return KvmResult<KvmExit>.Ok(new KvmExit(KvmExitReason.Hlt));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static S2AccessKind Kind(GuestAccessType type) => type switch
     {
         GuestAccessType.Read => S2AccessKind.Read,
@@ -107,9 +114,10 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     /// false with <paramref name="existing"/> = the leaf for a permission fault, null for a translation fault. A fault
     /// costs one walk (the TLB miss) and the fault handler's map; the retry reads the leaf the map installed.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool Translate(ulong ipa, GuestAccessType type, bool retry, out S2TranslationResult t, out Stage2Leaf? existing)
     {
-        t = Vm.Stage2.Translate(ipa, Kind(type), retry);
+        t = _stage2.Translate(ipa, Kind(type), retry);
         existing = null;
         switch (t.Fault.Kind)
         {
@@ -189,7 +197,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             if (Translate(ipa, type, attempt > 0, out var t, out var leaf))
             {
                 var pa = leaf is { } l ? l.Translate(ipa) : t.Pa;
-                var mem = Vm.Host.Memory;
+                var mem = _memory;
                 if (type == GuestAccessType.Write)
                     mem.Write(pa, source);
                 else if ((pa & (LineStore.LineSize - 1)) + (ulong)len <= LineStore.LineSize)

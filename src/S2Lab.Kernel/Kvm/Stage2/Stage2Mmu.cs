@@ -34,9 +34,12 @@ public sealed class Stage2Mmu
     /// <summary>The valid leaf covering <paramref name="ipa"/>, or null.</summary>
     public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
 
-    /// <summary>A guest access's translation: TLB hit, or a hardware walk (which fills the TLB) and its fault.</summary>
+    /// <summary>A guest access's translation (as the MMU does it): TLB hit, or a hardware walk (which fills the TLB) and its fault.</summary>
+    public S2TranslationResult Translate(ulong ipa, S2AccessKind access) => _table.Translate(ipa, access, retry: false);
+
     /// <param name="retry">The retry after a handled fault: the walk finds the leaf just installed without walking the levels again.</param>
-    internal S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry = false) => _table.Translate(ipa, access, retry);
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry) => _table.Translate(ipa, access, retry);
 
     /// <summary>The leaf behind a translation (or behind its permission fault).</summary>
     internal Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) => _table.LeafOf(ipa, t);

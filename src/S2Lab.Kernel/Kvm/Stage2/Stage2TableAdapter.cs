@@ -90,6 +90,7 @@ internal sealed class Stage2TableAdapter : IStage2Table
     /// A change made by break-before-make or unmap invalidates the TLB, so the next access misses and walks.
     /// </summary>
     /// <param name="retry">The access is retried after the fault handler mapped it (<see cref="Stage2PageTable.TranslateRetry"/>).</param>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry) =>
         retry ? _table.TranslateRetry(ipa, access) : _table.Translate(ipa, access);
 
