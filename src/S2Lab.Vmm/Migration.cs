@@ -109,29 +109,28 @@ public static class Migration
             }
         }
 
-        // 3. Pre-copy: everything once, then what the dirty log reports, until it is small.
+        // 3. Pre-copy: everything once, then what the dirty log reports, until it is small. One bitmap per RAM slot
+        // holds the pages to send (KVM_GET_DIRTY_LOG's format), allocated once and reused every round.
         var rounds = new List<PrecopyRoundReport>();
-        var pending = new Dictionary<string, HashSet<ulong>>();
-        var (sent, zero, sendError) = SendRam(source, target, source.Regions.Where(r => r.Config.IsRam).ToDictionary(r => r.Name, AllPages));
+        var ram = source.Regions.Where(r => r.Config.IsRam).Select(r => new RamPages(r.Name, r.Config.Size >> PAGE_SHIFT)).ToList();
+        var buffers = new SendBuffers();
+        var (sent, zero, sendError) = SendRam(source, target, ram, all: true, buffers);
         if (sendError is { } se)
             return Abort(se.Reason, "RAM pre-copy", se.Errno, rounds);
         int round = 1;
         while (true)
         {
             guest.RunDuringPrecopy(source, round);
-            var dirty = CollectDirty(source, out var logError);
+            var logError = CollectDirty(source, ram, merge: false);
             if (logError is { } le)
                 return Abort($"KVM_GET_DIRTY_LOG failed with {le.Errno}", $"KVM_GET_DIRTY_LOG slot {le.Slot}", le.Errno, rounds);
 
-            int count = dirty.Values.Sum(s => s.Count);
-            rounds.Add(new PrecopyRoundReport(round, sent, zero, count));
+            long count = ram.Sum(r => r.Count());
+            rounds.Add(new PrecopyRoundReport(round, sent, zero, (int)Math.Min(count, int.MaxValue)));
             if (count <= options.StopCopyPages || round >= options.MaxRounds)
-            {
-                pending = dirty;
-                break;
-            }
+                break; // these pages are sent with the final dirty log's, guest paused
 
-            (sent, zero, sendError) = SendRam(source, target, dirty);
+            (sent, zero, sendError) = SendRam(source, target, ram, all: false, buffers);
             if (sendError is { } de)
                 return Abort(de.Reason, "RAM pre-copy", de.Errno, rounds);
             round++;
@@ -139,19 +138,11 @@ public static class Migration
 
         // 4. Stop-and-copy: the guest is paused; the last dirty pages and all device memory move.
         source.Paused = true;
-        var final = CollectDirty(source, out var finalError);
+        var finalError = CollectDirty(source, ram, merge: true);
         if (finalError is { } fe)
             return Abort($"KVM_GET_DIRTY_LOG failed with {fe.Errno}", $"KVM_GET_DIRTY_LOG slot {fe.Slot}", fe.Errno, rounds);
 
-        foreach (var (name, pages) in final)
-        {
-            if (pending.TryGetValue(name, out var set))
-                set.UnionWith(pages);
-            else
-                pending[name] = pages;
-        }
-
-        var (lastSent, lastZero, lastError) = SendRam(source, target, pending);
+        var (lastSent, lastZero, lastError) = SendRam(source, target, ram, all: false, buffers);
         if (lastError is { } fe2)
             return Abort(fe2.Reason, "RAM stop-and-copy", fe2.Errno, rounds);
         rounds.Add(new PrecopyRoundReport(0, lastSent, lastZero, 0));
@@ -175,92 +166,187 @@ public static class Migration
             source.SetSlotFlags(r, r.Flags & ~KvmMemFlags.LOG_DIRTY_PAGES);
     }
 
-    private static HashSet<ulong> AllPages(RegionSetup r)
+    /// <summary>One RAM region's pages to send: a bitmap of npages bits, as KVM_GET_DIRTY_LOG fills it.</summary>
+    private sealed class RamPages(string name, ulong npages)
     {
-        var set = new HashSet<ulong>();
-        for (ulong p = 0; p < r.Config.Size >> PAGE_SHIFT; p++)
-            set.Add(p);
-        return set;
+        public string Name { get; } = name;
+
+        public ulong NPages { get; } = npages;
+
+        /// <summary>The pages to send next.</summary>
+        public ulong[] Bits { get; } = new ulong[(npages + 63) / 64];
+
+        /// <summary>The final dirty log, merged into <see cref="Bits"/> (allocated at stop-and-copy only).</summary>
+        public ulong[]? Final { get; set; }
+
+        public long Count()
+        {
+            long n = 0;
+            foreach (var w in Bits)
+                n += System.Numerics.BitOperations.PopCount(w);
+            return n;
+        }
     }
 
     private readonly record struct LogError(uint Slot, Errno Errno);
 
-    /// <summary>KVM_GET_DIRTY_LOG on every RAM slot: the page indexes (within each region) written since the last call.</summary>
-    private static Dictionary<string, HashSet<ulong>> CollectDirty(VirtualMachine vm, out LogError? error)
+    /// <summary>
+    /// KVM_GET_DIRTY_LOG on every RAM slot: the pages (within each region) written since the last call, into
+    /// <see cref="RamPages.Bits"/>; with <paramref name="merge"/> they are added to what is already there (the pages the
+    /// last pre-copy round left unsent).
+    /// </summary>
+    private static LogError? CollectDirty(VirtualMachine vm, List<RamPages> ram, bool merge)
     {
-        error = null;
-        var result = new Dictionary<string, HashSet<ulong>>();
-        foreach (var r in vm.Regions.Where(r => r.Config.IsRam))
+        foreach (var pages in ram)
         {
-            var npages = r.Config.Size >> PAGE_SHIFT;
-            var bitmap = new ulong[(npages + 63) / 64];
-            var e = vm.Kvm.GetDirtyLog(r.Slot, bitmap);
+            var r = vm.Region(pages.Name);
+            var target = merge ? pages.Final ??= new ulong[pages.Bits.Length] : pages.Bits;
+            var e = vm.Kvm.GetDirtyLog(r.Slot, target);
             if (e != Errno.None)
+                return new LogError(r.Slot, e);
+            if (merge)
             {
-                error = new LogError(r.Slot, e);
-                return result;
+                for (int w = 0; w < target.Length; w++)
+                    pages.Bits[w] |= target[w];
             }
-
-            var set = new HashSet<ulong>();
-            for (int w = 0; w < bitmap.Length; w++)
-            {
-                var bits = bitmap[w];
-                while (bits != 0)
-                {
-                    int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
-                    set.Add(((ulong)w << 6) + (ulong)b);
-                    bits &= bits - 1;
-                }
-            }
-
-            result[r.Name] = set;
         }
 
-        return result;
+        return null;
     }
 
-    /// <summary>
-    /// Sends RAM pages source -> destination through the two VMMs' mappings. A page the source never populated
-    /// (mincore(2) says not resident) is the zero page: it is sent as a marker, as QEMU does, and not written.
-    /// </summary>
     /// <summary>Why a page could not be sent, with the errno the VMM saw.</summary>
     private readonly record struct SendFailure(string Reason, Errno Errno);
 
-    private static (int Sent, int Zero, SendFailure? Error) SendRam(VirtualMachine source, VirtualMachine target, IReadOnlyDictionary<string, HashSet<ulong>> pages)
+    /// <summary>Scratch space of <see cref="SendRam"/>, reused by every round.</summary>
+    private sealed class SendBuffers
+    {
+        public const int ChunkPages = 4096;
+
+        public byte[] Page { get; } = new byte[PAGE_SIZE];
+
+        public byte[] Resident { get; } = new byte[ChunkPages];
+
+        public byte[] One { get; } = new byte[1];
+    }
+
+    /// <summary>
+    /// Sends RAM pages source -> destination through the two VMMs' mappings: every page (<paramref name="all"/>, the
+    /// first round) or those set in each region's bitmap, which is cleared as it is sent. A page the source never
+    /// populated (mincore(2) says not resident) or that holds only zeros is sent as a zero-page marker, as QEMU does
+    /// (save_zero_page); the destination writes it only where its own page is populated (ram_handle_zero), since an
+    /// unpopulated page reads as zeros already.
+    /// </summary>
+    private static (int Sent, int Zero, SendFailure? Error) SendRam(VirtualMachine source, VirtualMachine target, List<RamPages> ram, bool all, SendBuffers buffers)
     {
         int sent = 0, zero = 0;
-        Span<byte> buf = stackalloc byte[(int)PAGE_SIZE];
-        Span<byte> resident = stackalloc byte[1];
-        foreach (var (name, set) in pages)
+        var from = source.Host.Process.Mm;
+        var to = target.Host.Process.Mm;
+        foreach (var pages in ram)
         {
-            var from = source.Region(name);
-            var to = target.Region(name);
-            foreach (var page in set.Order())
+            var src = source.Region(pages.Name);
+            var dst = target.Region(pages.Name);
+            if (all)
             {
-                var off = page << PAGE_SHIFT;
-                var mm = source.Host.Process.Mm;
-                // mincore(2): ENOMEM where nothing is mapped; a page never populated is the zero page.
-                var mc = mm.Mincore(from.Hva + off, PAGE_SIZE, resident);
-                // A hole (mincore ENOMEM) is memory the VMM can no longer read: reading it would fail with EFAULT.
-                if (mc == Errno.ENOMEM)
-                    return (sent, zero, new($"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent", Errno.EFAULT));
-                if (mc != Errno.None)
-                    return (sent, zero, new($"{name}+0x{off:x}: mincore failed with {mc}", mc));
-                if ((resident[0] & 1) == 0)
+                // mincore(2) a chunk at a time: a never-touched chunk costs one scan of its residency bytes.
+                for (ulong first = 0; first < pages.NPages; first += SendBuffers.ChunkPages)
                 {
-                    zero++;
-                    continue;
+                    var n = (int)Math.Min(SendBuffers.ChunkPages, pages.NPages - first);
+                    var vec = buffers.Resident.AsSpan(0, n);
+                    if (Mincore(from, pages.Name, src.Hva, first, n, vec) is { } me)
+                        return (sent, zero, me);
+                    var i = 0;
+                    while (i < n)
+                    {
+                        var next = vec[i..].IndexOfAnyExcept((byte)0);
+                        if (next < 0)
+                        {
+                            zero += n - i;
+                            break;
+                        }
+
+                        zero += next;
+                        i += next;
+                        if (SendPage(from, to, pages.Name, src.Hva, dst.Hva, first + (ulong)i, buffers, ref sent, ref zero) is { } pe)
+                            return (sent, zero, pe);
+                        i++;
+                    }
                 }
 
-                if (mm.Read(from.Hva + off, buf) is var re and not Errno.None)
-                    return (sent, zero, new($"{name}+0x{off:x}: reading the source page failed with {re}", re));
-                if (target.Host.Process.Mm.Write(to.Hva + off, buf) is var we and not Errno.None)
-                    return (sent, zero, new($"{name}+0x{off:x}: writing the destination page failed with {we}", we));
-                sent++;
+                continue;
+            }
+
+            var bits = pages.Bits;
+            for (int w = 0; w < bits.Length; w++)
+            {
+                while (bits[w] != 0)
+                {
+                    int b = System.Numerics.BitOperations.TrailingZeroCount(bits[w]);
+                    bits[w] &= bits[w] - 1;
+                    var page = ((ulong)w << 6) + (ulong)b;
+                    var one = buffers.One.AsSpan();
+                    if (Mincore(from, pages.Name, src.Hva, page, 1, one) is { } me)
+                        return (sent, zero, me);
+                    if ((one[0] & 1) == 0)
+                    {
+                        if (SendZero(to, pages.Name, dstHva: dst.Hva, page, buffers, ref zero) is { } ze)
+                            return (sent, zero, ze);
+                        continue;
+                    }
+
+                    if (SendPage(from, to, pages.Name, src.Hva, dst.Hva, page, buffers, ref sent, ref zero) is { } pe)
+                        return (sent, zero, pe);
+                }
             }
         }
 
         return (sent, zero, null);
+    }
+
+    /// <summary>mincore(2) of <paramref name="count"/> pages of a region from page <paramref name="first"/>.</summary>
+    private static SendFailure? Mincore(Kernel.Mm.MmStruct mm, string name, ulong hva, ulong first, int count, Span<byte> vec)
+    {
+        var off = first << PAGE_SHIFT;
+        var mc = mm.Mincore(hva + off, (ulong)count << PAGE_SHIFT, vec);
+        // A hole (mincore ENOMEM) is memory the VMM can no longer read: reading it would fail with EFAULT.
+        if (mc == Errno.ENOMEM)
+            return new($"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent", Errno.EFAULT);
+        return mc != Errno.None ? new($"{name}+0x{off:x}: mincore failed with {mc}", mc) : null;
+    }
+
+    /// <summary>Sends one resident page: its data, or a zero-page marker when it holds only zeros.</summary>
+    private static SendFailure? SendPage(Kernel.Mm.MmStruct from, Kernel.Mm.MmStruct to, string name, ulong srcHva, ulong dstHva, ulong page,
+        SendBuffers buffers, ref int sent, ref int zero)
+    {
+        var off = page << PAGE_SHIFT;
+        var buf = buffers.Page.AsSpan();
+        if (from.Read(srcHva + off, buf) is var re and not Errno.None)
+            return new($"{name}+0x{off:x}: reading the source page failed with {re}", re);
+        if (buf.IndexOfAnyExcept((byte)0) < 0)
+            return SendZero(to, name, dstHva, page, buffers, ref zero);
+        sent++;
+        if (to.Write(dstHva + off, buf) is var we and not Errno.None)
+            return new($"{name}+0x{off:x}: writing the destination page failed with {we}", we);
+        return null;
+    }
+
+    /// <summary>
+    /// A zero-page marker. ram_handle_zero: the destination clears its page only if it is populated (an earlier round
+    /// sent data there); an unpopulated page reads as zeros already.
+    /// </summary>
+    private static SendFailure? SendZero(Kernel.Mm.MmStruct to, string name, ulong dstHva, ulong page, SendBuffers buffers, ref int zero)
+    {
+        zero++;
+        var off = page << PAGE_SHIFT;
+        var one = buffers.One.AsSpan();
+        if (to.Mincore(dstHva + off, PAGE_SIZE, one) is var de and not Errno.None)
+            return new($"{name}+0x{off:x}: mincore on the destination failed with {de}", de);
+        if ((one[0] & 1) == 0)
+            return null;
+        var buf = buffers.Page.AsSpan();
+        buf.Clear();
+        return to.Write(dstHva + off, buf) is var we and not Errno.None
+            ? new($"{name}+0x{off:x}: clearing the destination page failed with {we}", we)
+            : null;
     }
 
     /// <summary>

@@ -133,6 +133,7 @@ public sealed partial class Stage2PageTable
             _t.NewLeafCmos(newPte, ctx.Addr, size, _cmos);
             ctx.Ptep = newPte;
             _t.Counters.LeavesInstalled++;
+            _t.NoteInstalled(ctx.Addr & ~(size - 1), newPte, level, ctx.DescriptorPa);
             return 0;
         }
 

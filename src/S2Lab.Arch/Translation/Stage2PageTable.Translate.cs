@@ -37,6 +37,44 @@ public sealed partial class Stage2PageTable
         return HardwareWalk(ipa, access, el0, useTlb);
     }
 
+    // The leaf the last map installed: its IPA, descriptor, level and where the descriptor lives (level -1: none).
+    // Cleared by every break-before-make and every table freed, so it never outlives the entry it describes.
+    private ulong _installedIpa;
+    private ulong _installedPte;
+    private ulong _installedPtePa;
+    private int _installedLevel = -1;
+
+    private void NoteInstalled(ulong ipa, ulong pte, int level, ulong ptePa)
+    {
+        _installedIpa = ipa;
+        _installedPte = pte;
+        _installedLevel = level;
+        _installedPtePa = ptePa;
+    }
+
+    /// <summary>
+    /// The guest retrying an access after a fault handler mapped it: the hardware walks again and fills the TLB. When
+    /// the leaf the last <see cref="Map"/> installed covers <paramref name="ipa"/> and its descriptor is still in place
+    /// (one descriptor read), that is the walk's result, so it is used without walking the levels again; otherwise
+    /// (a block split since, a DBM write with HD, a leaf without AF) this is <see cref="Translate"/>.
+    /// </summary>
+    public S2TranslationResult TranslateRetry(ulong ipa, S2AccessKind access, bool el0 = false)
+    {
+        int level = _installedLevel;
+        if (level >= 0 && !_destroyed && ipa < _geometry.IpaSpace && (ipa & ~(_geometry.LevelSize(level) - 1)) == _installedIpa)
+        {
+            ulong d = _installedPte;
+            bool dbmWrite = access == S2AccessKind.Write && (d & (B.S2ApWrite | B.Dbm)) == B.Dbm && _geometry.Vtcr.Hd;
+            if ((d & B.Af) != 0 && !dbmWrite && _memory.PhysToVirt(_installedPtePa & ~7UL, 1)[0] == d)
+            {
+                _tlb.Fill(Vmid, ipa, new S2Descriptor(d), level);
+                return Complete(ipa, d, level, access, el0, fromTlb: false);
+            }
+        }
+
+        return Translate(ipa, access, el0);
+    }
+
     private S2TranslationResult HardwareWalk(ulong ipa, S2AccessKind access, bool el0, bool fillTlb)
     {
         int level = _geometry.StartLevel;

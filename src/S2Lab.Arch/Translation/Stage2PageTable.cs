@@ -161,6 +161,7 @@ public sealed partial class Stage2PageTable
 
     private void FreeTable(ulong pa)
     {
+        _installedLevel = -1;
         _memory.FreePages(pa, 1);
         _tablePages--;
         Counters.TablesFreed++;
@@ -214,6 +215,7 @@ public sealed partial class Stage2PageTable
     /// </summary>
     private void BreakPte(ref S2VisitContext ctx, bool invalidateTlb = true)
     {
+        _installedLevel = -1;
         ulong old = ctx.Old;
         if (!IsValid(old))
         {

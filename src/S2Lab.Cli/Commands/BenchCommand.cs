@@ -15,7 +15,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var json = OutputFormat.Create(OutputFormat.Table, OutputFormat.Json); // json: an array of {"name","value","unit"}
-        var scale = new Option<bool>("--scale") { Description = "Also run the scale measurements (64 GiB of 4K pages; about 200 MiB of memory)." };
+        var scale = new Option<bool>("--scale") { Description = "Also run the scale measurements (a fresh 64 GiB map, the 480+96 GiB and 4 TiB migrations, half of a 64 GiB VM written; minutes, up to about 3 GiB of memory)." };
         var scaleOnly = new Option<bool>("--scale-only") { Description = "Run only the scale measurements." };
         var filter = new Option<string?>("--filter") { Description = "Only measurements whose name contains this text." };
         var iterations = new Option<int>("--iterations") { Description = "Timed iterations per measurement (best is reported).", DefaultValueFactory = _ => 5 };

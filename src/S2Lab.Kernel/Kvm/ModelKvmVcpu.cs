@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -5,31 +7,68 @@ using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Kernel.Kvm;
 
+/// <summary>How an allocation-free guest access (<see cref="ModelKvmVcpu.Read"/>, <see cref="ModelKvmVcpu.Write"/>) ended.</summary>
+/// <param name="Error">For <see cref="GuestAccessOutcome.RunFailed"/>: the errno KVM_RUN fails with.</param>
+public readonly record struct GuestAccessStatus(GuestAccessOutcome Outcome, Errno Error = Errno.None)
+{
+    public bool Completed => Outcome == GuestAccessOutcome.Completed;
+}
+
 /// <summary>
 /// A model vCPU. The guest's behaviour is a queue of <see cref="GuestAccessRequest"/>s: <see cref="Run"/> executes
 /// them until one exits to userspace (MMIO) or fails (EFAULT), as KVM_RUN would. <see cref="Access"/> performs one
-/// access directly and returns the full explanation.
+/// access directly and returns the full explanation; <see cref="Read"/> and <see cref="Write"/> perform one access
+/// and return only how it ended, allocating nothing. Every access translates through the VM's stage-2 MMU: a TLB hit
+/// serves a mapped page; after an unmap or a break-before-make the entry is gone, so the access walks and faults.
 /// </summary>
 public sealed class ModelKvmVcpu : IKvmVcpu
 {
+    /// <summary>How many of the latest <see cref="Run"/> results <see cref="History"/> keeps.</summary>
+    public const int HistoryCapacity = 64;
+
     private readonly Queue<GuestAccessRequest> _program = new();
-    private readonly List<GuestAccessResult> _history = [];
+    private readonly GuestAccessResult?[] _history = new GuestAccessResult?[HistoryCapacity];
+    private long _historyCount;
+
+    private readonly Stage2Mmu _stage2;
+    private readonly PhysicalMemory _memory;
 
     internal ModelKvmVcpu(ModelKvmVm vm, uint id)
     {
         Vm = vm;
         Id = id;
+        _stage2 = vm.Stage2;
+        _memory = vm.Host.Memory;
     }
 
     public uint Id { get; }
 
     public ModelKvmVm Vm { get; }
 
-    /// <summary>Results of the accesses <see cref="Run"/> executed, in order.</summary>
-    public IReadOnlyList<GuestAccessResult> History => _history;
+    /// <summary>
+    /// Results of the last <see cref="HistoryCapacity"/> accesses <see cref="Run"/> executed, oldest first (older ones
+    /// are dropped, so a long-running guest does not grow without bound).
+    /// </summary>
+    public IReadOnlyList<GuestAccessResult> History
+    {
+        get
+        {
+            var n = (int)Math.Min(_historyCount, HistoryCapacity);
+            var list = new List<GuestAccessResult>(n);
+            for (var i = _historyCount - n; i < _historyCount; i++)
+                list.Add(_history[i % HistoryCapacity]!);
+            return list;
+        }
+    }
 
-    /// <summary>Keeps the full decision chain (Steps) of every access; off for the fastest path (benchmarks).</summary>
-    public bool Explain { get; set; } = true;
+    /// <summary>Accesses <see cref="Run"/> has executed in all (including those <see cref="History"/> dropped).</summary>
+    public long AccessesRun => _historyCount;
+
+    /// <summary>
+    /// Whether <see cref="Access"/> records the decision chain (Steps, the combine's explanation, the CMOs considered).
+    /// Off by default: callers that show explanations ask for them.
+    /// </summary>
+    public bool Explain { get; set; }
 
     /// <summary>Adds accesses to the guest's program.</summary>
     public void Enqueue(params GuestAccessRequest[] accesses)
@@ -48,7 +87,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         while (_program.TryDequeue(out var req))
         {
             var r = Access(req);
-            _history.Add(r);
+            _history[_historyCount++ % HistoryCapacity] = r;
             switch (r.Outcome)
             {
                 case GuestAccessOutcome.MmioExit:
@@ -60,13 +99,50 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         return KvmResult<KvmExit>.Ok(new KvmExit(KvmExitReason.Hlt));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static S2AccessKind Kind(GuestAccessType type) => type switch
+    {
+        GuestAccessType.Read => S2AccessKind.Read,
+        GuestAccessType.Write => S2AccessKind.Write,
+        _ => S2AccessKind.Execute,
+    };
+
+    private static bool InOnePage(ulong ipa, int len) => len > 0 && len <= (int)PAGE_SIZE && (ipa & (PAGE_SIZE - 1)) + (ulong)len <= PAGE_SIZE;
+
+    /// <summary>
+    /// The MMU's part of an access: true with the leaf (as a TLB entry or walk found it) when it may complete;
+    /// false with <paramref name="existing"/> = the leaf for a permission fault, null for a translation fault. A fault
+    /// costs one walk (the TLB miss) and the fault handler's map; the retry reads the leaf the map installed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Translate(ulong ipa, GuestAccessType type, bool retry, out S2TranslationResult t, out Stage2Leaf? existing)
+    {
+        t = _stage2.Translate(ipa, Kind(type), retry);
+        existing = null;
+        switch (t.Fault.Kind)
+        {
+            case S2FaultKind.None:
+                return true;
+            case S2FaultKind.Permission:
+                existing = Vm.Stage2.LeafOf(ipa, t);
+                return false;
+            case S2FaultKind.Translation:
+                return false;
+            default:
+                // Access flag or address size: KVM's leaves always have AF set and a valid output address; should one
+                // not, the fault handler sees the leaf as it is (kvm_pgtable_get_leaf), as before.
+                existing = Vm.Stage2.GetLeaf(ipa);
+                return existing is { } l && Permits(l, type);
+        }
+    }
+
     /// <summary>One guest access with its whole explanation: faults handled on the way, data, effective type, hazards.</summary>
     public GuestAccessResult Access(in GuestAccessRequest request)
     {
         var r = new GuestAccessResult { Request = request, Explaining = Explain };
         var ipa = request.Ipa;
         var len = request.Type == GuestAccessType.Write ? request.Data?.Length ?? 0 : request.Length;
-        if (len <= 0 || len > (int)PAGE_SIZE || (ipa & (PAGE_SIZE - 1)) + (ulong)len > PAGE_SIZE)
+        if (!InOnePage(ipa, len))
         {
             // A model restriction: one access stays within one page, as an aligned load/store does.
             r.Outcome = GuestAccessOutcome.AbortInjected;
@@ -75,10 +151,9 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         }
         for (var attempt = 0; attempt < 4; attempt++)
         {
-            var leaf = Vm.Stage2.GetLeaf(ipa);
-            if (leaf is { } l && Permits(l, request.Type))
+            if (Translate(ipa, request.Type, attempt > 0, out var t, out var leaf))
             {
-                Complete(r, l, len);
+                Complete(r, leaf ?? Vm.Stage2.LeafOf(ipa, t), len);
                 return r;
             }
             var outcome = Vm.HandleGuestAbort(ipa, request.Type, leaf, r, out var err);
@@ -101,6 +176,47 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         r.RunError = Errno.EFAULT;
         r.Step(DecisionStage.Exit, 0, "the fault did not resolve after repeated attempts");
         return r;
+    }
+
+    /// <summary>
+    /// A guest load of <c>destination.Length</c> bytes at <paramref name="ipa"/> (within one page), as <see cref="Access"/>
+    /// performs it but without an explanation, an effective type or any allocation.
+    /// </summary>
+    public GuestAccessStatus Read(ulong ipa, Span<byte> destination) => Fast(ipa, GuestAccessType.Read, destination, default);
+
+    /// <summary>A guest store of <paramref name="source"/> at <paramref name="ipa"/> (within one page); see <see cref="Read"/>.</summary>
+    public GuestAccessStatus Write(ulong ipa, ReadOnlySpan<byte> source) => Fast(ipa, GuestAccessType.Write, default, source);
+
+    private GuestAccessStatus Fast(ulong ipa, GuestAccessType type, Span<byte> destination, ReadOnlySpan<byte> source)
+    {
+        var len = type == GuestAccessType.Write ? source.Length : destination.Length;
+        if (!InOnePage(ipa, len))
+            return new GuestAccessStatus(GuestAccessOutcome.AbortInjected);
+        for (var attempt = 0; attempt < 4; attempt++)
+        {
+            if (Translate(ipa, type, attempt > 0, out var t, out var leaf))
+            {
+                var pa = leaf is { } l ? l.Translate(ipa) : t.Pa;
+                var mem = _memory;
+                if (type == GuestAccessType.Write)
+                    mem.Write(pa, source);
+                else if ((pa & (LineStore.LineSize - 1)) + (ulong)len <= LineStore.LineSize)
+                    mem.ReadWithinLine(pa, destination);
+                else
+                    mem.Read(pa, destination);
+                return new GuestAccessStatus(GuestAccessOutcome.Completed);
+            }
+            switch (Vm.HandleGuestAbort(ipa, type, leaf, null, out var err))
+            {
+                case AbortOutcome.Mmio:
+                    return new GuestAccessStatus(GuestAccessOutcome.MmioExit);
+                case AbortOutcome.Injected:
+                    return new GuestAccessStatus(GuestAccessOutcome.AbortInjected);
+                case AbortOutcome.Failed:
+                    return new GuestAccessStatus(GuestAccessOutcome.RunFailed, err);
+            }
+        }
+        return new GuestAccessStatus(GuestAccessOutcome.RunFailed, Errno.EFAULT);
     }
 
     private static bool Permits(in Stage2Leaf leaf, GuestAccessType type) => type switch

@@ -24,6 +24,35 @@ internal enum AbortOutcome
     Failed,
 }
 
+/// <summary>What user_mem_abort() did, before it becomes a <see cref="FaultRecord"/> (only when a caller keeps results).</summary>
+internal readonly struct FaultInfo
+{
+    public required bool IsPermissionFault { get; init; }
+
+    public Errno Error { get; init; }
+
+    public Stage2TypeDecision? Decision { get; init; }
+
+    public ulong MappingSize { get; init; }
+
+    public KvmPgtableProt Prot { get; init; }
+
+    public Stage2Leaf? Leaf { get; init; }
+
+    public IReadOnlyList<CacheMaintenance> Cmos { get; init; }
+
+    public FaultRecord ToRecord() => new()
+    {
+        IsPermissionFault = IsPermissionFault,
+        Error = Error,
+        Decision = Decision,
+        MappingSize = MappingSize,
+        Prot = Prot,
+        Leaf = Leaf,
+        Cmos = Cmos ?? [],
+    };
+}
+
 public sealed partial class ModelKvmVm
 {
     /// <summary>
@@ -72,7 +101,7 @@ public sealed partial class ModelKvmVm
         r?.Trace?.Step(DecisionStage.Memslot, 0, $"gfn {gfn:x} is in {slot}: the fault is at hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
 
         var rec = UserMemAbort(ipa, type, slot, existing, r);
-        r?.AddFault(rec);
+        r?.AddFault(rec.ToRecord());
         if (rec.Error == Errno.None)
             return AbortOutcome.Handled;
         if (rec.Error == Errno.ENOEXEC)
@@ -86,7 +115,7 @@ public sealed partial class ModelKvmVm
     }
 
     /// <summary>user_mem_abort(): memslot -> hva -> VMA -> pfn, the design's type, mapping size, permissions, map.</summary>
-    private FaultRecord UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, Stage2Leaf? existing, GuestAccessResult? r)
+    private FaultInfo UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, Stage2Leaf? existing, GuestAccessResult? r)
     {
         var exec = type == GuestAccessType.Exec;
         var write = type == GuestAccessType.Write;
@@ -94,7 +123,7 @@ public sealed partial class ModelKvmVm
         var logging = slot.IsLogging;
 
         if (isPerm && !write && !exec)
-            return new FaultRecord { IsPermissionFault = true, Error = Errno.EFAULT };
+            return new FaultInfo { IsPermissionFault = true, Error = Errno.EFAULT };
 
         if (slot.GmemOnly)
             return GmemAbort(faultIpa, exec, slot, r);
@@ -106,7 +135,7 @@ public sealed partial class ModelKvmVm
         if (vma is null)
         {
             r?.Trace?.Step(DecisionStage.Vma, 0, $"no VMA at hva {hva:x}: -EFAULT");
-            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
+            return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
         r?.Trace?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
 
@@ -134,7 +163,7 @@ public sealed partial class ModelKvmVm
         if (!pte.IsOk)
         {
             r?.Trace?.Step(DecisionStage.Pfn, 0, $"__kvm_faultin_pfn(hva {pfnHva:x}, {(write ? "FOLL_WRITE" : "read")}) fails: -EFAULT");
-            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
+            return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
         var pfn = pte.Value.Pfn;
         var writable = pte.Value.Writable && !slot.IsReadOnly;
@@ -145,7 +174,7 @@ public sealed partial class ModelKvmVm
         var decision = Host.Design.DecideStage2Type(new FaultTypeContext(Host.Cpu, vma.Flags, vma.IsCacheable, mapMemory, slot.Flags));
         r?.Trace?.Step(DecisionStage.Design, decision.Rule, $"{Host.Design.Name}: {decision.Reason}");
         if (!decision.IsOk)
-            return new FaultRecord { IsPermissionFault = isPerm, Error = decision.Error, Decision = decision };
+            return new FaultInfo { IsPermissionFault = isPerm, Error = decision.Error, Decision = decision };
         var forceNc = decision.ForceNonCacheable;
         var special = vma.Flags.IsPfnmapOrMixed() && !mapMemory;
         if (!special && logging && !write)
@@ -153,7 +182,7 @@ public sealed partial class ModelKvmVm
 
         // Rule 12.
         if (exec && forceNc)
-            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.ENOEXEC, Decision = decision };
+            return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.ENOEXEC, Decision = decision };
 
         // Rule 17 / THP adjust: only for a PAGE_SIZE mapping that is neither forced to PTEs nor non-cacheable.
         if (size == PAGE_SIZE && !(forcePte || forceNc))
@@ -181,7 +210,7 @@ public sealed partial class ModelKvmVm
             $"mapping size {Format(size)}{(logging ? " (dirty logging forces PAGE_SIZE)" : "")}");
 
         if (HasMte && !isPerm && !forceNc && (vma.Flags & VmFlags.VM_MTE_ALLOWED) == 0)
-            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT, Decision = decision };
+            return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT, Decision = decision };
 
         // Permissions (rules 13-14).
         var prot = KvmPgtableProt.R;
@@ -201,11 +230,11 @@ public sealed partial class ModelKvmVm
         if (isPerm && size == existing!.Value.Size)
             e = Stage2.RelaxPerms(ipa, prot, existing.Value.Pa, existing.Value.Size, out cmos);
         else
-            e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, mapMemory, out cmos);
+            e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, mapMemory, out cmos, report: r is not null);
         if (e != Errno.None)
         {
             r?.Trace?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
-            return new FaultRecord { IsPermissionFault = isPerm, Error = e, Decision = decision, Prot = prot };
+            return new FaultInfo { IsPermissionFault = isPerm, Error = e, Decision = decision, Prot = prot };
         }
         // The leaf as written (a walk; skipped on the fast path, where the vCPU reads it on its retry anyway).
         var leaf = r is null || r.Explaining ? Stage2.GetLeaf(faultIpa) : null;
@@ -218,7 +247,7 @@ public sealed partial class ModelKvmVm
         }
         if (writable)
             slot.MarkDirty(faultIpa >> PAGE_SHIFT);
-        return new FaultRecord
+        return new FaultInfo
         {
             IsPermissionFault = isPerm,
             Decision = decision,
@@ -230,14 +259,14 @@ public sealed partial class ModelKvmVm
     }
 
     /// <summary>gmem_abort() (6.18): a guest_memfd-only slot maps the file's page, Normal, PAGE_SIZE.</summary>
-    private FaultRecord GmemAbort(ulong faultIpa, bool exec, Memslot slot, GuestAccessResult? r)
+    private FaultInfo GmemAbort(ulong faultIpa, bool exec, Memslot slot, GuestAccessResult? r)
     {
         var gfn = faultIpa >> PAGE_SHIFT;
         var file = slot.GuestMemfd!;
         if (file.GetPfn(slot.GuestMemfdPgoff + (gfn - slot.BaseGfn)) is not { } pfn)
         {
             r?.Trace?.Step(DecisionStage.Pfn, 0, "kvm_gmem_get_pfn fails: -EFAULT");
-            return new FaultRecord { IsPermissionFault = false, Error = Errno.EFAULT };
+            return new FaultInfo { IsPermissionFault = false, Error = Errno.EFAULT };
         }
         var decision = Stage2TypeDecision.Map(KvmS2MemType.Normal, 11, "guest_memfd page: ordinary RAM, Normal");
         r?.Trace?.Step(DecisionStage.Design, 11, decision.Reason);
@@ -246,13 +275,13 @@ public sealed partial class ModelKvmVm
             prot |= KvmPgtableProt.X;
         var ipa = faultIpa & ~(PAGE_SIZE - 1);
         var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
-        var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, mapMemory, out var cmos);
+        var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, mapMemory, out var cmos, report: r is not null);
         // The leaf as written (a walk; skipped on the fast path, as in user_mem_abort).
         var leaf = r is null || r.Explaining ? Stage2.GetLeaf(ipa) : null;
         r?.Trace?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
         if ((prot & KvmPgtableProt.W) != 0)
             slot.MarkDirty(gfn);
-        return new FaultRecord
+        return new FaultInfo
         {
             IsPermissionFault = false,
             Error = e,

@@ -354,6 +354,7 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
             return Errno.ENOENT;
         if (bitmap.Length < bits.Length)
             return Errno.EFAULT;
+        var flush = false;
         for (var w = 0; w < bits.Length; w++)
         {
             var mask = bits[w];
@@ -361,15 +362,16 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
             if (mask == 0)
                 continue;
             bits[w] = 0;
-            // kvm_arch_mmu_enable_log_dirty_pt_masked: write-protect the pages just reported.
-            while (mask != 0)
-            {
-                var b = System.Numerics.BitOperations.TrailingZeroCount(mask);
-                mask &= mask - 1;
-                var gfn = ms.BaseGfn + ((ulong)w << 6) + (ulong)b;
-                Stage2.WriteProtectRange(gfn << PAGE_SHIFT, PAGE_SIZE);
-            }
+            // kvm_arch_mmu_enable_log_dirty_pt_masked: write-protect from the first to the last page of the word's
+            // mask (the clean pages between are write-protected already); one TLB flush for the slot at the end.
+            var first = (ulong)System.Numerics.BitOperations.TrailingZeroCount(mask);
+            var last = 63UL - (ulong)System.Numerics.BitOperations.LeadingZeroCount(mask);
+            var gfn = ms.BaseGfn + ((ulong)w << 6);
+            Stage2.WriteProtectRange((gfn + first) << PAGE_SHIFT, (last - first + 1) << PAGE_SHIFT, flush: false);
+            flush = true;
         }
+        if (flush)
+            Stage2.FlushTlb();
         return Errno.None;
     }
 

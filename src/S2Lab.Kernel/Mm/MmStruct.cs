@@ -293,6 +293,13 @@ public sealed class MmStruct
             if (FindVma(hva) is not { } vma)
                 return Errno.ENOMEM;
             bool hole = (vma.Flags & VmFlags.VM_PFNMAP) != 0;
+            if (!hole && vma.Backing is IBulkResidency bulk)
+            {
+                var n = (int)Math.Min(pages - i, (vma.End - hva) >> PAGE_SHIFT);
+                bulk.Residency(vma, hva, vec.Slice((int)i, n));
+                i += (ulong)n;
+                continue;
+            }
             for (; i < pages && hva < vma.End; i++, hva += PAGE_SIZE)
                 vec[(int)i] = hole || vma.Backing.Lookup(vma, hva) is null ? (byte)0 : (byte)1;
         }

@@ -30,7 +30,8 @@ public sealed record PhysRegion(string Name, ulong Base, ulong Size, PhysRegionK
 
 /// <summary>
 /// The host physical address space: the memory map (System RAM and device ranges), a page-frame allocator for
-/// RAM, and the contents of every page that was written (sparse; unwritten bytes read as zero).
+/// RAM, and the contents of memory (<see cref="LineStore"/>: sparse by 64-byte line; unwritten or zeroed bytes read
+/// as zero and cost nothing).
 /// </summary>
 public sealed class PhysicalMemory
 {
@@ -41,7 +42,7 @@ public sealed class PhysicalMemory
     public const ulong DefaultMmioBase = 0x6000_0000_0000;
 
     private readonly List<PhysRegion> _regions = [];
-    private readonly Dictionary<ulong, byte[]> _pages = [];
+    private readonly LineStore _data = new();
     private readonly Dictionary<int, Stack<ulong>> _free = [];
     private readonly PhysRegion _ram;
     private ulong _ramNext;
@@ -140,7 +141,7 @@ public sealed class PhysicalMemory
     /// <summary>Frees one RAM page (a folio is freed page by page once it has been split); its contents are zeroed.</summary>
     public void FreePage(ulong pfn)
     {
-        _pages.Remove(pfn);
+        _data.ClearPage(pfn);
         FreeList(0).Push(pfn);
         AllocatedRamPages--;
     }
@@ -149,7 +150,7 @@ public sealed class PhysicalMemory
     public void FreeFolio(ulong pfn, int order)
     {
         for (ulong i = 0; i < 1UL << order; i++)
-            _pages.Remove(pfn + i);
+            _data.ClearPage(pfn + i);
         FreeList(order).Push(pfn);
         AllocatedRamPages -= 1UL << order;
     }
@@ -162,75 +163,32 @@ public sealed class PhysicalMemory
     }
 
     /// <summary>Reads bytes at a physical address (any range; never-written bytes read as zero).</summary>
-    public void Read(ulong pa, Span<byte> destination)
-    {
-        while (!destination.IsEmpty)
-        {
-            var pfn = pa >> PAGE_SHIFT;
-            var off = (int)(pa & (PAGE_SIZE - 1));
-            var n = Math.Min(destination.Length, (int)PAGE_SIZE - off);
-            if (_pages.TryGetValue(pfn, out var page))
-                page.AsSpan(off, n).CopyTo(destination);
-            else
-                destination[..n].Clear();
-            destination = destination[n..];
-            pa += (ulong)n;
-        }
-    }
-
-    /// <summary>Writes bytes at a physical address.</summary>
-    public void Write(ulong pa, ReadOnlySpan<byte> source)
-    {
-        while (!source.IsEmpty)
-        {
-            var pfn = pa >> PAGE_SHIFT;
-            var off = (int)(pa & (PAGE_SIZE - 1));
-            var n = Math.Min(source.Length, (int)PAGE_SIZE - off);
-            if (!_pages.TryGetValue(pfn, out var page))
-                _pages[pfn] = page = new byte[PAGE_SIZE];
-            source[..n].CopyTo(page.AsSpan(off, n));
-            source = source[n..];
-            pa += (ulong)n;
-        }
-    }
-
-    /// <summary>Number of pages that hold written data.</summary>
-    public int PagesWithData => _pages.Count;
-
-    /// <summary>Whether the page <paramref name="pfn"/> holds written data (else it reads as zeros).</summary>
-    public bool HasData(ulong pfn) => _pages.ContainsKey(pfn);
+    public void Read(ulong pa, Span<byte> destination) => _data.Read(pa, destination);
 
     /// <summary>
-    /// The pfns of [<paramref name="pa"/>, <paramref name="pa"/> + <paramref name="length"/>) whose page holds written
+    /// Reads within one 64-byte line (the guest's aligned load): <paramref name="destination"/> must not cross a line
+    /// boundary. One table probe.
+    /// </summary>
+    internal void ReadWithinLine(ulong pa, Span<byte> destination) =>
+        _data.ReadLine(pa >> LineStore.LineShift, (int)(pa & (LineStore.LineSize - 1)), destination);
+
+    /// <summary>Writes bytes at a physical address.</summary>
+    public void Write(ulong pa, ReadOnlySpan<byte> source) => _data.Write(pa, source);
+
+    /// <summary>Number of pages that hold non-zero data.</summary>
+    public int PagesWithData => _data.PageCount;
+
+    /// <summary>Bytes the model uses to hold memory contents (tables and line pool).</summary>
+    public long ContentBytes => _data.FootprintBytes;
+
+    /// <summary>Whether the page <paramref name="pfn"/> holds non-zero data (else it reads as zeros).</summary>
+    public bool HasData(ulong pfn) => _data.HasData(pfn);
+
+    /// <summary>
+    /// The pfns of [<paramref name="pa"/>, <paramref name="pa"/> + <paramref name="length"/>) whose page holds non-zero
     /// data, ascending; every other page of the range reads as zeros. Costs the smaller of the range's page count and
     /// the number of pages with data, so a large, mostly unwritten device range is cheap to scan.
     /// </summary>
-    public List<ulong> PagesWithDataIn(ulong pa, ulong length)
-    {
-        var result = new List<ulong>();
-        if (length == 0)
-            return result;
-        var first = pa >> PAGE_SHIFT;
-        var last = (pa + length - 1) >> PAGE_SHIFT; // inclusive; pa + length may not wrap (a physical range)
-        if (last - first + 1 <= (ulong)_pages.Count)
-        {
-            for (var pfn = first; pfn <= last; pfn++)
-            {
-                if (_pages.ContainsKey(pfn))
-                    result.Add(pfn);
-            }
-        }
-        else
-        {
-            foreach (var pfn in _pages.Keys)
-            {
-                if (pfn >= first && pfn <= last)
-                    result.Add(pfn);
-            }
-
-            result.Sort();
-        }
-
-        return result;
-    }
+    public List<ulong> PagesWithDataIn(ulong pa, ulong length) =>
+        length == 0 ? [] : _data.PagesIn(pa >> PAGE_SHIFT, (pa + length - 1) >> PAGE_SHIFT); // a physical range: no wrap
 }

@@ -57,6 +57,16 @@ public interface IVmaBacking
     void Release(Vma vma, ulong start, ulong end);
 }
 
+/// <summary>
+/// A backing that reports the residency of many pages at once (mincore's fast path), instead of one
+/// <see cref="IVmaBacking.Lookup"/> per page.
+/// </summary>
+internal interface IBulkResidency
+{
+    /// <summary>For each of the <c>vec.Length</c> pages from <paramref name="hva"/> (all inside <paramref name="vma"/>): 1 if present, else 0.</summary>
+    void Residency(Vma vma, ulong hva, Span<byte> vec);
+}
+
 /// <summary>remap_pfn_range()-style backing: the pfn is vm_pgoff + page index (VM_PFNMAP VMAs of vfio, nvgrace-gpu, /dev/mem).</summary>
 public sealed class LinearPfnBacking(string kind) : IVmaBacking
 {

@@ -97,6 +97,7 @@ public static class Explainer
             return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []);
 
         var vcpu = vm.CreateModelVcpu(0).Value;
+        vcpu.Explain = true;
         var type = access switch
         {
             "write" => GuestAccessRequest.Write(Gpa, mair, 0x1122334455667788UL),

@@ -494,6 +494,7 @@ public static class ScenarioRunner
             var kind = RunState.KindOf(setup);
             var ipa = regionSpec.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
+            cpu.Explain = true; // the view shows each access's decision chain
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
             var cmos = new List<Kernel.Kvm.Stage2.CacheMaintenance>();

@@ -18,6 +18,7 @@ internal sealed class Rig
         Kvm = Host.OpenKvm(Vmm, profile);
         Vm = Kvm.CreateModelVm().Value;
         Vcpu = Vm.CreateModelVcpu(0).Value;
+        Vcpu.Explain = true; // the rule tests read the decision chain
     }
 
     public Host Host { get; }

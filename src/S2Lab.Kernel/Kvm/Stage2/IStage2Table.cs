@@ -20,10 +20,19 @@ internal interface IStage2Table
     Stage2Leaf? GetLeaf(ulong ipa);
 
     /// <summary>kvm_pgtable_stage2_wrprotect: clears W on every leaf intersecting the range.</summary>
-    void WriteProtect(ulong ipa, ulong size);
+    void WriteProtect(ulong ipa, ulong size, bool flush = true);
 
     /// <summary>kvm_pgtable_stage2_relax_perms: adds permissions to the leaf covering <paramref name="ipa"/>.</summary>
     Errno RelaxPerms(ulong ipa, KvmPgtableProt add, List<S2CacheMaintenance>? cmos);
+
+    /// <summary>The MMU translating a guest access (TLB, else a walk that fills it); <paramref name="retry"/>: after a handled fault.</summary>
+    S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry);
+
+    /// <summary>The leaf a translation used (or that its permission fault was about).</summary>
+    Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t);
+
+    /// <summary>Flushes the VM's TLB entries (after write-protecting without a flush).</summary>
+    void FlushTlb();
 
     /// <summary>Every valid leaf, in IPA order.</summary>
     IEnumerable<Stage2Leaf> Leaves();

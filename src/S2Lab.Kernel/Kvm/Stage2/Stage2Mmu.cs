@@ -28,8 +28,21 @@ public sealed class Stage2Mmu
     /// <summary>stage2_has_fwb(): HCR_EL2.FWB is set and the MT_S2_FWB_* encodings are used (the table's setting).</summary>
     public bool Fwb => _table.Fwb;
 
+    /// <summary>The TLB guest accesses translate through (its hit and miss counters show what an access did).</summary>
+    public Stage2Tlb Tlb => _table.Tlb;
+
     /// <summary>The valid leaf covering <paramref name="ipa"/>, or null.</summary>
     public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
+
+    /// <summary>A guest access's translation (as the MMU does it): TLB hit, or a hardware walk (which fills the TLB) and its fault.</summary>
+    public S2TranslationResult Translate(ulong ipa, S2AccessKind access) => _table.Translate(ipa, access, retry: false);
+
+    /// <param name="retry">The retry after a handled fault: the walk finds the leaf just installed without walking the levels again.</param>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry) => _table.Translate(ipa, access, retry);
+
+    /// <summary>The leaf behind a translation (or behind its permission fault).</summary>
+    internal Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) => _table.LeafOf(ipa, t);
 
     /// <summary>Every valid leaf in IPA order.</summary>
     public IEnumerable<Stage2Leaf> Leaves() => _table.Leaves();
@@ -92,11 +105,12 @@ public sealed class Stage2Mmu
     /// kvm_pgtable_stage2_map of one leaf; <paramref name="cmos"/> receives the maintenance it needed (see
     /// <see cref="Needed"/>; <paramref name="mapMemory"/> is pfn_is_map_memory of <paramref name="pa"/>).
     /// </summary>
-    internal Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, bool mapMemory, out IReadOnlyList<CacheMaintenance> cmos)
+    /// <param name="report">False: nobody looks at the CMOs (the fast path), so none are collected.</param>
+    internal Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, bool mapMemory, out IReadOnlyList<CacheMaintenance> cmos, bool report = true)
     {
         _cmos.Clear();
-        var e = _table.Map(ipa, size, pa, prot, _cmos);
-        cmos = e == Errno.None ? Needed(pa, size, mapMemory, _cmos) : [];
+        var e = _table.Map(ipa, size, pa, prot, report ? _cmos : null);
+        cmos = e == Errno.None && report ? Needed(pa, size, mapMemory, _cmos) : [];
         return e;
     }
 
@@ -110,12 +124,15 @@ public sealed class Stage2Mmu
             cmos = [];
             return e;
         }
-        var hasVa = _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT);
-        cmos = _cmos.Select(c => new CacheMaintenance(
-            c.Kind == S2CmoKind.IcacheInvalidatePou ? CmoKind.IcacheInvalPou : CmoKind.DcacheCleanInvalPoc, pa, size, true, hasVa,
-            hasVa ? "added permission needs it; the page has a kernel VA" : "added permission needs it; no kernel VA")).ToList();
+        cmos = AddedPermissionCmos(pa, size, _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT), _cmos);
         return e;
     }
+
+    // A separate method: a lambda capturing the parameters in RelaxPerms would allocate its closure on every call.
+    private static List<CacheMaintenance> AddedPermissionCmos(ulong pa, ulong size, bool hasVa, List<S2CacheMaintenance> reported) =>
+        reported.Select(c => new CacheMaintenance(
+            c.Kind == S2CmoKind.IcacheInvalidatePou ? CmoKind.IcacheInvalPou : CmoKind.DcacheCleanInvalPoc, pa, size, true, hasVa,
+            hasVa ? "added permission needs it; the page has a kernel VA" : "added permission needs it; no kernel VA")).ToList();
 
     /// <summary>kvm_stage2_unmap_range.</summary>
     internal void UnmapRange(ulong ipa, ulong size)
@@ -124,10 +141,13 @@ public sealed class Stage2Mmu
             _table.Unmap(ipa, size);
     }
 
-    /// <summary>kvm_stage2_wp_range.</summary>
-    internal void WriteProtectRange(ulong ipa, ulong size)
+    /// <summary>kvm_stage2_wp_range; without <paramref name="flush"/> the caller flushes the VMID's TLB entries later.</summary>
+    internal void WriteProtectRange(ulong ipa, ulong size, bool flush = true)
     {
         if (size != 0)
-            _table.WriteProtect(ipa, size);
+            _table.WriteProtect(ipa, size, flush);
     }
+
+    /// <summary>kvm_flush_remote_tlbs: every TLB entry of the VM.</summary>
+    internal void FlushTlb() => _table.FlushTlb();
 }

@@ -21,6 +21,9 @@ internal sealed class Stage2TableAdapter : IStage2Table
             ?? throw new InvalidOperationException($"no stage-2 table for a {ipaBits}-bit IPA on {host.Cpu.Name}: {error}");
     }
 
+    /// <summary>The TLB the VM's translations go through.</summary>
+    public Stage2Tlb Tlb => _table.Tlb;
+
     /// <summary>stage2_has_fwb(): the table was built with HCR_EL2.FWB (Stage2PageTable.ForKvm sets it when the CPU has FWB).</summary>
     public bool Fwb => _table.Fwb;
 
@@ -82,6 +85,19 @@ internal sealed class Stage2TableAdapter : IStage2Table
         return l.IsValid ? ToLeaf(AlignDown(ipa, _table.Geometry.LevelSize(l.Level)), l.Descriptor, l.Level) : null;
     }
 
+    /// <summary>
+    /// The MMU translating a guest access: the VM's TLB, else a hardware walk that fills it (faults are never cached).
+    /// A change made by break-before-make or unmap invalidates the TLB, so the next access misses and walks.
+    /// </summary>
+    /// <param name="retry">The access is retried after the fault handler mapped it (<see cref="Stage2PageTable.TranslateRetry"/>).</param>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    public S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry) =>
+        retry ? _table.TranslateRetry(ipa, access) : _table.Translate(ipa, access);
+
+    /// <summary>The leaf a translation used, as a <see cref="Stage2Leaf"/> (descriptor and level from the TLB or the walk).</summary>
+    public Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) =>
+        ToLeaf(AlignDown(ipa, _table.Geometry.LevelSize(t.Level)), t.Leaf, t.Level);
+
     private Stage2Leaf ToLeaf(ulong ipa, S2Descriptor d, int level)
     {
         var g = _table.Geometry;
@@ -96,12 +112,20 @@ internal sealed class Stage2TableAdapter : IStage2Table
         return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, Fwb, level, d.Raw);
     }
 
-    public void WriteProtect(ulong ipa, ulong size)
+    public void WriteProtect(ulong ipa, ulong size, bool flush = true)
     {
         if (_maps == 0 || !Clamp(ref ipa, ref size))
             return;
         _table.WriteProtect(ipa, size);
-        _table.InvalidateTlbVmid(); // kvm_mmu_wp_memory_region flushes the VMID after write-protecting
+        if (flush)
+            _table.InvalidateTlbVmid(); // kvm_mmu_wp_memory_region flushes the VMID after write-protecting
+    }
+
+    /// <summary>TLBI VMALLS12E1IS for the VM.</summary>
+    public void FlushTlb()
+    {
+        if (_maps != 0)
+            _table.InvalidateTlbVmid();
     }
 
     public Errno RelaxPerms(ulong ipa, KvmPgtableProt add, List<S2CacheMaintenance>? cmos)
