@@ -82,17 +82,17 @@ public class CachePropertyTests
                             last.Write(s);
                             break;
                         case Op.Read or Op.DeviceRead:
-                        {
-                            var got = new byte[s.Data.Length];
-                            var who = s.Op == Op.Read ? Accessor.Cpu(s.Cpu) : Accessor.CoherentDevice(0);
-                            cache.Read(who, s.Pa, Wb, got);
-                            if (!got.AsSpan().SequenceEqual(last.Expected(s)))
                             {
-                                return false;
-                            }
+                                var got = new byte[s.Data.Length];
+                                var who = s.Op == Op.Read ? Accessor.Cpu(s.Cpu) : Accessor.CoherentDevice(0);
+                                cache.Read(who, s.Pa, Wb, got);
+                                if (!got.AsSpan().SequenceEqual(last.Expected(s)))
+                                {
+                                    return false;
+                                }
 
-                            break;
-                        }
+                                break;
+                            }
 
                         default:
                             Apply(cache, s);
@@ -250,19 +250,19 @@ public class CachePropertyTests
 
                             break;
                         case Op.Read or Op.DeviceRead:
-                        {
-                            var got = new byte[s.Data.Length];
-                            cache.Read(who, s.Pa, kinds[attrs[i]], got);
-                            for (var b = 0; b < got.Length; b++)
                             {
-                                if (!written[at + b].Contains(got[b]))
+                                var got = new byte[s.Data.Length];
+                                cache.Read(who, s.Pa, kinds[attrs[i]], got);
+                                for (var b = 0; b < got.Length; b++)
                                 {
-                                    return false;
+                                    if (!written[at + b].Contains(got[b]))
+                                    {
+                                        return false;
+                                    }
                                 }
-                            }
 
-                            break;
-                        }
+                                break;
+                            }
 
                         default:
                             Apply(cache, s);

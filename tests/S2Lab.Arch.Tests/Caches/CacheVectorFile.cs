@@ -88,43 +88,43 @@ internal static class CacheVectorFile
                     break;
                 case "read":
                 case "fetch":
-                {
-                    var expected = Expected(4);
-                    var got = new byte[expected.Length];
-                    var kind = t[0] == "read" ? AccessKind.Data : AccessKind.InstructionFetch;
-                    var attr = Attr(line, Token(3), kind);
-                    var path = kind == AccessKind.Data
-                        ? cache.Read(Who(line, Token(1)), Address(line, Token(2)), attr, got)
-                        : cache.Fetch(Who(line, Token(1)), Address(line, Token(2)), attr, got);
-                    Check(c, line, expected, got, $"{t[0]} ({path})");
-                    break;
-                }
-
-                case "dc":
-                {
-                    var op = Token(1) switch
                     {
-                        "cvac" => DataCacheOp.CleanPoc,
-                        "ivac" => DataCacheOp.InvalidatePoc,
-                        "civac" => DataCacheOp.CleanInvalidatePoc,
-                        var o => throw Bad(line, $"unknown DC op '{o}'"),
-                    };
-                    var length = (ulong)CacheLine.Size;
-                    foreach (var extra in t.Skip(3))
-                    {
-                        if (extra == "el1-vm")
-                        {
-                            op = DataCacheOps.AtEl1(op, hcrVm: true);
-                        }
-                        else
-                        {
-                            length = Address(line, extra);
-                        }
+                        var expected = Expected(4);
+                        var got = new byte[expected.Length];
+                        var kind = t[0] == "read" ? AccessKind.Data : AccessKind.InstructionFetch;
+                        var attr = Attr(line, Token(3), kind);
+                        var path = kind == AccessKind.Data
+                            ? cache.Read(Who(line, Token(1)), Address(line, Token(2)), attr, got)
+                            : cache.Fetch(Who(line, Token(1)), Address(line, Token(2)), attr, got);
+                        Check(c, line, expected, got, $"{t[0]} ({path})");
+                        break;
                     }
 
-                    cache.Maintain(op, Address(line, Token(2)), length);
-                    break;
-                }
+                case "dc":
+                    {
+                        var op = Token(1) switch
+                        {
+                            "cvac" => DataCacheOp.CleanPoc,
+                            "ivac" => DataCacheOp.InvalidatePoc,
+                            "civac" => DataCacheOp.CleanInvalidatePoc,
+                            var o => throw Bad(line, $"unknown DC op '{o}'"),
+                        };
+                        var length = (ulong)CacheLine.Size;
+                        foreach (var extra in t.Skip(3))
+                        {
+                            if (extra == "el1-vm")
+                            {
+                                op = DataCacheOps.AtEl1(op, hcrVm: true);
+                            }
+                            else
+                            {
+                                length = Address(line, extra);
+                            }
+                        }
+
+                        cache.Maintain(op, Address(line, Token(2)), length);
+                        break;
+                    }
 
                 case "ic":
                     switch (Token(1))
@@ -150,28 +150,28 @@ internal static class CacheVectorFile
                     cache.Prefetch(Address(line, Token(1)), Attr(line, Token(2), AccessKind.Data));
                     break;
                 case "state":
-                {
-                    var expected = Token(3) switch
                     {
-                        "invalid" => LineState.Invalid,
-                        "clean" => LineState.Clean,
-                        "dirty" => LineState.Dirty,
-                        var s => throw Bad(line, $"unknown line state '{s}'"),
-                    };
-                    _ = Token(2) == "->" ? 0 : throw Bad(line, "expected '->'");
-                    var got = cache.StateOf(Address(line, Token(1)));
-                    Assert.True(expected == got, $"{c.Name} ({FileName}:{line}): line state {got}, expected {expected}");
-                    break;
-                }
+                        var expected = Token(3) switch
+                        {
+                            "invalid" => LineState.Invalid,
+                            "clean" => LineState.Clean,
+                            "dirty" => LineState.Dirty,
+                            var s => throw Bad(line, $"unknown line state '{s}'"),
+                        };
+                        _ = Token(2) == "->" ? 0 : throw Bad(line, "expected '->'");
+                        var got = cache.StateOf(Address(line, Token(1)));
+                        Assert.True(expected == got, $"{c.Name} ({FileName}:{line}): line state {got}, expected {expected}");
+                        break;
+                    }
 
                 case "poc":
-                {
-                    var expected = Expected(2);
-                    var got = new byte[expected.Length];
-                    memory.ReadBytes(Address(line, Token(1)), got);
-                    Check(c, line, expected, got, "PoC");
-                    break;
-                }
+                    {
+                        var expected = Expected(2);
+                        var got = new byte[expected.Length];
+                        memory.ReadBytes(Address(line, Token(1)), got);
+                        Check(c, line, expected, got, "PoC");
+                        break;
+                    }
 
                 default:
                     throw Bad(line, $"unknown step '{t[0]}'");
