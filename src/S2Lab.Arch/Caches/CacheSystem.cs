@@ -323,7 +323,7 @@ public sealed class CacheSystem
         if (_data.Find(linePa >> CacheLine.Shift) < 0)
         {
             Counters.SpeculativeFills++;
-            Lookup(linePa, out _);
+            Allocate(linePa);
         }
 
         return true;
@@ -337,32 +337,52 @@ public sealed class CacheSystem
     /// </remarks>
     public void Maintain(DataCacheOp op, ulong pa, ulong length = CacheLine.Size)
     {
+        var first = CacheLine.Align(pa);
         var end = pa + Math.Max(length, 1);
-        for (var linePa = CacheLine.Align(pa); linePa < end; linePa += CacheLine.Size)
+        if ((end - first) / CacheLine.Size > (ulong)_data.Capacity)
+        {
+            // A range larger than the cache (a 1 GiB block, say): visit the lines held rather than every address. A
+            // speculative refill lands in the lowest invalid way of its set, never after the slot being visited.
+            for (var slot = 0; slot < _data.Capacity; slot++)
+            {
+                var linePa = _data.LineNumber(slot) << CacheLine.Shift;
+                if (_data.State(slot) != LineState.Invalid && linePa >= first && linePa < end)
+                {
+                    Maintain(op, slot, linePa);
+                }
+            }
+
+            return;
+        }
+
+        for (var linePa = first; linePa < end; linePa += CacheLine.Size)
         {
             var slot = _data.Find(linePa >> CacheLine.Shift);
-            if (slot < 0)
+            if (slot >= 0)
             {
-                continue;
+                Maintain(op, slot, linePa);
             }
+        }
+    }
 
-            if (op != DataCacheOp.InvalidatePoc)
-            {
-                WriteBack(slot);
-            }
-            else if (_data.State(slot) == LineState.Dirty)
-            {
-                Counters.DiscardedDirtyLines++;
-            }
+    private void Maintain(DataCacheOp op, int slot, ulong linePa)
+    {
+        if (op != DataCacheOp.InvalidatePoc)
+        {
+            WriteBack(slot);
+        }
+        else if (_data.State(slot) == LineState.Dirty)
+        {
+            Counters.DiscardedDirtyLines++;
+        }
 
-            if (op != DataCacheOp.CleanPoc)
+        if (op != DataCacheOp.CleanPoc)
+        {
+            _data.SetState(slot, LineState.Invalid);
+            if (Options.Speculation?.MayAllocate(linePa) == true)
             {
-                _data.SetState(slot, LineState.Invalid);
-                if (Options.Speculation?.MayAllocate(linePa) == true)
-                {
-                    Counters.SpeculativeFills++;
-                    Lookup(linePa, out _);
-                }
+                Counters.SpeculativeFills++;
+                Allocate(linePa);
             }
         }
     }
@@ -373,10 +393,25 @@ public sealed class CacheSystem
     /// </summary>
     public void InvalidateInstructionCache(ulong pa, ulong length = CacheLine.Size)
     {
+        var first = CacheLine.Align(pa);
         var end = pa + Math.Max(length, 1);
         foreach (var icache in _instruction.Values)
         {
-            for (var linePa = CacheLine.Align(pa); linePa < end; linePa += CacheLine.Size)
+            if ((end - first) / CacheLine.Size > (ulong)icache.Capacity)
+            {
+                for (var slot = 0; slot < icache.Capacity; slot++)
+                {
+                    var linePa = icache.LineNumber(slot) << CacheLine.Shift;
+                    if (icache.State(slot) != LineState.Invalid && linePa >= first && linePa < end)
+                    {
+                        icache.SetState(slot, LineState.Invalid);
+                    }
+                }
+
+                continue;
+            }
+
+            for (var linePa = first; linePa < end; linePa += CacheLine.Size)
             {
                 var slot = icache.Find(linePa >> CacheLine.Shift);
                 if (slot >= 0)
@@ -488,8 +523,7 @@ public sealed class CacheSystem
     /// <summary>The data-cache slot of <paramref name="linePa"/>, allocating and filling it from the PoC on a miss.</summary>
     private int Lookup(ulong linePa, out bool hit)
     {
-        var number = linePa >> CacheLine.Shift;
-        var slot = _data.Find(number);
+        var slot = _data.Find(linePa >> CacheLine.Shift);
         if (slot >= 0)
         {
             hit = true;
@@ -500,7 +534,14 @@ public sealed class CacheSystem
 
         hit = false;
         Counters.DataMisses++;
-        slot = _data.Victim(number);
+        return Allocate(linePa);
+    }
+
+    /// <summary>Allocates <paramref name="linePa"/> (not held): replaces a victim (writing it back if dirty), fills from the PoC, clean.</summary>
+    private int Allocate(ulong linePa)
+    {
+        var number = linePa >> CacheLine.Shift;
+        var slot = _data.Victim(number);
         if (_data.State(slot) != LineState.Invalid)
         {
             Counters.CapacityEvictions++;
