@@ -172,6 +172,7 @@ public sealed class CacheSystem
                     _memory.ReadBytes(linePa + (ulong)offset, dest.Slice(index, n));
                 }
             }
+
             return AccessPath.Snoop;
         }
 
@@ -190,6 +191,7 @@ public sealed class CacheSystem
             missed |= !hit;
             _data.Data(slot).Slice(offset, n).CopyTo(dest.Slice(index, n));
         }
+
         return missed ? AccessPath.DataCacheMiss : AccessPath.DataCacheHit;
     }
 
@@ -220,6 +222,7 @@ public sealed class CacheSystem
 
                 _memory.WriteBytes(linePa + (ulong)offset, src.Slice(index, n));
             }
+
             return AccessPath.Snoop;
         }
 
@@ -253,6 +256,7 @@ public sealed class CacheSystem
                 }
             }
         }
+
         return missed ? AccessPath.DataCacheMiss : AccessPath.DataCacheHit;
     }
 
@@ -279,6 +283,7 @@ public sealed class CacheSystem
                 InstructionFill(linePa, cacheable, _scratch);
                 _scratch.AsSpan(offset, n).CopyTo(dest.Slice(index, n));
             }
+
             return AccessPath.InstructionUncached;
         }
 
@@ -305,6 +310,7 @@ public sealed class CacheSystem
 
             icache.Data(slot).Slice(offset, n).CopyTo(dest.Slice(index, n));
         }
+
         return missed ? AccessPath.InstructionCacheMiss : AccessPath.InstructionCacheHit;
     }
 
