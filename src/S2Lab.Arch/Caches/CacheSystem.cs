@@ -1,0 +1,601 @@
+using S2Lab.Arch.Attributes;
+
+namespace S2Lab.Arch.Caches;
+
+/// <summary>How the effective attributes of a data access let the data cache hold the line.</summary>
+public enum DataCaching : byte
+{
+    /// <summary>Device, or Normal Inner and Outer Non-cacheable: the access goes around the cache (D7.5.1).</summary>
+    None,
+
+    /// <summary>Normal, cacheable, no half Write-Back: reads allocate; writes update the line and the PoC.</summary>
+    WriteThrough,
+
+    /// <summary>Normal with a Write-Back half: writes dirty the line, which reaches the PoC only when written back.</summary>
+    WriteBack,
+}
+
+/// <summary>The route an access took (for multi-line accesses: a miss if any line missed).</summary>
+public enum AccessPath : byte
+{
+    /// <summary>A cacheable data access that found its line(s) in the data cache.</summary>
+    DataCacheHit,
+
+    /// <summary>A cacheable data access that allocated at least one line (filled from the PoC).</summary>
+    DataCacheMiss,
+
+    /// <summary>A Non-cacheable or Device access by a CPU, or a non-coherent device: straight to the PoC.</summary>
+    Bypass,
+
+    /// <summary>A coherent device: the PoC, plus any copy the data cache holds.</summary>
+    Snoop,
+
+    /// <summary>An instruction fetch that found its line(s) in the CPU's I-cache.</summary>
+    InstructionCacheHit,
+
+    /// <summary>An instruction fetch that filled at least one I-cache line.</summary>
+    InstructionCacheMiss,
+
+    /// <summary>An instruction fetch the I-cache does not hold (CTR_EL0.DIC, or Non-cacheable when not held).</summary>
+    InstructionUncached,
+}
+
+/// <summary>A data cache maintenance instruction by address to the PoC.</summary>
+public enum DataCacheOp : byte
+{
+    /// <summary>DC CVAC: write a dirty line back; it stays, clean.</summary>
+    CleanPoc,
+
+    /// <summary>DC IVAC: drop the line; dirty data in it is lost.</summary>
+    InvalidatePoc,
+
+    /// <summary>DC CIVAC: write a dirty line back, then drop it.</summary>
+    CleanInvalidatePoc,
+}
+
+/// <summary>Operations on <see cref="DataCacheOp"/>.</summary>
+public static class DataCacheOps
+{
+    /// <summary>
+    /// The operation a DC executed at EL1 performs: with HCR_EL2.VM=1 an invalidate is a clean and invalidate (so a guest
+    /// cannot discard data the hypervisor or another VM wrote; Arm ARM DC IVAC, relied on by the RMM spec A5.2.11).
+    /// </summary>
+    public static DataCacheOp AtEl1(DataCacheOp op, bool hcrVm) =>
+        hcrVm && op == DataCacheOp.InvalidatePoc ? DataCacheOp.CleanInvalidatePoc : op;
+
+    /// <summary>"DC CVAC", "DC IVAC", "DC CIVAC".</summary>
+    public static string Mnemonic(this DataCacheOp op) => op switch
+    {
+        DataCacheOp.CleanPoc => "DC CVAC",
+        DataCacheOp.InvalidatePoc => "DC IVAC",
+        _ => "DC CIVAC",
+    };
+}
+
+/// <summary>What a <see cref="CacheSystem"/> did, for reports and benchmarks.</summary>
+public sealed class CacheCounters
+{
+    public long DataHits { get; internal set; }
+    public long DataMisses { get; internal set; }
+    public long Bypasses { get; internal set; }
+    public long Snoops { get; internal set; }
+
+    /// <summary>Dirty lines written to the PoC (by a clean, an eviction, or eager write-back).</summary>
+    public long WriteBacks { get; internal set; }
+
+    /// <summary>Lines removed to make room (capacity evictions), not counting explicit ones.</summary>
+    public long CapacityEvictions { get; internal set; }
+
+    /// <summary>Lines allocated by <see cref="CacheSystem.Prefetch"/> or by the speculation hook.</summary>
+    public long SpeculativeFills { get; internal set; }
+
+    /// <summary>Dirty lines an invalidate (DC IVAC) discarded.</summary>
+    public long DiscardedDirtyLines { get; internal set; }
+
+    public long InstructionHits { get; internal set; }
+    public long InstructionMisses { get; internal set; }
+}
+
+/// <summary>
+/// A data-carrying model of the caches between the agents of one host and its point of coherency (see README.md):
+/// one data cache shared by every CPU (coherent among cacheable accesses), one instruction cache per CPU, and the PoC
+/// behind them (<see cref="IPointOfCoherence"/>). Cacheable accesses go through the data cache; Non-cacheable and Device
+/// accesses, and non-coherent devices, go around it; coherent devices snoop it. Sizes are fixed at construction.
+/// Deterministic: the same calls give the same bytes. Not thread-safe.
+/// </summary>
+public sealed class CacheSystem
+{
+    private readonly IPointOfCoherence _memory;
+    private readonly LineArray _data;
+    private readonly Dictionary<int, LineArray> _instruction = [];
+    private readonly byte[] _scratch = new byte[CacheLine.Size];
+
+    /// <summary>A cache system in front of <paramref name="memory"/>.</summary>
+    /// <exception cref="ArgumentException">The options have an impossible geometry.</exception>
+    public CacheSystem(IPointOfCoherence memory, CacheOptions? options = null)
+    {
+        _memory = memory;
+        Options = options ?? new CacheOptions();
+        if (Options.Validate() is { } error)
+        {
+            throw new ArgumentException(error, nameof(options));
+        }
+
+        _data = new LineArray(Options.DataLines, Options.DataWays);
+    }
+
+    public CacheOptions Options { get; }
+
+    public CacheCounters Counters { get; } = new();
+
+    /// <summary>The PoC behind the caches.</summary>
+    public IPointOfCoherence Memory => _memory;
+
+    /// <summary>Lines the data cache holds now (at most <see cref="CacheOptions.DataLines"/>).</summary>
+    public int DataLinesHeld => _data.Occupied;
+
+    /// <summary>How the data cache treats an access with these effective attributes.</summary>
+    public static DataCaching CachingOf(in MemoryAttributes attributes)
+    {
+        if (attributes.IsNonCacheable)
+        {
+            return DataCaching.None;
+        }
+
+        // One half Write-Back is enough for dirty data to sit above the PoC (in the inner or the outer cache).
+        return attributes.Inner.Cacheability == Cacheability.WriteBack || attributes.Outer.Cacheability == Cacheability.WriteBack
+            ? DataCaching.WriteBack
+            : DataCaching.WriteThrough;
+    }
+
+    /// <summary>A data read of <paramref name="dest"/>.Length bytes at <paramref name="pa"/>.</summary>
+    /// <param name="who">The agent reading.</param>
+    /// <param name="pa">Physical address (any alignment; may cross lines).</param>
+    /// <param name="attributes">The effective attributes of the access (ignored for devices).</param>
+    /// <param name="dest">Receives the bytes.</param>
+    public AccessPath Read(Accessor who, ulong pa, in MemoryAttributes attributes, Span<byte> dest)
+    {
+        var caching = who.Kind == AccessorKind.Cpu ? CachingOf(attributes) : DataCaching.None;
+        if (who.Kind == AccessorKind.CoherentDevice)
+        {
+            Counters.Snoops++;
+            for (var c = new LineChunks(pa, dest.Length); c.MoveNext();)
+            {
+                var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
+                var slot = _data.Find(linePa >> CacheLine.Shift);
+                if (slot >= 0)
+                {
+                    _data.Data(slot).Slice(offset, n).CopyTo(dest.Slice(index, n));
+                }
+                else
+                {
+                    _memory.ReadBytes(linePa + (ulong)offset, dest.Slice(index, n));
+                }
+            }
+
+            return AccessPath.Snoop;
+        }
+
+        if (caching == DataCaching.None)
+        {
+            Counters.Bypasses++;
+            _memory.ReadBytes(pa, dest);
+            return AccessPath.Bypass;
+        }
+
+        var missed = false;
+        for (var c = new LineChunks(pa, dest.Length); c.MoveNext();)
+        {
+            var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
+            var slot = Lookup(linePa, out var hit);
+            missed |= !hit;
+            _data.Data(slot).Slice(offset, n).CopyTo(dest.Slice(index, n));
+        }
+
+        return missed ? AccessPath.DataCacheMiss : AccessPath.DataCacheHit;
+    }
+
+    /// <summary>A data write of <paramref name="src"/> at <paramref name="pa"/>.</summary>
+    /// <param name="who">The agent writing.</param>
+    /// <param name="pa">Physical address (any alignment; may cross lines).</param>
+    /// <param name="attributes">The effective attributes of the access (ignored for devices).</param>
+    /// <param name="src">The bytes written.</param>
+    public AccessPath Write(Accessor who, ulong pa, in MemoryAttributes attributes, ReadOnlySpan<byte> src)
+    {
+        var caching = who.Kind == AccessorKind.Cpu ? CachingOf(attributes) : DataCaching.None;
+        if (who.Kind == AccessorKind.CoherentDevice)
+        {
+            Counters.Snoops++;
+            for (var c = new LineChunks(pa, src.Length); c.MoveNext();)
+            {
+                var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
+                var slot = _data.Find(linePa >> CacheLine.Shift);
+                if (slot >= 0)
+                {
+                    // The snooped copy takes the new bytes; a clean copy stays equal to the PoC, a dirty one stays dirty.
+                    src.Slice(index, n).CopyTo(_data.Data(slot)[offset..]);
+                    if (_data.State(slot) == LineState.Dirty)
+                    {
+                        continue;
+                    }
+                }
+
+                _memory.WriteBytes(linePa + (ulong)offset, src.Slice(index, n));
+            }
+
+            return AccessPath.Snoop;
+        }
+
+        if (caching == DataCaching.None)
+        {
+            // Around the cache: a line held for this address is neither updated nor invalidated (B2.11).
+            Counters.Bypasses++;
+            _memory.WriteBytes(pa, src);
+            return AccessPath.Bypass;
+        }
+
+        var missed = false;
+        for (var c = new LineChunks(pa, src.Length); c.MoveNext();)
+        {
+            var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
+            // Every cacheable write allocates (allocation hints are only hints: D7.5.3).
+            var slot = Lookup(linePa, out var hit);
+            missed |= !hit;
+            src.Slice(index, n).CopyTo(_data.Data(slot)[offset..]);
+            if (caching == DataCaching.WriteThrough)
+            {
+                // Write-through: the written bytes (only those) also go to the PoC; the line stays clean.
+                _memory.WriteBytes(linePa + (ulong)offset, src.Slice(index, n));
+            }
+            else
+            {
+                _data.SetState(slot, LineState.Dirty);
+                if (Options.DirtyLines == DirtyLinePolicy.WriteBackEagerly)
+                {
+                    WriteBack(slot);
+                }
+            }
+        }
+
+        return missed ? AccessPath.DataCacheMiss : AccessPath.DataCacheHit;
+    }
+
+    /// <summary>
+    /// An instruction fetch by CPU <paramref name="who"/>. <paramref name="attributes"/> are the fetch's effective
+    /// attributes (combine with <see cref="AccessKind.InstructionFetch"/>: a fetch from Device is already Normal NC).
+    /// The I-cache is filled from the data cache when CTR_EL0.IDC=1 and the fetch is cacheable, else from the PoC.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="who"/> is not a CPU.</exception>
+    public AccessPath Fetch(Accessor who, ulong pa, in MemoryAttributes attributes, Span<byte> dest)
+    {
+        if (who.Kind != AccessorKind.Cpu)
+        {
+            throw new ArgumentException($"{who} is not a CPU: only CPUs fetch instructions", nameof(who));
+        }
+
+        var cacheable = CachingOf(attributes) != DataCaching.None;
+        var held = !Options.Dic && (cacheable || (attributes.IsNormal && Options.InstructionCacheHoldsNonCacheable));
+        if (!held)
+        {
+            for (var c = new LineChunks(pa, dest.Length); c.MoveNext();)
+            {
+                var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
+                InstructionFill(linePa, cacheable, _scratch);
+                _scratch.AsSpan(offset, n).CopyTo(dest.Slice(index, n));
+            }
+
+            return AccessPath.InstructionUncached;
+        }
+
+        var icache = InstructionCache(who.Id);
+        var missed = false;
+        for (var c = new LineChunks(pa, dest.Length); c.MoveNext();)
+        {
+            var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
+            var number = linePa >> CacheLine.Shift;
+            var slot = icache.Find(number);
+            if (slot >= 0)
+            {
+                Counters.InstructionHits++;
+                icache.Touch(slot);
+            }
+            else
+            {
+                Counters.InstructionMisses++;
+                missed = true;
+                slot = icache.Victim(number);
+                icache.Install(slot, number, LineState.Clean);
+                InstructionFill(linePa, cacheable, icache.Data(slot));
+            }
+
+            icache.Data(slot).Slice(offset, n).CopyTo(dest.Slice(index, n));
+        }
+
+        return missed ? AccessPath.InstructionCacheMiss : AccessPath.InstructionCacheHit;
+    }
+
+    /// <summary>
+    /// A speculative allocation through a cacheable mapping (D7.5.1: such a line can be allocated at any time): the line
+    /// is filled from the PoC, clean, unless already held. Returns false (and does nothing) for non-cacheable attributes.
+    /// </summary>
+    public bool Prefetch(ulong pa, in MemoryAttributes attributes)
+    {
+        if (CachingOf(attributes) == DataCaching.None)
+        {
+            return false;
+        }
+
+        var linePa = CacheLine.Align(pa);
+        if (_data.Find(linePa >> CacheLine.Shift) < 0)
+        {
+            Counters.SpeculativeFills++;
+            Allocate(linePa);
+        }
+
+        return true;
+    }
+
+    /// <summary>A data cache maintenance instruction by address to the PoC on every line of [pa, pa+length).</summary>
+    /// <remarks>
+    /// It acts on the line whatever the memory type or cacheability of the mapping used (D7.5.9.14), so a CMO through a
+    /// Device or Non-cacheable alias still cleans the cacheable alias's line. Pass the op through
+    /// <see cref="DataCacheOps.AtEl1"/> for a guest's DC.
+    /// </remarks>
+    public void Maintain(DataCacheOp op, ulong pa, ulong length = CacheLine.Size)
+    {
+        var first = CacheLine.Align(pa);
+        var end = pa + Math.Max(length, 1);
+        if ((end - first) / CacheLine.Size > (ulong)_data.Capacity)
+        {
+            // A range larger than the cache (a 1 GiB block, say): visit the lines held rather than every address. A
+            // speculative refill lands in the lowest invalid way of its set, never after the slot being visited.
+            for (var slot = 0; slot < _data.Capacity; slot++)
+            {
+                var linePa = _data.LineNumber(slot) << CacheLine.Shift;
+                if (_data.State(slot) != LineState.Invalid && linePa >= first && linePa < end)
+                {
+                    Maintain(op, slot, linePa);
+                }
+            }
+
+            return;
+        }
+
+        for (var linePa = first; linePa < end; linePa += CacheLine.Size)
+        {
+            var slot = _data.Find(linePa >> CacheLine.Shift);
+            if (slot >= 0)
+            {
+                Maintain(op, slot, linePa);
+            }
+        }
+    }
+
+    private void Maintain(DataCacheOp op, int slot, ulong linePa)
+    {
+        if (op != DataCacheOp.InvalidatePoc)
+        {
+            WriteBack(slot);
+        }
+        else if (_data.State(slot) == LineState.Dirty)
+        {
+            Counters.DiscardedDirtyLines++;
+        }
+
+        if (op != DataCacheOp.CleanPoc)
+        {
+            _data.SetState(slot, LineState.Invalid);
+            if (Options.Speculation?.MayAllocate(linePa) == true)
+            {
+                Counters.SpeculativeFills++;
+                Allocate(linePa);
+            }
+        }
+    }
+
+    /// <summary>
+    /// IC IVAU on every line of [pa, pa+length): invalidates the lines in the I-cache of every CPU (it is broadcast to
+    /// the Inner Shareable domain, also for Non-cacheable code: D7.5.7).
+    /// </summary>
+    public void InvalidateInstructionCache(ulong pa, ulong length = CacheLine.Size)
+    {
+        var first = CacheLine.Align(pa);
+        var end = pa + Math.Max(length, 1);
+        foreach (var icache in _instruction.Values)
+        {
+            if ((end - first) / CacheLine.Size > (ulong)icache.Capacity)
+            {
+                for (var slot = 0; slot < icache.Capacity; slot++)
+                {
+                    var linePa = icache.LineNumber(slot) << CacheLine.Shift;
+                    if (icache.State(slot) != LineState.Invalid && linePa >= first && linePa < end)
+                    {
+                        icache.SetState(slot, LineState.Invalid);
+                    }
+                }
+
+                continue;
+            }
+
+            for (var linePa = first; linePa < end; linePa += CacheLine.Size)
+            {
+                var slot = icache.Find(linePa >> CacheLine.Shift);
+                if (slot >= 0)
+                {
+                    icache.SetState(slot, LineState.Invalid);
+                }
+            }
+        }
+    }
+
+    /// <summary>IC IALLU on CPU <paramref name="cpu"/>: its whole I-cache (the other CPUs keep theirs).</summary>
+    public void InvalidateInstructionCacheAll(int cpu)
+    {
+        if (_instruction.TryGetValue(cpu, out var icache))
+        {
+            icache.Clear();
+        }
+    }
+
+    /// <summary>IC IALLUIS: every CPU's whole I-cache.</summary>
+    public void InvalidateInstructionCacheAllInnerShareable()
+    {
+        foreach (var icache in _instruction.Values)
+        {
+            icache.Clear();
+        }
+    }
+
+    /// <summary>
+    /// The hardware evicts the line holding <paramref name="pa"/> now (allowed at any time): a dirty line is written back
+    /// whole, over whatever bypassing writers put in the PoC meanwhile (B2.11). Returns the state the line had.
+    /// </summary>
+    public LineState Evict(ulong pa)
+    {
+        var slot = _data.Find(pa >> CacheLine.Shift);
+        if (slot < 0)
+        {
+            return LineState.Invalid;
+        }
+
+        var state = _data.State(slot);
+        WriteBack(slot);
+        _data.SetState(slot, LineState.Invalid);
+        return state;
+    }
+
+    /// <summary>Evicts every line of the data cache (dirty ones are written back), in slot order.</summary>
+    public void EvictAll()
+    {
+        foreach (var slot in _data.ValidSlots())
+        {
+            WriteBack(slot);
+            _data.SetState(slot, LineState.Invalid);
+        }
+    }
+
+    /// <summary>The state of the data-cache line holding <paramref name="pa"/>.</summary>
+    public LineState StateOf(ulong pa)
+    {
+        var slot = _data.Find(pa >> CacheLine.Shift);
+        return slot < 0 ? LineState.Invalid : _data.State(slot);
+    }
+
+    /// <summary>Copies the data cache's copy of the line holding <paramref name="pa"/>; false if not held.</summary>
+    public bool TryPeekLine(ulong pa, Span<byte> line)
+    {
+        var slot = _data.Find(pa >> CacheLine.Shift);
+        if (slot < 0)
+        {
+            return false;
+        }
+
+        _data.Data(slot).CopyTo(line);
+        return true;
+    }
+
+    /// <summary>True when CPU <paramref name="cpu"/>'s I-cache holds the line of <paramref name="pa"/>.</summary>
+    public bool InstructionCacheHolds(int cpu, ulong pa) =>
+        _instruction.TryGetValue(cpu, out var icache) && icache.Find(pa >> CacheLine.Shift) >= 0;
+
+    /// <summary>Splits [pa, pa+length) at line boundaries: each step gives a line, the offset in it, the index in the buffer and the length.</summary>
+    private struct LineChunks(ulong pa, int length)
+    {
+        private ulong _pa = pa;
+        private int _next;
+
+        public ulong LinePa { get; private set; }
+        public int Offset { get; private set; }
+        public int Index { get; private set; }
+        public int Length { get; private set; }
+
+        public bool MoveNext()
+        {
+            Index = _next;
+            if (Index >= length)
+            {
+                return false;
+            }
+
+            LinePa = CacheLine.Align(_pa);
+            Offset = (int)(_pa - LinePa);
+            Length = Math.Min(CacheLine.Size - Offset, length - Index);
+            _next = Index + Length;
+            _pa += (ulong)Length;
+            return true;
+        }
+    }
+
+    /// <summary>The data-cache slot of <paramref name="linePa"/>, allocating and filling it from the PoC on a miss.</summary>
+    private int Lookup(ulong linePa, out bool hit)
+    {
+        var slot = _data.Find(linePa >> CacheLine.Shift);
+        if (slot >= 0)
+        {
+            hit = true;
+            Counters.DataHits++;
+            _data.Touch(slot);
+            return slot;
+        }
+
+        hit = false;
+        Counters.DataMisses++;
+        return Allocate(linePa);
+    }
+
+    /// <summary>Allocates <paramref name="linePa"/> (not held): replaces a victim (writing it back if dirty), fills from the PoC, clean.</summary>
+    private int Allocate(ulong linePa)
+    {
+        var number = linePa >> CacheLine.Shift;
+        var slot = _data.Victim(number);
+        if (_data.State(slot) != LineState.Invalid)
+        {
+            Counters.CapacityEvictions++;
+            WriteBack(slot);
+        }
+
+        _data.Install(slot, number, LineState.Clean);
+        _memory.ReadLine(linePa, _data.Data(slot));
+        return slot;
+    }
+
+    /// <summary>Writes a dirty line back whole and marks it clean; a clean line is left alone.</summary>
+    private void WriteBack(int slot)
+    {
+        if (_data.State(slot) != LineState.Dirty)
+        {
+            return;
+        }
+
+        Counters.WriteBacks++;
+        _memory.WriteLine(_data.LineNumber(slot) << CacheLine.Shift, _data.Data(slot));
+        _data.SetState(slot, LineState.Clean);
+    }
+
+    /// <summary>Where an I-cache line fill reads from: the data cache's copy with IDC and a cacheable fetch, else the PoC.</summary>
+    private void InstructionFill(ulong linePa, bool cacheable, Span<byte> line)
+    {
+        if (Options.Idc && cacheable)
+        {
+            var slot = _data.Find(linePa >> CacheLine.Shift);
+            if (slot >= 0)
+            {
+                _data.Data(slot).CopyTo(line);
+                return;
+            }
+        }
+
+        _memory.ReadLine(linePa, line);
+    }
+
+    private LineArray InstructionCache(int cpu)
+    {
+        if (!_instruction.TryGetValue(cpu, out var icache))
+        {
+            icache = new LineArray(Options.InstructionLines, Options.InstructionWays);
+            _instruction.Add(cpu, icache);
+        }
+
+        return icache;
+    }
+}
