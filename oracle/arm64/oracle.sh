@@ -120,6 +120,7 @@ build_guest() { # VERSION -> $cache/work-VERSION/{s2oracle_pfnmap.ko,s2probe,gen
 # ---- 5. boots ----
 qemu_cpu() { case "$1" in max|max+mte) echo "max,lpa2=off,pauth=off" ;; *) echo "$1" ;; esac; }
 qemu_machine() { case "$1" in *+mte) echo "virt,virtualization=on,gic-version=3,mte=on" ;; *) echo "virt,virtualization=on,gic-version=3" ;; esac; }
+cpu_label() { case "$1" in *+mte) echo "$(qemu_cpu "$1") (virt,mte=on)" ;; *) qemu_cpu "$1" ;; esac; }
 
 s2lab=$repo/src/S2Lab.Cli/bin/Release/net10.0/s2lab
 log "building the s2lab CLI"
@@ -144,14 +145,15 @@ for v in $kernels; do
 	"$work/gen_init_cpio" "$work/initramfs.list" > "$work/initramfs.cpio"
 	for cpu in $cpus; do
 		console=$work/console-$cpu.log
-		log "Linux $v, -cpu $(qemu_cpu "$cpu")$([ "${cpu%+mte}" != "$cpu" ] && echo ", MTE"): booting"
+		log "Linux $v, -cpu $(cpu_label "$cpu"): booting"
 		t0=$SECONDS
 		timeout "${BOOT_TIMEOUT:-3600}" qemu-system-aarch64 -M "$(qemu_machine "$cpu")" -cpu "$(qemu_cpu "$cpu")" -smp 1 -m 1G \
 			-nographic -no-reboot -kernel "$cache/build-$v/arch/arm64/boot/Image" -initrd "$work/initramfs.cpio" \
 			-append "console=ttyAMA0 mem=768M loglevel=1" > "$console" 2>&1 || log "QEMU exited with $?"
 		log "Linux $v, $cpu: $(grep -c '^@@S2A' "$console" || true) answers in $((SECONDS - t0)) s"
-		"$s2lab" oracle record --ops "$ops" --console "$console" --qemu "$qemu_version" --cpu "$(qemu_cpu "$cpu")" \
-			--seed "$seed" > "$out/linux-$v-$cpu.jsonl.tmp" && mv "$out/linux-$v-$cpu.jsonl.tmp" "$out/linux-$v-$cpu.jsonl"
+		"$s2lab" oracle record --ops "$ops" --console "$console" --qemu "$qemu_version" --cpu "$(cpu_label "$cpu")" \
+			--seed "$seed" > "$out/linux-$v-${cpu/+/-}.jsonl.tmp" && mv "$out/linux-$v-${cpu/+/-}.jsonl.tmp" "$out/linux-$v-${cpu/+/-}.jsonl" ||
+			{ log "Linux $v, $cpu: no transcript (see $console)"; rm -f "$out/linux-$v-${cpu/+/-}.jsonl.tmp"; }
 	done
 done
 

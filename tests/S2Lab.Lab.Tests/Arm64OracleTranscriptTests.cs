@@ -37,6 +37,7 @@ public class Arm64OracleTranscriptTests
         var names = System.IO.Directory.EnumerateFiles(Directory, "*.jsonl").Select(Path.GetFileName).ToList();
         Assert.Contains("linux-7.3-max.jsonl", names);
         Assert.Contains("linux-7.3-cortex-a57.jsonl", names);
+        Assert.Contains("linux-7.3-max-mte.jsonl", names);
     }
 
     [Theory]
@@ -97,6 +98,42 @@ public class Arm64OracleTranscriptTests
         var memAttrs = accesses.Select(a => a.ExpectedLeaf).Where(l => l is not null && l.StartsWith('L'))
             .Select(l => (Convert.ToUInt64(l![3..], 16) >> 2) & 0xF).Distinct().Count();
         Assert.True(memAttrs >= 3, $"{memAttrs} distinct stage-2 MemAttr values");
+    }
+
+    /// <summary>
+    /// The MTE run (-M virt,mte=on): MTE is enabled after memslots but not after a vCPU, and an MTE VM refuses a memslot
+    /// over a VMA without VM_MTE_ALLOWED (rule 6) while anonymous memory passes. Without MTE every enable fails.
+    /// </summary>
+    [Fact]
+    public void Mte_run_exercises_rule_6_and_the_enable_conditions()
+    {
+        var (header, file) = Load("linux-7.3-max-mte.jsonl");
+        Assert.True(header.Mte && header.CpuModel().HasMte);
+        var ops = file.Ops;
+        var pairs = ops.Zip(ops.Skip(1)).Where(p => p.Second is EnableCapOp { Cap: KvmCap.ARM_MTE }).ToList();
+        Assert.Contains(pairs, p => p.Second.Expected == Errno.None && p.First is SetRegionOp { Expected: Errno.None });
+        Assert.Contains(pairs, p => p.Second.Expected == Errno.EINVAL && p.First is VcpuOp { Expected: Errno.None });
+        var mteVm = false;
+        var refused = 0;
+        var accepted = 0;
+        foreach (var op in ops)
+        {
+            if (op is CreateVmOp)
+                mteVm = false;
+            if (op is EnableCapOp { Expected: Errno.None })
+                mteVm = true;
+            if (mteVm && op is SetRegionOp { Flags: 0, MemorySize: > 0 and < 0x400000 } set && (set.GuestPhysAddr & 0xFFF) == 0)
+            {
+                refused += set.Expected == Errno.EINVAL ? 1 : 0;
+                accepted += set.Expected == Errno.None ? 1 : 0;
+            }
+        }
+        Assert.True(refused > 0 && accepted > 0, $"MTE VMs: {refused} memslot(s) refused, {accepted} accepted");
+        var (plain, plainFile) = Load("linux-7.3-max.jsonl");
+        Assert.False(plain.Mte);
+        // Without MTE every enable fails: EINVAL, or EBADF after a KVM_CREATE_VM that failed.
+        Assert.All(plainFile.Ops.OfType<EnableCapOp>(), e => Assert.Contains(e.Expected!.Value, new[] { Errno.EINVAL, Errno.EBADF }));
+        Assert.Contains(plainFile.Ops.OfType<EnableCapOp>(), e => e.Expected == Errno.EINVAL);
     }
 
     /// <summary>

@@ -357,6 +357,15 @@ static int op_cap(const char *l, char *extra, size_t n)
 	return 0;
 }
 
+static int op_enable_cap(const char *l)
+{
+	struct kvm_enable_cap c = { .cap = (uint32_t)u64_or(l, "cap", 0) };
+
+	if (vm_fd < 0 || vm_failed)
+		return EBADF;
+	return ioctl(vm_fd, KVM_ENABLE_CAP, &c) ? errno : 0;
+}
+
 static void header(void)
 {
 	struct utsname u;
@@ -425,6 +434,8 @@ int main(void)
 			err = op_set(line);
 		else if (!strcmp(op, "cap"))
 			err = op_cap(line, extra, sizeof(extra));
+		else if (!strcmp(op, "enable_cap"))
+			err = op_enable_cap(line);
 		else if (!strcmp(op, "mmap"))
 			err = op_mmap(line);
 		else if (!strcmp(op, "munmap"))

@@ -88,7 +88,7 @@ internal static class OracleCommand
             header = new OracleHeader(kernel, qemu, cpu, seed,
                 ulong.Parse(r.GetProperty("ctr_el0").GetString()!.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture),
                 r.GetProperty("fwb").GetBoolean(), r.GetProperty("vhe").GetBoolean(), r.GetProperty("ipa_limit").GetInt32(),
-                OracleHeader.DesignFor(kernel));
+                OracleHeader.DesignFor(kernel), Mte: r.GetProperty("mte").GetInt32() > 0);
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
         {

@@ -14,18 +14,21 @@ namespace S2Lab.Lab.Replay;
 /// (CTR_EL0, whether the kernel detected stage-2 FWB, VHE, the IPA limit).
 /// </summary>
 public sealed record OracleHeader(
-    string Kernel, string Qemu, string Cpu, int Seed, ulong CtrEl0, bool Fwb, bool Vhe, int IpaLimit, string Design)
+    string Kernel, string Qemu, string Cpu, int Seed, ulong CtrEl0, bool Fwb, bool Vhe, int IpaLimit, string Design, bool Mte = false)
 {
     public const string Format = "s2lab-oracle/1";
     public const string Prefix = "#@ ";
 
-    /// <summary>The model CPU the probed registers describe: PARange from the IPA limit, FWB from the boot log, CTR_EL0 as read.</summary>
+    /// <summary>
+    /// The model CPU the probed registers describe: PARange from the IPA limit, FWB from the boot log, CTR_EL0 as read,
+    /// MTE2 when KVM_CAP_ARM_MTE was 1.
+    /// </summary>
     public CpuModel CpuModel()
     {
         var pa = IdAa64Mmfr0El1.EncodePaBits(IpaLimit)
                  ?? throw new ArgumentException($"IPA limit {IpaLimit} is not a PARange size");
         return Arch.Cpu.CpuModel.FromRegisters($"qemu-{Cpu}", (ulong)pa, Fwb ? 1UL << IdAa64Mmfr2El1.FwbShift : 0, CtrEl0,
-            $"probed under QEMU {Qemu}, Linux {Kernel}");
+            $"probed under QEMU {Qemu}, Linux {Kernel}", Mte ? 2UL << IdAa64Pfr1El1.MteShift : 0);
     }
 
     /// <summary>The design that models <paramref name="kernelRelease"/> ("7.3.4+deb13-arm64" is linux-6.17).</summary>
@@ -83,8 +86,9 @@ public sealed record OracleHeader(
                 ? v
                 : throw new FormatException($"field '{f}': missing or not an integer");
             var kernel = Str("kernel");
+            var mte = r.TryGetProperty("mte", out _) && Bool("mte"); // optional: false when absent
             var header = new OracleHeader(kernel, Str("qemu"), Str("cpu"), Int("seed"), ctr, Bool("fwb"), Bool("vhe"), Int("ipa_limit"),
-                Str("design"));
+                Str("design"), mte);
             if (header.Design != DesignFor(kernel))
                 throw new FormatException($"field 'design': {header.Design} does not model Linux {kernel} ({DesignFor(kernel)} does)");
             if (IdAa64Mmfr0El1.EncodePaBits(header.IpaLimit) is null)
@@ -113,7 +117,7 @@ public sealed record OracleHeader(
 
     /// <summary>The header as its JSON object (what the oracle script writes after <see cref="Prefix"/>).</summary>
     public string ToJson() => string.Create(CultureInfo.InvariantCulture,
-        $$"""{"format":"{{Format}}","kernel":"{{Kernel}}","qemu":"{{Qemu}}","cpu":"{{Cpu}}","seed":{{Seed}},"ctr_el0":"0x{{CtrEl0:x}}","fwb":{{(Fwb ? "true" : "false")}},"vhe":{{(Vhe ? "true" : "false")}},"ipa_limit":{{IpaLimit}},"design":"{{Design}}"}""");
+        $$"""{"format":"{{Format}}","kernel":"{{Kernel}}","qemu":"{{Qemu}}","cpu":"{{Cpu}}","seed":{{Seed}},"ctr_el0":"0x{{CtrEl0:x}}","fwb":{{(Fwb ? "true" : "false")}},"vhe":{{(Vhe ? "true" : "false")}},"ipa_limit":{{IpaLimit}},"mte":{{(Mte ? "true" : "false")}},"design":"{{Design}}"}""");
 }
 
 /// <summary>Replays an oracle transcript on the model of the machine it was recorded on.</summary>

@@ -7,7 +7,7 @@ namespace S2Lab.Lab.Replay;
 /// <summary>
 /// The operations the arm64 oracle runs (oracle/arm64): seeded, deterministic episodes of one VM each. An episode
 /// clears its window of the VMM's address space, creates a VM (mostly IPA size 0, sometimes others), asks capability
-/// 243 on both fds and a few others, sets up the guest code page and vCPU, maps 1-4 VMAs of random kinds (anonymous,
+/// 243 on both fds and a few others, sometimes enables MTE, sets up the guest code page and vCPU, maps 1-4 VMAs of random kinds (anonymous,
 /// read-only, the four remap_pfn_range flavours, the two VM_MIXEDMAP flavours), creates memslots over them (one VMA,
 /// part of one, several with holes; LOG_DIRTY_PAGES, READONLY; some invalid), then reads, writes and fetches through
 /// the vCPU, and sometimes changes the memory under a slot (munmap, a new mapping, a flags change, a move, a delete)
@@ -36,9 +36,18 @@ public static class Arm64OracleOps
     [
         KvmCap.USER_MEMORY, KvmCap.NR_VCPUS, KvmCap.NR_MEMSLOTS, KvmCap.SYNC_MMU, KvmCap.MAX_VCPUS, KvmCap.READONLY_MEM,
         KvmCap.MULTI_ADDRESS_SPACE, KvmCap.ARM_VM_IPA_SIZE, KvmCap.USER_MEMORY2, KvmCap.GUEST_MEMFD, KvmCap.GUEST_MEMFD_FLAGS,
+        KvmCap.ARM_MTE,
     ];
 
     private static readonly ulong[] VmTypes = [32, 36, 40, 44, 48, 31, 33, 52, 0x100 | 40, 0x8000_0000_0000_0028];
+
+    private enum MteWhen
+    {
+        Never,
+        First,
+        AfterSlots,
+        AfterVcpu,
+    }
 
     private sealed record Region(ulong Uaddr, ulong Size, ReplayVmaKind Kind);
 
@@ -61,6 +70,7 @@ public static class Arm64OracleOps
         CreateVmOp c => c with { Line = line },
         SetRegionOp s => s with { Line = line },
         CapOp c => c with { Line = line },
+        EnableCapOp e => e with { Line = line },
         MmapOp m => m with { Line = line },
         MunmapOp u => u with { Line = line },
         VcpuOp v => v with { Line = line },
@@ -78,8 +88,16 @@ public static class Arm64OracleOps
         ops.Add(new CapOp(0, true, KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED));
         for (var i = rng.Next(3); i > 0; i--)
             ops.Add(new CapOp(0, rng.Next(2) == 0, OtherCaps[rng.Next(OtherCaps.Length)]));
-        if (rng.Next(100) < 92)
+        // MTE (rule 6, fault-time check): enabled right after KVM_CREATE_VM, after the memslots but before the vCPU
+        // (memslots do not block it), or after the vCPU (EINVAL); refused everywhere on a host without MTE.
+        var mte = rng.Next(100) switch { < 20 => MteWhen.First, < 27 => MteWhen.AfterSlots, < 32 => MteWhen.AfterVcpu, _ => MteWhen.Never };
+        if (mte == MteWhen.First)
+            ops.Add(new EnableCapOp(0, KvmCap.ARM_MTE));
+        var vcpu = rng.Next(100) < 92;
+        if (vcpu && mte != MteWhen.AfterSlots)
             ops.Add(new VcpuOp(0, CodeSlot, CodeGpa, CodeUaddr));
+        if (mte == MteWhen.AfterVcpu)
+            ops.Add(new EnableCapOp(0, KvmCap.ARM_MTE));
 
         // VMAs, laid out from a random 2 MiB boundary of the window, sometimes with a one-page hole between them.
         var regions = new List<Region>();
@@ -139,6 +157,13 @@ public static class Arm64OracleOps
             }
             ops.Add(new SetRegionOp(0, 1, id, flags, gpa, size, uaddr));
             slots.Add(new Slot(id, gpa, size, uaddr));
+        }
+
+        if (mte == MteWhen.AfterSlots)
+        {
+            ops.Add(new EnableCapOp(0, KvmCap.ARM_MTE));
+            if (vcpu)
+                ops.Add(new VcpuOp(0, CodeSlot, CodeGpa, CodeUaddr));
         }
 
         Accesses(rng, slots, ops, 4 + rng.Next(20));

@@ -76,6 +76,10 @@ public sealed class ModelReplayMachine : IReplayMachine
 
     public Errno Munmap(MunmapOp op) => Mm.Munmap(op.UserspaceAddr, op.Size);
 
+    /// <summary>KVM_CAP_ARM_MTE is the one capability the model enables; any other is EINVAL, as for an unknown cap.</summary>
+    public Errno EnableCap(IKvmVm vm, uint cap) =>
+        cap == KvmCap.ARM_MTE && vm is ModelKvmVm model ? model.EnableMte() : Errno.EINVAL;
+
     public Errno CreateVcpu(IKvmVm vm, VcpuOp op)
     {
         var code = AnonymousMemory.Mmap(_kvm.Process, PAGE_SIZE, Prot.PROT_READ | Prot.PROT_WRITE, op.UserspaceAddr, thp: false);

@@ -88,6 +88,9 @@ public sealed record VcpuOp(int Line, uint Slot, ulong GuestPhysAddr, ulong User
 /// </summary>
 public sealed record AccessOp(int Line, GuestAccessType Kind, ulong GuestPhysAddr) : ReplayOp(Line);
 
+/// <summary><c>{"op":"enable_cap","cap":N}</c>: KVM_ENABLE_CAP on the newest VM (the model knows KVM_CAP_ARM_MTE, 205).</summary>
+public sealed record EnableCapOp(int Line, uint Cap) : ReplayOp(Line);
+
 /// <summary>A parsed replay file.</summary>
 public sealed record ReplayFile(string Name, IReadOnlyList<ReplayOp> Ops)
 {

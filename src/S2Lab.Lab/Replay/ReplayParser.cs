@@ -18,7 +18,8 @@ public static class ReplayParser
     private static readonly HashSet<string> MunmapFields = ["op", "uaddr", "size", "expect"];
     private static readonly HashSet<string> VcpuFields = ["op", "slot", "gpa", "uaddr", "expect"];
     private static readonly HashSet<string> AccessFields = ["op", "kind", "gpa", "expect", "exit", "leaf"];
-    private const string OpNames = "one of create_vm, create_gmem, set, cap, mmap, munmap, vcpu, access";
+    private static readonly HashSet<string> EnableCapFields = ["op", "cap", "expect"];
+    private const string OpNames = "one of create_vm, create_gmem, set, cap, enable_cap, mmap, munmap, vcpu, access";
 
     /// <summary>Parses a file from disk; an unreadable file is an error on line 0.</summary>
     public static (ReplayFile? File, ReplayError? Error) ParseFile(string path)
@@ -99,6 +100,7 @@ public static class ReplayParser
                 "create_gmem" => CreateGmemFields,
                 "set" => SetFields,
                 "cap" => CapFields,
+                "enable_cap" => EnableCapFields,
                 "mmap" => MmapFields,
                 "munmap" => MunmapFields,
                 "vcpu" => VcpuFields,
@@ -185,6 +187,9 @@ public static class ReplayParser
                 case "cap":
                     var fd = Text("fd", ["sys", "vm"], required: true);
                     op = new CapOp(line, fd == "vm", (uint)U64("cap", required: true, max: uint.MaxValue));
+                    break;
+                case "enable_cap":
+                    op = new EnableCapOp(line, (uint)U64("cap", required: true, max: uint.MaxValue));
                     break;
                 case "mmap":
                     ReplayNames.TryParseVmaKind(Text("kind", ReplayNames.VmaKinds, required: true) ?? "", out var kind);

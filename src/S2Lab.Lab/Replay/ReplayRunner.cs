@@ -42,6 +42,9 @@ public static class ReplayRunner
                         result = cap.IsOk ? Errno.None : cap.Error;
                         value = cap.IsOk ? cap.Value : null;
                         break;
+                    case EnableCapOp e:
+                        result = machine is null ? Errno.ENOSYS : vmUsable ? machine.EnableCap(newest!, e.Cap) : Errno.EBADF;
+                        break;
                     case MmapOp m:
                         result = machine?.Mmap(m) ?? Errno.ENOSYS;
                         break;
@@ -135,6 +138,9 @@ public interface IReplayMachine
 
     /// <summary>munmap(2).</summary>
     Errno Munmap(MunmapOp op);
+
+    /// <summary>KVM_ENABLE_CAP(<paramref name="cap"/>) on <paramref name="vm"/>.</summary>
+    Errno EnableCap(IKvmVm vm, uint cap);
 
     /// <summary>Guest code page, its memslot and vCPU 0 of <paramref name="vm"/>: 0 or the first errno.</summary>
     Errno CreateVcpu(IKvmVm vm, VcpuOp op);

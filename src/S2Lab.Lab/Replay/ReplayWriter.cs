@@ -51,6 +51,10 @@ public static class ReplayWriter
                 Str("fd", c.OnVmFd ? "vm" : "sys");
                 Num("cap", c.Cap);
                 break;
+            case EnableCapOp en:
+                Str("op", "enable_cap");
+                Num("cap", en.Cap);
+                break;
             case MmapOp m:
                 Str("op", "mmap");
                 Str("kind", ReplayNames.Name(m.Kind));
