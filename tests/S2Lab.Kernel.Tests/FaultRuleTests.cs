@@ -39,6 +39,36 @@ public class FaultRuleTests
         Assert.Equal(Errno.EFAULT, rig.Vcpu.Run().Error);
     }
 
+    /// <summary>
+    /// hva_to_pfn() reaches a page without struct page only through hva_to_pfn_remapped(), which it tries for VM_IO or
+    /// VM_PFNMAP VMAs alone: a VM_MIXEDMAP VMA without VM_IO over HBM-like memory fails with EFAULT before any design
+    /// decides a type, even where 6.9-6.16 would map it Device. With VM_IO the same pages are mapped. A DAX-like device
+    /// (ZONE_DEVICE, struct pages) needs no VM_IO.
+    /// </summary>
+    [Theory]
+    [InlineData("linux-6.9")]
+    [InlineData("linux-6.17")]
+    public void Rule08_mixedmap_without_VM_IO_over_pages_without_struct_page_fails_in_hva_to_pfn(string design)
+    {
+        var rig = new Rig("neoverse-n1", design);
+        var gpu = new NvGraceGpu(rig.Host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: 4 * GiB, Bar0Size: 16 * MiB,
+            UsememMapping: NvGraceUsememMapping.Mixedmap));
+        var withIo = gpu.MmapUsemem(rig.Vmm, 0, 2 * MiB).Value;
+        Assert.True((withIo.Flags & VmFlags.VM_IO) != 0);
+        var noIo = rig.Vmm.Mm.InsertVma(2 * MiB, withIo.Flags & ~VmFlags.VM_IO, withIo.PageProt, withIo.PgOff, withIo.Backing, "no VM_IO").Value;
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, noIo));
+        var r = rig.Read(UseIpa);
+        Assert.Equal((GuestAccessOutcome.RunFailed, Errno.EFAULT), (r.Outcome, r.RunError));
+        Assert.Null(r.Faults.Single().Decision);
+        Assert.Equal(Errno.None, rig.AddSlot(2, UseIpa + GiB, withIo));
+        // The design decides: 6.9 demotes the cacheable VMA to Device, 6.17 fails without FWB && DIC (rule 8).
+        var viaIo = rig.Read(UseIpa + GiB);
+        Assert.Equal(design == "linux-6.9" ? GuestAccessOutcome.Completed : GuestAccessOutcome.RunFailed, viaIo.Outcome);
+        Assert.NotNull(viaIo.Faults.Single().Decision);
+        var dax = new MixedMapDevice(rig.Host, "dax0", 2 * MiB);
+        Assert.True(dax.Region.HasStructPage);
+    }
+
     [Fact]
     public void Rule09_cacheable_special_with_FWB_DIC_is_Normal_FWB_encoding_6_and_executable()
     {
