@@ -32,12 +32,14 @@ public class Arm64OracleTranscriptTests
     }
 
     [Fact]
-    public void The_7_3_transcripts_for_max_and_cortex_a57_are_committed()
+    public void The_transcripts_for_both_kernels_are_committed()
     {
         var names = System.IO.Directory.EnumerateFiles(Directory, "*.jsonl").Select(Path.GetFileName).ToList();
         Assert.Contains("linux-7.3-max.jsonl", names);
         Assert.Contains("linux-7.3-cortex-a57.jsonl", names);
         Assert.Contains("linux-7.3-max-mte.jsonl", names);
+        Assert.Contains("linux-6.12-max.jsonl", names);
+        Assert.Contains("linux-6.12-cortex-a57.jsonl", names);
     }
 
     [Theory]
