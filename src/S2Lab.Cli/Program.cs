@@ -45,6 +45,7 @@ public static class Program
         root.Subcommands.Add(MemslotsCommand.Create());
         root.Subcommands.Add(RunCommand.Create());
         root.Subcommands.Add(ExplainCommand.Create());
+        root.Subcommands.Add(OracleCommand.Create());
         return root;
     }
 }

@@ -39,6 +39,36 @@ public class FaultRuleTests
         Assert.Equal(Errno.EFAULT, rig.Vcpu.Run().Error);
     }
 
+    /// <summary>
+    /// hva_to_pfn() reaches a page without struct page only through hva_to_pfn_remapped(), which it tries for VM_IO or
+    /// VM_PFNMAP VMAs alone: a VM_MIXEDMAP VMA without VM_IO over HBM-like memory fails with EFAULT before any design
+    /// decides a type, even where 6.9-6.16 would map it Device. With VM_IO the same pages are mapped. A DAX-like device
+    /// (ZONE_DEVICE, struct pages) needs no VM_IO.
+    /// </summary>
+    [Theory]
+    [InlineData("linux-6.9")]
+    [InlineData("linux-6.17")]
+    public void Rule08_mixedmap_without_VM_IO_over_pages_without_struct_page_fails_in_hva_to_pfn(string design)
+    {
+        var rig = new Rig("neoverse-n1", design);
+        var gpu = new NvGraceGpu(rig.Host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: 4 * GiB, Bar0Size: 16 * MiB,
+            UsememMapping: NvGraceUsememMapping.Mixedmap));
+        var withIo = gpu.MmapUsemem(rig.Vmm, 0, 2 * MiB).Value;
+        Assert.True((withIo.Flags & VmFlags.VM_IO) != 0);
+        var noIo = rig.Vmm.Mm.InsertVma(2 * MiB, withIo.Flags & ~VmFlags.VM_IO, withIo.PageProt, withIo.PgOff, withIo.Backing, "no VM_IO").Value;
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, noIo));
+        var r = rig.Read(UseIpa);
+        Assert.Equal((GuestAccessOutcome.RunFailed, Errno.EFAULT), (r.Outcome, r.RunError));
+        Assert.Null(r.Faults.Single().Decision);
+        Assert.Equal(Errno.None, rig.AddSlot(2, UseIpa + GiB, withIo));
+        // The design decides: 6.9 demotes the cacheable VMA to Device, 6.17 fails without FWB && DIC (rule 8).
+        var viaIo = rig.Read(UseIpa + GiB);
+        Assert.Equal(design == "linux-6.9" ? GuestAccessOutcome.Completed : GuestAccessOutcome.RunFailed, viaIo.Outcome);
+        Assert.NotNull(viaIo.Faults.Single().Decision);
+        var dax = new MixedMapDevice(rig.Host, "dax0", 2 * MiB);
+        Assert.True(dax.Region.HasStructPage);
+    }
+
     [Fact]
     public void Rule09_cacheable_special_with_FWB_DIC_is_Normal_FWB_encoding_6_and_executable()
     {
@@ -182,15 +212,21 @@ public class FaultRuleTests
         Assert.Equal((byte)0xF, Stage2TableAdapter.MemAttrFor(KvmPgtableProt.RWX, false));
     }
 
+    /// <summary>
+    /// Rule 15 as Linux 6.12.113+ and 7.x do it (recorded by the arm64 oracle, tests/S2Lab.Lab.Tests/Arm64Oracle): a
+    /// VM_PFNMAP VMA takes the host's stage-1 leaf size, which transparent_hugepage_adjust() caps at PMD_SIZE. usemem's
+    /// huge_fault handler maps a PUD leaf where gpa, hva and pa line up mod 1 GiB, yet stage 2 gets a PMD block.
+    /// </summary>
     [Theory]
-    [InlineData(0x40_0000_0000UL, 0UL, 1UL << 30)] // gpa and hva congruent mod 1G: PUD block
+    [InlineData(0x40_0000_0000UL, 0UL, 2UL << 20)] // congruent mod 1G: a PUD leaf in the host, a PMD block at stage 2
     [InlineData(0x40_0020_0000UL, 0UL, 2UL << 20)] // congruent mod 2M only: PMD
     [InlineData(0x40_0000_1000UL, 0UL, 4096UL)] // not even mod 2M: PAGE
-    public void Rule15_16_pfnmap_mapping_size_from_vma_and_memslot_alignment(ulong gpa, ulong uaOffset, ulong expected)
+    public void Rule15_16_pfnmap_mapping_size_is_the_host_leaf_capped_at_pmd_within_memslot_alignment(ulong gpa, ulong uaOffset, ulong expected)
     {
         var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
         var use = gpu.MmapUsemem(rig.Vmm).Value;
         Assert.True(PageSizes.IsAligned(use.Start, GiB));
+        Assert.Equal(GiB, use.Backing.Lookup(use, use.Start + GiB + 0x5000)!.Value.MappingSize);
         Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, gpa, 2 * GiB, use.Start + uaOffset, 0, 0)));
         var r = rig.Read(gpa + GiB + 0x5000);
         Assert.Equal(expected, r.Leaf!.Value.Size);
@@ -207,27 +243,37 @@ public class FaultRuleTests
     }
 
     /// <summary>
-    /// get_vma_page_shift() tests ALIGN(hva, PMD_SIZE) &lt;= vm_end. For a block-aligned fault hva that is hva &lt;= vm_end,
-    /// always true: a VM_PFNMAP VMA that ends inside a 2 MiB block still gets the whole block when the guest touches the
-    /// block's first page (upstream mmu.c as of 6.17/6.18 has exactly this check). The model keeps the kernel's check, so
-    /// the block maps 1 MiB of device memory past the end of the 3 MiB mapping.
+    /// The driver's huge fault inserts a PMD leaf only when the whole block lies inside the VMA (is_aligned_for_order()),
+    /// so a slot over a 3 MiB usemem mapping gets a block for the first 2 MiB and pages for the tail: nothing past the
+    /// VMA's pfns is mapped.
     /// </summary>
     [Fact]
-    public void Rule15_block_aligned_fault_maps_a_pmd_block_past_vm_end_as_the_kernel_does()
+    public void Rule15_a_block_never_reaches_past_the_vma()
     {
         var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
         var use = gpu.MmapUsemem(rig.Vmm, 0, 3 * MiB, fixedAddress: 0x5000_0000_0000).Value;
         // A 4 MiB slot over the 3 MiB VMA and the hole after it (holes are not an error at memslot time, rule 6).
         Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, UseIpa, 4 * MiB, use.Start, 0, 0)));
-        var leaf = rig.Read(UseIpa + 2 * MiB).Leaf!.Value;
-        Assert.Equal(2 * MiB, leaf.Size);
-        Assert.Equal(use.LinearPa(use.Start + 2 * MiB), leaf.Pa);
-        Assert.True(leaf.Pa + leaf.Size > use.LinearPa(use.End - PageSizes.PAGE_SIZE) + PageSizes.PAGE_SIZE, "the block reaches past the VMA's pfns");
-        // A fault one page in is not block-aligned: ALIGN(hva) rounds up past vm_end, so only a page is mapped.
-        var (rig2, gpu2) = Gh200("neoverse-v2", "linux-6.17");
-        var use2 = gpu2.MmapUsemem(rig2.Vmm, 0, 3 * MiB, fixedAddress: 0x5000_0000_0000).Value;
-        Assert.Equal(Errno.None, rig2.Vm.SetUserMemoryRegion2(new(1, 0, UseIpa, 4 * MiB, use2.Start, 0, 0)));
-        Assert.Equal(PageSizes.PAGE_SIZE, rig2.Read(UseIpa + 2 * MiB + PageSizes.PAGE_SIZE).Leaf!.Value.Size);
+        Assert.Equal(2 * MiB, rig.Read(UseIpa).Leaf!.Value.Size);
+        var tail = rig.Read(UseIpa + 2 * MiB).Leaf!.Value;
+        Assert.Equal(PageSizes.PAGE_SIZE, tail.Size);
+        Assert.Equal(use.LinearPa(use.Start + 2 * MiB), tail.Pa);
+    }
+
+    /// <summary>
+    /// remap_pfn_range() (here /dev/mem over device memory) maps the host with pages, so stage 2 maps pages too, even
+    /// where pa, hva and gpa line up for a block: what Linux 7.3 and 6.12 did under the oracle with a 2 MiB aligned
+    /// VM_PFNMAP of carved RAM.
+    /// </summary>
+    [Fact]
+    public void Rule15_remap_pfn_range_vma_maps_pages_even_when_aligned_for_a_block()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        var dev = DevMem.Mmap(rig.Vmm, gpu.Usemem.Base, 4 * MiB, fixedAddress: 0x5000_0000_0000).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, dev));
+        var leaf = rig.Read(UseIpa + 0x1000).Leaf!.Value;
+        Assert.Equal(PageSizes.PAGE_SIZE, leaf.Size);
+        Assert.Equal(KvmS2MemType.DeviceNGnRE, leaf.MemType); // /dev/mem outside map memory: Device pgprot (rule 10)
     }
 
     [Fact]

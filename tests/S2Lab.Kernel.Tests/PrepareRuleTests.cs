@@ -50,13 +50,35 @@ public class PrepareRuleTests
     [Fact]
     public void Rule06_mte_vm_needs_VM_MTE_ALLOWED()
     {
-        var rig = new Rig("neoverse-v2", "linux-6.17");
+        // "max" has FEAT_MTE2: anonymous memory is VM_MTE_ALLOWED, a device mapping is not.
+        var rig = new Rig("max", "linux-6.17");
         var vm = rig.Kvm.CreateModelVm().Value;
         Assert.Equal(Errno.None, vm.EnableMte());
         var ram = rig.Anon(2 * MiB);
-        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(new(0, 0, 0, 2 * MiB, ram.Start, 0, 0)));
-        var tagged = rig.Vmm.Mm.InsertVma(2 * MiB, ram.Flags | VmFlags.VM_MTE_ALLOWED, PgProt.Default, null, ram.Backing, "mte").Value;
-        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(new(0, 0, 0, 2 * MiB, tagged.Start, 0, 0)));
+        Assert.True((ram.Flags & VmFlags.VM_MTE_ALLOWED) != 0);
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(new(0, 0, 0, 2 * MiB, ram.Start, 0, 0)));
+        var untagged = rig.Vmm.Mm.InsertVma(2 * MiB, ram.Flags & ~VmFlags.VM_MTE_ALLOWED, PgProt.Default, null, ram.Backing, "no-mte").Value;
+        Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(new(1, 0, 4 * MiB, 2 * MiB, untagged.Start, 0, 0)));
+    }
+
+    /// <summary>
+    /// KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) (arm.c, 6.12 and 7.3): EINVAL without MTE on the host or once a vCPU exists;
+    /// memslots made before do not matter (recorded by the arm64 oracle under QEMU -M virt,mte=on).
+    /// </summary>
+    [Fact]
+    public void Rule06_mte_can_be_enabled_after_memslots_but_not_after_vcpus_and_only_with_host_mte()
+    {
+        var noMte = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(0, noMte.Kvm.CheckExtension(KvmCap.ARM_MTE).Value);
+        Assert.Equal(Errno.EINVAL, noMte.Kvm.CreateModelVm().Value.EnableMte());
+        var rig = new Rig("max", "linux-6.17");
+        Assert.Equal(1, rig.Kvm.CheckExtension(KvmCap.ARM_MTE).Value);
+        var vm = rig.Kvm.CreateModelVm().Value;
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(new(0, 0, 0, 2 * MiB, rig.Anon(2 * MiB).Start, 0, 0)));
+        Assert.Equal(Errno.None, vm.EnableMte());
+        Assert.True(vm.HasMte);
+        Assert.True(vm.CreateVcpu(0).IsOk);
+        Assert.Equal(Errno.EINVAL, vm.EnableMte());
     }
 
     [Theory]

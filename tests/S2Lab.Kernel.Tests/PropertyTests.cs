@@ -27,13 +27,6 @@ public class PropertyTests
         public required NvGraceGpu Gpu;
         public required MixedMapDevice Mixed;
         public readonly ulong[] Gpas = [0x4000_0000, 0x8000_0000, 0x40_0000_0000, 0x40_4000_0000, 0x80_0000_0000, 0x10_0000_0000, 0x10_0020_1000];
-
-        /// <summary>
-        /// Pages (leaf IPA, leaf PA, leaf size, offset) that a block mapping covered beyond its VM_PFNMAP VMA's end when it was
-        /// installed. get_vma_page_shift() tests ALIGN(hva, size) &lt;= vm_end, which a block-aligned fault hva always passes,
-        /// so Linux maps such blocks too (the model keeps the kernel's check; see Rule15 in FaultRuleTests).
-        /// </summary>
-        public readonly HashSet<(ulong Ipa, ulong Pa, ulong Size, ulong Offset)> OverReach = [];
     }
 
     private static World NewWorld(int designIx, int cpuIx)
@@ -133,12 +126,8 @@ public class PropertyTests
         }
     }
 
-    /// <summary>
-    /// The invariants of the task, checked over every stage-2 leaf. <paramref name="afterGuestAccess"/>: the step was a guest
-    /// access, which changes no host mapping, so a page not backed by its VMA was installed that way by this fault; it is
-    /// accepted only as the kernel's block over-reach past a VM_PFNMAP VMA's end, and remembered for that leaf.
-    /// </summary>
-    private static void CheckInvariants(World w, string design, bool afterGuestAccess)
+    /// <summary>The invariants of the task, checked over every stage-2 leaf.</summary>
+    private static void CheckInvariants(World w, string design)
     {
         var vm = w.Rig.Vm;
         var host = w.Rig.Host;
@@ -161,17 +150,7 @@ public class PropertyTests
                     continue;
                 // No leaf maps a pfn that is no longer behind its memslot's VMA.
                 var hva = slot.GfnToHva(gfn);
-                // A page a block covered past its VM_PFNMAP VMA's end at install time is the kernel's over-reach: it is
-                // checked neither for its pfn nor for the permissions of whatever VMA lies there (both can differ).
-                var key = (leaf.Ipa, leaf.Pa, leaf.Size, o);
-                if (w.OverReach.Contains(key))
-                    continue;
-                if (afterGuestAccess && IsBlockOverReach(w, slot, leaf, hva))
-                {
-                    w.OverReach.Add(key);
-                    continue;
-                }
-
+                // (A block never reaches past its VMA: the host leaf it copies lies inside the VMA, rule 15.)
                 var vma = w.Rig.Vmm.Mm.FindVma(hva);
                 var pte = vma?.Backing.Lookup(vma, hva);
                 Assert.True(vma is not null, $"leaf {leaf} maps hva {hva:x} which has no VMA");
@@ -180,18 +159,6 @@ public class PropertyTests
                 Assert.False(leaf.Writable && (vma.Flags & VmFlags.VM_WRITE) == 0, $"writable leaf {leaf} over non-writable {vma}");
             }
         }
-    }
-
-    /// <summary>
-    /// A PMD/PUD block whose first page is in a VM_PFNMAP VMA and whose page at <paramref name="hva"/> lies at or past that
-    /// VMA's end: the block get_vma_page_shift() allows for a block-aligned fault hva (ALIGN(hva, size) == hva &lt;= vm_end).
-    /// </summary>
-    private static bool IsBlockOverReach(World w, Memslot slot, Stage2Leaf leaf, ulong hva)
-    {
-        if (leaf.Size < PMD_SIZE)
-            return false;
-        var first = w.Rig.Vmm.Mm.FindVma(slot.GfnToHva(leaf.Ipa >> PAGE_SHIFT));
-        return first is not null && (first.Flags & VmFlags.VM_PFNMAP) != 0 && hva >= first.End;
     }
 
     [Fact]
@@ -208,7 +175,7 @@ public class PropertyTests
                     Step(w, op, a, b, c);
                     try
                     {
-                        CheckInvariants(w, Designs[d], afterGuestAccess: op % 10 is 7 or 8 or 9);
+                        CheckInvariants(w, Designs[d]);
                     }
                     catch (Exception e)
                     {

@@ -144,4 +144,60 @@ public class ReplayParserTests
     [InlineData("ERRNO_0")]
     [InlineData("22")]
     public void Errno_text_rejects_other_spellings(string text) => Assert.False(ErrnoText.TryParse(text, out _));
+
+    [Fact]
+    public void Parses_the_oracle_lines_with_their_recorded_answers()
+    {
+        var (file, error) = Parse("""
+            {"op":"cap","fd":"sys","cap":243,"expect":"EINVAL"}
+            {"op":"mmap","kind":"pfnmap_wc_any","uaddr":"0x2000000000","size":"0x2000","offset":"0x1000","expect":"0"}
+            {"op":"munmap","uaddr":"0x2000000000","size":"0x1000"}
+            {"op":"create_vm"}
+            {"op":"cap","fd":"vm","cap":243,"expect":"0","value":0}
+            {"op":"vcpu","slot":32000,"gpa":"0x8000000","uaddr":"0x1f00000000","expect":"0"}
+            {"op":"access","kind":"exec","gpa":"0x10000000","expect":"0","exit":"abort","leaf":"none"}
+            {"op":"access","kind":"write","gpa":"0x10001000","expect":"0","exit":"done","leaf":"L3:0x4ff"}
+            {"op":"access","kind":"read","gpa":"0x10002000","expect":"EFAULT","leaf":"none"}
+            """);
+        Assert.Null(error);
+        Assert.Equal(new CapOp(1, false, 243) { Expected = Errno.EINVAL }, file!.Ops[0]);
+        Assert.Equal(new MmapOp(2, ReplayVmaKind.PfnmapWcAny, 0x20_0000_0000, 0x2000, 0x1000) { Expected = Errno.None }, file.Ops[1]);
+        Assert.Equal(new MunmapOp(3, 0x20_0000_0000, 0x1000), file.Ops[2]);
+        Assert.Equal(0L, file.Ops[4].ExpectedValue);
+        Assert.Equal(new VcpuOp(6, 32000, 0x800_0000, 0x1F_0000_0000) { Expected = Errno.None }, file.Ops[5]);
+        var exec = Assert.IsType<AccessOp>(file.Ops[6]);
+        Assert.Equal((Kernel.Kvm.GuestAccessType.Exec, 0x1000_0000UL, "abort", "none"), (exec.Kind, exec.GuestPhysAddr, exec.ExpectedExit, exec.ExpectedLeaf));
+        Assert.Equal("L3:0x4ff", file.Ops[7].ExpectedLeaf);
+        Assert.Equal((Errno.EFAULT, (string?)null), (file.Ops[8].Expected!.Value, file.Ops[8].ExpectedExit));
+    }
+
+    [Fact]
+    public void Oracle_lines_round_trip_through_the_writer()
+    {
+        var text = """
+            {"op":"cap","fd":"vm","cap":243,"expect":"0","value":1}
+            {"op":"mmap","kind":"mixedmap_io_wb","uaddr":"0x2000000000","size":"0x2000","offset":"0x1000","expect":"0"}
+            {"op":"munmap","uaddr":"0x2000000000","size":"0x1000","expect":"0"}
+            {"op":"vcpu","slot":"0x7d00","gpa":"0x8000000","uaddr":"0x1f00000000","expect":"0"}
+            {"op":"access","kind":"read","gpa":"0x10000000","expect":"0","exit":"mmio","leaf":"none"}
+            """;
+        var (file, error) = Parse("{\"op\":\"create_vm\"}\n" + text);
+        Assert.Null(error);
+        var written = file!.Ops.Skip(1).Select(o => ReplayWriter.Format(o, o.Expected,
+            new ReplayStep(o, o.Expected!.Value, o.ExpectedValue, o.ExpectedExit, o.ExpectedLeaf)));
+        Assert.Equal(text.Split('\n').Select(l => l.Trim()), written);
+    }
+
+    [Theory]
+    [InlineData("""{"op":"mmap","kind":"hugetlb","uaddr":0,"size":4096}""", "kind")]
+    [InlineData("""{"op":"mmap","kind":"anon","size":4096}""", "uaddr")]
+    [InlineData("""{"op":"create_vm"}""" + "\n" + """{"op":"cap","fd":"kvm","cap":243}""", "fd")]
+    [InlineData("""{"op":"cap","fd":"vm","cap":243}""", "op")]
+    [InlineData("""{"op":"access","kind":"read","gpa":0}""", "op")]
+    [InlineData("""{"op":"create_vm"}""" + "\n" + """{"op":"access","kind":"fetch","gpa":0}""", "kind")]
+    [InlineData("""{"op":"create_vm"}""" + "\n" + """{"op":"access","kind":"read","gpa":0,"exit":"halt"}""", "exit")]
+    [InlineData("""{"op":"create_vm"}""" + "\n" + """{"op":"access","kind":"read","gpa":0,"leaf":"L4:0x1"}""", "leaf")]
+    [InlineData("""{"op":"create_vm"}""" + "\n" + """{"op":"cap","fd":"vm","cap":243,"value":"1"}""", "value")]
+    [InlineData("""{"op":"create_vm"}""" + "\n" + """{"op":"vcpu","slot":1,"gpa":0,"uaddr":0,"exit":"done"}""", "exit")]
+    public void Bad_oracle_lines_name_the_field(string text, string field) => Assert.Equal(field, Fails(text).Field);
 }

@@ -14,8 +14,11 @@ public enum PresetConfidence
 /// A CPU as KVM sees it: the raw ID register values, and the features Linux derives from them.
 /// All features are system-wide in Linux (every CPU must have them), so one model stands for the whole host.
 /// </summary>
-public sealed record CpuModel(string Name, IdAa64Mmfr0El1 Mmfr0, IdAa64Mmfr2El1 Mmfr2, CtrEl0 Ctr, string Notes = "")
+public sealed record CpuModel(string Name, IdAa64Mmfr0El1 Mmfr0, IdAa64Mmfr2El1 Mmfr2, CtrEl0 Ctr, string Notes = "", IdAa64Pfr1El1 Pfr1 = default)
 {
+    /// <summary>ARM64_MTE (FEAT_MTE2): system_supports_mte(), what KVM_CAP_ARM_MTE reports and needs.</summary>
+    public bool HasMte => Pfr1.HasMte2;
+
     /// <summary>ARM64_HAS_STAGE2_FWB (FEAT_S2FWB).</summary>
     public bool HasStage2Fwb => Mmfr2.HasStage2Fwb;
 
@@ -38,6 +41,6 @@ public sealed record CpuModel(string Name, IdAa64Mmfr0El1 Mmfr0, IdAa64Mmfr2El1 
     public bool SupportsCacheablePfnmap => HasStage2Fwb && HasCacheDic;
 
     /// <summary>Builds a model from raw register values, as read from a real machine or a scenario file.</summary>
-    public static CpuModel FromRegisters(string name, ulong idAa64Mmfr0, ulong idAa64Mmfr2, ulong ctrEl0, string notes = "") =>
-        new(name, new IdAa64Mmfr0El1(idAa64Mmfr0), new IdAa64Mmfr2El1(idAa64Mmfr2), new CtrEl0(ctrEl0), notes);
+    public static CpuModel FromRegisters(string name, ulong idAa64Mmfr0, ulong idAa64Mmfr2, ulong ctrEl0, string notes = "", ulong idAa64Pfr1 = 0) =>
+        new(name, new IdAa64Mmfr0El1(idAa64Mmfr0), new IdAa64Mmfr2El1(idAa64Mmfr2), new CtrEl0(ctrEl0), notes, new IdAa64Pfr1El1(idAa64Pfr1));
 }

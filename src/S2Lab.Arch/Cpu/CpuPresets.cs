@@ -14,9 +14,11 @@ public static class CpuPresets
     private const ulong Dic = 1UL << CtrEl0.DicBit;
     private const ulong Fwb = 1UL << IdAa64Mmfr2El1.FwbShift;
 
-    private static CpuPreset Make(string name, int paBits, bool fwb, ulong ctrBits, PresetConfidence confidence, string source) =>
+    private static CpuPreset Make(string name, int paBits, bool fwb, ulong ctrBits, PresetConfidence confidence, string source,
+        bool mte2 = false) =>
         new(name,
-            CpuModel.FromRegisters(name, (ulong)IdAa64Mmfr0El1.EncodePaBits(paBits)!.Value, fwb ? Fwb : 0, CtrBase | ctrBits, source),
+            CpuModel.FromRegisters(name, (ulong)IdAa64Mmfr0El1.EncodePaBits(paBits)!.Value, fwb ? Fwb : 0, CtrBase | ctrBits, source,
+                mte2 ? 2UL << IdAa64Pfr1El1.MteShift : 0),
             confidence, source);
 
     /// <summary>Every preset, in a stable order.</summary>
@@ -34,7 +36,8 @@ public static class CpuPresets
         Make("cortex-a72", 44, fwb: false, 0, PresetConfidence.Assumed,
             "Armv8.0: no FWB (an Armv8.4 feature). IDC and DIC assumed clear, as on other Armv8.0 cores. PA size 44 bits."),
         Make("max", 52, fwb: true, Idc | Dic, PresetConfidence.Assumed,
-            "Every feature S2Lab models: FWB, IDC, DIC, 52-bit PA (KVM still offers at most 48-bit IPA with 4K pages)."),
+            "Every feature S2Lab models: FWB, IDC, DIC, MTE2, 52-bit PA (KVM still offers at most 48-bit IPA with 4K pages).",
+            mte2: true),
     ];
 
     /// <summary>The preset with this name (case-insensitive), or null.</summary>

@@ -72,3 +72,15 @@ public readonly record struct CtrEl0(ulong Value)
     /// <summary>DIC, bit 29: an I-cache invalidation to PoU is not required for instruction-to-data coherence.</summary>
     public bool Dic => ((Value >> DicBit) & 1) != 0;
 }
+
+/// <summary>ID_AA64PFR1_EL1: processor feature register 1. Only the MTE field is decoded.</summary>
+public readonly record struct IdAa64Pfr1El1(ulong Value)
+{
+    public const int MteShift = 8;
+
+    /// <summary>MTE, bits [11:8]: 0 none, 1 FEAT_MTE (instructions only), 2 FEAT_MTE2 (tags in memory), 3 FEAT_MTE3.</summary>
+    public int Mte => (int)((Value >> MteShift) & 0xF);
+
+    /// <summary>Linux's ARM64_MTE capability (system_supports_mte()): FEAT_MTE2 or later.</summary>
+    public bool HasMte2 => Mte >= 2;
+}

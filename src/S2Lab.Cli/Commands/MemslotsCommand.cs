@@ -14,7 +14,7 @@ internal static class MemslotsCommand
 
     public static Command Create()
     {
-        var file = new Argument<FileInfo>("FILE") { Description = "The replay file: JSON lines, one operation each (create_vm, create_gmem, set)." };
+        var file = new Argument<FileInfo>("FILE") { Description = "The replay file: JSON lines, one operation each (create_vm, create_gmem, set, cap, mmap, munmap, vcpu, access; docs/replay-format.md)." };
         var backend = new Option<string>("--backend") { Description = "Where to run: the S2Lab model, or the real /dev/kvm.", DefaultValueFactory = _ => "model" };
         backend.AcceptOnlyFromAmong("model", "kernel");
         var profile = new Option<string?>("--profile") { Description = "The architecture profile (arm64 | x86_64). Default: the machine's architecture for the kernel backend, arm64 for the model." };
@@ -61,7 +61,11 @@ internal static class MemslotsCommand
             return exit;
         IReadOnlyList<ReplayStep> steps;
         using (kvm)
-            steps = ReplayRunner.Run(kvm, parsed!.Ops);
+        {
+            // The model also runs mmap, vcpu and access lines; the kernel backend has no probe machine (ENOSYS).
+            var machine = kvm is ModelKvmSystem model ? new ModelReplayMachine(model) : null;
+            steps = ReplayRunner.Run(kvm, parsed!.Ops, machine);
+        }
 
         var mismatches = steps.Count(s => !s.MatchesExpectation);
         if (asJson)
@@ -72,9 +76,11 @@ internal static class MemslotsCommand
         {
             foreach (var s in steps)
             {
+                var shown = Show(s.Result, s.Value, s.Exit, s.Leaf);
                 stdout.WriteLine(s.MatchesExpectation
-                    ? ErrnoText.Format(s.Result)
-                    : $"{ErrnoText.Format(s.Result)}  # line {s.Op.Line}: expected {ErrnoText.Format(s.Op.Expected!.Value)}");
+                    ? shown
+                    : $"{shown}  # line {s.Op.Line}: expected " +
+                      Show(s.Op.Expected ?? s.Result, s.Op.ExpectedValue, s.Op.ExpectedExit, s.Op.ExpectedLeaf));
             }
         }
         if (mismatches > 0)
@@ -96,12 +102,18 @@ internal static class MemslotsCommand
             {
                 w.WriteStartObject();
                 w.WriteNumber("line", s.Op.Line);
-                w.WriteString("op", s.Op switch { CreateVmOp => "create_vm", CreateGmemOp => "create_gmem", _ => "set" });
+                w.WriteString("op", s.Op.OpName);
                 w.WriteString("result", ErrnoText.Format(s.Result));
                 if (s.Op.Expected is { } e)
                     w.WriteString("expect", ErrnoText.Format(e));
                 else
                     w.WriteNull("expect");
+                if (s.Value is { } v)
+                    w.WriteNumber("value", v);
+                if (s.Exit is { } exit)
+                    w.WriteString("exit", exit);
+                if (s.Leaf is { } leaf)
+                    w.WriteString("leaf", leaf);
                 w.WriteBoolean("matches", s.MatchesExpectation);
                 w.WriteEndObject();
             }
@@ -111,6 +123,10 @@ internal static class MemslotsCommand
 
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
     }
+
+    /// <summary>The errno, then what else the line observed: a cap's value, an access's exit and stage-2 leaf.</summary>
+    private static string Show(Errno e, long? value, string? exit, string? leaf) =>
+        ErrnoText.Format(e) + (value is { } v ? $" value={v}" : "") + (exit is null ? "" : $" exit={exit}") + (leaf is null ? "" : $" leaf={leaf}");
 
     private static (IKvmSystem? Kvm, int Exit) OpenKernel(string? profile, TextWriter stderr)
     {

@@ -16,7 +16,9 @@ public static class AnonymousMemory
         ulong? fixedAddress = null, bool thp = true, bool shared = false, string name = "anon")
     {
         var flags = VmFlagsExtensions.FromProt(prot) | VmFlags.VM_MAYREAD | VmFlags.VM_MAYWRITE | VmFlags.VM_MAYEXEC |
-                    (shared ? VmFlags.VM_SHARED | VmFlags.VM_MAYSHARE : VmFlags.VM_ACCOUNT);
+                    (shared ? VmFlags.VM_SHARED | VmFlags.VM_MAYSHARE : VmFlags.VM_ACCOUNT) |
+                    // arch_calc_vm_flag_bits(): anonymous memory may carry MTE tags when the system supports MTE.
+                    (process.Host.Cpu.HasMte ? VmFlags.VM_MTE_ALLOWED : VmFlags.VM_NONE);
         var align = thp && length >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
         return process.Mm.InsertVma(length, flags, PgProt.Default, null, new AnonymousBacking(process.Mm.Memory, thp), name,
             fixedAddress, fixedAddress is null ? align : PAGE_SIZE);

@@ -33,7 +33,8 @@ public sealed class MixedMapDevice
     {
         Name = name;
         PageProt = new PgProt(attrIndex);
-        Region = host.Memory.AddDeviceRegion($"{name} memory", size, PhysRegionKind.DeviceMemory, baseAddress);
+        // DAX-like device memory is ZONE_DEVICE: it has struct pages, so GUP takes its pages without VM_IO.
+        Region = host.Memory.AddDeviceRegion($"{name} memory", size, PhysRegionKind.DeviceMemory, baseAddress, hasStructPage: true);
     }
 
     public string Name { get; }

@@ -131,8 +131,9 @@ public sealed class NvGraceGpu
     {
         if (!DeviceMmap.TryRange(region.Size, offset, length, out var len))
             return Errno.EINVAL;
+        // nvgrace_gpu_vfio_pci_huge_fault (7.x): PMD/PUD leaves where aligned.
         return VfioPciDevice.MapPfns(process, region.Name, region.Base + offset, len, pgprot, extra,
-            Prot.PROT_READ | Prot.PROT_WRITE, fixedAddress);
+            Prot.PROT_READ | Prot.PROT_WRITE, fixedAddress, hugeFaults: true);
     }
 
     /// <summary>

@@ -45,18 +45,19 @@ public sealed class VfioPciDevice
         if (!DeviceMmap.TryRange(region.Size, offset, length, out var len))
             return Errno.EINVAL;
         return MapPfns(process, $"vfio-pci {Name} BAR{bar}", region.Base + offset, len, new PgProt(MtIndex.MT_DEVICE_nGnRE),
-            VmFlags.VM_ALLOW_ANY_UNCACHED, prot, fixedAddress);
+            VmFlags.VM_ALLOW_ANY_UNCACHED, prot, fixedAddress, hugeFaults: true);
     }
 
     /// <summary>
-    /// remap_pfn_range of [pa, pa+length) into a new shared VMA: VM_IO|VM_PFNMAP|VM_DONTEXPAND|VM_DONTDUMP plus
+    /// A VM_PFNMAP mapping of [pa, pa+length) into a new shared VMA: VM_IO|VM_PFNMAP|VM_DONTEXPAND|VM_DONTDUMP plus
     /// <paramref name="extraFlags"/>, vm_pgoff = first pfn. Large mappings are aligned so block mappings are possible.
+    /// <paramref name="hugeFaults"/>: filled by a huge_fault handler (vfio-pci, nvgrace-gpu), else remap_pfn_range.
     /// </summary>
     internal static KvmResult<Vma> MapPfns(Process process, string name, ulong pa, ulong length, PgProt pgprot,
-        VmFlags extraFlags, Prot prot, ulong? fixedAddress)
+        VmFlags extraFlags, Prot prot, ulong? fixedAddress, bool hugeFaults = false)
     {
         var flags = DeviceMmap.Flags(prot, VmFlags.VM_PFNMAP | extraFlags);
-        return process.Mm.InsertVma(length, flags, pgprot, pa >> PAGE_SHIFT, new LinearPfnBacking(name), name,
+        return process.Mm.InsertVma(length, flags, pgprot, pa >> PAGE_SHIFT, new LinearPfnBacking(name, hugeFaults), name,
             fixedAddress, DeviceMmap.Alignment(pa, length, fixedAddress));
     }
 }

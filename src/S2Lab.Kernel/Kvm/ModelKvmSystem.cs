@@ -122,6 +122,8 @@ internal static class Capabilities
             case KvmCap.GUEST_MEMFD_FLAGS:
                 // kvm_gmem_get_supported_flags(): MMAP, and INIT_SHARED (also asked on the system fd).
                 return KvmResult<long>.Ok(GuestMemfdSupported(kvm) ? (long)(GuestMemfdFlags.MMAP | GuestMemfdFlags.INIT_SHARED) : 0);
+            case KvmCap.ARM_MTE:
+                return KvmResult<long>.Ok(arm && kvm.Host.Cpu.HasMte ? 1 : 0); // system_supports_mte()
             case KvmCap.ARM_VM_IPA_SIZE:
                 return KvmResult<long>.Ok(arm ? kvm.Host.Cpu.IpaLimitBits : 0);
             case KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED:

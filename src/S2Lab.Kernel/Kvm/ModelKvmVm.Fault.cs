@@ -145,7 +145,7 @@ public sealed partial class ModelKvmVm
         if (logging)
             shift = PAGE_SHIFT;
         else
-            shift = VmaPageShift(vma, hva);
+            shift = VmaPageShift(vma);
         if (shift == PUD_SHIFT && !SupportsHuge(slot, hva, PUD_SIZE))
             shift = PMD_SHIFT;
         if (shift == PMD_SHIFT && !SupportsHuge(slot, hva, PMD_SIZE))
@@ -168,6 +168,13 @@ public sealed partial class ModelKvmVm
         var pfn = pte.Value.Pfn;
         var writable = pte.Value.Writable && !slot.IsReadOnly;
         var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
+        if ((vma.Flags & (VmFlags.VM_IO | VmFlags.VM_PFNMAP)) == 0 && !Host.Memory.PfnHasStructPage(pfn))
+        {
+            // hva_to_pfn(): GUP cannot take a page without struct page, and only VM_IO|VM_PFNMAP VMAs are walked by
+            // hva_to_pfn_remapped(); a VM_MIXEDMAP VMA without VM_IO over such pages fails.
+            r?.Trace?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} has no struct page and {vma.Name} is neither VM_IO nor VM_PFNMAP: -EFAULT");
+            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
+        }
         r?.Trace?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} ({(mapMemory ? "kernel map memory" : Host.Memory.RegionOf(pfn << PAGE_SHIFT)?.Name + ", not map memory")}), host {(pte.Value.Writable ? "writable" : "read-only")}");
 
         // The design picks the type (rules 8-11, 18).
@@ -184,8 +191,9 @@ public sealed partial class ModelKvmVm
         if (exec && forceNc)
             return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.ENOEXEC, Decision = decision };
 
-        // Rule 17 / THP adjust: only for a PAGE_SIZE mapping that is neither forced to PTEs nor non-cacheable.
-        if (size == PAGE_SIZE && !(forcePte || forceNc))
+        // Rule 17 / transparent_hugepage_adjust: a PAGE_SIZE mapping not forced to PTEs takes the host's stage-1 leaf
+        // (PMD at most), non-cacheable ones included (6.12.113+, 7.x: the check is !force_pte / max_map_size).
+        if (size == PAGE_SIZE && !forcePte)
         {
             if (isPerm && existing!.Value.Size > PAGE_SIZE)
             {
@@ -293,19 +301,15 @@ public sealed partial class ModelKvmVm
         };
     }
 
-    /// <summary>get_vma_page_shift() (rule 15): hugetlb page size; PFNMAP by pa/hva congruence within the VMA; else PAGE.</summary>
-    internal static int VmaPageShift(Vma vma, ulong hva)
+    /// <summary>
+    /// get_vma_page_shift() (rule 15): the hugetlb page size, else PAGE. A VM_PFNMAP VMA is no longer sized from
+    /// vm_pgoff (stable 6.12.113+ and 7.x, "KVM: arm64: Use stage-1 leaf size for VM_PFNMAP"): it gets the host's
+    /// stage-1 leaf size in the transparent_hugepage_adjust step, as the arm64 oracle recorded (oracle/arm64).
+    /// </summary>
+    internal static int VmaPageShift(Vma vma)
     {
         if ((vma.Flags & VmFlags.VM_HUGETLB) != 0 && (vma.Flags & VmFlags.VM_PFNMAP) == 0)
             return vma.Backing is HugetlbBacking h ? (h.HugePageSize == PUD_SIZE ? PUD_SHIFT : PMD_SHIFT) : PAGE_SHIFT;
-        if ((vma.Flags & VmFlags.VM_PFNMAP) == 0)
-            return PAGE_SHIFT;
-        var pa = vma.LinearPa(hva);
-        // As the kernel writes it: ALIGN(hva, size) <= vm_end (the aligned-up hva, not the block end).
-        if ((hva & (PUD_SIZE - 1)) == (pa & (PUD_SIZE - 1)) && AlignDown(hva, PUD_SIZE) >= vma.Start && AlignUp(hva, PUD_SIZE) <= vma.End)
-            return PUD_SHIFT;
-        if ((hva & (PMD_SIZE - 1)) == (pa & (PMD_SIZE - 1)) && AlignDown(hva, PMD_SIZE) >= vma.Start && AlignUp(hva, PMD_SIZE) <= vma.End)
-            return PMD_SHIFT;
         return PAGE_SHIFT;
     }
 

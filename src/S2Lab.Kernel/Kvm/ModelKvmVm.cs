@@ -65,10 +65,13 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
 
     public IReadOnlyCollection<ModelKvmVcpu> Vcpus => _vcpus.Values;
 
-    /// <summary>KVM_ENABLE_CAP(KVM_CAP_ARM_MTE): EINVAL once vCPUs exist or a memslot is present, as on arm64.</summary>
+    /// <summary>
+    /// KVM_ENABLE_CAP(KVM_CAP_ARM_MTE): EINVAL without MTE on the host or once vCPUs exist; 7.x also refuses while a
+    /// guest_memfd slot exists. Other memslots do not matter (arm.c, 6.12 and 7.3).
+    /// </summary>
     public Errno EnableMte()
     {
-        if (Profile.Arch != KvmArch.Arm64 || _vcpus.Count > 0 || _slots[0].Count > 0)
+        if (Profile.Arch != KvmArch.Arm64 || !Host.Cpu.HasMte || _vcpus.Count > 0 || AllMemslots.Any(s => s.GuestMemfd is not null))
             return Errno.EINVAL;
         HasMte = true;
         return Errno.None;

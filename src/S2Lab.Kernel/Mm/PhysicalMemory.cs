@@ -16,7 +16,11 @@ public enum PhysRegionKind
 }
 
 /// <summary>One range of the host physical memory map.</summary>
-public sealed record PhysRegion(string Name, ulong Base, ulong Size, PhysRegionKind Kind)
+/// <param name="HasStructPage">
+/// Device memory with struct pages (ZONE_DEVICE, e.g. DAX): outside the linear map, yet get_user_pages() can take its
+/// pages. System RAM always has them; other device memory and MMIO do not.
+/// </param>
+public sealed record PhysRegion(string Name, ulong Base, ulong Size, PhysRegionKind Kind, bool HasStructPage = false)
 {
     public ulong End => Base + Size;
 
@@ -86,11 +90,16 @@ public sealed class PhysicalMemory
         return _ram.Contains(pa);
     }
 
+    /// <summary>The page has a struct page (System RAM, or a ZONE_DEVICE region), so get_user_pages() can pin it.</summary>
+    public bool PfnHasStructPage(ulong pfn) =>
+        PfnIsMapMemory(pfn) || RegionOf(pfn << PAGE_SHIFT) is { HasStructPage: true };
+
     /// <summary>
     /// Adds a device memory or MMIO range (done by drivers at probe). Without <paramref name="baseAddress"/> it is
     /// placed after the previous one of its kind, aligned to <paramref name="alignment"/>.
     /// </summary>
-    public PhysRegion AddDeviceRegion(string name, ulong size, PhysRegionKind kind, ulong? baseAddress = null, ulong alignment = PUD_SIZE)
+    public PhysRegion AddDeviceRegion(string name, ulong size, PhysRegionKind kind, ulong? baseAddress = null, ulong alignment = PUD_SIZE,
+        bool hasStructPage = false)
     {
         if (kind == PhysRegionKind.SystemRam)
             throw new ArgumentException("System RAM is fixed when the host is built", nameof(kind));
@@ -109,7 +118,7 @@ public sealed class PhysicalMemory
         }
         if (!IsAligned(b, PAGE_SIZE))
             throw new ArgumentException($"region {name}: base {b:x} is not page aligned");
-        var region = new PhysRegion(name, b, size, kind);
+        var region = new PhysRegion(name, b, size, kind, hasStructPage);
         foreach (var r in _regions)
             if (b < r.End && r.Base < region.End)
                 throw new ArgumentException($"region {region} overlaps {r}");

@@ -67,15 +67,35 @@ internal interface IBulkResidency
     void Residency(Vma vma, ulong hva, Span<byte> vec);
 }
 
-/// <summary>remap_pfn_range()-style backing: the pfn is vm_pgoff + page index (VM_PFNMAP VMAs of vfio, nvgrace-gpu, /dev/mem).</summary>
-public sealed class LinearPfnBacking(string kind) : IVmaBacking
+/// <summary>
+/// A VM_PFNMAP backing whose pfn is vm_pgoff + page index. remap_pfn_range() (/dev/mem, most drivers) maps it with
+/// pages. With <paramref name="hugeFaults"/> the driver fills it from a huge_fault handler instead (vfio-pci BARs,
+/// nvgrace-gpu in 7.x): a PUD or PMD leaf wherever the aligned block lies inside the VMA and its pfn is aligned
+/// (is_aligned_for_order()), else a page.
+/// </summary>
+public sealed class LinearPfnBacking(string kind, bool hugeFaults = false) : IVmaBacking
 {
     public string Kind { get; } = kind;
+
+    /// <summary>The driver inserts PMD/PUD leaves where it can (vfio_pci_mmap_huge_fault).</summary>
+    public bool HugeFaults { get; } = hugeFaults;
 
     public HostPte? Fault(Vma vma, ulong hva, bool write) => Lookup(vma, hva);
 
     public HostPte? Lookup(Vma vma, ulong hva) =>
-        new HostPte(vma.LinearPa(hva) >> PAGE_SHIFT, PAGE_SIZE, (vma.Flags & VmFlags.VM_WRITE) != 0);
+        new HostPte(vma.LinearPa(hva) >> PAGE_SHIFT, HugeFaults ? LeafSize(vma, hva) : PAGE_SIZE, (vma.Flags & VmFlags.VM_WRITE) != 0);
+
+    /// <summary>The largest order is_aligned_for_order() allows at <paramref name="hva"/>: block inside the VMA, pfn aligned.</summary>
+    private static ulong LeafSize(Vma vma, ulong hva)
+    {
+        foreach (var size in (ReadOnlySpan<ulong>)[PUD_SIZE, PMD_SIZE])
+        {
+            var start = AlignDown(hva, size);
+            if (start >= vma.Start && vma.End - start >= size && IsAligned(vma.LinearPa(start), size))
+                return size;
+        }
+        return PAGE_SIZE;
+    }
 
     public void Release(Vma vma, ulong start, ulong end)
     {

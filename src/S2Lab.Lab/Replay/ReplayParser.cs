@@ -16,6 +16,13 @@ public static class ReplayParser
     private static readonly HashSet<string> CreateVmFields = ["op", "type", "expect"];
     private static readonly HashSet<string> CreateGmemFields = ["op", "size", "flags", "expect"];
     private static readonly HashSet<string> SetFields = ["op", "v", "slot", "flags", "gpa", "size", "uaddr", "gmem", "gmem_offset", "expect"];
+    private static readonly HashSet<string> CapFields = ["op", "fd", "cap", "expect", "value"];
+    private static readonly HashSet<string> MmapFields = ["op", "kind", "uaddr", "size", "offset", "expect"];
+    private static readonly HashSet<string> MunmapFields = ["op", "uaddr", "size", "expect"];
+    private static readonly HashSet<string> VcpuFields = ["op", "slot", "gpa", "uaddr", "expect"];
+    private static readonly HashSet<string> AccessFields = ["op", "kind", "gpa", "expect", "exit", "leaf"];
+    private static readonly HashSet<string> EnableCapFields = ["op", "cap", "expect"];
+    private const string OpNames = "one of create_vm, create_gmem, set, cap, enable_cap, mmap, munmap, vcpu, access";
 
     /// <summary>Parses a file from disk; an unreadable file is an error on line 0.</summary>
     public static (ReplayFile? File, ReplayError? Error) ParseFile(string path)
@@ -96,7 +103,7 @@ public static class ReplayParser
                     return (null, Err(p.Name, "given twice"));
             }
             if (!fields.TryGetValue("op", out var opEl))
-                return (null, Err("op", "missing (one of create_vm, create_gmem, set)"));
+                return (null, Err("op", $"missing ({OpNames})"));
             if (opEl.ValueKind != JsonValueKind.String)
                 return (null, Err("op", "must be a string"));
             var opName = opEl.GetString()!;
@@ -105,16 +112,24 @@ public static class ReplayParser
                 "create_vm" => CreateVmFields,
                 "create_gmem" => CreateGmemFields,
                 "set" => SetFields,
+                "cap" => CapFields,
+                "enable_cap" => EnableCapFields,
+                "mmap" => MmapFields,
+                "munmap" => MunmapFields,
+                "vcpu" => VcpuFields,
+                "access" => AccessFields,
                 _ => null,
             };
             if (allowed is null)
-                return (null, Err("op", $"unknown operation '{opName}' (one of create_vm, create_gmem, set)"));
+                return (null, Err("op", $"unknown operation '{opName}' ({OpNames})"));
             foreach (var f in fields.Keys)
             {
                 if (!allowed.Contains(f))
                     return (null, Err(f, $"not a field of '{opName}' (allowed: {string.Join(", ", allowed)})"));
             }
-            if (opName != "create_vm" && vmsBefore == 0)
+            var needsVm = opName is not ("create_vm" or "mmap" or "munmap") &&
+                          !(opName == "cap" && fields.TryGetValue("fd", out var fdEl) && fdEl.ValueKind == JsonValueKind.String && fdEl.GetString() == "sys");
+            if (needsVm && vmsBefore == 0)
                 return (null, Err("op", $"'{opName}' before any create_vm: there is no VM to act on"));
 
             Kernel.Kvm.Uapi.Errno? expected = null;
@@ -149,9 +164,60 @@ public static class ReplayParser
                 return v;
             }
 
+            string? Text(string field, IReadOnlyList<string>? among, bool required)
+            {
+                if (bad is not null)
+                    return null;
+                if (!fields.TryGetValue(field, out var el))
+                {
+                    if (required)
+                        bad = $"{field}\u0000missing";
+                    return null;
+                }
+                if (el.ValueKind != JsonValueKind.String || (among is not null && !among.Contains(el.GetString()!)))
+                {
+                    bad = $"{field}\u0000must be {(among is null ? "a string" : "one of " + string.Join(", ", among))}";
+                    return null;
+                }
+                return el.GetString();
+            }
+
+            long? expectedValue = null;
+            if (fields.TryGetValue("value", out var valEl))
+            {
+                if (valEl.ValueKind != JsonValueKind.Number || !valEl.TryGetInt64(out var val))
+                    return (null, Err("value", "must be an integer (what KVM_CHECK_EXTENSION returned)"));
+                expectedValue = val;
+            }
+            var expectedExit = Text("exit", ReplayNames.Exits, required: false);
+            var expectedLeaf = Text("leaf", null, required: false);
+            if (bad is null && expectedLeaf is not null && !IsLeafText(expectedLeaf))
+                bad = "leaf\u0000must be \"none\", an errno name, or L<level>:0x<attribute bits>";
+
             ReplayOp? op;
             switch (opName)
             {
+                case "cap":
+                    var fd = Text("fd", ["sys", "vm"], required: true);
+                    op = new CapOp(line, fd == "vm", (uint)U64("cap", required: true, max: uint.MaxValue));
+                    break;
+                case "enable_cap":
+                    op = new EnableCapOp(line, (uint)U64("cap", required: true, max: uint.MaxValue));
+                    break;
+                case "mmap":
+                    ReplayNames.TryParseVmaKind(Text("kind", ReplayNames.VmaKinds, required: true) ?? "", out var kind);
+                    op = new MmapOp(line, kind, U64("uaddr", required: true), U64("size", required: true), U64("offset", required: false));
+                    break;
+                case "munmap":
+                    op = new MunmapOp(line, U64("uaddr", required: true), U64("size", required: true));
+                    break;
+                case "vcpu":
+                    op = new VcpuOp(line, (uint)U64("slot", required: true, max: uint.MaxValue), U64("gpa", required: true), U64("uaddr", required: true));
+                    break;
+                case "access":
+                    ReplayNames.TryParseAccess(Text("kind", ReplayNames.AccessKinds, required: true) ?? "", out var access);
+                    op = new AccessOp(line, access, U64("gpa", required: true));
+                    break;
                 case "create_vm":
                     op = new CreateVmOp(line, U64("type", required: false));
                     break;
@@ -193,8 +259,17 @@ public static class ReplayParser
                 var parts = bad.Split('\u0000');
                 return (null, Err(parts[0], parts[1]));
             }
-            return (op! with { Expected = expected }, null);
+            return (op! with { Expected = expected, ExpectedValue = expectedValue, ExpectedExit = expectedExit, ExpectedLeaf = expectedLeaf }, null);
         }
+    }
+
+    /// <summary>"none", an errno name, or L&lt;level 0-3&gt;:0x&lt;hex&gt; (the access line's "leaf").</summary>
+    private static bool IsLeafText(string s)
+    {
+        if (s == "none" || (s != "0" && ErrnoText.TryParse(s, out _)))
+            return true;
+        return s.Length > 5 && s[0] == 'L' && s[1] is >= '0' and <= '3' && s.AsSpan(2, 3).SequenceEqual(":0x") &&
+               ulong.TryParse(s.AsSpan(5), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out _);
     }
 
     /// <summary>An unsigned 64-bit number: a JSON integer, or a string in decimal or 0x hex.</summary>

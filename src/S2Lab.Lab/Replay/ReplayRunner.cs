@@ -11,8 +11,11 @@ public static class ReplayRunner
     /// <summary>The guest_memfd field value used for a descriptor that is not open (gmem -1 or a failed create_gmem).</summary>
     public const uint ClosedDescriptor = uint.MaxValue;
 
-    /// <summary>Executes <paramref name="ops"/> in order.</summary>
-    public static IReadOnlyList<ReplayStep> Run(IKvmSystem kvm, IEnumerable<ReplayOp> ops)
+    /// <summary>
+    /// Executes <paramref name="ops"/> in order. mmap, munmap, vcpu and access lines need <paramref name="machine"/>
+    /// (the VMM's address space and a vCPU); without one they fail with ENOSYS.
+    /// </summary>
+    public static IReadOnlyList<ReplayStep> Run(IKvmSystem kvm, IEnumerable<ReplayOp> ops, IReplayMachine? machine = null)
     {
         var steps = new List<ReplayStep>();
         var vms = new List<IKvmVm>();
@@ -24,8 +27,46 @@ public static class ReplayRunner
             foreach (var op in ops)
             {
                 Errno result;
+                long? value = null;
+                string? exit = null, leaf = null;
+                var vmUsable = newest is not null && !newestFailed;
                 switch (op)
                 {
+                    case CapOp c:
+                        if (c.OnVmFd && !vmUsable)
+                        {
+                            result = Errno.EBADF;
+                            break;
+                        }
+                        var cap = c.OnVmFd ? newest!.CheckExtension(c.Cap) : kvm.CheckExtension(c.Cap);
+                        result = cap.IsOk ? Errno.None : cap.Error;
+                        value = cap.IsOk ? cap.Value : null;
+                        break;
+                    case EnableCapOp e:
+                        result = machine is null ? Errno.ENOSYS : vmUsable ? machine.EnableCap(newest!, e.Cap) : Errno.EBADF;
+                        break;
+                    case MmapOp m:
+                        result = machine?.Mmap(m) ?? Errno.ENOSYS;
+                        break;
+                    case MunmapOp u:
+                        result = machine?.Munmap(u) ?? Errno.ENOSYS;
+                        break;
+                    case VcpuOp v:
+                        result = machine is null ? Errno.ENOSYS : vmUsable ? machine.CreateVcpu(newest!, v) : Errno.EBADF;
+                        break;
+                    case AccessOp a:
+                        if (machine is null)
+                        {
+                            result = Errno.ENOSYS;
+                            break;
+                        }
+                        if (!vmUsable)
+                        {
+                            result = Errno.EBADF;
+                            break;
+                        }
+                        (result, exit, leaf) = machine.Access(newest!, a);
+                        break;
                     case CreateVmOp c:
                         var vm = kvm.CreateVm(c.Type);
                         if (vm.IsOk)
@@ -73,7 +114,7 @@ public static class ReplayRunner
                     default:
                         throw new ArgumentException($"unknown replay operation {op.GetType().Name}", nameof(ops));
                 }
-                steps.Add(new ReplayStep(op, result));
+                steps.Add(new ReplayStep(op, result, value, exit, leaf));
             }
         }
         finally
@@ -83,4 +124,30 @@ public static class ReplayRunner
         }
         return steps;
     }
+}
+
+/// <summary>
+/// What a replay needs besides /dev/kvm: the VMM's address space (mmap kinds, munmap) and a vCPU that performs guest
+/// accesses. The model implements it (<see cref="ModelReplayMachine"/>); the real arm64 kernel is driven by the
+/// oracle probe (oracle/arm64), which records the same answers.
+/// </summary>
+public interface IReplayMachine
+{
+    /// <summary>The mmap line: 0 or the errno of mmap/mprotect.</summary>
+    Errno Mmap(MmapOp op);
+
+    /// <summary>munmap(2).</summary>
+    Errno Munmap(MunmapOp op);
+
+    /// <summary>KVM_ENABLE_CAP(<paramref name="cap"/>) on <paramref name="vm"/>.</summary>
+    Errno EnableCap(IKvmVm vm, uint cap);
+
+    /// <summary>Guest code page, its memslot and vCPU 0 of <paramref name="vm"/>: 0 or the first errno.</summary>
+    Errno CreateVcpu(IKvmVm vm, VcpuOp op);
+
+    /// <summary>
+    /// One guest access on <paramref name="vm"/>'s vCPU: the errno of KVM_RUN (EBADF without a vCPU), the exit
+    /// (done, mmio, abort; null when KVM_RUN failed) and the stage-2 leaf at the address afterwards.
+    /// </summary>
+    (Errno Result, string? Exit, string? Leaf) Access(IKvmVm vm, AccessOp op);
 }

@@ -8,7 +8,13 @@ namespace S2Lab.Lab.Replay;
 public static class ReplayWriter
 {
     /// <summary>One JSON line for <paramref name="op"/>; <paramref name="expect"/> (if any) is written as "expect".</summary>
-    public static string Format(ReplayOp op, Errno? expect = null)
+    public static string Format(ReplayOp op, Errno? expect = null) => Format(op, expect, null);
+
+    /// <summary>
+    /// One JSON line for <paramref name="op"/> with "expect" and, from <paramref name="details"/>, the cap value, the
+    /// access exit and the stage-2 leaf it observed.
+    /// </summary>
+    public static string Format(ReplayOp op, Errno? expect, ReplayStep? details)
     {
         var sb = new StringBuilder("{");
         void Str(string k, string v) => sb.Append(CultureInfo.InvariantCulture, $"\"{k}\":\"{v}\",");
@@ -40,15 +46,57 @@ public static class ReplayWriter
                     Hex("gmem_offset", s.GmemOffset);
                 }
                 break;
+            case CapOp c:
+                Str("op", "cap");
+                Str("fd", c.OnVmFd ? "vm" : "sys");
+                Num("cap", c.Cap);
+                break;
+            case EnableCapOp en:
+                Str("op", "enable_cap");
+                Num("cap", en.Cap);
+                break;
+            case MmapOp m:
+                Str("op", "mmap");
+                Str("kind", ReplayNames.Name(m.Kind));
+                Hex("uaddr", m.UserspaceAddr);
+                Hex("size", m.Size);
+                if (m.Offset != 0)
+                    Hex("offset", m.Offset);
+                break;
+            case MunmapOp u:
+                Str("op", "munmap");
+                Hex("uaddr", u.UserspaceAddr);
+                Hex("size", u.Size);
+                break;
+            case VcpuOp v:
+                Str("op", "vcpu");
+                Hex("slot", v.Slot);
+                Hex("gpa", v.GuestPhysAddr);
+                Hex("uaddr", v.UserspaceAddr);
+                break;
+            case AccessOp a:
+                Str("op", "access");
+                Str("kind", ReplayNames.Name(a.Kind));
+                Hex("gpa", a.GuestPhysAddr);
+                break;
             default:
                 throw new ArgumentException($"unknown replay operation {op.GetType().Name}", nameof(op));
         }
         if ((expect ?? op.Expected) is { } e)
             Str("expect", ErrnoText.Format(e));
+        if (details is { } d)
+        {
+            if (d.Value is { } value)
+                Num("value", value);
+            if (d.Exit is { } exit)
+                Str("exit", exit);
+            if (d.Leaf is { } leaf)
+                Str("leaf", leaf);
+        }
         sb.Length--; // the last comma
         return sb.Append('}').ToString();
     }
 
     /// <summary>All of <paramref name="steps"/> as golden lines (each with the result as "expect").</summary>
-    public static IEnumerable<string> Golden(IEnumerable<ReplayStep> steps) => steps.Select(s => Format(s.Op, s.Result));
+    public static IEnumerable<string> Golden(IEnumerable<ReplayStep> steps) => steps.Select(s => Format(s.Op, s.Result, s));
 }

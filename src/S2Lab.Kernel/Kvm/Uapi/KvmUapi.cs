@@ -11,6 +11,7 @@ public static class KvmCap
     public const uint READONLY_MEM = 81;
     public const uint MULTI_ADDRESS_SPACE = 118;
     public const uint ARM_VM_IPA_SIZE = 165;
+    public const uint ARM_MTE = 205;
     public const uint USER_MEMORY2 = 231;
     public const uint GUEST_MEMFD = 234;
     public const uint ARM_CACHEABLE_PFNMAP_SUPPORTED = 243;
