@@ -173,7 +173,7 @@ public sealed partial class ModelKvmVm
             // hva_to_pfn(): GUP cannot take a page without struct page, and only VM_IO|VM_PFNMAP VMAs are walked by
             // hva_to_pfn_remapped(); a VM_MIXEDMAP VMA without VM_IO over such pages fails.
             r?.Trace?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} has no struct page and {vma.Name} is neither VM_IO nor VM_PFNMAP: -EFAULT");
-            return new FaultRecord { IsPermissionFault = isPerm, Error = Errno.EFAULT };
+            return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
         r?.Trace?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} ({(mapMemory ? "kernel map memory" : Host.Memory.RegionOf(pfn << PAGE_SHIFT)?.Name + ", not map memory")}), host {(pte.Value.Writable ? "writable" : "read-only")}");
 
