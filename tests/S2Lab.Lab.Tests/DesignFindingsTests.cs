@@ -121,7 +121,7 @@ public class DesignFindingsTests
     [Fact]
     public void With_two_FWB_hosts_linux_6_17_and_module_param_pass_everything()
     {
-        var text = DemoScenario.Text().Replace("cpu: neoverse-n1", "cpu: neoverse-v1", StringComparison.Ordinal);
+        var text = DemoScenario.Text().Edit("cpu: neoverse-n1", "cpu: neoverse-v1");
         var scenario = ScenarioLoader.Parse(text, "demo-two-fwb.yaml");
         foreach (var (design, variant) in new[] { ("linux-6.17", ""), ("proposal-module-param", "param=on") })
         {
@@ -136,7 +136,7 @@ public class DesignFindingsTests
     [Fact]
     public void Rule1_a_host_with_FWB_but_no_DIC_cannot_map_usemem_cacheable()
     {
-        var text = DemoScenario.Text().Replace("cpu: neoverse-n1", "cpu: { preset: neoverse-v2, ctrEl0: 0x90040004 }", StringComparison.Ordinal);
+        var text = DemoScenario.Text().Edit("cpu: neoverse-n1", "cpu: { preset: neoverse-v2, ctrEl0: 0x90040004 }");
         var scenario = ScenarioLoader.Parse(text, "demo-fwb-no-dic.yaml");
         var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
         var start = run.Steps.OfType<StartResult>().Single(s => s.Label == "altra-start");
@@ -144,5 +144,42 @@ public class DesignFindingsTests
         Assert.Equal(SetupOutcome.Failed, usemem.Outcome);
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, usemem.Errno);
         Assert.Equal("0", run.Hosts.Single(h => h.Name == "altra").Cap243Vm);
+    }
+
+    /// <summary>
+    /// Property 3 judges cacheable device memory the guest itself maps write-back. With FWB a Normal stage 2 (rule 9,
+    /// MemAttr 0b0110) forces write-back whatever the guest's MAIR says, so linux-6.17 passes either way; linux-6.9
+    /// demotes usemem to Device (rule 18), which fails the property where the guest asked for write-back and is not
+    /// held against the design where the guest mapped the memory Device-nGnRE itself.
+    /// </summary>
+    [Theory]
+    [InlineData("linux-6.17", "0x04", true)]
+    [InlineData("linux-6.17", "0xFF", true)]
+    [InlineData("linux-6.9", "0x04", true)]
+    [InlineData("linux-6.9", "0xFF", false)]
+    public void Property3_judges_only_what_the_guest_maps_write_back(string design, string mair, bool holds)
+    {
+        var text = $$"""
+            name: guest-mair
+            hosts:
+              grace:
+                cpu: neoverse-v2
+                design: {{design}}
+                devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } }
+            vms:
+              vm:
+                host: grace
+                memory: [ { name: ram, gpa: 0x40000000, size: 16MiB } ]
+                devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000 } } } ]
+            steps:
+              - start: { vm: vm, host: grace }
+              - { id: touch, access: { vm: vm, region: gpu0.usemem, mair: {{mair}}, type: [read, write] } }
+            """;
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "guest-mair.yaml"), design, RunVariant.Default);
+        var view = run.Steps.OfType<AccessResult>().Single(a => a.Label == "touch").Region;
+        Assert.All(view.Accesses, a => Assert.Equal(AccessOutcome.Ok, a.Outcome));
+        Assert.Equal(design == "linux-6.17" ? Stage2Type.Normal : Stage2Type.DeviceNgnre, view.Stage2);
+        Assert.Equal(design == "linux-6.17", view.EffectiveWriteBack); // FWB forces write-back over any stage-1 type
+        Assert.Equal(holds, run.Scorecard.CacheableWherePossible);
     }
 }

@@ -274,8 +274,8 @@ public class MigrationTests
     public void A_setup_failure_leaves_the_guest_running_on_the_source()
     {
         var text = DemoScenario.Text() + "\n  - { id: still-there, start: { vm: vm, host: grace } }\n";
-        var scenario = ScenarioLoader.Parse(text.Replace("  - id: grace-to-altra\n    migrate: { vm: vm, to: altra, dirty: [{ region: ram, offset: 0x10000, pages: 16, rounds: 2 }] }\n  - stop: vm",
-            "  - id: grace-to-altra\n    migrate: { vm: vm, to: altra }\n  - { id: after-failed, access: { vm: vm, region: ram, offset: 0x2000, mair: 0xFF, type: read } }\n  - stop: vm", StringComparison.Ordinal), "demo.yaml");
+        var scenario = ScenarioLoader.Parse(text.Edit("  - id: grace-to-altra\n    migrate: { vm: vm, to: altra, dirty: [{ region: ram, offset: 0x10000, pages: 16, rounds: 2 }] }\n  - stop: vm",
+            "  - id: grace-to-altra\n    migrate: { vm: vm, to: altra }\n  - { id: after-failed, access: { vm: vm, region: ram, offset: 0x2000, mair: 0xFF, type: read } }\n  - stop: vm"), "demo.yaml");
         var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
         Assert.Equal(MigrateOutcome.SetupFailed, run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Outcome);
         var after = run.Steps.OfType<AccessResult>().Single(a => a.Label == "after-failed").Region;
@@ -417,5 +417,51 @@ public class MigrationTests
         Assert.False(vm.Paused);
         Assert.Equal(KvmMemFlags.None, vm.Region("ram").Flags & KvmMemFlags.LOG_DIRTY_PAGES);
         Assert.True(report.Destination!.Vm!.IsDestroyed);
+    }
+
+    /// <summary>
+    /// The data check after a migration compares what the guest wrote with what it reads on the destination. Two VMs
+    /// given the same GPU on one host share its memory: when the second overwrites a value the first wrote, the
+    /// migrated guest reads the other VM's value, and the check must say so.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Migration_data_check_reports_a_value_changed_behind_the_guest(bool overwritten)
+    {
+        var text = $$"""
+            name: shared-gpu
+            hosts:
+              a:
+                cpu: neoverse-v2
+                design: linux-6.17
+                devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } }
+              b:
+                cpu: neoverse-v2
+                design: linux-6.17
+                devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 64MiB } }
+            vms:
+              vm1:
+                host: a
+                memory: [ { name: ram, gpa: 0x40000000, size: 16MiB } ]
+                devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000 } } } ]
+              vm2:
+                host: a
+                memory: [ { name: ram, gpa: 0x40000000, size: 16MiB } ]
+                devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000 } } } ]
+            steps:
+              - start: { vm: vm1, host: a }
+              - start: { vm: vm2, host: a }
+              - { access: { vm: vm1, region: gpu0.usemem, offset: 0x1000, mair: 0xFF, type: write, value: 0x1111 } }
+              - { access: { vm: vm1, region: gpu0.usemem, offset: 0x2000, mair: 0xFF, type: write, value: 0x3333 } }
+              - { access: { vm: vm2, region: gpu0.usemem, offset: {{(overwritten ? "0x1000" : "0x5000")}}, mair: 0xFF, type: write, value: 0x2222 } }
+              - { id: m, migrate: { vm: vm1, to: b } }
+            """;
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "shared-gpu.yaml"), "linux-6.17", RunVariant.Default);
+        var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "m");
+        Assert.Equal(MigrateOutcome.SucceededSameTypes, m.Outcome);
+        Assert.Equal(!overwritten, m.DataIntact);
+        if (overwritten)
+            Assert.Contains("wrote 0x0000000000001111, read 0x0000000000002222", m.DataCheck, StringComparison.Ordinal);
     }
 }

@@ -102,4 +102,29 @@ public class ScorecardTests
         var missing = row.Evidence.Where(kv => kv.Key != "noFaultTimeDeath").ToDictionary();
         Assert.Throws<ArgumentException>(() => new ScorecardRow("d", "", missing));
     }
+
+    [Fact]
+    public void Property1_fails_when_capability_243_says_1_and_the_memslot_is_refused()
+    {
+        // The VMM asked for cacheable device memory on a host whose VM fd promised it, and never got a memslot: the
+        // capability did not predict the outcome (nothing was seen mapped, so "refused" is the only evidence).
+        var refused = View("h", Usemem, Stage2Type.None, null, false, accepted: false);
+        Assert.False(Score([Host("h", true, "1")], refused).EarlyDiscovery);
+        // The same refusal where the capability says 0 is what it predicted.
+        Assert.True(Score([Host("h", false, "0")], refused).EarlyDiscovery);
+    }
+
+    [Theory]
+    [InlineData((byte)0x04)] // Device-nGnRE
+    [InlineData((byte)0x44)] // Normal Non-cacheable
+    [InlineData((byte)0xBB)] // Normal Write-Through: cacheable, not write-back
+    public void Property3_does_not_judge_memory_the_guest_itself_maps_without_write_back(byte mair)
+    {
+        // A demoting design (Device stage 2) over memory the guest mapped non-write-back itself: the guest did not ask
+        // for what property 3 checks.
+        var guestChoice = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false) with { Mair = mair };
+        Assert.True(Score([Host("h", true)], guestChoice).CacheableWherePossible);
+        // The control: with a write-back MAIR the same demotion fails the property.
+        Assert.False(Score([Host("h", true)], guestChoice with { Mair = 0xFF }).CacheableWherePossible);
+    }
 }

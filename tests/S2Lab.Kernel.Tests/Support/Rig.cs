@@ -1,5 +1,7 @@
+using S2Lab.Arch.Cpu;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 
@@ -12,8 +14,14 @@ internal sealed class Rig
     public const ulong MiB = 1UL << 20;
 
     public Rig(string cpu, string design, KvmProfile? profile = null, ulong ramSize = 4UL << 30)
+        : this(CpuPresets.Get(cpu).Model, design, profile, ramSize)
     {
-        Host = Host.Create("h", cpu, design, ramSize);
+    }
+
+    /// <summary>A rig on a CPU built in the test (e.g. FWB without DIC, which no preset has).</summary>
+    public Rig(CpuModel cpu, string design, KvmProfile? profile = null, ulong ramSize = 4UL << 30)
+    {
+        Host = new Host("h", cpu, KvmDesigns.Create(design), new PhysicalMemory(ramSize: ramSize));
         Vmm = Host.CreateProcess("vmm");
         Kvm = Host.OpenKvm(Vmm, profile);
         Vm = Kvm.CreateModelVm().Value;

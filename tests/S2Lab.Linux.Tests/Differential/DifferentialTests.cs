@@ -34,7 +34,17 @@ public class DifferentialTests(ITestOutputHelper output)
         {
             var ops = new MemslotOpGenerator(seed, limits, avoid).Generate(OpsPerSeed);
             compared += ops.Count;
-            if (Differential.Compare(seed, ops, kvm, () => Differential.Model(profile)) is { } d)
+            Difference? d;
+            try
+            {
+                d = Differential.Compare(seed, ops, kvm, () => Differential.Model(profile));
+            }
+            catch (Exception e)
+            {
+                // A crash names its seed too, so that the sequence can be generated again.
+                throw new InvalidOperationException($"seed {seed} ({avoid}): {e.Message}", e);
+            }
+            if (d is not null)
                 differences.Add(d);
         }
         output.WriteLine($"{seeds} sequences, {compared} operations, profile {profile}; {differences.Count} sequence(s) with a difference");
