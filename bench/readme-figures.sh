@@ -3,7 +3,7 @@
 # measurements, the scale run, and whole-process timings of `s2lab demo` and `s2lab combine --batch`) and prints the
 # Markdown table to paste over the one in README.md ("## Performance").
 #
-#   bench/readme-figures.sh            # the table (about 15 s on 2 cores)
+#   bench/readme-figures.sh            # the table (a few minutes on 2 cores: the scale runs dominate)
 #   bench/readme-figures.sh --bdn      # also the BenchmarkDotNet counterparts of the timed rows (--job short; minutes)
 #
 # ITERATIONS (default 15) sets the timed iterations of each quick measurement (the best is reported).
@@ -20,5 +20,6 @@ if [ "${1:-}" = "--bdn" ]; then
   dotnet run -c Release --project bench/S2Lab.Benchmarks -- --job short --join --buildTimeout 900 \
     --filter '*Stage2FreshMapBenchmarks.Map1GiBWith4KPages*' '*Stage2TranslateBenchmarks.TlbHit*' \
              '*Stage2TranslateBenchmarks.Walk*' '*Stage2ScaleMapBenchmarks*' '*KernelMemslotLookup.RandomGfnToMemslot*' \
-             '*KernelStage2Fault*' '*KernelMemslotCreateDelete*' '*DemoScenarioBenchmarks*' '*CombineBatchBenchmarks*'
+             '*KernelStage2Fault*' '*KernelMemslotCreateDelete*' '*DemoScenarioBenchmarks*' '*CombineBatchBenchmarks*' \
+             '*GuestAccessVsTlbHit*' '*MigrateLargeVm*' '*MigratePerWrittenPage*'
 fi
