@@ -118,6 +118,13 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     private bool Translate(ulong ipa, GuestAccessType type, bool retry, out S2TranslationResult t, out Stage2Leaf? existing)
     {
         t = _stage2.Translate(ipa, Kind(type), retry);
+        return Classify(ipa, type, t, out existing);
+    }
+
+    /// <summary>What <see cref="Translate"/> concludes from a translation already made.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Classify(ulong ipa, GuestAccessType type, in S2TranslationResult t, out Stage2Leaf? existing)
+    {
         existing = null;
         switch (t.Fault.Kind)
         {
@@ -192,18 +199,20 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         var len = type == GuestAccessType.Write ? source.Length : destination.Length;
         if (!InOnePage(ipa, len))
             return new GuestAccessStatus(GuestAccessOutcome.AbortInjected);
+        // The common case first: the TLB (or a walk) permits the access, with no leaf to look at.
+        var t = _stage2.Translate(ipa, Kind(type), false);
+        if (t.Fault.Kind == S2FaultKind.None)
+        {
+            Transfer(t.Pa, type, len, destination, source);
+            return new GuestAccessStatus(GuestAccessOutcome.Completed);
+        }
         for (var attempt = 0; attempt < 4; attempt++)
         {
-            if (Translate(ipa, type, attempt > 0, out var t, out var leaf))
+            if (attempt > 0)
+                t = _stage2.Translate(ipa, Kind(type), true);
+            if (Classify(ipa, type, t, out var leaf))
             {
-                var pa = leaf is { } l ? l.Translate(ipa) : t.Pa;
-                var mem = _memory;
-                if (type == GuestAccessType.Write)
-                    mem.Write(pa, source);
-                else if ((pa & (LineStore.LineSize - 1)) + (ulong)len <= LineStore.LineSize)
-                    mem.ReadWithinLine(pa, destination);
-                else
-                    mem.Read(pa, destination);
+                Transfer(leaf is { } l ? l.Translate(ipa) : t.Pa, type, len, destination, source);
                 return new GuestAccessStatus(GuestAccessOutcome.Completed);
             }
             switch (Vm.HandleGuestAbort(ipa, type, leaf, null, out var err))
@@ -217,6 +226,18 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             }
         }
         return new GuestAccessStatus(GuestAccessOutcome.RunFailed, Errno.EFAULT);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Transfer(ulong pa, GuestAccessType type, int len, Span<byte> destination, ReadOnlySpan<byte> source)
+    {
+        var mem = _memory;
+        if (type == GuestAccessType.Write)
+            mem.Write(pa, source);
+        else if ((pa & (LineStore.LineSize - 1)) + (ulong)len <= LineStore.LineSize)
+            mem.ReadWithinLine(pa, destination);
+        else
+            mem.Read(pa, destination);
     }
 
     private static bool Permits(in Stage2Leaf leaf, GuestAccessType type) => type switch

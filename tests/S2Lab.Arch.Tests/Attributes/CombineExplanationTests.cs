@@ -109,17 +109,25 @@ public class CombineAllocationTests
             sink += AttributeCombiner.Combine(input).ParAttr;
         }
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var round = 0; round < 10; round++)
+        // The runtime may allocate on this thread while it re-compiles a hot method (tiering, OSR) during a pass, so
+        // a pass is measured several times: an allocation in the fast path itself shows in every pass.
+        var fewest = long.MaxValue;
+        for (var pass = 0; pass < 5 && fewest != 0; pass++)
         {
-            foreach (var input in inputs)
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var round = 0; round < 10; round++)
             {
-                var r = AttributeCombiner.Combine(input);
-                sink += r.ParAttr + (r.IsDevice ? 1 : 0) + (r.IsWriteBackCacheable ? 1 : 0);
+                foreach (var input in inputs)
+                {
+                    var r = AttributeCombiner.Combine(input);
+                    sink += r.ParAttr + (r.IsDevice ? 1 : 0) + (r.IsWriteBackCacheable ? 1 : 0);
+                }
             }
+
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, fewest);
         Assert.NotEqual(-1, sink);
     }
 }
