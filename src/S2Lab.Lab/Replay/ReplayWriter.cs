@@ -20,20 +20,18 @@ public static class ReplayWriter
         void Str(string k, string v) => sb.Append(CultureInfo.InvariantCulture, $"\"{k}\":\"{v}\",");
         void Num(string k, long v) => sb.Append(CultureInfo.InvariantCulture, $"\"{k}\":{v},");
         void Hex(string k, ulong v) => sb.Append(CultureInfo.InvariantCulture, $"\"{k}\":\"0x{v:x}\",");
+        Str("op", op.OpName);
         switch (op)
         {
             case CreateVmOp c:
-                Str("op", "create_vm");
                 if (c.Type != 0)
                     Hex("type", c.Type);
                 break;
             case CreateGmemOp g:
-                Str("op", "create_gmem");
                 Hex("size", g.Size);
                 Hex("flags", g.Flags);
                 break;
             case SetRegionOp s:
-                Str("op", "set");
                 Num("v", s.Version);
                 Hex("slot", s.Slot);
                 Hex("flags", s.Flags);
@@ -47,16 +45,13 @@ public static class ReplayWriter
                 }
                 break;
             case CapOp c:
-                Str("op", "cap");
                 Str("fd", c.OnVmFd ? "vm" : "sys");
                 Num("cap", c.Cap);
                 break;
             case EnableCapOp en:
-                Str("op", "enable_cap");
                 Num("cap", en.Cap);
                 break;
             case MmapOp m:
-                Str("op", "mmap");
                 Str("kind", ReplayNames.Name(m.Kind));
                 Hex("uaddr", m.UserspaceAddr);
                 Hex("size", m.Size);
@@ -64,18 +59,15 @@ public static class ReplayWriter
                     Hex("offset", m.Offset);
                 break;
             case MunmapOp u:
-                Str("op", "munmap");
                 Hex("uaddr", u.UserspaceAddr);
                 Hex("size", u.Size);
                 break;
             case VcpuOp v:
-                Str("op", "vcpu");
                 Hex("slot", v.Slot);
                 Hex("gpa", v.GuestPhysAddr);
                 Hex("uaddr", v.UserspaceAddr);
                 break;
             case AccessOp a:
-                Str("op", "access");
                 Str("kind", ReplayNames.Name(a.Kind));
                 Hex("gpa", a.GuestPhysAddr);
                 break;
