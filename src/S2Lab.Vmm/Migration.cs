@@ -37,7 +37,7 @@ public enum MigrationOutcome
 }
 
 /// <summary>One pre-copy round: RAM pages sent (with data), zero pages sent as markers, and the pages the dirty log reported after it.</summary>
-public sealed record PrecopyRoundReport(int Round, int PagesSent, int ZeroPages, int PagesDirtied);
+public sealed record PrecopyRoundReport(int Round, long PagesSent, long ZeroPages, long PagesDirtied);
 
 /// <summary>How a device region's contents moved.</summary>
 /// <param name="Copied">Whether bytes were copied (false for device registers).</param>
@@ -126,7 +126,7 @@ public static class Migration
                 return Abort($"KVM_GET_DIRTY_LOG failed with {le.Errno}", $"KVM_GET_DIRTY_LOG slot {le.Slot}", le.Errno, rounds);
 
             long count = ram.Sum(r => r.Count());
-            rounds.Add(new PrecopyRoundReport(round, sent, zero, (int)Math.Min(count, int.MaxValue)));
+            rounds.Add(new PrecopyRoundReport(round, sent, zero, count));
             if (count <= options.StopCopyPages || round >= options.MaxRounds)
                 break; // these pages are sent with the final dirty log's, guest paused
 
@@ -236,9 +236,9 @@ public static class Migration
     /// (save_zero_page); the destination writes it only where its own page is populated (ram_handle_zero), since an
     /// unpopulated page reads as zeros already.
     /// </summary>
-    private static (int Sent, int Zero, SendFailure? Error) SendRam(VirtualMachine source, VirtualMachine target, List<RamPages> ram, bool all, SendBuffers buffers)
+    private static (long Sent, long Zero, SendFailure? Error) SendRam(VirtualMachine source, VirtualMachine target, List<RamPages> ram, bool all, SendBuffers buffers)
     {
-        int sent = 0, zero = 0;
+        long sent = 0, zero = 0;
         var from = source.Host.Process.Mm;
         var to = target.Host.Process.Mm;
         foreach (var pages in ram)
@@ -315,7 +315,7 @@ public static class Migration
 
     /// <summary>Sends one resident page: its data, or a zero-page marker when it holds only zeros.</summary>
     private static SendFailure? SendPage(Kernel.Mm.MmStruct from, Kernel.Mm.MmStruct to, string name, ulong srcHva, ulong dstHva, ulong page,
-        SendBuffers buffers, ref int sent, ref int zero)
+        SendBuffers buffers, ref long sent, ref long zero)
     {
         var off = page << PAGE_SHIFT;
         var buf = buffers.Page.AsSpan();
@@ -333,7 +333,7 @@ public static class Migration
     /// A zero-page marker. ram_handle_zero: the destination clears its page only if it is populated (an earlier round
     /// sent data there); an unpopulated page reads as zeros already.
     /// </summary>
-    private static SendFailure? SendZero(Kernel.Mm.MmStruct to, string name, ulong dstHva, ulong page, SendBuffers buffers, ref int zero)
+    private static SendFailure? SendZero(Kernel.Mm.MmStruct to, string name, ulong dstHva, ulong page, SendBuffers buffers, ref long zero)
     {
         zero++;
         var off = page << PAGE_SHIFT;
