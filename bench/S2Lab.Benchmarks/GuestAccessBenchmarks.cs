@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using S2Lab.Arch.Translation;
+using S2Lab.Cli.Bench;
 using S2Lab.Kernel.Kvm;
 
 namespace S2Lab.Benchmarks;
@@ -12,13 +13,13 @@ namespace S2Lab.Benchmarks;
 public class GuestFault4K
 {
     private const int Pages = 4096;
-    private KernelBenchSetup.FaultRig _rig = null!;
+    private FaultRig _rig = null!;
 
     [GlobalSetup]
-    public void Setup() => _rig = KernelBenchSetup.AnonFaultRig(Pages);
+    public void Setup() => _rig = FaultRig.Create(Pages);
 
     [Benchmark(OperationsPerInvoke = Pages)]
-    public int FaultEveryPageFastPath() => KernelBenchSetup.FaultAllThenZapFast(_rig);
+    public void FaultEveryPageFastPath() => _rig.FaultAllThenZap();
 }
 
 /// <summary>
@@ -29,15 +30,15 @@ public class GuestFault4K
 public class GuestAccessVsTlbHit
 {
     private const int Pages = 256;
-    private KernelBenchSetup.FaultRig _rig = null!;
+    private FaultRig _rig = null!;
     private Stage2Tlb _tlb = null!;
     private readonly byte[] _buf = new byte[8];
 
     [GlobalSetup]
     public void Setup()
     {
-        _rig = KernelBenchSetup.AnonFaultRig(Pages);
-        KernelBenchSetup.FaultAllFast(_rig);
+        _rig = FaultRig.Create(Pages);
+        _rig.FaultAll();
         _tlb = new Stage2Tlb();
         for (var i = 0; i < Pages; i++)
             _tlb.Fill(1, _rig.Gpa + ((ulong)i << 12), new S2Descriptor(0x4000_0000_0000_07C3UL | ((ulong)i << 12)), 3);

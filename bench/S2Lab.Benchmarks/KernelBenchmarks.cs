@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using S2Lab.Cli.Bench;
 using S2Lab.Kernel.Kvm;
 
 namespace S2Lab.Benchmarks;
@@ -84,15 +85,19 @@ public class KernelMemslotCreateDelete
 public class KernelStage2Fault
 {
     private const int Pages = 4096;
-    private KernelBenchSetup.FaultRig _rig = null!;
+    private FaultRig _rig = null!;
 
     [GlobalSetup]
-    public void Setup() => _rig = KernelBenchSetup.AnonFaultRig(Pages);
+    public void Setup() => _rig = FaultRig.Create(Pages);
 
     /// <summary>
     /// The guest reads each of 4096 pages once (each a translation fault: memslot, VMA, host pte, design, table map),
     /// then the VMM's MMU notifier zaps the range (included, amortised over the pages).
     /// </summary>
     [Benchmark(OperationsPerInvoke = Pages)]
-    public int FaultEveryPage() => KernelBenchSetup.FaultAllThenZap(_rig);
+    public void FaultEveryPage()
+    {
+        _rig.FaultAllWithResults();
+        _rig.Zap();
+    }
 }

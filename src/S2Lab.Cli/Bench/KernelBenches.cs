@@ -83,22 +83,11 @@ internal sealed class KernelStage2FaultNs : IQuickBench
     public IEnumerable<BenchResult> Run(BenchSettings settings)
     {
         const int pages = 4096;
-        var host = Host.Create("bench", "neoverse-v2", "linux-6.17");
-        var vmm = host.CreateProcess("vmm");
-        var vm = host.OpenKvm(vmm).CreateModelVm().Value;
-        var vcpu = vm.CreateModelVcpu(0).Value;
-        vcpu.Explain = false;
-        var ram = AnonymousMemory.Mmap(vmm, pages * 4096UL, thp: false).Value;
-        for (ulong o = 0; o < ram.Size; o += 4096)
-            _ = vmm.Mm.FaultIn(ram.Start + o, write: true);
-        const ulong gpa = 0x4000_0000;
-        _ = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, 0, gpa, ram.Size, ram.Start, 0, 0));
-        var zap = (IMmuNotifier)vm;
+        var rig = FaultRig.Create(pages);
         var ns = BenchTimer.BestNsPerOp(settings, pages, () =>
         {
-            for (var i = 0; i < pages; i++)
-                _ = vcpu.Access(GuestAccessRequest.Read(gpa + ((ulong)i << 12), 0xFF));
-            zap.InvalidateRangeStart(vm.Mm, ram.Start, ram.End, MmuNotifyEvent.Clear);
+            rig.FaultAllWithResults();
+            rig.Zap();
         });
         yield return new BenchResult(Name, ns, "ns");
     }
