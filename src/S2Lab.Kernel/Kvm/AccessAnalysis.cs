@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Mm;
 using static S2Lab.Kernel.Mm.PageSizes;

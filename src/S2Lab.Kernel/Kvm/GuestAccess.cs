@@ -1,5 +1,6 @@
 using System.Text;
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 

@@ -1,6 +1,7 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;

@@ -1,5 +1,6 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 using static S2Lab.Kernel.Mm.PageSizes;
 
@@ -17,14 +18,14 @@ internal sealed class Stage2TableAdapter : IStage2Table
     public Stage2TableAdapter(Host host, int ipaBits)
     {
         // The caller has already clamped ipaBits to 32..kvm_ipa_limit (KVM_CREATE_VM checks it), so this cannot fail.
-        _table = Stage2PageTable.ForKvm(host.Cpu, ipaBits, out var error)
+        _table = KvmStage2.Create(host.Cpu, ipaBits, out var error)
             ?? throw new InvalidOperationException($"no stage-2 table for a {ipaBits}-bit IPA on {host.Cpu.Name}: {error}");
     }
 
     /// <summary>The TLB the VM's translations go through.</summary>
     public Stage2Tlb Tlb => _table.Tlb;
 
-    /// <summary>stage2_has_fwb(): the table was built with HCR_EL2.FWB (Stage2PageTable.ForKvm sets it when the CPU has FWB).</summary>
+    /// <summary>stage2_has_fwb(): the table was built with HCR_EL2.FWB (KvmStage2.Create sets it when the CPU has FWB).</summary>
     public bool Fwb => _table.Fwb;
 
     /// <summary>stage2_set_prot_attr (rule 14): the MemAttr for a prot, or null for a forbidden combination.</summary>
