@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
@@ -39,7 +40,7 @@ public class DesignOutcomeTests
         Assert.Equal(Errno.None, s.Use);
         var r = s.Rig.Write(UseIpa + 0x40, 1);
         Assert.Equal(GuestAccessOutcome.Completed, r.Outcome);
-        Assert.Equal(KvmS2MemType.DeviceNGnRE, r.Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.DeviceNGnRE, r.Leaf!.Value.KvmType);
         Assert.True(r.Effective!.Value.IsDevice); // property 3 fails: not Normal WB
         Assert.Contains(r.Hazards, h => h.Kind == HazardKind.MismatchedAlias); // property 4 fails
         Assert.Contains(r.Hazards, h => h.Kind == HazardKind.RamAsDevice);
@@ -61,7 +62,7 @@ public class DesignOutcomeTests
         }
         var use = s.Rig.Read(UseIpa);
         Assert.True(use.Effective!.Value.IsCacheable); // property 3 holds
-        Assert.Equal(KvmS2MemType.NormalNc, s.Rig.Read(ResIpa, 0x44).Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.NormalNc, s.Rig.Read(ResIpa, 0x44).Leaf!.Value.KvmType);
         Assert.True(s.Rig.Read(BarIpa, 0x04).Effective!.Value.IsDevice);
         Assert.Equal(GuestAccessOutcome.Completed, s.Rig.Exec(UseIpa + 0x1000).Outcome);
     }
@@ -101,7 +102,7 @@ public class DesignOutcomeTests
         if (works)
         {
             Assert.Equal(GuestAccessOutcome.Completed, r.Outcome);
-            Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.MemType);
+            Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.KvmType);
             var bytes = new byte[8];
             rig.Host.Memory.Read(gpu.Usemem.Base + 0x80, bytes); // the write landed in usemem itself
             Assert.Equal(0x1234UL, BitConverter.ToUInt64(bytes));
@@ -120,7 +121,7 @@ public class DesignOutcomeTests
         Assert.Equal(Errno.None, s.Use);
         var r = s.Rig.Write(UseIpa, 1);
         Assert.Equal(GuestAccessOutcome.Completed, r.Outcome);
-        Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.KvmType);
         Assert.Contains(r.Faults.Single().Cmos, c => c.IsImpossible);
         Assert.Contains(r.Hazards, h => h.Kind == HazardKind.ImpossibleMaintenance); // property 5 fails
     }
@@ -138,7 +139,7 @@ public class DesignOutcomeTests
         var s = Build("neoverse-v2", "proposal-memslot-flag");
         Assert.Equal(Errno.None, s.Use);
         var r = s.Rig.Read(UseIpa);
-        Assert.Equal(KvmS2MemType.DeviceNGnRE, r.Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.DeviceNGnRE, r.Leaf!.Value.KvmType);
         Assert.Contains(r.Hazards, h => h.Kind == HazardKind.MismatchedAlias); // property 4 fails
     }
 
@@ -148,7 +149,7 @@ public class DesignOutcomeTests
         var grace = Build("neoverse-v2", "proposal-memslot-flag", KvmMemFlags.ENABLE_CACHEABLE_PFNMAP);
         Assert.Equal(Errno.None, grace.Use);
         var r = grace.Rig.Read(UseIpa);
-        Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.KvmType);
         Assert.Empty(r.Hazards);
         Assert.Equal(Errno.EINVAL, Build("neoverse-n1", "proposal-memslot-flag", KvmMemFlags.ENABLE_CACHEABLE_PFNMAP).Use);
     }
@@ -167,8 +168,8 @@ public class DesignOutcomeTests
     [Fact]
     public void Linux68_maps_resmem_Device_and_linux69_Normal_NC()
     {
-        Assert.Equal(KvmS2MemType.DeviceNGnRE, Build("neoverse-v2", "linux-6.8").Rig.Read(ResIpa, 0x44).Leaf!.Value.MemType);
-        Assert.Equal(KvmS2MemType.NormalNc, Build("neoverse-v2", "linux-6.9").Rig.Read(ResIpa, 0x44).Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.DeviceNGnRE, Build("neoverse-v2", "linux-6.8").Rig.Read(ResIpa, 0x44).Leaf!.Value.KvmType);
+        Assert.Equal(KvmS2MemType.NormalNc, Build("neoverse-v2", "linux-6.9").Rig.Read(ResIpa, 0x44).Leaf!.Value.KvmType);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Stage2;
@@ -112,7 +113,7 @@ public class FaultRuleTests
         Assert.False(vma.IsCacheable);
         Assert.Equal(Errno.None, rig.AddSlot(0, 0, vma));
         var r = rig.Read(0x1000);
-        Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.KvmType);
         Assert.Equal(11, r.Faults.Single().Decision!.Value.Rule);
     }
 
@@ -273,7 +274,7 @@ public class FaultRuleTests
         Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, dev));
         var leaf = rig.Read(UseIpa + 0x1000).Leaf!.Value;
         Assert.Equal(PageSizes.PAGE_SIZE, leaf.Size);
-        Assert.Equal(KvmS2MemType.DeviceNGnRE, leaf.MemType); // /dev/mem outside map memory: Device pgprot (rule 10)
+        Assert.Equal(KvmS2MemType.DeviceNGnRE, leaf.KvmType); // /dev/mem outside map memory: Device pgprot (rule 10)
     }
 
     [Fact]
@@ -321,9 +322,9 @@ public class FaultRuleTests
         Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, gpu.MmapUsemem(rig.Vmm).Value)); // accepted on any host
         Assert.Equal(Errno.None, rig.AddSlot(2, ResIpa, gpu.MmapResmem(rig.Vmm).Value));
         var u = rig.Read(UseIpa);
-        Assert.Equal(usemem, u.Leaf!.Value.MemType);
+        Assert.Equal(usemem, u.Leaf!.Value.KvmType);
         Assert.Equal(18, u.Faults.Single().Decision!.Value.Rule);
-        Assert.Equal(resmem, rig.Read(ResIpa, 0x44).Leaf!.Value.MemType);
+        Assert.Equal(resmem, rig.Read(ResIpa, 0x44).Leaf!.Value.KvmType);
     }
 
     [Fact]

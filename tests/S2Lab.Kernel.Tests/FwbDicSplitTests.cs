@@ -1,5 +1,6 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Cpu;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
@@ -123,7 +124,7 @@ public class FwbDicSplitTests
         Assert.Equal(Errno.EINVAL, rig.AddSlot(1, UseIpa, gpu.MmapUsemem(rig.Vmm).Value, KvmMemFlags.ENABLE_CACHEABLE_PFNMAP));
         // Without the flag the slot is accepted and forced non-cacheable (rule 10 as the design defines it).
         Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, gpu.MmapUsemem(rig.Vmm).Value));
-        Assert.Equal(KvmS2MemType.DeviceNGnRE, rig.Read(UseIpa).Leaf!.Value.MemType);
+        Assert.Equal(KvmS2MemType.DeviceNGnRE, rig.Read(UseIpa).Leaf!.Value.KvmType);
     }
 
     [Fact]
@@ -188,10 +189,10 @@ public class FwbDicSplitTests
         // Non-cacheable is not a reason to stay a page in the kernels the oracle checked: a host PMD gives a PMD block,
         // a host page gives a page although the VMA, the pfn and the memslot are all 2 MiB aligned.
         var pmd = ReadMappedDevice("neoverse-v2", attr, extra, PageSizes.PMD_SIZE);
-        Assert.Equal(type, pmd.Leaf!.Value.MemType);
+        Assert.Equal(type, pmd.Leaf!.Value.KvmType);
         Assert.Equal(PageSizes.PMD_SIZE, pmd.Leaf!.Value.Size);
         var page = ReadMappedDevice("neoverse-v2", attr, extra, PageSizes.PAGE_SIZE);
-        Assert.Equal(type, page.Leaf!.Value.MemType);
+        Assert.Equal(type, page.Leaf!.Value.KvmType);
         Assert.Equal(PageSizes.PAGE_SIZE, page.Leaf!.Value.Size);
     }
 

@@ -1,5 +1,6 @@
 using CsCheck;
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Stage2;
@@ -134,10 +135,10 @@ public class PropertyTests
         foreach (var leaf in vm.Stage2.Leaves())
         {
             // No executable Device or Normal-NC leaf.
-            Assert.False(leaf.Executable && leaf.MemType != KvmS2MemType.Normal, $"executable non-Normal leaf {leaf}");
+            Assert.False(leaf.Executable && leaf.KvmType != KvmS2MemType.Normal, $"executable non-Normal leaf {leaf}");
             // Under linux-6.17 without FWB && DIC: no cacheable leaf of memory outside map memory.
             if (design == "linux-6.17" && !host.Cpu.SupportsCacheablePfnmap)
-                Assert.False(leaf.MemType == KvmS2MemType.Normal && !host.Memory.PfnIsMapMemory(leaf.Pa >> PAGE_SHIFT), $"cacheable PFNMAP leaf on a non-FWB host: {leaf}");
+                Assert.False(leaf.KvmType == KvmS2MemType.Normal && !host.Memory.PfnIsMapMemory(leaf.Pa >> PAGE_SHIFT), $"cacheable PFNMAP leaf on a non-FWB host: {leaf}");
             var step = leaf.Size > PMD_SIZE ? leaf.Size / 8 : PAGE_SIZE;
             for (ulong o = 0; o < leaf.Size; o += step)
             {

@@ -458,12 +458,12 @@ public sealed partial class Stage2PageTable
     {
         if (ipa >= _geometry.IpaSpace)
         {
-            return new S2Leaf(S2Descriptor.Invalid, _geometry.StartLevel);
+            return LeafAt(ipa, S2Descriptor.Invalid, _geometry.StartLevel);
         }
 
         var visitor = new LeafVisitor();
         Walk(ipa, 1, ref visitor);
-        return new S2Leaf(new S2Descriptor(visitor.Pte), visitor.Level);
+        return LeafAt(ipa, new S2Descriptor(visitor.Pte), visitor.Level);
     }
 
     private struct LeafVisitor : IS2Visitor
@@ -528,22 +528,23 @@ public sealed partial class Stage2PageTable
         public int TablePost(ref S2VisitContext ctx) => 0;
     }
 
-    /// <summary>A mapped leaf with the IPA it starts at.</summary>
-    public readonly record struct MappedLeaf(ulong Ipa, S2Descriptor Descriptor, int Level)
-    {
-        public ulong Size(Stage2Geometry g) => g.LevelSize(Level);
-    }
+    /// <summary>
+    /// The entry <paramref name="descriptor"/> at <paramref name="level"/> as this table's <see cref="S2Leaf"/>: its IPA is
+    /// <paramref name="ipa"/> aligned down to the level's size, read with the table's granule, address format and FWB.
+    /// </summary>
+    public S2Leaf LeafAt(ulong ipa, S2Descriptor descriptor, int level) =>
+        new(ipa & ~(_geometry.LevelSize(level) - 1), descriptor, level, _geometry.Granule, _geometry.AddressFormat, Fwb);
 
     /// <summary>Every valid leaf the range touches, in address order (for dumps and tests; allocates a list).</summary>
-    public List<MappedLeaf> CollectLeaves(ulong ipa, ulong size)
+    public List<S2Leaf> CollectLeaves(ulong ipa, ulong size)
     {
-        var leaves = new List<MappedLeaf>();
+        var leaves = new List<S2Leaf>();
         var visitor = new CollectVisitor(this, leaves);
         Walk(ipa, size, ref visitor);
         return leaves;
     }
 
-    private readonly struct CollectVisitor(Stage2PageTable t, List<MappedLeaf> leaves) : IS2Visitor
+    private readonly struct CollectVisitor(Stage2PageTable t, List<S2Leaf> leaves) : IS2Visitor
     {
         public S2WalkFlags Flags => S2WalkFlags.Leaf;
 
@@ -551,8 +552,7 @@ public sealed partial class Stage2PageTable
         {
             if (new S2Descriptor(ctx.Old).IsLeaf(ctx.Level))
             {
-                ulong size = t._geometry.LevelSize(ctx.Level);
-                leaves.Add(new MappedLeaf(ctx.Addr & ~(size - 1), new S2Descriptor(ctx.Old), ctx.Level));
+                leaves.Add(t.LeafAt(ctx.Addr, new S2Descriptor(ctx.Old), ctx.Level));
             }
 
             return 0;

@@ -152,11 +152,73 @@ public sealed record Stage2TableOptions
     public Stage2Tlb? Tlb { get; init; }
 }
 
-/// <summary>A leaf (or the entry where a lookup stopped): the descriptor and its level. <see cref="IsValid"/> is false when nothing is mapped.</summary>
-public readonly record struct S2Leaf(S2Descriptor Descriptor, int Level)
+/// <summary>
+/// A stage-2 leaf, or the entry where a lookup stopped (<see cref="IsValid"/> is false when nothing is mapped):
+/// [<see cref="Ipa"/>, Ipa + <see cref="Size"/>) maps to <see cref="Pa"/> through <see cref="Descriptor"/> at
+/// <see cref="Level"/>. It carries the table's granule, output-address format and HCR_EL2.FWB, which are what it takes
+/// to read the descriptor (its size, its output address, the meaning of its MemAttr). 24 bytes.
+/// </summary>
+public readonly record struct S2Leaf
 {
+    private readonly int _level;
+    private readonly byte _granule;
+    private readonly byte _format;
+    private readonly bool _fwb;
+
+    /// <param name="ipa">The first IPA the entry covers (aligned down to its level's size).</param>
+    /// <param name="descriptor">The descriptor.</param>
+    /// <param name="level">Its translation level (3 = page with a 4K granule).</param>
+    /// <param name="granule">The table's granule.</param>
+    /// <param name="format">Where the descriptor keeps output-address bits above 47.</param>
+    /// <param name="fwb">HCR_EL2.FWB for the table: selects how <see cref="S2Descriptor.MemAttr"/> is read.</param>
+    public S2Leaf(ulong ipa, S2Descriptor descriptor, int level, Granule granule = Granule.Size4K,
+        S2AddressFormat format = S2AddressFormat.Pa48, bool fwb = false)
+    {
+        Ipa = ipa;
+        Descriptor = descriptor;
+        _level = level;
+        _granule = (byte)granule;
+        _format = (byte)format;
+        _fwb = fwb;
+    }
+
+    /// <summary>The first IPA the entry covers.</summary>
+    public ulong Ipa { get; }
+
+    /// <summary>The descriptor.</summary>
+    public S2Descriptor Descriptor { get; }
+
+    /// <summary>Translation level of the entry.</summary>
+    public int Level => _level;
+
+    /// <summary>The table's granule.</summary>
+    public Granule Granule => (Granule)_granule;
+
+    /// <summary>The table's output-address format.</summary>
+    public S2AddressFormat Format => (S2AddressFormat)_format;
+
+    /// <summary>HCR_EL2.FWB for the table (the MemAttr is an MT_S2_FWB_* style value when set).</summary>
+    public bool Fwb => _fwb;
+
     /// <summary>A valid block or page.</summary>
-    public bool IsValid => Descriptor.IsLeaf(Level);
+    public bool IsValid => Descriptor.IsLeaf(_level);
+
+    /// <summary>Bytes the entry covers (its level's block or page size).</summary>
+    public ulong Size => Granule.LevelSize(_level);
+
+    /// <summary>The output address of a valid leaf.</summary>
+    public ulong Pa => Descriptor.LeafOutputAddress(Granule, _level, Format);
+
+    /// <summary>Whether <paramref name="ipa"/> lies inside the entry.</summary>
+    public bool Contains(ulong ipa) => ipa - Ipa < Size;
+
+    /// <summary>The physical address behind <paramref name="ipa"/> (inside the leaf).</summary>
+    public ulong Translate(ulong ipa) => Pa + (ipa - Ipa);
+
+    public override string ToString() =>
+        IsValid
+            ? $"IPA [{Ipa:x}-{Ipa + Size:x}) -> PA {Pa:x} L{_level} {Descriptor.Permissions} MemAttr=0x{Descriptor.MemAttr:X}"
+            : $"IPA {Ipa:x}: no leaf (L{_level})";
 }
 
 /// <summary>One step of a table walk, for explanations.</summary>

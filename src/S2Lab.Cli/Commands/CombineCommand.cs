@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using S2Lab.Arch.Attributes;
 using S2Lab.Cli.Rendering;
+using S2Lab.Kernel.Arm64;
 
 namespace S2Lab.Cli.Commands;
 

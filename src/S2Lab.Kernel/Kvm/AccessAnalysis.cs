@@ -1,4 +1,6 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Mm;
 using static S2Lab.Kernel.Mm.PageSizes;
@@ -8,7 +10,7 @@ namespace S2Lab.Kernel.Kvm;
 /// <summary>The effective memory type of a completed access (the Arm combine) and the hazards it reveals.</summary>
 internal static class AccessAnalysis
 {
-    public static void Analyse(ModelKvmVm vm, GuestAccessResult r, in Stage2Leaf leaf, ulong pa, bool explain)
+    public static void Analyse(ModelKvmVm vm, GuestAccessResult r, in S2Leaf leaf, ulong pa, bool explain)
     {
         var req = r.Request;
         var input = new CombineInput(req.S1Mair, Shareability.ISH, leaf.MemAttr, Shareability.ISH, vm.Stage2.Fwb)
@@ -43,15 +45,15 @@ internal static class AccessAnalysis
         var hostCacheable = mapMemory || (r.Vma?.IsCacheable ?? r.Memslot?.GmemOnly ?? false);
         if (hostCacheable && eff.IsNonCacheable)
         {
-            var who = leaf.MemType != KvmS2MemType.Normal
-                ? $"stage 2 forces {KvmS2MemAttr.Name(leaf.MemType, vm.Stage2.Fwb)}"
+            var who = leaf.KvmType != KvmS2MemType.Normal
+                ? $"stage 2 forces {KvmS2MemAttr.Name(leaf.KvmType, vm.Stage2.Fwb)}"
                 : $"the guest's stage-1 attribute 0x{req.S1Mair:X2} makes it non-cacheable";
             var host = mapMemory ? "the kernel's linear map" : $"the host VMA {r.Vma?.Name} ({r.Vma?.PageProt})";
             Add(r, HazardKind.MismatchedAlias, $"{host} is cacheable but the guest sees {eff.Description}: {who}");
         }
 
         // Impossible maintenance: a cacheable leaf needing a CMO the host cannot do (no FWB/DIC, no kernel VA).
-        if (!mapMemory && leaf.MemType == KvmS2MemType.Normal)
+        if (!mapMemory && leaf.KvmType == KvmS2MemType.Normal)
         {
             if (!vm.Stage2.Fwb)
                 Add(r, HazardKind.ImpossibleMaintenance,

@@ -1,5 +1,7 @@
 using System.Text;
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 
@@ -108,7 +110,7 @@ public sealed record FaultRecord
     public KvmPgtableProt Prot { get; init; }
 
     /// <summary>The leaf written, if any.</summary>
-    public Stage2Leaf? Leaf { get; init; }
+    public S2Leaf? Leaf { get; init; }
 
     /// <summary>The CMOs this mapping needed, and whether the host could do them.</summary>
     public IReadOnlyList<CacheMaintenance> Cmos { get; init; } = [];
@@ -161,7 +163,7 @@ public sealed class GuestAccessResult
     public ulong? HostPhysAddr { get; internal set; }
 
     /// <summary>The stage-2 leaf used by a completed access.</summary>
-    public Stage2Leaf? Leaf { get; internal set; }
+    public S2Leaf? Leaf { get; internal set; }
 
     /// <summary>The stage-2 faults taken on the way (usually zero or one).</summary>
     public IReadOnlyList<FaultRecord> Faults => (IReadOnlyList<FaultRecord>?)_faults ?? [];

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -115,7 +116,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     /// costs one walk (the TLB miss) and the fault handler's map; the retry reads the leaf the map installed.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Translate(ulong ipa, GuestAccessType type, bool retry, out S2TranslationResult t, out Stage2Leaf? existing)
+    private bool Translate(ulong ipa, GuestAccessType type, bool retry, out S2TranslationResult t, out S2Leaf? existing)
     {
         t = _stage2.Translate(ipa, Kind(type), retry);
         return Classify(ipa, type, t, out existing);
@@ -123,7 +124,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
 
     /// <summary>What <see cref="Translate"/> concludes from a translation already made.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Classify(ulong ipa, GuestAccessType type, in S2TranslationResult t, out Stage2Leaf? existing)
+    private bool Classify(ulong ipa, GuestAccessType type, in S2TranslationResult t, out S2Leaf? existing)
     {
         existing = null;
         switch (t.Fault.Kind)
@@ -240,14 +241,14 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             mem.Read(pa, destination);
     }
 
-    private static bool Permits(in Stage2Leaf leaf, GuestAccessType type) => type switch
+    private static bool Permits(in S2Leaf leaf, GuestAccessType type) => type switch
     {
         GuestAccessType.Read => leaf.Readable,
         GuestAccessType.Write => leaf.Writable,
         _ => leaf.Executable,
     };
 
-    private void Complete(GuestAccessResult r, in Stage2Leaf leaf, int len)
+    private void Complete(GuestAccessResult r, in S2Leaf leaf, int len)
     {
         var req = r.Request;
         var pa = leaf.Translate(req.Ipa);
@@ -269,7 +270,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             r.Data = data;
         }
         if (Explain)
-            r.Step(DecisionStage.Stage2, 0, $"translated by {leaf}: PA {pa:x}");
+            r.Step(DecisionStage.Stage2, 0, $"translated by {leaf.KvmText()}: PA {pa:x}");
         AccessAnalysis.Analyse(Vm, r, leaf, pa, Explain);
     }
 

@@ -1,4 +1,6 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Stage2;
@@ -37,7 +39,7 @@ internal readonly struct FaultInfo
 
     public KvmPgtableProt Prot { get; init; }
 
-    public Stage2Leaf? Leaf { get; init; }
+    public S2Leaf? Leaf { get; init; }
 
     public IReadOnlyList<CacheMaintenance> Cmos { get; init; }
 
@@ -59,7 +61,7 @@ public sealed partial class ModelKvmVm
     /// kvm_handle_guest_abort(): a stage-2 translation fault (no leaf) or permission fault (<paramref name="existing"/>
     /// lacks the permission) at <paramref name="ipa"/>. Appends its decisions to <paramref name="r"/> (may be null).
     /// </summary>
-    internal AbortOutcome HandleGuestAbort(ulong ipa, GuestAccessType type, Stage2Leaf? existing, GuestAccessResult? r, out Errno error)
+    internal AbortOutcome HandleGuestAbort(ulong ipa, GuestAccessType type, S2Leaf? existing, GuestAccessResult? r, out Errno error)
     {
         error = Errno.None;
         var isPerm = existing is not null;
@@ -115,7 +117,7 @@ public sealed partial class ModelKvmVm
     }
 
     /// <summary>user_mem_abort(): memslot -> hva -> VMA -> pfn, the design's type, mapping size, permissions, map.</summary>
-    private FaultInfo UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, Stage2Leaf? existing, GuestAccessResult? r)
+    private FaultInfo UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, S2Leaf? existing, GuestAccessResult? r)
     {
         var exec = type == GuestAccessType.Exec;
         var write = type == GuestAccessType.Write;
@@ -246,7 +248,7 @@ public sealed partial class ModelKvmVm
         }
         // The leaf as written (a walk; skipped on the fast path, where the vCPU reads it on its retry anyway).
         var leaf = r is null || r.Explaining ? Stage2.GetLeaf(faultIpa) : null;
-        r?.Trace?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf}");
+        r?.Trace?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf?.KvmText()}");
         if (r?.Trace is { } t)
         {
             var considered = isPerm && size == existing!.Value.Size ? cmos : Stage2Mmu.Explain(AlignDown(pa, size), size, prot, mapMemory, cmos);
@@ -286,7 +288,7 @@ public sealed partial class ModelKvmVm
         var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, mapMemory, out var cmos, report: r is not null);
         // The leaf as written (a walk; skipped on the fast path, as in user_mem_abort).
         var leaf = r is null || r.Explaining ? Stage2.GetLeaf(ipa) : null;
-        r?.Trace?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
+        r?.Trace?.Step(DecisionStage.Stage2, 0, $"map: {leaf?.KvmText()}");
         if ((prot & KvmPgtableProt.W) != 0)
             slot.MarkDirty(gfn);
         return new FaultInfo

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 
 namespace S2Lab.Kernel.Mm;
 

@@ -119,8 +119,8 @@ public sealed class ModelReplayMachine : IReplayMachine
     }
 
     /// <summary>"none", or L&lt;level&gt;:0x&lt;descriptor &amp; <see cref="LeafAttributeMask"/>&gt; (the oracle probe's format).</summary>
-    public static string FormatLeaf(Kernel.Kvm.Stage2.Stage2Leaf? leaf) =>
-        leaf is { } l ? $"L{l.Level}:0x{l.Descriptor & LeafAttributeMask:x}" : "none";
+    public static string FormatLeaf(Arch.Translation.S2Leaf? leaf) =>
+        leaf is { } l ? $"L{l.Level}:0x{l.Descriptor.Raw & LeafAttributeMask:x}" : "none";
 
     /// <summary>vmf_insert_mixed() of the carved RAM: the pfn is the region's base plus vm_pgoff plus the page index.</summary>
     private sealed class CarvedMixedBacking(PhysRegion carved) : IVmaBacking

@@ -1,6 +1,7 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
@@ -109,7 +110,7 @@ public static class Explainer
             lines.Add(new(s.Stage.ToString(), s.Rule, s.Text));
         var leaf = vm.Stage2.GetLeaf(Gpa) ?? r.Leaf;
         var fwb = cpu.Model.HasStage2Fwb;
-        var s2 = leaf is { } l ? $"{KvmS2MemAttr.Name(l.MemType, fwb)} (0x{l.MemAttr:X}), prot {l.Prot}" : "-";
+        var s2 = leaf is { } l ? $"{KvmS2MemAttr.Name(l.KvmType, fwb)} (0x{l.MemAttr:X}), prot {l.KvmProt}" : "-";
         var eff = r.Effective;
         var outcome = r.Outcome switch
         {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
@@ -565,13 +566,13 @@ public static class ScenarioRunner
 
             // The stage-2 mapping now in place for this page (what the fault handler wrote), if any.
             var leaf = cpu.Vm.Stage2.GetLeaf(ipa) ?? lastDone?.Leaf;
-            var s2 = leaf is { } l ? l.MemType switch
+            var s2 = leaf is { } l ? l.KvmType switch
             {
                 KvmS2MemType.Normal => Stage2Type.Normal,
                 KvmS2MemType.NormalNc => Stage2Type.NormalNc,
                 _ => Stage2Type.DeviceNgnre,
             } : Stage2Type.None;
-            var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.MemType, fwb)} (0x{lf.MemAttr:X})" : null;
+            var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.KvmType, fwb)} (0x{lf.MemAttr:X})" : null;
             var eff = lastDone?.Effective;
             var effText = eff is { } e ? LabText.MemoryType(e) : null;
             var needed = cmos.Where(c => c.Needed).ToList();

@@ -9,15 +9,6 @@ public class CombineExplanationTests
         AttributeCombiner.Explain(new CombineInput(s1, Shareability.ISH, s2, Shareability.ISH, fwb, cd));
 
     [Fact]
-    public void Fwb_force_wb_over_device_explains_itself()
-    {
-        var e = Explain(LinuxMair.MAIR_ATTR_DEVICE_nGnRE, KvmS2MemAttr.MT_S2_FWB_NORMAL, fwb: true);
-        Assert.Contains(e.Steps, s => s.Kind == CombineStepKind.Combine
-            && s.Text.Contains("S2 MemAttr 0b0110 under FWB forces Normal write-back over S1 Device-nGnRE", StringComparison.Ordinal));
-        Assert.Equal(0xFF, e.Result.ParAttr);
-    }
-
-    [Fact]
     public void Device_wins_over_normal_is_explained()
     {
         var e = Explain(0x0C, 0b0101, fwb: false);

@@ -66,6 +66,56 @@ public class Stage2ModelPropertyTests
     }
 
     /// <summary>
+    /// One leaf type (docs/architecture.md step 2): after random operation sequences, every leaf the table reports for a
+    /// range (<see cref="Stage2PageTable.CollectLeaves"/>) equals the leaf a lookup (<see cref="Stage2PageTable.GetLeaf"/>,
+    /// kvm_pgtable_get_leaf) returns for its first, last and a middle IPA, including size, PA and FWB; a lookup between
+    /// reported leaves finds no valid leaf.
+    /// </summary>
+    [Theory]
+    [InlineData(Granule.Size4K, 40, 80)]
+    [InlineData(Granule.Size64K, 42, 20)]
+    public void S2Leaf_from_lookup_equals_leaf_from_map(Granule granule, int ipaBits, int iterations)
+    {
+        var geo = Geometry(ipaBits, granule);
+        ulong page = geo.TableBytes;
+        int blockPages = geo.EntriesPerTable;
+        int windowPages = 4 * blockPages;
+        ulong windowBase = geo.LevelSize(geo.MinBlockLevel) * 2;
+        ulong windowSize = (ulong)windowPages * page;
+
+        Gen.Select(OpGen(windowPages, blockPages).Array[1, 10], Gen.Bool, Gen.Int[0, windowPages - 1]).Sample((ops, fwb, probe) =>
+        {
+            var t = new Stage2PageTable(geo, new Stage2TableOptions { Fwb = fwb });
+            var model = new Dictionary<ulong, Entry>();
+            foreach (var op in ops)
+                Apply(t, model, geo, op, windowBase, 0x40_0000_0000);
+
+            var leaves = t.CollectLeaves(windowBase, windowSize);
+            var covered = new HashSet<ulong>();
+            foreach (var leaf in leaves)
+            {
+                Assert.True(leaf.IsValid, $"reported leaf {leaf} is not valid");
+                Assert.Equal(fwb, leaf.Fwb);
+                Assert.Equal(geo.LevelSize(leaf.Level), leaf.Size);
+                Assert.Equal(leaf.Descriptor.LeafOutputAddress(geo.Granule, leaf.Level, geo.AddressFormat), leaf.Pa);
+                foreach (var ipa in (ReadOnlySpan<ulong>)[leaf.Ipa, leaf.Ipa + leaf.Size / 2, leaf.Ipa + leaf.Size - 1])
+                {
+                    Assert.Equal(leaf, t.GetLeaf(ipa));
+                    Assert.Equal(leaf.Pa + (ipa - leaf.Ipa), leaf.Translate(ipa));
+                }
+
+                for (ulong o = 0; o < leaf.Size; o += page)
+                    covered.Add(leaf.Ipa + o);
+            }
+
+            var probeIpa = windowBase + (ulong)probe * page;
+            var found = t.GetLeaf(probeIpa);
+            Assert.Equal(covered.Contains(probeIpa), found.IsValid);
+            Assert.True(found.Contains(probeIpa), $"lookup of 0x{probeIpa:x} returned {found}");
+        }, iter: iterations);
+    }
+
+    /// <summary>
     /// TLB coherence: every operation does the TLB maintenance it needs (write-protect is followed by the VMID flush its
     /// callers do), so a translation through the TLB always equals a fresh walk, for every access kind.
     /// </summary>

@@ -1,5 +1,6 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Cpu;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 

@@ -1,5 +1,6 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Kernel.Kvm.Stage2;
@@ -17,7 +18,7 @@ internal interface IStage2Table
     void Unmap(ulong ipa, ulong size);
 
     /// <summary>kvm_pgtable_get_leaf: the valid leaf covering <paramref name="ipa"/>, or null.</summary>
-    Stage2Leaf? GetLeaf(ulong ipa);
+    S2Leaf? GetLeaf(ulong ipa);
 
     /// <summary>kvm_pgtable_stage2_wrprotect: clears W on every leaf intersecting the range.</summary>
     void WriteProtect(ulong ipa, ulong size, bool flush = true);
@@ -29,11 +30,11 @@ internal interface IStage2Table
     S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry);
 
     /// <summary>The leaf a translation used (or that its permission fault was about).</summary>
-    Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t);
+    S2Leaf LeafOf(ulong ipa, in S2TranslationResult t);
 
     /// <summary>Flushes the VM's TLB entries (after write-protecting without a flush).</summary>
     void FlushTlb();
 
     /// <summary>Every valid leaf, in IPA order.</summary>
-    IEnumerable<Stage2Leaf> Leaves();
+    IEnumerable<S2Leaf> Leaves();
 }

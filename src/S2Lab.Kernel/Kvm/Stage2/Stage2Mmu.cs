@@ -1,5 +1,6 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 using static S2Lab.Kernel.Mm.PageSizes;
 
@@ -32,7 +33,7 @@ public sealed class Stage2Mmu
     public Stage2Tlb Tlb => _table.Tlb;
 
     /// <summary>The valid leaf covering <paramref name="ipa"/>, or null.</summary>
-    public Stage2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
+    public S2Leaf? GetLeaf(ulong ipa) => _table.GetLeaf(ipa);
 
     /// <summary>A guest access's translation (as the MMU does it): TLB hit, or a hardware walk (which fills the TLB) and its fault.</summary>
     public S2TranslationResult Translate(ulong ipa, S2AccessKind access) => _table.Translate(ipa, access, retry: false);
@@ -42,10 +43,10 @@ public sealed class Stage2Mmu
     internal S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry) => _table.Translate(ipa, access, retry);
 
     /// <summary>The leaf behind a translation (or behind its permission fault).</summary>
-    internal Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) => _table.LeafOf(ipa, t);
+    internal S2Leaf LeafOf(ulong ipa, in S2TranslationResult t) => _table.LeafOf(ipa, t);
 
     /// <summary>Every valid leaf in IPA order.</summary>
-    public IEnumerable<Stage2Leaf> Leaves() => _table.Leaves();
+    public IEnumerable<S2Leaf> Leaves() => _table.Leaves();
 
     /// <summary>
     /// The CMOs a new leaf at <paramref name="pa"/> needs (stage2_map_walker_try_leaf), as the table reported them: a

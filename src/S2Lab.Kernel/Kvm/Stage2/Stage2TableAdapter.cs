@@ -1,5 +1,6 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 using static S2Lab.Kernel.Mm.PageSizes;
 
@@ -17,14 +18,14 @@ internal sealed class Stage2TableAdapter : IStage2Table
     public Stage2TableAdapter(Host host, int ipaBits)
     {
         // The caller has already clamped ipaBits to 32..kvm_ipa_limit (KVM_CREATE_VM checks it), so this cannot fail.
-        _table = Stage2PageTable.ForKvm(host.Cpu, ipaBits, out var error)
+        _table = KvmStage2.Create(host.Cpu, ipaBits, out var error)
             ?? throw new InvalidOperationException($"no stage-2 table for a {ipaBits}-bit IPA on {host.Cpu.Name}: {error}");
     }
 
     /// <summary>The TLB the VM's translations go through.</summary>
     public Stage2Tlb Tlb => _table.Tlb;
 
-    /// <summary>stage2_has_fwb(): the table was built with HCR_EL2.FWB (Stage2PageTable.ForKvm sets it when the CPU has FWB).</summary>
+    /// <summary>stage2_has_fwb(): the table was built with HCR_EL2.FWB (KvmStage2.Create sets it when the CPU has FWB).</summary>
     public bool Fwb => _table.Fwb;
 
     /// <summary>stage2_set_prot_attr (rule 14): the MemAttr for a prot, or null for a forbidden combination.</summary>
@@ -44,9 +45,6 @@ internal sealed class Stage2TableAdapter : IStage2Table
     /// (X = bit 0, W = bit 1, R = bit 2; tested in Arch). The memory-type bits are masked off.
     /// </summary>
     private static S2Permissions Perms(KvmPgtableProt prot) => (S2Permissions)(int)(prot & KvmPgtableProt.RWX);
-
-    /// <summary>The inverse of <see cref="Perms"/>: S2Permissions as kvm_pgtable_prot R/W/X bits (the same values).</summary>
-    private static KvmPgtableProt Prot(S2Permissions perms) => (KvmPgtableProt)(ulong)(perms & S2Permissions.All);
 
     public Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, List<S2CacheMaintenance>? cmos)
     {
@@ -77,12 +75,12 @@ internal sealed class Stage2TableAdapter : IStage2Table
         return true;
     }
 
-    public Stage2Leaf? GetLeaf(ulong ipa)
+    public S2Leaf? GetLeaf(ulong ipa)
     {
         if (_maps == 0 || ipa >= _table.Geometry.IpaSpace)
             return null;
         var l = _table.GetLeaf(ipa);
-        return l.IsValid ? ToLeaf(AlignDown(ipa, _table.Geometry.LevelSize(l.Level)), l.Descriptor, l.Level) : null;
+        return l.IsValid ? l : null;
     }
 
     /// <summary>
@@ -94,23 +92,8 @@ internal sealed class Stage2TableAdapter : IStage2Table
     public S2TranslationResult Translate(ulong ipa, S2AccessKind access, bool retry) =>
         retry ? _table.TranslateRetry(ipa, access) : _table.Translate(ipa, access);
 
-    /// <summary>The leaf a translation used, as a <see cref="Stage2Leaf"/> (descriptor and level from the TLB or the walk).</summary>
-    public Stage2Leaf LeafOf(ulong ipa, in S2TranslationResult t) =>
-        ToLeaf(AlignDown(ipa, _table.Geometry.LevelSize(t.Level)), t.Leaf, t.Level);
-
-    private Stage2Leaf ToLeaf(ulong ipa, S2Descriptor d, int level)
-    {
-        var g = _table.Geometry;
-        var size = g.LevelSize(level);
-        var m = d.MemAttr;
-        var prot = Prot(d.Permissions) | KvmS2MemAttr.TypeOf(m, Fwb) switch
-        {
-            KvmS2MemType.DeviceNGnRE => KvmPgtableProt.DEVICE,
-            KvmS2MemType.NormalNc => KvmPgtableProt.NORMAL_NC,
-            _ => KvmPgtableProt.None,
-        };
-        return new Stage2Leaf(ipa, size, d.LeafOutputAddress(g.Granule, level, g.AddressFormat), prot, m, Fwb, level, d.Raw);
-    }
+    /// <summary>The leaf a translation used (descriptor and level from the TLB or the walk).</summary>
+    public S2Leaf LeafOf(ulong ipa, in S2TranslationResult t) => _table.LeafAt(ipa, t.Leaf, t.Level);
 
     public void WriteProtect(ulong ipa, ulong size, bool flush = true)
     {
@@ -134,6 +117,6 @@ internal sealed class Stage2TableAdapter : IStage2Table
         return r is Stage2Errno.None ? Errno.None : (Errno)(int)r;
     }
 
-    public IEnumerable<Stage2Leaf> Leaves() =>
-        _maps == 0 ? [] : _table.CollectLeaves(0, _table.Geometry.IpaSpace).Select(l => ToLeaf(l.Ipa, l.Descriptor, l.Level)).ToList();
+    public IEnumerable<S2Leaf> Leaves() =>
+        _maps == 0 ? [] : _table.CollectLeaves(0, _table.Geometry.IpaSpace);
 }

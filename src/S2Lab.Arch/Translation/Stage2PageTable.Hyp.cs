@@ -1,37 +1,9 @@
-using S2Lab.Arch.Cpu;
 using B = S2Lab.Arch.Translation.S2DescriptorBits;
 
 namespace S2Lab.Arch.Translation;
 
 public sealed partial class Stage2PageTable
 {
-    /// <summary>
-    /// Tables for a KVM VM on <paramref name="cpu"/>: VTCR_EL2 as kvm_get_vtcr builds it for <paramref name="ipaBits"/>
-    /// (4K pages, PS from the CPU's PARange), FWB from ID_AA64MMFR2_EL1.FWB (stage2_has_fwb) and DIC from CTR_EL0.
-    /// Other options (VMID, TLB, memory, events) come from <paramref name="options"/>; its Fwb/Dic are overridden.
-    /// </summary>
-    /// <returns>The tables, or null with -EINVAL when the IPA size is outside 32..kvm_ipa_limit (kvm_arm_setup_stage2).</returns>
-    public static Stage2PageTable? ForKvm(CpuModel cpu, int ipaBits, out Stage2Errno error, Stage2TableOptions? options = null)
-    {
-        error = Stage2Errno.None;
-        if (ipaBits < 32 || ipaBits > cpu.IpaLimitBits)
-        {
-            error = Stage2Errno.EINVAL;
-            return null;
-        }
-
-        var vtcr = VtcrEl2.ForIpaSize(ipaBits, cpu.PaBits);
-        var validation = vtcr.Validate(Stage2Features.From(cpu));
-        if (!validation.IsValid)
-        {
-            error = Stage2Errno.EINVAL;
-            return null;
-        }
-
-        options = (options ?? new Stage2TableOptions()) with { Fwb = cpu.HasStage2Fwb, Dic = cpu.HasCacheDic };
-        return new Stage2PageTable(validation.Geometry!, options);
-    }
-
     /// <summary>
     /// Sets AF on the leaf mapping <paramref name="ipa"/> (kvm_pgtable_stage2_mkyoung, used when an access-flag fault is
     /// handled). No TLB maintenance: a TLB never holds an entry with AF = 0.

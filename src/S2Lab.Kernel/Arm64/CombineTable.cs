@@ -1,4 +1,6 @@
-namespace S2Lab.Arch.Attributes;
+using S2Lab.Arch.Attributes;
+
+namespace S2Lab.Kernel.Arm64;
 
 /// <summary>One cell of <see cref="CombineTable.LinuxVsKvm"/>: a Linux stage-1 type over a KVM stage-2 type.</summary>
 /// <param name="S1Name">The Linux MT_* macro.</param>

@@ -1,4 +1,6 @@
-namespace S2Lab.Arch.Attributes;
+using S2Lab.Arch.Attributes;
+
+namespace S2Lab.Kernel.Arm64;
 
 /// <summary>
 /// Linux arm64 stage-1 memory types: the MAIR_EL1 layout of current mainline (<c>asm/memory.h</c>, <c>proc.S</c>

@@ -1,7 +1,8 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 
-namespace S2Lab.Arch.Tests.Attributes;
+namespace S2Lab.Kernel.Tests.Arm64;
 
 /// <summary>Linux's stage-1 MAIR layout and KVM's stage-2 encodings (docs/arm-reference.md#linux-mair, #kvm-s2-encodings; docs/rules.md).</summary>
 public class LinuxEncodingTests
