@@ -90,7 +90,7 @@ public static class Explainer
         // The VMM's memslot-flag choice, as the Vmm makes it: the flag goes on cacheable device memory (a cacheable
         // VM_PFNMAP or VM_MIXEDMAP mapping) when the kernel has it and the VMM prefers cacheable.
         var preferCacheable = (variant.MemslotFlag ?? Scenarios.MemslotFlagChoice.PreferCacheable) == Scenarios.MemslotFlagChoice.PreferCacheable;
-        var memslotFlag = LabHost.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
+        var memslotFlag = Scenarios.DesignCatalog.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
         var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);
         lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {ErrnoText.Format(e)}: {verdict.Reason}"));

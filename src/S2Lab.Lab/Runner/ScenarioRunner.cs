@@ -61,14 +61,11 @@ public static class ScenarioRunner
         foreach (var h in scenario.Hosts)
         {
             var name = design ?? h.Design.Name;
-            var parameters = new Dictionary<string, string>(design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name));
-            foreach (var (k, v) in variant.DesignParameters)
-                parameters[k] = v;
-            var spec = LabHost.DesignSpecString(name, parameters);
+            var spec = DesignCatalog.RunRef(name, design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name), variant);
             var kd = KvmDesigns.Create(spec);
             var lh = new LabHost(h, kd, variant, ram);
             hosts[h.Name] = lh;
-            facts.Add(lh.Probe(spec));
+            facts.Add(lh.Probe(spec.ToString()));
             designLabels.Add(name);
         }
 
@@ -149,7 +146,7 @@ public static class ScenarioRunner
             return new VmmPolicy(
                 kind == VmmPolicyKind.CheckCapability ? CapabilityPolicy.CheckCapability : CapabilityPolicy.TrustKernel,
                 flag == MemslotFlagChoice.PreferMigratable ? CacheableFlagChoice.PreferMigratable : CacheableFlagChoice.PreferCacheable,
-                LabHost.HasCacheableFlag(host.Host.Design));
+                DesignCatalog.HasCacheableFlag(host.Host.Design));
         }
 
         private static VmConfig ConfigOf(VmSpec vm) => new(vm.Name, vm.IpaBits, vm.Vcpus,
