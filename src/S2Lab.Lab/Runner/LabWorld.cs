@@ -59,7 +59,7 @@ internal sealed class LabHost
                     var mapping = variant.UsememMapping.TryGetValue(g.Name, out var m) ? m : g.UsememMapping;
                     var gpu = new NvGraceGpu(Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
                         g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk,
-                        mapping == DeviceMapping.Mixedmap ? NvGraceUsememMapping.Mixedmap : NvGraceUsememMapping.Pfnmap));
+                        mapping));
                     Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
                     if (gpu.Resmem is { } res)
                         Add(g.Name, "resmem", res.Size, true, DeviceRegionKind.NvgraceResmem, p => gpu.MmapResmem(p));

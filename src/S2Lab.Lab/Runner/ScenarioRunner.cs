@@ -127,7 +127,7 @@ public static class ScenarioRunner
             StartStep s => Start(s),
             StopStep s => Stop(s),
             AccessStep s => Access(s),
-            MprotectStep s => Range(s, s.Vm, s.Region, "mprotect", vm => vm.Mprotect(s.Region, s.Offset, s.Size, ToProt(s.Prot))),
+            MprotectStep s => Range(s, s.Vm, s.Region, "mprotect", vm => vm.Mprotect(s.Region, s.Offset, s.Size, s.Prot)),
             MunmapStep s => Range(s, s.Vm, s.Region, "munmap", vm => vm.Munmap(s.Region, s.Offset, s.Size)),
             MigrateStep s => Migrate(s),
             _ => throw new InvalidOperationException($"unexpected step {step}"),
@@ -139,13 +139,13 @@ public static class ScenarioRunner
                 v.Destroy();
         }
 
-        private VmmPolicy PolicyFor(VmSpec vm, LabHost host, VmmPolicyKind? policyOverride)
+        private VmmPolicy PolicyFor(VmSpec vm, LabHost host, CapabilityPolicy? policyOverride)
         {
             var kind = policyOverride ?? vm.Policy;
             var flag = variant.MemslotFlag ?? vm.MemslotFlag;
             return new VmmPolicy(
-                kind == VmmPolicyKind.CheckCapability ? CapabilityPolicy.CheckCapability : CapabilityPolicy.TrustKernel,
-                flag == MemslotFlagChoice.PreferMigratable ? CacheableFlagChoice.PreferMigratable : CacheableFlagChoice.PreferCacheable,
+                kind,
+                flag,
                 DesignCatalog.HasCacheableFlag(host.Host.Design));
         }
 
@@ -195,9 +195,6 @@ public static class ScenarioRunner
             return new RangeResult(s.Index, s.Label, op, vmName, region, e, "");
         }
 
-        private static Prot ToProt(ProtFlags p) =>
-            (p.HasFlag(ProtFlags.Read) ? Prot.PROT_READ : 0) | (p.HasFlag(ProtFlags.Write) ? Prot.PROT_WRITE : 0) |
-            (p.HasFlag(ProtFlags.Exec) ? Prot.PROT_EXEC : 0);
 
         private AccessResult Access(AccessStep s)
         {

@@ -1,6 +1,8 @@
+using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Runner;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Scenarios;
 
@@ -12,10 +14,10 @@ namespace S2Lab.Lab.Scenarios;
 public sealed record RunVariant(
     string Label,
     IReadOnlyDictionary<string, string> DesignParameters,
-    MemslotFlagChoice? MemslotFlag,
-    IReadOnlyDictionary<string, DeviceMapping> UsememMapping)
+    CacheableFlagChoice? MemslotFlag,
+    IReadOnlyDictionary<string, NvGraceUsememMapping> UsememMapping)
 {
-    public static readonly RunVariant Default = new("", new Dictionary<string, string>(), null, new Dictionary<string, DeviceMapping>());
+    public static readonly RunVariant Default = new("", new Dictionary<string, string>(), null, new Dictionary<string, NvGraceUsememMapping>());
 }
 
 /// <summary>A parsed design choice: <see cref="Design"/> null means every design; <see cref="Variant"/> null every variant (or none).</summary>
@@ -59,7 +61,7 @@ public static class DesignCatalog
     /// defines it (<c>usemem=mixedmap</c>: VM_MIXEDMAP|VM_IO instead of VM_PFNMAP|VM_IO). Keyed by the explained GPU, gpu0.
     /// </summary>
     public static IReadOnlyList<VariantSpec> ExplainVariants { get; } =
-        [new("usemem=mixedmap", [], new Dictionary<string, DeviceMapping> { ["gpu0"] = DeviceMapping.Mixedmap })];
+        [new("usemem=mixedmap", [], new Dictionary<string, NvGraceUsememMapping> { ["gpu0"] = NvGraceUsememMapping.Mixedmap })];
 
     /// <summary>
     /// Every variant of <paramref name="design"/>: its own (<see cref="VariantsOf"/>), then the
@@ -172,14 +174,14 @@ public static class DesignCatalog
     /// <summary>The variants <c>--design all</c> runs for a design (before scenario-defined variants).</summary>
     public static IReadOnlyList<RunVariant> VariantsOf(string design)
     {
-        var empty = new Dictionary<string, DeviceMapping>();
+        var empty = new Dictionary<string, NvGraceUsememMapping>();
         // A design whose uAPI has KVM_MEM_ENABLE_CACHEABLE_PFNMAP is explored with both VMM choices of the flag.
         if (HasCacheableFlag(design))
         {
             return
             [
-                new("flag=prefer-cacheable", new Dictionary<string, string>(), MemslotFlagChoice.PreferCacheable, empty),
-                new("flag=prefer-migratable", new Dictionary<string, string>(), MemslotFlagChoice.PreferMigratable, empty),
+                new("flag=prefer-cacheable", new Dictionary<string, string>(), CacheableFlagChoice.PreferCacheable, empty),
+                new("flag=prefer-migratable", new Dictionary<string, string>(), CacheableFlagChoice.PreferMigratable, empty),
             ];
         }
 
