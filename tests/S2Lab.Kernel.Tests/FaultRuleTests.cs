@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
@@ -147,7 +148,7 @@ public class FaultRuleTests
         Assert.True(x.Faults.Single().IsPermissionFault);
         Assert.True(x.Leaf!.Value.Executable);
         // Without DIC the I-cache invalidation is needed (RAM has a kernel VA, so it is possible).
-        Assert.Contains(x.Faults.Single().Cmos, c => c.Kind == CmoKind.IcacheInvalPou && c.Needed && c.Possible);
+        Assert.Contains(x.Faults.Single().Cmos, c => c.Kind == S2CmoKind.IcacheInvalidatePou && c.Needed && c.Possible);
     }
 
     [Fact]

@@ -179,7 +179,7 @@ internal static class MemslotsCommand
             return (null, 2);
         }
 
-        var kvm = ModelBackend.TryCreate(p, DesignCatalog.KernelSpec(choice, []), out var error);
+        var kvm = ModelBackend.TryCreate(p, DesignCatalog.KernelSpec(choice, []).ToString(), out var error);
         if (kvm is null)
         {
             stderr.WriteLine($"s2lab memslots replay: --design: {error}");

@@ -8,6 +8,7 @@ using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Replay;
+using S2Lab.Vmm;
 using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Lab.Runner;
@@ -60,7 +61,7 @@ public static class Explainer
         };
 
         var kind = regionKind;
-        var usemem = variant.UsememMapping.TryGetValue("gpu0", out var m) && m == Scenarios.DeviceMapping.Mixedmap
+        var usemem = variant.UsememMapping.TryGetValue("gpu0", out var m) && m == NvGraceUsememMapping.Mixedmap
             ? NvGraceUsememMapping.Mixedmap
             : NvGraceUsememMapping.Pfnmap;
         var mapped = MapRegion(host, vmm, regionKind, usemem);
@@ -89,8 +90,8 @@ public static class Explainer
 
         // The VMM's memslot-flag choice, as the Vmm makes it: the flag goes on cacheable device memory (a cacheable
         // VM_PFNMAP or VM_MIXEDMAP mapping) when the kernel has it and the VMM prefers cacheable.
-        var preferCacheable = (variant.MemslotFlag ?? Scenarios.MemslotFlagChoice.PreferCacheable) == Scenarios.MemslotFlagChoice.PreferCacheable;
-        var memslotFlag = LabHost.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
+        var preferCacheable = (variant.MemslotFlag ?? CacheableFlagChoice.PreferCacheable) == CacheableFlagChoice.PreferCacheable;
+        var memslotFlag = Scenarios.DesignCatalog.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
         var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);
         lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {ErrnoText.Format(e)}: {verdict.Reason}"));

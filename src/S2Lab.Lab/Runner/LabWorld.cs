@@ -59,7 +59,7 @@ internal sealed class LabHost
                     var mapping = variant.UsememMapping.TryGetValue(g.Name, out var m) ? m : g.UsememMapping;
                     var gpu = new NvGraceGpu(Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
                         g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk,
-                        mapping == DeviceMapping.Mixedmap ? NvGraceUsememMapping.Mixedmap : NvGraceUsememMapping.Pfnmap));
+                        mapping));
                     Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
                     if (gpu.Resmem is { } res)
                         Add(g.Name, "resmem", res.Size, true, DeviceRegionKind.NvgraceResmem, p => gpu.MmapResmem(p));
@@ -117,14 +117,4 @@ internal sealed class LabHost
         ulong total = s.Vms.SelectMany(v => v.Regions.Where(r => r.IsRam)).Aggregate(0UL, (a, r) => a + r.Size);
         return Math.Max(16UL << 30, AlignUp(total, PUD_SIZE) + PUD_SIZE);
     }
-
-    /// <summary>The registry spec of a design with its parameters: "name" or "name=value".</summary>
-    public static string DesignSpecString(string design, IReadOnlyDictionary<string, string> parameters) =>
-        parameters.Count == 0 ? design : $"{design}={string.Join(",", parameters.Values)}";
-
-    /// <summary>Whether a design's uAPI has KVM_MEM_ENABLE_CACHEABLE_PFNMAP (asked of the design on a host with FWB and DIC).</summary>
-    public static bool HasCacheableFlag(IKvmDesign design) =>
-        (design.ExtraMemslotFlags(AbiProbeCpu) & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) != 0;
-
-    private static readonly CpuModel AbiProbeCpu = CpuPresets.All.First(p => p.Model.SupportsCacheablePfnmap).Model;
 }

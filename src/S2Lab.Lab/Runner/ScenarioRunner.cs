@@ -61,14 +61,11 @@ public static class ScenarioRunner
         foreach (var h in scenario.Hosts)
         {
             var name = design ?? h.Design.Name;
-            var parameters = new Dictionary<string, string>(design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name));
-            foreach (var (k, v) in variant.DesignParameters)
-                parameters[k] = v;
-            var spec = LabHost.DesignSpecString(name, parameters);
+            var spec = DesignCatalog.RunRef(name, design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name), variant);
             var kd = KvmDesigns.Create(spec);
             var lh = new LabHost(h, kd, variant, ram);
             hosts[h.Name] = lh;
-            facts.Add(lh.Probe(spec));
+            facts.Add(lh.Probe(spec.ToString()));
             designLabels.Add(name);
         }
 
@@ -130,7 +127,7 @@ public static class ScenarioRunner
             StartStep s => Start(s),
             StopStep s => Stop(s),
             AccessStep s => Access(s),
-            MprotectStep s => Range(s, s.Vm, s.Region, "mprotect", vm => vm.Mprotect(s.Region, s.Offset, s.Size, ToProt(s.Prot))),
+            MprotectStep s => Range(s, s.Vm, s.Region, "mprotect", vm => vm.Mprotect(s.Region, s.Offset, s.Size, s.Prot)),
             MunmapStep s => Range(s, s.Vm, s.Region, "munmap", vm => vm.Munmap(s.Region, s.Offset, s.Size)),
             MigrateStep s => Migrate(s),
             _ => throw new InvalidOperationException($"unexpected step {step}"),
@@ -142,14 +139,14 @@ public static class ScenarioRunner
                 v.Destroy();
         }
 
-        private VmmPolicy PolicyFor(VmSpec vm, LabHost host, VmmPolicyKind? policyOverride)
+        private VmmPolicy PolicyFor(VmSpec vm, LabHost host, CapabilityPolicy? policyOverride)
         {
             var kind = policyOverride ?? vm.Policy;
             var flag = variant.MemslotFlag ?? vm.MemslotFlag;
             return new VmmPolicy(
-                kind == VmmPolicyKind.CheckCapability ? CapabilityPolicy.CheckCapability : CapabilityPolicy.TrustKernel,
-                flag == MemslotFlagChoice.PreferMigratable ? CacheableFlagChoice.PreferMigratable : CacheableFlagChoice.PreferCacheable,
-                LabHost.HasCacheableFlag(host.Host.Design));
+                kind,
+                flag,
+                DesignCatalog.HasCacheableFlag(host.Host.Design));
         }
 
         private static VmConfig ConfigOf(VmSpec vm) => new(vm.Name, vm.IpaBits, vm.Vcpus,
@@ -198,9 +195,6 @@ public static class ScenarioRunner
             return new RangeResult(s.Index, s.Label, op, vmName, region, e, "");
         }
 
-        private static Prot ToProt(ProtFlags p) =>
-            (p.HasFlag(ProtFlags.Read) ? Prot.PROT_READ : 0) | (p.HasFlag(ProtFlags.Write) ? Prot.PROT_WRITE : 0) |
-            (p.HasFlag(ProtFlags.Exec) ? Prot.PROT_EXEC : 0);
 
         private AccessResult Access(AccessStep s)
         {
@@ -576,7 +570,7 @@ public static class ScenarioRunner
             var eff = lastDone?.Effective;
             var effText = eff is { } e ? LabText.MemoryType(e) : null;
             var needed = cmos.Where(c => c.Needed).ToList();
-            var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
+            var cmo = new CmoRecord(needed.Select(c => Kernel.Kvm.Stage2.CmoKindNames.KvmName(c.Kind)).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
                 setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)

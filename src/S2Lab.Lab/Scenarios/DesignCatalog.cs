@@ -1,5 +1,8 @@
+using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Runner;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Scenarios;
 
@@ -11,10 +14,10 @@ namespace S2Lab.Lab.Scenarios;
 public sealed record RunVariant(
     string Label,
     IReadOnlyDictionary<string, string> DesignParameters,
-    MemslotFlagChoice? MemslotFlag,
-    IReadOnlyDictionary<string, DeviceMapping> UsememMapping)
+    CacheableFlagChoice? MemslotFlag,
+    IReadOnlyDictionary<string, NvGraceUsememMapping> UsememMapping)
 {
-    public static readonly RunVariant Default = new("", new Dictionary<string, string>(), null, new Dictionary<string, DeviceMapping>());
+    public static readonly RunVariant Default = new("", new Dictionary<string, string>(), null, new Dictionary<string, NvGraceUsememMapping>());
 }
 
 /// <summary>A parsed design choice: <see cref="Design"/> null means every design; <see cref="Variant"/> null every variant (or none).</summary>
@@ -28,7 +31,7 @@ public sealed record DesignChoice(string? Design, string? Variant)
 /// <summary>
 /// What the Lab knows about exploring each design: its parameters and the variants <c>--design all</c> runs. All of it
 /// comes from the kernel model's design registry (<see cref="KvmDesigns"/>): the designs, the argument values each
-/// declares, and whether its uAPI has the memslot flag. A new design class shows up here without a change.
+/// declares, and the memslot flags its uAPI declares. A new design class shows up here without a change.
 /// </summary>
 public static class DesignCatalog
 {
@@ -58,7 +61,7 @@ public static class DesignCatalog
     /// defines it (<c>usemem=mixedmap</c>: VM_MIXEDMAP|VM_IO instead of VM_PFNMAP|VM_IO). Keyed by the explained GPU, gpu0.
     /// </summary>
     public static IReadOnlyList<VariantSpec> ExplainVariants { get; } =
-        [new("usemem=mixedmap", [], new Dictionary<string, DeviceMapping> { ["gpu0"] = DeviceMapping.Mixedmap })];
+        [new("usemem=mixedmap", [], new Dictionary<string, NvGraceUsememMapping> { ["gpu0"] = NvGraceUsememMapping.Mixedmap })];
 
     /// <summary>
     /// Every variant of <paramref name="design"/>: its own (<see cref="VariantsOf"/>), then the
@@ -89,9 +92,8 @@ public static class DesignCatalog
         if (!IsKnown(name))
         {
             // The spelling of earlier versions (proposal-module-param=on) gets a pointer to this one.
-            var eq = name.IndexOf('=', StringComparison.Ordinal);
-            error = eq > 0 && IsKnown(name[..eq])
-                ? $"'{text}': write a variant as DESIGN{VariantSeparator}VARIANT; {Describe(name[..eq], extra)}"
+            error = DesignRef.TryParse(name, out var old, out _) && old.Argument is not null && IsKnown(old.Name)
+                ? $"'{text}': write a variant as DESIGN{VariantSeparator}VARIANT; {Describe(old.Name, extra)}"
                 : $"unknown design '{name}'; known designs: {known}";
             return null;
         }
@@ -115,18 +117,55 @@ public static class DesignCatalog
     }
 
     /// <summary>
-    /// The kernel model's design spec (<see cref="KvmDesigns.TryCreate"/>) for a one-design choice: the design with its
-    /// parameters at their defaults, then the variant's (<c>proposal-module-param:param=on</c> gives
-    /// <c>proposal-module-param=on</c>). A variant's VMM or mapping choices are not part of it.
+    /// The kernel model's design (<see cref="DesignRef"/>) for a one-design choice: the design with its parameters at
+    /// their defaults, then the variant's (<c>proposal-module-param:param=on</c> gives <c>proposal-module-param=on</c>).
+    /// A variant's VMM or mapping choices are not part of it. It is the design a run of that choice runs with
+    /// (<see cref="RunRef"/>).
     /// </summary>
-    public static string KernelSpec(DesignChoice choice, IEnumerable<VariantSpec> extra)
+    public static DesignRef KernelSpec(DesignChoice choice, IEnumerable<VariantSpec> extra)
     {
         var design = choice.Design ?? throw new ArgumentException("'all' is not one design", nameof(choice));
-        var parameters = DefaultParameters(design);
-        foreach (var (k, v) in VariantOf(choice, extra).DesignParameters)
-            parameters[k] = v;
-        return LabHost.DesignSpecString(design, parameters);
+        return RunRef(design, DefaultParameters(design), VariantOf(choice, extra));
     }
+
+    /// <summary>
+    /// The design a run uses: <paramref name="design"/> with <paramref name="parameters"/> (a host's, or the defaults),
+    /// overridden by the variant's.
+    /// </summary>
+    public static DesignRef RunRef(string design, IReadOnlyDictionary<string, string> parameters, RunVariant variant)
+    {
+        var merged = new Dictionary<string, string>(parameters);
+        foreach (var (k, v) in variant.DesignParameters)
+            merged[k] = v;
+        return RefOf(design, merged);
+    }
+
+    /// <summary>
+    /// A design and its scenario parameters as the kernel's <see cref="DesignRef"/>: the registry declares at most one
+    /// argument, which scenarios call <see cref="ParameterName"/>. Any other parameter is an error, not a joined
+    /// argument.
+    /// </summary>
+    public static DesignRef RefOf(string design, IReadOnlyDictionary<string, string> parameters)
+    {
+        foreach (var k in parameters.Keys)
+        {
+            if (k != ParameterName)
+                throw new ArgumentException($"design '{design}' has no parameter '{k}' (a design takes one, '{ParameterName}')", nameof(parameters));
+        }
+
+        return new DesignRef(design, parameters.TryGetValue(ParameterName, out var v) ? v : null);
+    }
+
+    /// <summary>
+    /// Whether a design's uAPI has KVM_MEM_ENABLE_CACHEABLE_PFNMAP, as its registration declares
+    /// (<see cref="KvmDesignAttribute.ExtraMemslotFlags"/>).
+    /// </summary>
+    public static bool HasCacheableFlag(string design) =>
+        KvmDesigns.Find(design) is { } e && (e.ExtraMemslotFlags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) != 0;
+
+    /// <summary>The same for a built design (by the registration it came from).</summary>
+    public static bool HasCacheableFlag(IKvmDesign design) =>
+        (KvmDesigns.EntryOf(design).ExtraMemslotFlags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) != 0;
 
     /// <summary>The variant a choice names (or, for a bare design, the design as configured: parameters at their defaults).</summary>
     public static RunVariant VariantOf(DesignChoice choice, IEnumerable<VariantSpec> extra) =>
@@ -135,24 +174,22 @@ public static class DesignCatalog
     /// <summary>The variants <c>--design all</c> runs for a design (before scenario-defined variants).</summary>
     public static IReadOnlyList<RunVariant> VariantsOf(string design)
     {
-        var empty = new Dictionary<string, DeviceMapping>();
+        var empty = new Dictionary<string, NvGraceUsememMapping>();
         // A design whose uAPI has KVM_MEM_ENABLE_CACHEABLE_PFNMAP is explored with both VMM choices of the flag.
-        if (IsKnown(design) && LabHost.HasCacheableFlag(KvmDesigns.Create(design)))
+        if (HasCacheableFlag(design))
         {
             return
             [
-                new("flag=prefer-cacheable", new Dictionary<string, string>(), MemslotFlagChoice.PreferCacheable, empty),
-                new("flag=prefer-migratable", new Dictionary<string, string>(), MemslotFlagChoice.PreferMigratable, empty),
+                new("flag=prefer-cacheable", new Dictionary<string, string>(), CacheableFlagChoice.PreferCacheable, empty),
+                new("flag=prefer-migratable", new Dictionary<string, string>(), CacheableFlagChoice.PreferMigratable, empty),
             ];
         }
 
-        var ps = ParametersOf(design);
-        if (ps.Count == 0)
+        // One variant per declared value of the design's (one) argument.
+        if (KvmDesigns.Find(design) is not { Arguments.Count: > 0 } entry)
             return [RunVariant.Default];
-        // One variant per value of the (single) parameter; designs with several parameters get their cross product.
-        IEnumerable<Dictionary<string, string>> combos = [new Dictionary<string, string>()];
-        foreach (var (name, values) in ps)
-            combos = combos.SelectMany(c => values.Select(v => new Dictionary<string, string>(c) { [name] = v }));
-        return combos.Select(c => new RunVariant(string.Join(",", c.Select(kv => $"{kv.Key}={kv.Value}")), c, null, empty)).ToList();
+        return entry.Arguments
+            .Select(v => new RunVariant($"{ParameterName}={v}", new Dictionary<string, string> { [ParameterName] = v }, null, empty))
+            .ToList();
     }
 }

@@ -1,4 +1,7 @@
 using S2Lab.Arch.Cpu;
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Mm;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Scenarios;
 
@@ -36,13 +39,6 @@ public sealed record DesignSpec(string Name, IReadOnlyDictionary<string, string>
         Parameters.Count == 0 ? Name : $"{Name} ({string.Join(", ", Parameters.Select(p => $"{p.Key}={p.Value}"))})";
 }
 
-/// <summary>How nvgrace-gpu maps usemem into the VMM: remap_pfn_range (VM_PFNMAP|VM_IO) or, as a vmf_insert_mixed driver would, VM_MIXEDMAP|VM_IO.</summary>
-public enum DeviceMapping
-{
-    Pfnmap,
-    Mixedmap,
-}
-
 /// <summary>An assignable device on a host.</summary>
 public abstract record DeviceSpec(string Name, SourceMark At)
 {
@@ -68,7 +64,7 @@ public enum DeviceRegionKind
 }
 
 /// <summary>One mmap-able region of a device.</summary>
-public sealed record DeviceRegionSpec(string Name, DeviceRegionKind Kind, ulong Size, DeviceMapping Mapping = DeviceMapping.Pfnmap);
+public sealed record DeviceRegionSpec(string Name, DeviceRegionKind Kind, ulong Size, NvGraceUsememMapping Mapping = NvGraceUsememMapping.Pfnmap);
 
 /// <summary>NVIDIA Grace Hopper / Grace Blackwell GPU models as nvgrace-gpu sees them.</summary>
 public enum NvgraceModel
@@ -85,7 +81,7 @@ public enum NvgraceModel
 
 /// <summary>A GPU assigned through the nvgrace-gpu vfio variant driver.</summary>
 public sealed record NvgraceGpuSpec(
-    string Name, SourceMark At, NvgraceModel Model, ulong UsememSize, ulong ResmemSize, ulong Bar0Size, DeviceMapping UsememMapping)
+    string Name, SourceMark At, NvgraceModel Model, ulong UsememSize, ulong ResmemSize, ulong Bar0Size, NvGraceUsememMapping UsememMapping)
     : DeviceSpec(Name, At)
 {
     public override string Kind => "nvgrace-gpu";
@@ -112,23 +108,6 @@ public sealed record VfioPciSpec(string Name, SourceMark At, IReadOnlyList<(int 
         Bars.Select(b => new DeviceRegionSpec($"bar{b.Index}", DeviceRegionKind.VfioBar, b.Size)).ToList();
 }
 
-/// <summary>What a VMM does about capability 243 (KVM_CAP_ARM_CACHEABLE_PFNMAP_SUPPORTED).</summary>
-public enum VmmPolicyKind
-{
-    /// <summary>Create memslots and let KVM decide (what QEMU does today).</summary>
-    TrustKernel,
-
-    /// <summary>Query capability 243 on the VM fd; refuse cacheable device memory and incoming migrations where it is 0.</summary>
-    CheckCapability,
-}
-
-/// <summary>Under proposal-memslot-flag: whether the VMM sets KVM_MEM_ENABLE_CACHEABLE_PFNMAP on cacheable device regions.</summary>
-public enum MemslotFlagChoice
-{
-    PreferCacheable,
-    PreferMigratable,
-}
-
 /// <summary>Backing of a RAM region.</summary>
 public enum RamBacking
 {
@@ -142,8 +121,8 @@ public sealed record VmSpec(
     string Host,
     int IpaBits,
     int Vcpus,
-    VmmPolicyKind Policy,
-    MemslotFlagChoice MemslotFlag,
+    CapabilityPolicy Policy,
+    CacheableFlagChoice MemslotFlag,
     IReadOnlyList<VmRegionSpec> Regions,
     SourceMark At)
 {
@@ -165,16 +144,6 @@ public enum AccessType
     Read,
     Write,
     Exec,
-}
-
-/// <summary>Page protections a VMM can mprotect a range to.</summary>
-[Flags]
-public enum ProtFlags
-{
-    None = 0,
-    Read = 1,
-    Write = 2,
-    Exec = 4,
 }
 
 /// <summary>A step of a scenario.</summary>
@@ -207,7 +176,7 @@ public sealed record AccessStep(
 }
 
 /// <summary>The VMM mprotects part of a region's host mapping.</summary>
-public sealed record MprotectStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size, ProtFlags Prot)
+public sealed record MprotectStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size, Prot Prot)
     : StepSpec(Index, Id, At)
 {
     public override string Kind => "mprotect";
@@ -225,7 +194,7 @@ public sealed record DirtySpec(string Region, ulong Offset, int Pages, int Round
 
 /// <summary>Live-migrate a running VM to another host.</summary>
 public sealed record MigrateStep(
-    int Index, string? Id, SourceMark At, string Vm, string To, VmmPolicyKind? Policy, IReadOnlyList<DirtySpec> Dirty, int MaxRounds, int StopCopyPages)
+    int Index, string? Id, SourceMark At, string Vm, string To, CapabilityPolicy? Policy, IReadOnlyList<DirtySpec> Dirty, int MaxRounds, int StopCopyPages)
     : StepSpec(Index, Id, At)
 {
     public override string Kind => "migrate";
@@ -251,4 +220,4 @@ public sealed record Expectation(string Field, string Expected, SourceMark At);
 /// <summary>
 /// A scenario-defined variant: extra runs for some designs with device overrides (e.g. usemem mapped VM_MIXEDMAP).
 /// </summary>
-public sealed record VariantSpec(string Name, IReadOnlyList<string> Designs, IReadOnlyDictionary<string, DeviceMapping> UsememMapping);
+public sealed record VariantSpec(string Name, IReadOnlyList<string> Designs, IReadOnlyDictionary<string, NvGraceUsememMapping> UsememMapping);

@@ -1,4 +1,7 @@
 using S2Lab.Arch.Cpu;
+using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Mm;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Scenarios;
 
@@ -38,16 +41,16 @@ public static class ScenarioLoader
         return scenario;
     }
 
-    private static readonly Dictionary<string, VmmPolicyKind> PolicyWords = new()
+    private static readonly Dictionary<string, CapabilityPolicy> PolicyWords = new()
     {
-        ["trust-kernel"] = VmmPolicyKind.TrustKernel,
-        ["check-capability"] = VmmPolicyKind.CheckCapability,
+        ["trust-kernel"] = CapabilityPolicy.TrustKernel,
+        ["check-capability"] = CapabilityPolicy.CheckCapability,
     };
 
-    private static readonly Dictionary<string, MemslotFlagChoice> FlagWords = new()
+    private static readonly Dictionary<string, CacheableFlagChoice> FlagWords = new()
     {
-        ["prefer-cacheable"] = MemslotFlagChoice.PreferCacheable,
-        ["prefer-migratable"] = MemslotFlagChoice.PreferMigratable,
+        ["prefer-cacheable"] = CacheableFlagChoice.PreferCacheable,
+        ["prefer-migratable"] = CacheableFlagChoice.PreferMigratable,
     };
 
     private static readonly Dictionary<string, RamBacking> BackingWords = new()
@@ -56,10 +59,10 @@ public static class ScenarioLoader
         ["hugetlb"] = RamBacking.Hugetlb,
     };
 
-    private static readonly Dictionary<string, DeviceMapping> MappingWords = new()
+    private static readonly Dictionary<string, NvGraceUsememMapping> MappingWords = new()
     {
-        ["pfnmap"] = DeviceMapping.Pfnmap,
-        ["mixedmap"] = DeviceMapping.Mixedmap,
+        ["pfnmap"] = NvGraceUsememMapping.Pfnmap,
+        ["mixedmap"] = NvGraceUsememMapping.Mixedmap,
     };
 
     private static readonly Dictionary<string, NvgraceModel> ModelWords = new()
@@ -326,7 +329,7 @@ public static class ScenarioLoader
                         if (model == NvgraceModel.Gh200 && resmem == 0)
                             b.Error(resNode?.Start ?? f.At, $"{path}.resmem", "gh200 always has a resmem region (1 GiB in real hardware)");
                         var bar0 = b.Size(f.Opt("bar0"), $"{path}.bar0") ?? 16UL << 20;
-                        var mapping = b.Enum(f.Opt("usememMapping"), $"{path}.usememMapping", MappingWords) ?? DeviceMapping.Pfnmap;
+                        var mapping = b.Enum(f.Opt("usememMapping"), $"{path}.usememMapping", MappingWords) ?? NvGraceUsememMapping.Pfnmap;
                         CheckRegionSize(f, "usemem", usemem, path);
                         CheckRegionSize(f, "resmem", resmem == 0 ? null : resmem, path);
                         CheckRegionSize(f, "bar0", bar0, path);
@@ -395,8 +398,8 @@ public static class ScenarioLoader
                 b.Error(hostNode!.Start, $"{path}.host", UnknownHost(hostName));
             var ipaBits = b.Int(f.Opt("ipaBits"), $"{path}.ipaBits", 32, 52) ?? 40;
             var vcpus = b.Int(f.Opt("vcpus"), $"{path}.vcpus", 1, 512) ?? 1;
-            var policy = b.Enum(f.Opt("policy"), $"{path}.policy", PolicyWords) ?? VmmPolicyKind.TrustKernel;
-            var flag = b.Enum(f.Opt("memslotFlag"), $"{path}.memslotFlag", FlagWords) ?? MemslotFlagChoice.PreferCacheable;
+            var policy = b.Enum(f.Opt("policy"), $"{path}.policy", PolicyWords) ?? CapabilityPolicy.TrustKernel;
+            var flag = b.Enum(f.Opt("memslotFlag"), $"{path}.memslotFlag", FlagWords) ?? CacheableFlagChoice.PreferCacheable;
 
             var regions = new List<VmRegionSpec>();
             var mem = b.List(f.Opt("memory"), $"{path}.memory");
@@ -499,7 +502,7 @@ public static class ScenarioLoader
                 return null;
             var name = b.Str(f.Req("name"), $"{path}.name");
             var designs = ReadNames(f.Opt("designs"), $"{path}.designs", checkDesigns: true);
-            var mappings = new Dictionary<string, DeviceMapping>(StringComparer.Ordinal);
+            var mappings = new Dictionary<string, NvGraceUsememMapping>(StringComparer.Ordinal);
             var mf = b.Map(f.Req("usememMapping"), $"{path}.usememMapping");
             if (mf is not null)
             {
@@ -718,7 +721,7 @@ public static class ScenarioLoader
             var offset = b.Size(f.Opt("offset"), $"{path}.offset") ?? 0;
             var sizeNode = f.Opt("size");
             var size = b.Size(sizeNode, $"{path}.size");
-            ProtFlags prot = ProtFlags.None;
+            Prot prot = Prot.PROT_NONE;
             if (isMprotect)
             {
                 var pn = f.Req("prot");
@@ -742,20 +745,20 @@ public static class ScenarioLoader
                 : new MunmapStep(index, id, body.Start, x.Item1.Name, x.Item2.Name, offset, len);
         }
 
-        private static bool TryParseProt(string s, out ProtFlags prot)
+        private static bool TryParseProt(string s, out Prot prot)
         {
-            prot = ProtFlags.None;
+            prot = Prot.PROT_NONE;
             if (s == "none")
                 return true;
             foreach (var c in s)
             {
-                var bit = c switch { 'r' => ProtFlags.Read, 'w' => ProtFlags.Write, 'x' => ProtFlags.Exec, _ => (ProtFlags)(-1) };
-                if ((int)bit < 0 || (prot & bit) != 0)
+                var bit = c switch { 'r' => Prot.PROT_READ, 'w' => Prot.PROT_WRITE, 'x' => Prot.PROT_EXEC, _ => Prot.PROT_NONE };
+                if (bit == Prot.PROT_NONE || (prot & bit) != 0)
                     return false;
                 prot |= bit;
             }
 
-            return prot != ProtFlags.None;
+            return prot != Prot.PROT_NONE;
         }
 
         private MigrateStep? ReadMigrate(int index, string? id, SyntaxNode body, string path)

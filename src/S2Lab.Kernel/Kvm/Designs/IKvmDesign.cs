@@ -115,4 +115,11 @@ public sealed class KvmDesignAttribute(string name, int order) : Attribute
     /// them; empty for a design without an argument.
     /// </summary>
     public string[] Arguments { get; set; } = [];
+
+    /// <summary>
+    /// The memslot flags the design's uAPI adds to KVM_SET_USER_MEMORY_REGION2 (e.g.
+    /// <see cref="KvmMemFlags.ENABLE_CACHEABLE_PFNMAP"/>): what a VMM built for the design may pass. Whether a given host
+    /// accepts them is <see cref="IKvmDesign.ExtraMemslotFlags"/>, which never returns a flag not declared here.
+    /// </summary>
+    public KvmMemFlags ExtraMemslotFlags { get; set; }
 }

@@ -1,13 +1,17 @@
 using System.Reflection;
+using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Kernel.Kvm.Designs;
 
-/// <summary>A registered design: its name, the argument values it accepts ("on"/"off"; none for most), and how to build it.</summary>
-public sealed record KvmDesignEntry(string Name, string Summary, IReadOnlyList<string> Arguments, Func<string?, IKvmDesign> Create);
+/// <summary>
+/// A registered design: its name, the argument values it accepts ("on"/"off"; none for most), the memslot flags its
+/// uAPI adds (<see cref="KvmDesignAttribute.ExtraMemslotFlags"/>), its class, and how to build it.
+/// </summary>
+public sealed record KvmDesignEntry(string Name, string Summary, IReadOnlyList<string> Arguments, KvmMemFlags ExtraMemslotFlags, Type DesignType, Func<string?, IKvmDesign> Create);
 
 /// <summary>
-/// The registry of designs, found by <see cref="KvmDesignAttribute"/>. A design spec is a name with an optional
-/// argument after '=': <c>linux-6.17</c>, <c>proposal-module-param=on</c>.
+/// The registry of designs, found by <see cref="KvmDesignAttribute"/>. A design spec is a <see cref="DesignRef"/>: a
+/// name with an optional argument after '=': <c>linux-6.17</c>, <c>proposal-module-param=on</c>.
 /// </summary>
 public static class KvmDesigns
 {
@@ -19,13 +23,28 @@ public static class KvmDesigns
     /// <summary>The names of every registered design.</summary>
     public static IEnumerable<string> Names => All.Select(e => e.Name);
 
-    /// <summary>Builds a design from a spec; null with <paramref name="error"/> set for an unknown name or bad argument.</summary>
+    /// <summary>The entry of a registered name (case-insensitive), or null.</summary>
+    public static KvmDesignEntry? Find(string name) =>
+        All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The entry a design object was built from (by its class).</summary>
+    public static KvmDesignEntry EntryOf(IKvmDesign design) =>
+        All.FirstOrDefault(e => e.DesignType == design.GetType())
+            ?? throw new ArgumentException($"{design.GetType().Name} is not a registered design", nameof(design));
+
+    /// <summary>Builds a design from a spec string (<see cref="DesignRef.TryParse"/>); null with <paramref name="error"/> set otherwise.</summary>
     public static IKvmDesign? TryCreate(string spec, out string? error)
     {
-        var eq = spec.IndexOf('=');
-        var name = (eq < 0 ? spec : spec[..eq]).Trim();
-        var arg = eq < 0 ? null : spec[(eq + 1)..].Trim();
-        var entry = All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase));
+        if (!DesignRef.TryParse(spec, out var r, out error))
+            return null;
+        return TryCreate(r, out error);
+    }
+
+    /// <summary>Builds a design; null with <paramref name="error"/> set for an unknown name or bad argument.</summary>
+    public static IKvmDesign? TryCreate(DesignRef design, out string? error)
+    {
+        var (name, arg) = (design.Name, design.Argument);
+        var entry = Find(name);
         if (entry is null)
         {
             error = $"unknown design '{name}'; known designs: {string.Join(", ", Names)}";
@@ -47,6 +66,10 @@ public static class KvmDesigns
     public static IKvmDesign Create(string spec) =>
         TryCreate(spec, out var error) ?? throw new ArgumentException(error, nameof(spec));
 
+    /// <summary>Builds a design; throws <see cref="ArgumentException"/> naming the known designs otherwise.</summary>
+    public static IKvmDesign Create(DesignRef design) =>
+        TryCreate(design, out var error) ?? throw new ArgumentException(error, nameof(design));
+
     private static IReadOnlyList<KvmDesignEntry> Discover()
     {
         var list = new List<(int Order, KvmDesignEntry Entry)>();
@@ -60,7 +83,7 @@ public static class KvmDesigns
                 ? arg => Invoke(withArg, [arg])
                 : arg => arg is null ? Invoke(noArg!, []) : throw new ArgumentException($"takes no argument (got '{arg}')");
             var summary = create(null).Summary;
-            list.Add((a.Order, new KvmDesignEntry(a.Name, summary, a.Arguments, create)));
+            list.Add((a.Order, new KvmDesignEntry(a.Name, summary, a.Arguments, a.ExtraMemslotFlags, t, create)));
         }
         return list.OrderBy(x => x.Order).Select(x => x.Entry).ToList();
     }

@@ -11,7 +11,7 @@ namespace S2Lab.Kernel.Kvm.Designs;
 /// Flag set: Normal (accepted only on FWB &amp;&amp; DIC hosts and cacheable VMAs). Flag clear: forced non-cacheable,
 /// whatever the VMA says.
 /// </summary>
-[KvmDesign("proposal-memslot-flag", 3)]
+[KvmDesign("proposal-memslot-flag", 3, ExtraMemslotFlags = KvmMemFlags.ENABLE_CACHEABLE_PFNMAP)]
 public sealed class ProposalMemslotFlagDesign : KvmDesignBase
 {
     public override string Name => "proposal-memslot-flag";

@@ -69,9 +69,9 @@ public sealed class Stage2Mmu
         var vaText = VaText(mapMemory);
         var list = new List<CacheMaintenance>(2);
         if (dNeeded)
-            list.Add(new CacheMaintenance(CmoKind.DcacheCleanInvalPoc, pa, size, true, mapMemory, $"no FWB: a cacheable leaf needs it; {vaText}"));
+            list.Add(new CacheMaintenance(S2CmoKind.DcacheCleanInvalidatePoc, pa, size, true, mapMemory, $"no FWB: a cacheable leaf needs it; {vaText}"));
         if (iNeeded)
-            list.Add(new CacheMaintenance(CmoKind.IcacheInvalPou, pa, size, true, mapMemory, $"no DIC: an executable leaf needs it; {vaText}"));
+            list.Add(new CacheMaintenance(S2CmoKind.IcacheInvalidatePou, pa, size, true, mapMemory, $"no DIC: an executable leaf needs it; {vaText}"));
         return list;
     }
 
@@ -86,16 +86,16 @@ public sealed class Stage2Mmu
         var cacheable = (prot & (KvmPgtableProt.DEVICE | KvmPgtableProt.NORMAL_NC)) == 0;
         var exec = (prot & KvmPgtableProt.X) != 0;
         var list = new List<CacheMaintenance>(2);
-        var d = needed.FirstOrDefault(c => c.Kind == CmoKind.DcacheCleanInvalPoc);
+        var d = needed.FirstOrDefault(c => c.Kind == S2CmoKind.DcacheCleanInvalidatePoc);
         if (d.Needed)
             list.Add(d);
         else if (cacheable)
-            list.Add(new CacheMaintenance(CmoKind.DcacheCleanInvalPoc, pa, size, false, mapMemory, "FWB: skipped"));
-        var i = needed.FirstOrDefault(c => c.Kind == CmoKind.IcacheInvalPou);
+            list.Add(new CacheMaintenance(S2CmoKind.DcacheCleanInvalidatePoc, pa, size, false, mapMemory, "FWB: skipped"));
+        var i = needed.FirstOrDefault(c => c.Kind == S2CmoKind.IcacheInvalidatePou);
         if (i.Needed)
             list.Add(i);
         else if (exec)
-            list.Add(new CacheMaintenance(CmoKind.IcacheInvalPou, pa, size, false, mapMemory, "DIC: a no-op"));
+            list.Add(new CacheMaintenance(S2CmoKind.IcacheInvalidatePou, pa, size, false, mapMemory, "DIC: a no-op"));
         return list;
     }
 
@@ -132,7 +132,7 @@ public sealed class Stage2Mmu
     // A separate method: a lambda capturing the parameters in RelaxPerms would allocate its closure on every call.
     private static List<CacheMaintenance> AddedPermissionCmos(ulong pa, ulong size, bool hasVa, List<S2CacheMaintenance> reported) =>
         reported.Select(c => new CacheMaintenance(
-            c.Kind == S2CmoKind.IcacheInvalidatePou ? CmoKind.IcacheInvalPou : CmoKind.DcacheCleanInvalPoc, pa, size, true, hasVa,
+            c.Kind, pa, size, true, hasVa,
             hasVa ? "added permission needs it; the page has a kernel VA" : "added permission needs it; no kernel VA")).ToList();
 
     /// <summary>kvm_stage2_unmap_range.</summary>
