@@ -11,10 +11,7 @@ internal static class AccessAnalysis
     public static void Analyse(ModelKvmVm vm, GuestAccessResult r, in Stage2Leaf leaf, ulong pa, bool explain)
     {
         var req = r.Request;
-        var input = new CombineInput(req.S1Mair, Shareability.ISH, leaf.MemAttr, Shareability.ISH, vm.Stage2.Fwb)
-        {
-            Access = req.Type == GuestAccessType.Exec ? AccessKind.InstructionFetch : AccessKind.Data,
-        };
+        var input = ModelKvmVcpu.CombineInputOf(vm, req, leaf);
         CombineResult result;
         if (explain)
         {
