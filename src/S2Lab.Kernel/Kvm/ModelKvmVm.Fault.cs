@@ -181,7 +181,7 @@ public sealed partial class ModelKvmVm
             return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
         if (d is not null)
-            d.Facts = d.Facts with { Vma = vma.Name, VmaFlags = vma.Flags, VmaCacheable = vma.IsCacheable };
+            d.Facts = d.Facts with { Vma = vma.Name, VmaFlags = vma.Flags, VmaPgProt = vma.PageProt.ToString(), VmaCacheable = vma.IsCacheable };
         d?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
 
         // Mapping size (rules 15-17).
@@ -331,7 +331,7 @@ public sealed partial class ModelKvmVm
         }
         var decision = Stage2TypeDecision.Map(KvmS2MemType.Normal, 11, "guest_memfd page: ordinary RAM, Normal");
         if (d is not null)
-            d.Facts = d.Facts with { Pfn = pfn, MapMemory = Host.Memory.PfnIsMapMemory(pfn), Type = KvmS2MemType.Normal, MappingSize = PAGE_SIZE };
+            d.Facts = d.Facts with { GuestMemfd = true, Pfn = pfn, MapMemory = Host.Memory.PfnIsMapMemory(pfn), Type = KvmS2MemType.Normal, MappingSize = PAGE_SIZE };
         d?.Step(DecisionStage.Design, 11, decision.Reason);
         var prot = KvmPgtableProt.R | (slot.IsReadOnly ? 0 : KvmPgtableProt.W);
         if (exec || Host.Cpu.HasCacheDic)

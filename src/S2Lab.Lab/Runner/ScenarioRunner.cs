@@ -2,6 +2,7 @@ using System.Globalization;
 using S2Lab.Arch.Attributes;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Reports;
@@ -497,7 +498,9 @@ public static class ScenarioRunner
             cpu.Explain = true; // the view shows each access's decision chain
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
-            var cmos = new List<Kernel.Kvm.Stage2.CacheMaintenance>();
+            var cmos = new List<CmoRequired>();
+            var log = KernelEventLog.Of(cpu.Vm.Kvm);
+            log.Take(); // what happened before this step is not this step's
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
@@ -516,13 +519,12 @@ public static class ScenarioRunner
                 var r = cpu.History[^1];
                 explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
                 explanation.AddRange(r.Steps.Select(x => "  " + x));
-                foreach (var f in r.Faults)
-                    cmos.AddRange(f.Cmos);
-                foreach (var h in r.Hazards)
+                var events = log.Take();
+                cmos.AddRange(events.OfType<CmoRequired>());
+                foreach (var h in log.Judge(events))
                 {
-                    var name = LabText.Hazard(h.Kind);
-                    if (!hazards.Any(x => x.Name == name))
-                        hazards.Add(new HazardRecord(name, h.Detail));
+                    if (!hazards.Any(x => x.Name == h.Name))
+                        hazards.Add(new HazardRecord(h.Name, h.Detail) { Cause = h.Cause });
                 }
 
                 vma = r.Vma ?? vma;
@@ -575,7 +577,7 @@ public static class ScenarioRunner
             var eff = lastDone?.Effective;
             var effText = eff is { } e ? LabText.MemoryType(e) : null;
             var needed = cmos.Where(c => c.Needed).ToList();
-            var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
+            var cmo = new CmoRecord(needed.Select(c => c.Op.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
                 setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)

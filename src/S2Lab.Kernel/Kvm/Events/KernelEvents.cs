@@ -36,11 +36,15 @@ public abstract record KernelEvent(long Seq, string Host, int Vm);
 public sealed record MemslotDecided(long Seq, string Host, int Vm, uint Slot, MemslotChange? Change, KvmMemFlags Flags,
     ulong Gpa, ulong Size, ulong Uaddr, Errno Result, int Rule, string Reason) : KernelEvent(Seq, Host, Vm);
 
-/// <summary>The facts a fault stage saw: VMA name/flags/cacheability, pfn, pfn_is_map_memory, stage-2 type (null until known), mapping size (0 until known).</summary>
-public sealed record FaultFacts(string? Vma, VmFlags VmaFlags, bool VmaCacheable, ulong? Pfn, bool MapMemory,
-    KvmS2MemType? Type, ulong MappingSize)
+/// <summary>
+/// The facts a fault stage saw: the VMA (name, flags, pgprot text, cacheable per rule 3), whether the slot is
+/// guest_memfd-only (no VMA; the file's pages are mapped cacheable), the pfn, pfn_is_map_memory, the stage-2 type
+/// (null until known) and the mapping size (0 until known).
+/// </summary>
+public sealed record FaultFacts(string? Vma, VmFlags VmaFlags, string? VmaPgProt, bool VmaCacheable, bool GuestMemfd,
+    ulong? Pfn, bool MapMemory, KvmS2MemType? Type, ulong MappingSize)
 {
-    public static readonly FaultFacts None = new(null, VmFlags.VM_NONE, false, null, false, null, 0);
+    public static readonly FaultFacts None = new(null, VmFlags.VM_NONE, null, false, false, null, false, null, 0);
 }
 
 /// <summary>
