@@ -298,7 +298,7 @@ public sealed partial class ModelKvmVm
             return new FaultInfo { IsPermissionFault = isPerm, Error = e, Decision = decision, Prot = prot };
         }
         // The leaf as written (a walk; skipped on the fast path, where the vCPU reads it on its retry anyway).
-        var leaf = r is null || r.Explaining ? Stage2.GetLeaf(faultIpa) : null;
+        var leaf = r is null || r.Explaining || d is not null ? Stage2.GetLeaf(faultIpa) : null;
         d?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf}");
         if (r?.Trace is { } t)
         {
@@ -340,7 +340,7 @@ public sealed partial class ModelKvmVm
         var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
         var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, mapMemory, out var cmos, report: r is not null);
         // The leaf as written (a walk; skipped on the fast path, as in user_mem_abort).
-        var leaf = r is null || r.Explaining ? Stage2.GetLeaf(ipa) : null;
+        var leaf = r is null || r.Explaining || d is not null ? Stage2.GetLeaf(ipa) : null;
         d?.Step(DecisionStage.Stage2, 0, $"map: {leaf}");
         if ((prot & KvmPgtableProt.W) != 0)
             slot.MarkDirty(gfn);

@@ -145,15 +145,30 @@ public static class Explainer
     /// </summary>
     public static IEnumerable<ExplainLine> Lines(IReadOnlyList<KernelEvent> events, IReadOnlyList<Judging.Hazard> hazards)
     {
+        // KVM does the CMOs while it writes the leaf, before the fault's last decision reports the leaf written; the
+        // explanation shows them after that line, as "what the write needed".
+        var cmos = new List<ExplainLine>();
         foreach (var ev in events)
         {
+            if (ev is not (CmoRequired or Stage2Written) && cmos.Count > 0 && !(ev is FaultDecided { Stage: DecisionStage.Stage2 }))
+            {
+                foreach (var c in cmos)
+                    yield return c;
+                cmos.Clear();
+            }
             switch (ev)
             {
                 case FaultDecided f:
                     yield return new(f.Stage.ToString(), f.Rule, f.Reason);
+                    if (f.Stage == DecisionStage.Stage2)
+                    {
+                        foreach (var c in cmos)
+                            yield return c;
+                        cmos.Clear();
+                    }
                     break;
                 case CmoRequired c:
-                    yield return new(nameof(DecisionStage.Cmo), 0, c.Text);
+                    cmos.Add(new(nameof(DecisionStage.Cmo), 0, c.Text));
                     break;
                 case MemoryAccessed a:
                     yield return new(nameof(DecisionStage.Stage2), 0, $"translated by {a.Leaf}: PA {a.Pa:x}");
@@ -169,6 +184,8 @@ public static class Explainer
                     break;
             }
         }
+        foreach (var c in cmos)
+            yield return c;
         foreach (var h in hazards)
             yield return new(nameof(DecisionStage.Hazard), 0, h.ToString());
     }

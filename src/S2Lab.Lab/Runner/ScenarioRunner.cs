@@ -495,7 +495,6 @@ public static class ScenarioRunner
             var kind = RunState.KindOf(setup);
             var ipa = regionSpec.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
-            cpu.Explain = true; // the view shows each access's decision chain
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
             var cmos = new List<CmoRequired>();
@@ -518,10 +517,11 @@ public static class ScenarioRunner
                 cpu.Run();
                 var r = cpu.History[^1];
                 explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
-                explanation.AddRange(r.Steps.Select(x => "  " + x));
                 var events = log.Take();
+                var judged = log.Judge(events);
+                explanation.AddRange(Explainer.Lines(events, judged).Select(x => "  " + x));
                 cmos.AddRange(events.OfType<CmoRequired>());
-                foreach (var h in log.Judge(events))
+                foreach (var h in judged)
                 {
                     if (!hazards.Any(x => x.Name == h.Name))
                         hazards.Add(new HazardRecord(h.Name, h.Detail) { Cause = h.Cause });
@@ -543,7 +543,7 @@ public static class ScenarioRunner
                         break;
                     case GuestAccessOutcome.AbortInjected:
                         outcome = t == AccessType.Exec ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
-                        detail = r.Steps.LastOrDefault().Text ?? "abort injected";
+                        detail = events.OfType<FaultDecided>().LastOrDefault()?.Reason ?? "abort injected";
                         break;
                     default:
                         outcome = r.RunError == Errno.EFAULT ? AccessOutcome.Efault : AccessOutcome.RunFailed;
