@@ -47,9 +47,16 @@ public sealed class KernelEventLog : IKernelObserver, IDisposable
     /// <summary>The events not yet taken, in order.</summary>
     public IReadOnlyList<KernelEvent> Events => _events;
 
+    /// <summary>
+    /// Whether events are kept for <see cref="Take"/> (the leaf facts are tracked either way). A scenario's log keeps
+    /// them only while a step looks, so a long migration between steps does not pile them up.
+    /// </summary>
+    public bool Keeping { get; set; } = true;
+
     public void On(KernelEvent e)
     {
-        _events.Add(e);
+        if (Keeping)
+            _events.Add(e);
         switch (e)
         {
             case FaultDecided f:

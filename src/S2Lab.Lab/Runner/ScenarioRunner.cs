@@ -500,6 +500,7 @@ public static class ScenarioRunner
             var cmos = new List<CmoRequired>();
             var log = KernelEventLog.Of(cpu.Vm.Kvm);
             log.Take(); // what happened before this step is not this step's
+            log.Keeping = true;
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
@@ -586,6 +587,7 @@ public static class ScenarioRunner
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
                 MappingChangedByVmm = ChangedMappings.Contains(region),
             };
+            log.Keeping = false;
             if (record)
             {
                 LastViews[region] = view;
