@@ -91,6 +91,42 @@ public class ExplainVariantTests
     private static string Decision(JsonElement x, string stage) =>
         string.Join("\n", x.GetProperty("decisions").EnumerateArray().Where(d => d.GetProperty("stage").GetString() == stage).Select(d => d.GetProperty("text").GetString()));
 
+    /// <summary>
+    /// The JSON carries the kernel event chain the table's lines are built from: the memslot decision with its rule,
+    /// the fault decisions with theirs (rule 9: cacheable usemem on FWB+DIC under 6.17), the stage-2 write, the CMOs
+    /// KVM considered (both skipped with FWB and DIC), and the completed access last.
+    /// </summary>
+    [Fact]
+    public void Json_events_are_the_chain_memslot_fault_stage2_write_cmos_access()
+    {
+        var x = Explain("neoverse-v2", "linux-6.17");
+        var events = x.GetProperty("events").EnumerateArray().ToList();
+        string Kind(JsonElement e) => e.GetProperty("event").GetString()!;
+        var seqs = events.Select(e => e.GetProperty("seq").GetInt64()).ToList();
+        Assert.Equal(seqs.Order(), seqs);
+        Assert.Equal("memslot-decided", Kind(events[0]));
+        Assert.Equal(("None", "Create"), (events[0].GetProperty("errno").GetString(), events[0].GetProperty("change").GetString()));
+        Assert.Equal("memory-accessed", Kind(events[^1]));
+        Assert.Equal("0x100000000", events[^1].GetProperty("ipa").GetString());
+        var design = Assert.Single(events, e => Kind(e) == "fault-decided" && e.GetProperty("stage").GetString() == "Design");
+        Assert.Equal(9, design.GetProperty("rule").GetInt32());
+        var write = events.FindIndex(e => Kind(e) == "stage2-written");
+        Assert.Equal("Map", events[write].GetProperty("kind").GetString());
+        Assert.True(events.IndexOf(design) < write);
+        var cmos = events.Where(e => Kind(e) == "cmo-required").ToList();
+        Assert.Equal(["DcacheCleanInvalidatePoc", "IcacheInvalidatePou"], cmos.Select(c => c.GetProperty("op").GetString()));
+        Assert.All(cmos, c => Assert.False(c.GetProperty("needed").GetBoolean()));
+        // The decisions shown are the events': every fault decision's text appears, in order, with its rule.
+        var faultLines = x.GetProperty("decisions").EnumerateArray()
+            .SkipWhile(d => d.GetProperty("stage").GetString() != "Memslot").Skip(1) // the ioctl's line; the fault's follow
+            .Where(d => d.GetProperty("stage").GetString() is not ("Cmo" or "Combine" or "Hazard"))
+            .Where(d => !d.GetProperty("text").GetString()!.StartsWith("translated by", StringComparison.Ordinal))
+            .Select(d => (d.GetProperty("stage").GetString(), d.GetProperty("rule").ValueKind == JsonValueKind.Null ? 0 : d.GetProperty("rule").GetInt32(), d.GetProperty("text").GetString()));
+        var faultEvents = events.Where(e => Kind(e) == "fault-decided")
+            .Select(e => (e.GetProperty("stage").GetString(), e.GetProperty("rule").GetInt32(), e.GetProperty("reason").GetString()));
+        Assert.Equal(faultEvents, faultLines);
+    }
+
     [Fact]
     public void Rule7_and_rule8_usemem_mapped_mixedmap_passes_the_memslot_on_a_host_without_FWB_and_fails_the_fault()
     {

@@ -3,6 +3,7 @@ using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -35,6 +36,8 @@ public class FaultRuleTests
         Assert.Equal(GuestAccessOutcome.RunFailed, r.Outcome);
         Assert.Equal(Errno.EFAULT, r.RunError);
         Assert.Equal(8, r.Faults.Single().Decision!.Value.Rule);
+        Assert.Equal(8, rig.LastFaultRule(DecisionStage.Design));
+        Assert.Equal(8, rig.LastFaultRule(DecisionStage.Exit)); // KVM_RUN fails for rule 8's reason
         Assert.Null(rig.Vm.Stage2.GetLeaf(1UL << 32));
         // Through KVM_RUN: the run fails with EFAULT.
         rig.Vcpu.Enqueue(GuestAccessRequest.Read(1UL << 32, 0xFF));
@@ -62,6 +65,7 @@ public class FaultRuleTests
         var r = rig.Read(UseIpa);
         Assert.Equal((GuestAccessOutcome.RunFailed, Errno.EFAULT), (r.Outcome, r.RunError));
         Assert.Null(r.Faults.Single().Decision);
+        Assert.Empty(rig.FaultRules(DecisionStage.Design)); // hva_to_pfn fails before any design decides
         Assert.Equal(Errno.None, rig.AddSlot(2, UseIpa + GiB, withIo));
         // The design decides: 6.9 demotes the cacheable VMA to Device, 6.17 fails without FWB && DIC (rule 8).
         var viaIo = rig.Read(UseIpa + GiB);
@@ -80,6 +84,7 @@ public class FaultRuleTests
         Assert.Equal(GuestAccessOutcome.Completed, w.Outcome);
         Assert.Equal(KvmS2MemAttr.MT_S2_FWB_NORMAL, w.Leaf!.Value.MemAttr);
         Assert.Equal(9, w.Faults.Single().Decision!.Value.Rule);
+        Assert.Equal(9, rig.LastFaultRule(DecisionStage.Design));
         Assert.Empty(w.Hazards);
         var x = rig.Exec(UseIpa + 0x2000);
         Assert.Equal(GuestAccessOutcome.Completed, x.Outcome);
@@ -97,6 +102,7 @@ public class FaultRuleTests
         var rr = rig.Read(ResIpa, 0x44);
         Assert.Equal(nc, rr.Leaf!.Value.MemAttr);
         Assert.Equal(10, rr.Faults.Single().Decision!.Value.Rule);
+        Assert.Equal(10, rig.LastFaultRule(DecisionStage.Design));
         // A BAR mapping without VM_ALLOW_ANY_UNCACHED is Device.
         var plainBar = rig.Vmm.Mm.InsertVma(2 * MiB, VmFlags.VM_READ | VmFlags.VM_WRITE | VmFlags.VM_IO | VmFlags.VM_PFNMAP | VmFlags.VM_SHARED,
             new PgProt(MtIndex.MT_DEVICE_nGnRE), gpu.Pci.Bars[0].Base >> 12, new LinearPfnBacking("bar"), "bar-no-wc").Value;
@@ -116,6 +122,7 @@ public class FaultRuleTests
         var r = rig.Read(0x1000);
         Assert.Equal(KvmS2MemType.Normal, r.Leaf!.Value.KvmType);
         Assert.Equal(11, r.Faults.Single().Decision!.Value.Rule);
+        Assert.Equal(11, rig.LastFaultRule(DecisionStage.Design));
     }
 
     [Fact]
@@ -129,6 +136,7 @@ public class FaultRuleTests
         Assert.Equal(KvmExitReason.Hlt, run.Value.Reason);
         Assert.Equal(GuestAccessOutcome.AbortInjected, rig.Vcpu.History[0].Outcome);
         Assert.Equal(Errno.ENOEXEC, rig.Vcpu.History[0].Faults.Single().Error);
+        Assert.Equal(12, rig.FaultRules(DecisionStage.Exit).Single()); // kvm_inject_sea_iabt for rule 12
         Assert.Equal(GuestAccessOutcome.Completed, rig.Vcpu.History[1].Outcome);
         Assert.False(rig.Vcpu.History[1].Leaf!.Value.Executable);
     }
@@ -147,6 +155,7 @@ public class FaultRuleTests
         Assert.Equal(GuestAccessOutcome.Completed, x.Outcome);
         Assert.True(x.Faults.Single().IsPermissionFault);
         Assert.True(x.Leaf!.Value.Executable);
+        Assert.Equal(13, noDic.LastFaultRule(DecisionStage.Permissions));
         // Without DIC the I-cache invalidation is needed (RAM has a kernel VA, so it is possible).
         Assert.Contains(x.Faults.Single().Cmos, c => c.Kind == S2CmoKind.IcacheInvalidatePou && c.Needed && c.Possible);
     }
@@ -179,6 +188,7 @@ public class FaultRuleTests
         Assert.Equal(PageSizes.PAGE_SIZE, r.Leaf!.Value.Size); // logging forces PAGE_SIZE
         var w = rig.Write(0x3000, 5);
         Assert.True(w.Faults.Single().IsPermissionFault);
+        Assert.Equal(13, rig.LastFaultRule(DecisionStage.Permissions));
         Assert.True(w.Leaf!.Value.Writable);
         var bits = new ulong[16];
         Assert.Equal(Errno.None, rig.Vm.GetDirtyLog(0, bits));
@@ -232,6 +242,8 @@ public class FaultRuleTests
         Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, gpa, 2 * GiB, use.Start + uaOffset, 0, 0)));
         var r = rig.Read(gpa + GiB + 0x5000);
         Assert.Equal(expected, r.Leaf!.Value.Size);
+        // A block is rule 16's (fault_supports_stage2_huge_mapping allowed it), a page of cacheable memory rule 15's.
+        Assert.Equal(expected > PageSizes.PAGE_SIZE ? 16 : 15, rig.LastFaultRule(DecisionStage.MappingSize));
         Assert.Equal(use.LinearPa(use.Start + uaOffset + GiB + 0x5000), r.HostPhysAddr);
     }
 
@@ -286,7 +298,10 @@ public class FaultRuleTests
         // A 3 MiB slot: the first 2 MiB can be a PMD block, the last MiB only pages.
         Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, UseIpa, 3 * MiB, use.Start, 0, 0)));
         Assert.Equal(2 * MiB, rig.Read(UseIpa).Leaf!.Value.Size);
+        Assert.Equal(16, rig.LastFaultRule(DecisionStage.MappingSize)); // the block
+        rig.Events.Clear();
         Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(UseIpa + 2 * MiB).Leaf!.Value.Size);
+        Assert.Equal(15, rig.FaultRules(DecisionStage.MappingSize).Single()); // the tail outside a whole block: a page
     }
 
     [Fact]
@@ -310,6 +325,7 @@ public class FaultRuleTests
         var dev = new MixedMapDevice(rig.Host, "wc0", 64 * MiB, MtIndex.MT_NORMAL_NC);
         Assert.Equal(Errno.None, rig.AddSlot(0, 1UL << 32, dev.Mmap(rig.Vmm).Value));
         Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(1UL << 32, 0x44).Leaf!.Value.Size);
+        Assert.Equal(17, rig.LastFaultRule(DecisionStage.MappingSize)); // a non-cacheable page: rule 17
         Assert.Equal(Errno.None, rig.AddSlot(1, 0, rig.Anon(4 * MiB), KvmMemFlags.LOG_DIRTY_PAGES));
         Assert.Equal(PageSizes.PAGE_SIZE, rig.Write(0, 1).Leaf!.Value.Size);
     }
@@ -325,6 +341,7 @@ public class FaultRuleTests
         var u = rig.Read(UseIpa);
         Assert.Equal(usemem, u.Leaf!.Value.KvmType);
         Assert.Equal(18, u.Faults.Single().Decision!.Value.Rule);
+        Assert.Equal(18, rig.LastFaultRule(DecisionStage.Design));
         Assert.Equal(resmem, rig.Read(ResIpa, 0x44).Leaf!.Value.KvmType);
     }
 
@@ -373,6 +390,17 @@ public class FaultRuleTests
         var r = rig.Read(UseIpa);
         var text = r.ToString();
         Assert.Contains("rule 18", text);
+        // The events carry the same fault chain as the steps, text for text.
+        var faultSteps = r.Steps.Where(x => x.Stage is not (DecisionStage.Combine or DecisionStage.Hazard or DecisionStage.Cmo)).ToList();
+        var lastTranslated = faultSteps.FindLastIndex(x => x.Text.StartsWith("translated by", StringComparison.Ordinal));
+        if (lastTranslated >= 0)
+            faultSteps.RemoveAt(lastTranslated);
+        Assert.Equal(faultSteps.Select(x => (x.Stage, x.Rule, x.Text)),
+            rig.Events.Events.OfType<FaultDecided>().Select(e => (e.Stage, e.Rule, e.Reason)));
+        Assert.Equal(r.Steps.Where(x => x.Stage == DecisionStage.Cmo).Select(x => x.Text),
+            rig.Events.Events.OfType<CmoRequired>().Select(e => e.Text));
+        var fault = rig.Events.Events.OfType<FaultDecided>().Last();
+        Assert.Equal((gpu.Usemem.Base >> 12, KvmS2MemType.DeviceNGnRE), (fault.Facts.Pfn!.Value, fault.Facts.Type!.Value));
         Assert.Contains(r.Steps, s => s.Stage == DecisionStage.Combine);
         Assert.Contains(r.Steps, s => s.Stage == DecisionStage.Hazard);
         Assert.NotNull(r.Combine);

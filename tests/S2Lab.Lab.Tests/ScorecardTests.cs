@@ -1,4 +1,5 @@
 using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Lab.Judging;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
@@ -15,9 +16,11 @@ public class ScorecardTests
         new(name, "cpu", "preset", fwb, true, true, "d", cap, sys, "0", "0");
 
     private static RegionAccessResult View(string host, VmaFacts vma, Stage2Type s2, string? effective, bool cacheable, AccessOutcome outcome = AccessOutcome.Ok,
-        Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true, bool? writeBack = null) =>
+        Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true, bool? writeBack = null, IReadOnlyList<HazardRecord>? hazards = null) =>
         new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(AccessType.Read, outcome, errno, null, "")], s2, s2.ToString(), effective, cacheable, writeBack ?? cacheable,
-            cmo ?? CmoRecord.NoneNeeded, [], []);
+            cmo ?? CmoRecord.NoneNeeded, hazards ?? [], []);
+
+    private static HazardRecord Alias(AliasCause cause) => new("mismatched-alias", "the host maps it cacheable") { Cause = cause };
 
     private static ScorecardRow Score(IReadOnlyList<HostFacts> hosts, params RegionAccessResult[] views) =>
         ScorecardCalculator.Compute("d", "", hosts, views.Select((v, i) => (StepResult)new AccessResult(i, $"s{i}", v)).ToList());
@@ -37,12 +40,18 @@ public class ScorecardTests
         Assert.True(Score([Host("h", false, "0")], death with { MappingChangedByVmm = true }).NoFaultTimeDeath);
     }
 
+    /// <summary>
+    /// Property 4 counts the mismatched-alias hazards the Lab judged from events (Judging.Hazards) whose cause is
+    /// stage 2; it no longer re-derives them from the view's VMA and stage-2 type, so the views carry the hazard the
+    /// access had. Same three cells as before; a guest-caused alias does not fail the design.
+    /// </summary>
     [Fact]
     public void A_non_cacheable_stage_2_over_host_cacheable_memory_is_a_mismatched_alias()
     {
-        Assert.False(Score([Host("h", true)], View("h", Usemem, Stage2Type.NormalNc, "Normal-NC", false)).NoMismatchedAlias);
+        Assert.False(Score([Host("h", true)], View("h", Usemem, Stage2Type.NormalNc, "Normal-NC", false, hazards: [Alias(AliasCause.Stage2)])).NoMismatchedAlias);
         Assert.True(Score([Host("h", true)], View("h", Usemem with { Cacheable = false }, Stage2Type.NormalNc, "Normal-NC", false)).NoMismatchedAlias);
         Assert.True(Score([Host("h", true)], View("h", Ram, Stage2Type.Normal, "Normal-WB", true)).NoMismatchedAlias);
+        Assert.True(Score([Host("h", true)], View("h", Ram, Stage2Type.Normal, "Normal-NC", false, hazards: [Alias(AliasCause.GuestStage1)])).NoMismatchedAlias);
     }
 
     [Fact]

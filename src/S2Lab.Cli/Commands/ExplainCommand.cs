@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using S2Lab.Arch.Cpu;
 using S2Lab.Cli.Rendering;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 
@@ -118,9 +119,75 @@ internal static class ExplainCommand
             foreach (var hz in x.Hazards)
                 w.WriteStringValue(hz);
             w.WriteEndArray();
+            w.WriteStartArray("events");
+            foreach (var e in x.Events)
+                WriteEvent(w, e);
+            w.WriteEndArray();
             w.WriteEndObject();
         }
 
         return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    /// <summary>One kernel event, the chain the decisions above are built from: its kind and its typed fields.</summary>
+    private static void WriteEvent(System.Text.Json.Utf8JsonWriter w, KernelEvent e)
+    {
+        w.WriteStartObject();
+        w.WriteNumber("seq", e.Seq);
+        switch (e)
+        {
+            case MemslotDecided m:
+                w.WriteString("event", "memslot-decided");
+                w.WriteNumber("slot", m.Slot);
+                w.WriteString("change", m.Change?.ToString());
+                w.WriteString("flags", m.Flags.ToString());
+                w.WriteString("gpa", $"0x{m.Gpa:x}");
+                w.WriteString("size", $"0x{m.Size:x}");
+                w.WriteString("errno", m.Result.ToString());
+                w.WriteNumber("rule", m.Rule);
+                w.WriteString("reason", m.Reason);
+                break;
+            case FaultDecided f:
+                w.WriteString("event", "fault-decided");
+                w.WriteString("ipa", $"0x{f.Ipa:x}");
+                w.WriteString("access", f.Access.ToString().ToLowerInvariant());
+                w.WriteString("stage", f.Stage.ToString());
+                w.WriteNumber("rule", f.Rule);
+                w.WriteString("reason", f.Reason);
+                break;
+            case Stage2Written s:
+                w.WriteString("event", "stage2-written");
+                w.WriteString("kind", s.Kind.ToString());
+                w.WriteString("ipa", $"0x{s.Ipa:x}");
+                w.WriteString("size", $"0x{s.Size:x}");
+                w.WriteString("leaf", s.Leaf?.ToString());
+                w.WriteBoolean("fwb", s.Fwb);
+                break;
+            case CmoRequired c:
+                w.WriteString("event", "cmo-required");
+                w.WriteString("op", c.Op.ToString());
+                w.WriteString("pa", $"0x{c.Pa:x}");
+                w.WriteString("size", $"0x{c.Size:x}");
+                w.WriteBoolean("needed", c.Needed);
+                w.WriteBoolean("possible", c.Possible);
+                w.WriteString("reason", c.Reason);
+                break;
+            case MemoryAccessed a:
+                w.WriteString("event", "memory-accessed");
+                w.WriteString("agent", a.Agent);
+                w.WriteString("access", a.Access.ToString().ToLowerInvariant());
+                w.WriteString("ipa", $"0x{a.Ipa:x}");
+                w.WriteString("pa", $"0x{a.Pa:x}");
+                w.WriteString("effective", a.Effective?.ToString());
+                break;
+            case AccessEnded a:
+                w.WriteString("event", "access-ended");
+                w.WriteString("access", a.Access.ToString().ToLowerInvariant());
+                w.WriteString("ipa", $"0x{a.Ipa:x}");
+                w.WriteString("outcome", a.Outcome.ToString());
+                w.WriteString("errno", a.RunError.ToString());
+                break;
+        }
+        w.WriteEndObject();
     }
 }

@@ -13,10 +13,7 @@ internal static class AccessAnalysis
     public static void Analyse(ModelKvmVm vm, GuestAccessResult r, in S2Leaf leaf, ulong pa, bool explain)
     {
         var req = r.Request;
-        var input = new CombineInput(req.S1Mair, Shareability.ISH, leaf.MemAttr, Shareability.ISH, vm.Stage2.Fwb)
-        {
-            Access = req.Type == GuestAccessType.Exec ? AccessKind.InstructionFetch : AccessKind.Data,
-        };
+        var input = ModelKvmVcpu.CombineInputOf(vm, req, leaf);
         CombineResult result;
         if (explain)
         {

@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 
@@ -10,6 +11,8 @@ namespace S2Lab.Kernel.Kvm;
 public sealed class ModelKvmSystem : IKvmSystem
 {
     private readonly List<ModelKvmVm> _vms = [];
+    private long _seq;
+    private int _vmsCreated;
 
     /// <summary>/dev/kvm of <paramref name="host"/>, opened by <paramref name="process"/>.</summary>
     public ModelKvmSystem(Host host, Process process, KvmProfile? profile = null)
@@ -31,6 +34,15 @@ public sealed class ModelKvmSystem : IKvmSystem
     public Process Process { get; }
 
     public KvmProfile Profile { get; }
+
+    /// <summary>
+    /// Receives the kernel model's decisions as typed events (memslots, faults, stage-2 writes, CMOs, accesses).
+    /// Null by default: then no event is built and the hot paths allocate nothing.
+    /// </summary>
+    public IKernelObserver? Observer { get; set; }
+
+    /// <summary>The next event sequence number.</summary>
+    internal long NextSeq() => ++_seq;
 
     public KvmArch Arch => Profile.Arch;
 
@@ -72,7 +84,7 @@ public sealed class ModelKvmSystem : IKvmSystem
                 return Errno.EINVAL;
             ipaBits = Profile.X86MaxGpaBits;
         }
-        var vm = new ModelKvmVm(this, ipaBits);
+        var vm = new ModelKvmVm(this, ipaBits, ++_vmsCreated);
         _vms.Add(vm);
         return KvmResult<IKvmVm>.Ok(vm);
     }

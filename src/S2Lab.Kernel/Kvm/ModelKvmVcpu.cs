@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
+using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -32,6 +34,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     private long _historyCount;
 
     private readonly Stage2Mmu _stage2;
+    private readonly ModelKvmSystem _kvm;
     private readonly PhysicalMemory _memory;
 
     internal ModelKvmVcpu(ModelKvmVm vm, uint id)
@@ -39,6 +42,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         Vm = vm;
         Id = id;
         _stage2 = vm.Stage2;
+        _kvm = vm.Kvm;
         _memory = vm.Host.Memory;
     }
 
@@ -147,6 +151,43 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     /// <summary>One guest access with its whole explanation: faults handled on the way, data, effective type, hazards.</summary>
     public GuestAccessResult Access(in GuestAccessRequest request)
     {
+        var r = AccessCore(request);
+        if (_kvm.Observer is { } o)
+        {
+            if (r.Outcome == GuestAccessOutcome.Completed)
+            {
+                var input = CombineInputOf(Vm, request, r.Leaf!.Value);
+                var effective = r.Combine?.Result ?? AttributeCombiner.Combine(input);
+                Accessed(o, request.Type, request.Ipa, r.Leaf.Value, input, effective,
+                    request.Type == GuestAccessType.Write ? request.Data ?? [] : r.Data ?? []);
+            }
+            else
+            {
+                Ended(o, request.Type, request.Ipa, r.Outcome, r.RunError);
+            }
+        }
+        return r;
+    }
+
+    /// <summary>The combine of the guest's stage-1 attribute with a leaf's stage-2 MemAttr (ISH both, the VM's FWB).</summary>
+    internal static CombineInput CombineInputOf(ModelKvmVm vm, in GuestAccessRequest req, in S2Leaf leaf) =>
+        new(req.S1Mair, Shareability.ISH, leaf.MemAttr, Shareability.ISH, vm.Stage2.Fwb)
+        {
+            Access = req.Type == GuestAccessType.Exec ? AccessKind.InstructionFetch : AccessKind.Data,
+        };
+
+    private string Agent => $"vm{Vm.Number}/vcpu{Id}";
+
+    private void Accessed(IKernelObserver o, GuestAccessType type, ulong ipa, in S2Leaf leaf, CombineInput? input,
+        CombineResult? effective, ReadOnlySpan<byte> bytes) =>
+        o.On(new MemoryAccessed(_kvm.NextSeq(), Vm.Host.Name, Vm.Number, Agent, Id, type, ipa, leaf.Translate(ipa), leaf,
+            input, effective, bytes.ToArray()));
+
+    private void Ended(IKernelObserver o, GuestAccessType type, ulong ipa, GuestAccessOutcome outcome, Errno error) =>
+        o.On(new AccessEnded(_kvm.NextSeq(), Vm.Host.Name, Vm.Number, Id, type, ipa, outcome, error));
+
+    private GuestAccessResult AccessCore(in GuestAccessRequest request)
+    {
         var r = new GuestAccessResult { Request = request, Explaining = Explain };
         var ipa = request.Ipa;
         var len = request.Type == GuestAccessType.Write ? request.Data?.Length ?? 0 : request.Length;
@@ -164,7 +205,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
                 Complete(r, leaf ?? Vm.Stage2.LeafOf(ipa, t), len);
                 return r;
             }
-            var outcome = Vm.HandleGuestAbort(ipa, request.Type, leaf, r, out var err);
+            var outcome = Vm.HandleGuestAbort(Id, ipa, request.Type, leaf, r, out var err);
             switch (outcome)
             {
                 case AbortOutcome.Mmio:
@@ -197,6 +238,23 @@ public sealed class ModelKvmVcpu : IKvmVcpu
 
     private GuestAccessStatus Fast(ulong ipa, GuestAccessType type, Span<byte> destination, ReadOnlySpan<byte> source)
     {
+        var s = FastCore(ipa, type, destination, source);
+        if (_kvm.Observer is { } o)
+            FastObserved(o, ipa, type, s, type == GuestAccessType.Write ? source : destination);
+        return s;
+    }
+
+    /// <summary>The events of a fast access: no stage-1 attribute is known, so no combine.</summary>
+    private void FastObserved(IKernelObserver o, ulong ipa, GuestAccessType type, GuestAccessStatus s, ReadOnlySpan<byte> bytes)
+    {
+        if (s.Completed && _stage2.GetLeaf(ipa) is { } leaf)
+            Accessed(o, type, ipa, leaf, null, null, bytes);
+        else
+            Ended(o, type, ipa, s.Outcome, s.Error);
+    }
+
+    private GuestAccessStatus FastCore(ulong ipa, GuestAccessType type, Span<byte> destination, ReadOnlySpan<byte> source)
+    {
         var len = type == GuestAccessType.Write ? source.Length : destination.Length;
         if (!InOnePage(ipa, len))
             return new GuestAccessStatus(GuestAccessOutcome.AbortInjected);
@@ -216,7 +274,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
                 Transfer(leaf is { } l ? l.Translate(ipa) : t.Pa, type, len, destination, source);
                 return new GuestAccessStatus(GuestAccessOutcome.Completed);
             }
-            switch (Vm.HandleGuestAbort(ipa, type, leaf, null, out var err))
+            switch (Vm.HandleGuestAbort(Id, ipa, type, leaf, null, out var err))
             {
                 case AbortOutcome.Mmio:
                     return new GuestAccessStatus(GuestAccessOutcome.MmioExit);

@@ -3,6 +3,7 @@ using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -55,14 +56,56 @@ internal readonly struct FaultInfo
     };
 }
 
+/// <summary>
+/// Where one fault's decisions go: the explaining result's steps and, when an observer is attached,
+/// <see cref="FaultDecided"/> events carrying the facts known so far. <see cref="For"/> returns null when neither
+/// listens, so the fast path formats and allocates nothing.
+/// </summary>
+internal sealed class FaultDecisions
+{
+    private readonly ModelKvmVm _vm;
+    private readonly GuestAccessResult? _trace;
+    private readonly IKernelObserver? _observer;
+    private readonly uint _vcpu;
+    private readonly ulong _ipa;
+    private readonly GuestAccessType _access;
+
+    private FaultDecisions(ModelKvmVm vm, GuestAccessResult? trace, IKernelObserver? observer, uint vcpu, ulong ipa, GuestAccessType access)
+    {
+        _vm = vm;
+        _trace = trace;
+        _observer = observer;
+        _vcpu = vcpu;
+        _ipa = ipa;
+        _access = access;
+    }
+
+    /// <summary>The facts the handler has established so far (VMA, pfn, type, mapping size).</summary>
+    public FaultFacts Facts { get; set; } = FaultFacts.None;
+
+    public static FaultDecisions? For(ModelKvmVm vm, uint vcpu, ulong ipa, GuestAccessType access, GuestAccessResult? r)
+    {
+        var trace = r?.Trace;
+        var observer = vm.Kvm.Observer;
+        return trace is null && observer is null ? null : new FaultDecisions(vm, trace, observer, vcpu, ipa, access);
+    }
+
+    public void Step(DecisionStage stage, int rule, string reason)
+    {
+        _trace?.Step(stage, rule, reason);
+        _observer?.On(new FaultDecided(_vm.Kvm.NextSeq(), _vm.Host.Name, _vm.Number, _vcpu, _ipa, _access, stage, rule, reason, Facts));
+    }
+}
+
 public sealed partial class ModelKvmVm
 {
     /// <summary>
     /// kvm_handle_guest_abort(): a stage-2 translation fault (no leaf) or permission fault (<paramref name="existing"/>
     /// lacks the permission) at <paramref name="ipa"/>. Appends its decisions to <paramref name="r"/> (may be null).
     /// </summary>
-    internal AbortOutcome HandleGuestAbort(ulong ipa, GuestAccessType type, S2Leaf? existing, GuestAccessResult? r, out Errno error)
+    internal AbortOutcome HandleGuestAbort(uint vcpu, ulong ipa, GuestAccessType type, S2Leaf? existing, GuestAccessResult? r, out Errno error)
     {
+        var d = FaultDecisions.For(this, vcpu, ipa, type, r);
         error = Errno.None;
         var isPerm = existing is not null;
         var exec = type == GuestAccessType.Exec;
@@ -71,12 +114,12 @@ public sealed partial class ModelKvmVm
         {
             if (ipa >= 1UL << Host.Cpu.IpaLimitBits)
             {
-                r?.Trace?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the host's IPA limit ({Host.Cpu.IpaLimitBits} bits): address size fault injected");
+                d?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the host's IPA limit ({Host.Cpu.IpaLimitBits} bits): address size fault injected");
                 return AbortOutcome.Injected;
             }
             if (ipa >= 1UL << IpaBits)
             {
-                r?.Trace?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the VM's {IpaBits}-bit IPA space: external abort injected");
+                d?.Step(DecisionStage.Exit, 0, $"IPA {ipa:x} is beyond the VM's {IpaBits}-bit IPA space: external abort injected");
                 return AbortOutcome.Injected;
             }
         }
@@ -90,34 +133,34 @@ public sealed partial class ModelKvmVm
         {
             if (exec)
             {
-                r?.Trace?.Step(DecisionStage.Memslot, 0, slot is null
+                d?.Step(DecisionStage.Memslot, 0, slot is null
                     ? $"instruction fetch from IPA {ipa:x} outside every memslot: -ENOEXEC, instruction abort injected"
                     : "instruction fetch fault on a read-only slot: abort injected");
                 return AbortOutcome.Injected;
             }
-            r?.Trace?.Step(DecisionStage.Memslot, 0, slot is null
+            d?.Step(DecisionStage.Memslot, 0, slot is null
                 ? $"IPA {ipa:x} is in no memslot: io_mem_abort, KVM_EXIT_MMIO"
                 : $"write to the read-only {slot}: io_mem_abort, KVM_EXIT_MMIO");
             return AbortOutcome.Mmio;
         }
-        r?.Trace?.Step(DecisionStage.Memslot, 0, $"gfn {gfn:x} is in {slot}: the fault is at hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
+        d?.Step(DecisionStage.Memslot, 0, $"gfn {gfn:x} is in {slot}: the fault is at hva {slot.GfnToHva(gfn):x}{(slot.IsLogging ? ", dirty logging active" : "")}");
 
-        var rec = UserMemAbort(ipa, type, slot, existing, r);
+        var rec = UserMemAbort(ipa, type, slot, existing, r, d);
         r?.AddFault(rec.ToRecord());
         if (rec.Error == Errno.None)
             return AbortOutcome.Handled;
         if (rec.Error == Errno.ENOEXEC)
         {
-            r?.Trace?.Step(DecisionStage.Exit, 12, "-ENOEXEC: kvm_inject_sea_iabt, the guest takes an instruction abort and the vCPU goes on");
+            d?.Step(DecisionStage.Exit, 12, "-ENOEXEC: kvm_inject_sea_iabt, the guest takes an instruction abort and the vCPU goes on");
             return AbortOutcome.Injected;
         }
         error = rec.Error;
-        r?.Trace?.Step(DecisionStage.Exit, rec.Decision is { IsOk: false } d ? d.Rule : 0, $"user_mem_abort returns -{rec.Error}: KVM_RUN fails with {rec.Error}");
+        d?.Step(DecisionStage.Exit, rec.Decision is { IsOk: false } dec ? dec.Rule : 0, $"user_mem_abort returns -{rec.Error}: KVM_RUN fails with {rec.Error}");
         return AbortOutcome.Failed;
     }
 
     /// <summary>user_mem_abort(): memslot -> hva -> VMA -> pfn, the design's type, mapping size, permissions, map.</summary>
-    private FaultInfo UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, S2Leaf? existing, GuestAccessResult? r)
+    private FaultInfo UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, S2Leaf? existing, GuestAccessResult? r, FaultDecisions? d)
     {
         var exec = type == GuestAccessType.Exec;
         var write = type == GuestAccessType.Write;
@@ -128,7 +171,7 @@ public sealed partial class ModelKvmVm
             return new FaultInfo { IsPermissionFault = true, Error = Errno.EFAULT };
 
         if (slot.GmemOnly)
-            return GmemAbort(faultIpa, exec, slot, r);
+            return GmemAbort(faultIpa, exec, slot, r, d);
 
         var hva = slot.GfnToHva(faultIpa >> PAGE_SHIFT);
         var vma = Mm.FindVma(hva);
@@ -136,10 +179,12 @@ public sealed partial class ModelKvmVm
             r.Vma = vma;
         if (vma is null)
         {
-            r?.Trace?.Step(DecisionStage.Vma, 0, $"no VMA at hva {hva:x}: -EFAULT");
+            d?.Step(DecisionStage.Vma, 0, $"no VMA at hva {hva:x}: -EFAULT");
             return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
-        r?.Trace?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
+        if (d is not null)
+            d.Facts = d.Facts with { Vma = vma.Name, VmaFlags = vma.Flags, VmaPgProt = vma.PageProt.ToString(), VmaCacheable = vma.IsCacheable };
+        d?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
 
         // Mapping size (rules 15-17).
         var forcePte = logging;
@@ -164,24 +209,28 @@ public sealed partial class ModelKvmVm
         var pte = MmStruct.FaultIn(vma, pfnHva, write);
         if (!pte.IsOk)
         {
-            r?.Trace?.Step(DecisionStage.Pfn, 0, $"__kvm_faultin_pfn(hva {pfnHva:x}, {(write ? "FOLL_WRITE" : "read")}) fails: -EFAULT");
+            d?.Step(DecisionStage.Pfn, 0, $"__kvm_faultin_pfn(hva {pfnHva:x}, {(write ? "FOLL_WRITE" : "read")}) fails: -EFAULT");
             return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
         var pfn = pte.Value.Pfn;
         var writable = pte.Value.Writable && !slot.IsReadOnly;
         var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
+        if (d is not null)
+            d.Facts = d.Facts with { Pfn = pfn, MapMemory = mapMemory };
         if ((vma.Flags & (VmFlags.VM_IO | VmFlags.VM_PFNMAP)) == 0 && !Host.Memory.PfnHasStructPage(pfn))
         {
             // hva_to_pfn(): GUP cannot take a page without struct page, and only VM_IO|VM_PFNMAP VMAs are walked by
             // hva_to_pfn_remapped(); a VM_MIXEDMAP VMA without VM_IO over such pages fails.
-            r?.Trace?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} has no struct page and {vma.Name} is neither VM_IO nor VM_PFNMAP: -EFAULT");
+            d?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} has no struct page and {vma.Name} is neither VM_IO nor VM_PFNMAP: -EFAULT");
             return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.EFAULT };
         }
-        r?.Trace?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} ({(mapMemory ? "kernel map memory" : Host.Memory.RegionOf(pfn << PAGE_SHIFT)?.Name + ", not map memory")}), host {(pte.Value.Writable ? "writable" : "read-only")}");
+        d?.Step(DecisionStage.Pfn, 0, $"pfn {pfn:x} ({(mapMemory ? "kernel map memory" : Host.Memory.RegionOf(pfn << PAGE_SHIFT)?.Name + ", not map memory")}), host {(pte.Value.Writable ? "writable" : "read-only")}");
 
         // The design picks the type (rules 8-11, 18).
         var decision = Host.Design.DecideStage2Type(new FaultTypeContext(Host.Cpu, vma.Flags, vma.IsCacheable, mapMemory, slot.Flags));
-        r?.Trace?.Step(DecisionStage.Design, decision.Rule, $"{Host.Design.Name}: {decision.Reason}");
+        if (d is not null && decision.IsOk)
+            d.Facts = d.Facts with { Type = decision.Type };
+        d?.Step(DecisionStage.Design, decision.Rule, $"{Host.Design.Name}: {decision.Reason}");
         if (!decision.IsOk)
             return new FaultInfo { IsPermissionFault = isPerm, Error = decision.Error, Decision = decision };
         var forceNc = decision.ForceNonCacheable;
@@ -210,13 +259,17 @@ public sealed partial class ModelKvmVm
                     ipa = AlignDown(faultIpa, PMD_SIZE);
                     gfn = ipa >> PAGE_SHIFT;
                     pfn &= ~(PMD_SIZE / PAGE_SIZE - 1);
-                    r?.Trace?.Step(DecisionStage.MappingSize, 16, "transparent_hugepage_adjust: the host maps a THP with a PMD: PMD block");
+                    if (d is not null)
+                        d.Facts = d.Facts with { Pfn = pfn, MappingSize = size };
+                    d?.Step(DecisionStage.MappingSize, 16, "transparent_hugepage_adjust: the host maps a THP with a PMD: PMD block");
                 }
             }
             if (size > PAGE_SIZE)
                 ipa = AlignDown(faultIpa, size);
         }
-        r?.Trace?.Step(DecisionStage.MappingSize, size > PAGE_SIZE ? 16 : (forceNc ? 17 : 15),
+        if (d is not null)
+            d.Facts = d.Facts with { MappingSize = size };
+        d?.Step(DecisionStage.MappingSize, size > PAGE_SIZE ? 16 : (forceNc ? 17 : 15),
             $"mapping size {Format(size)}{(logging ? " (dirty logging forces PAGE_SIZE)" : "")}");
 
         if (HasMte && !isPerm && !forceNc && (vma.Flags & VmFlags.VM_MTE_ALLOWED) == 0)
@@ -232,7 +285,7 @@ public sealed partial class ModelKvmVm
             prot |= decision.Type == KvmS2MemType.NormalNc ? KvmPgtableProt.NORMAL_NC : KvmPgtableProt.DEVICE;
         else if (Host.Cpu.HasCacheDic)
             prot |= KvmPgtableProt.X;
-        r?.Trace?.Step(DecisionStage.Permissions, 13, $"prot {prot}{(Host.Cpu.HasCacheDic && !forceNc ? " (X pre-granted: DIC)" : "")}");
+        d?.Step(DecisionStage.Permissions, 13, $"prot {prot}{(Host.Cpu.HasCacheDic && !forceNc ? " (X pre-granted: DIC)" : "")}");
 
         var pa = pfn << PAGE_SHIFT;
         Errno e;
@@ -243,12 +296,12 @@ public sealed partial class ModelKvmVm
             e = Stage2.Map(ipa, size, AlignDown(pa, size), prot, mapMemory, out cmos, report: r is not null);
         if (e != Errno.None)
         {
-            r?.Trace?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
+            d?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
             return new FaultInfo { IsPermissionFault = isPerm, Error = e, Decision = decision, Prot = prot };
         }
         // The leaf as written (a walk; skipped on the fast path, where the vCPU reads it on its retry anyway).
-        var leaf = r is null || r.Explaining ? Stage2.GetLeaf(faultIpa) : null;
-        r?.Trace?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf?.KvmText()}");
+        var leaf = r is null || r.Explaining || d is not null ? Stage2.GetLeaf(faultIpa) : null;
+        d?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf?.KvmText()}");
         if (r?.Trace is { } t)
         {
             var considered = isPerm && size == existing!.Value.Size ? cmos : Stage2Mmu.Explain(AlignDown(pa, size), size, prot, mapMemory, cmos);
@@ -269,17 +322,19 @@ public sealed partial class ModelKvmVm
     }
 
     /// <summary>gmem_abort() (6.18): a guest_memfd-only slot maps the file's page, Normal, PAGE_SIZE.</summary>
-    private FaultInfo GmemAbort(ulong faultIpa, bool exec, Memslot slot, GuestAccessResult? r)
+    private FaultInfo GmemAbort(ulong faultIpa, bool exec, Memslot slot, GuestAccessResult? r, FaultDecisions? d)
     {
         var gfn = faultIpa >> PAGE_SHIFT;
         var file = slot.GuestMemfd!;
         if (file.GetPfn(slot.GuestMemfdPgoff + (gfn - slot.BaseGfn)) is not { } pfn)
         {
-            r?.Trace?.Step(DecisionStage.Pfn, 0, "kvm_gmem_get_pfn fails: -EFAULT");
+            d?.Step(DecisionStage.Pfn, 0, "kvm_gmem_get_pfn fails: -EFAULT");
             return new FaultInfo { IsPermissionFault = false, Error = Errno.EFAULT };
         }
         var decision = Stage2TypeDecision.Map(KvmS2MemType.Normal, 11, "guest_memfd page: ordinary RAM, Normal");
-        r?.Trace?.Step(DecisionStage.Design, 11, decision.Reason);
+        if (d is not null)
+            d.Facts = d.Facts with { GuestMemfd = true, Pfn = pfn, MapMemory = Host.Memory.PfnIsMapMemory(pfn), Type = KvmS2MemType.Normal, MappingSize = PAGE_SIZE };
+        d?.Step(DecisionStage.Design, 11, decision.Reason);
         var prot = KvmPgtableProt.R | (slot.IsReadOnly ? 0 : KvmPgtableProt.W);
         if (exec || Host.Cpu.HasCacheDic)
             prot |= KvmPgtableProt.X;
@@ -287,8 +342,8 @@ public sealed partial class ModelKvmVm
         var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
         var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, mapMemory, out var cmos, report: r is not null);
         // The leaf as written (a walk; skipped on the fast path, as in user_mem_abort).
-        var leaf = r is null || r.Explaining ? Stage2.GetLeaf(ipa) : null;
-        r?.Trace?.Step(DecisionStage.Stage2, 0, $"map: {leaf?.KvmText()}");
+        var leaf = r is null || r.Explaining || d is not null ? Stage2.GetLeaf(ipa) : null;
+        d?.Step(DecisionStage.Stage2, 0, $"map: {leaf?.KvmText()}");
         if ((prot & KvmPgtableProt.W) != 0)
             slot.MarkDirty(gfn);
         return new FaultInfo

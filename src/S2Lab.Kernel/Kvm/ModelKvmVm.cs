@@ -1,5 +1,6 @@
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Stage2;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -26,20 +27,24 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
     private readonly Dictionary<uint, ModelKvmVcpu> _vcpus = [];
     private bool _disposed;
 
-    internal ModelKvmVm(ModelKvmSystem kvm, int ipaBits)
+    internal ModelKvmVm(ModelKvmSystem kvm, int ipaBits, int number)
     {
         Kvm = kvm;
+        Number = number;
         IpaBits = ipaBits;
         _slots = new MemslotSet[kvm.Profile.AddressSpaces];
         for (var i = 0; i < _slots.Length; i++)
             _slots[i] = new MemslotSet(kvm.Profile.MemSlotsNum);
         // The stage-2 model is arm64's; an x86-profile VM (memslot differential tests) gets a table of the host's
         // largest IPA size, since x86's GPA width (up to 52 bits) has no arm64 VTCR with this CPU.
-        Stage2 = new Stage2Mmu(kvm.Host, Math.Min(ipaBits, kvm.Host.Cpu.IpaLimitBits));
+        Stage2 = new Stage2Mmu(kvm.Host, Math.Min(ipaBits, kvm.Host.Cpu.IpaLimitBits)) { Owner = this };
         kvm.Process.Mm.RegisterNotifier(this);
     }
 
     public ModelKvmSystem Kvm { get; }
+
+    /// <summary>The VM's number on its /dev/kvm, from 1 in creation order (the <c>Vm</c> of its kernel events).</summary>
+    public int Number { get; }
 
     public Host Host => Kvm.Host;
 
@@ -84,9 +89,15 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
     {
         if (_disposed)
             return Errno.EBADF;
+        var v2 = KvmUserspaceMemoryRegion2.FromV1(region);
         if ((region.Flags & ~(uint)(KvmMemFlags.LOG_DIRTY_PAGES | KvmMemFlags.READONLY)) != 0)
-            return Errno.EINVAL; // rule 19
-        return SetMemoryRegion(KvmUserspaceMemoryRegion2.FromV1(region), out _);
+        {
+            // Rule 19.
+            if (Kvm.Observer is { } o)
+                o.On(Decided(v2, null, Fail(Errno.EINVAL, 19, "KVM_SET_USER_MEMORY_REGION takes only LOG_DIRTY_PAGES and READONLY")));
+            return Errno.EINVAL;
+        }
+        return SetMemoryRegion(v2, out _);
     }
 
     public Errno SetUserMemoryRegion2(in KvmUserspaceMemoryRegion2 region) =>
@@ -105,10 +116,20 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
 
     private Errno SetMemoryRegion(in KvmUserspaceMemoryRegion2 mem, out DesignVerdict verdict)
     {
+        _change = null;
         var r = CheckAndApply(mem);
         verdict = r;
+        if (Kvm.Observer is { } o)
+            o.On(Decided(mem, _change, r));
         return r.Error;
     }
+
+    /// <summary>The change <see cref="CheckAndApply"/> decided on (null until known), for <see cref="MemslotDecided"/>.</summary>
+    private MemslotChange? _change;
+
+    private MemslotDecided Decided(in KvmUserspaceMemoryRegion2 mem, MemslotChange? change, DesignVerdict v) =>
+        new(Kvm.NextSeq(), Host.Name, Number, mem.Slot, change, (KvmMemFlags)mem.Flags, mem.GuestPhysAddr, mem.MemorySize,
+            mem.UserspaceAddr, v.Error, v.Rule, v.Reason);
 
     private static DesignVerdict Fail(Errno e, int rule, string why) => DesignVerdict.Fail(e, rule, why);
 
@@ -191,6 +212,8 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
             else
                 return DesignVerdict.Ok(31, "nothing changes");
         }
+
+        _change = change;
 
         // Rule 32.
         if (change is MemslotChange.Create or MemslotChange.Move && slots.Overlaps(baseGfn, baseGfn + npages, id))

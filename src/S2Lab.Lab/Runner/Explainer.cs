@@ -5,6 +5,7 @@ using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Replay;
@@ -19,9 +20,16 @@ public sealed record ExplainLine(string Stage, int Rule, string Text)
     public override string ToString() => Rule > 0 ? $"[{Stage}] (rule {Rule}) {Text}" : $"[{Stage}] {Text}";
 }
 
-/// <summary>The whole chain for one region kind on one host: the mapping, the memslot, the access, the result.</summary>
+/// <summary>
+/// The whole chain for one region kind on one host: the mapping, the memslot, the access, the result. The lines from
+/// the memslot on are built from <see cref="Events"/>, the kernel events the memslot and the access produced.
+/// </summary>
 public sealed record Explanation(
-    string Host, string Design, string RegionKind, byte Mair, string Access, IReadOnlyList<ExplainLine> Lines, string Outcome, string Stage2, string Effective, IReadOnlyList<string> Hazards);
+    string Host, string Design, string RegionKind, byte Mair, string Access, IReadOnlyList<ExplainLine> Lines, string Outcome, string Stage2, string Effective, IReadOnlyList<string> Hazards)
+{
+    /// <summary>The kernel events behind the lines, in order (empty when the mmap or KVM_CREATE_VM failed).</summary>
+    public IReadOnlyList<KernelEvent> Events { get; init; } = [];
+}
 
 /// <summary>
 /// <c>s2lab explain</c>: builds a host with one device or memory region of the given kind, maps it into a VMM,
@@ -80,6 +88,7 @@ public static class Explainer
         lines.Add(new("Mmap", 3, $"the VMM maps {kind}: VMA [0x{vma.Start:x}, 0x{vma.End:x}), pgprot {vma.PageProt} (MAIR 0x{vma.PageProt.MairByte:X2}, {(vma.IsCacheable ? "cacheable" : "not cacheable")}){where}"));
 
         using var kvm = host.OpenKvm(vmm);
+        using var log = KernelEventLog.Attach(kvm);
         var vmResult = kvm.CreateModelVm();
         if (!vmResult.IsOk)
             return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"KVM_CREATE_VM failed: {vmResult.Error}", "-", "-", []);
@@ -93,13 +102,14 @@ public static class Explainer
         var preferCacheable = (variant.MemslotFlag ?? CacheableFlagChoice.PreferCacheable) == CacheableFlagChoice.PreferCacheable;
         var memslotFlag = Scenarios.DesignCatalog.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
-        var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0), out var verdict);
-        lines.Add(new("Memslot", verdict.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot 0 flags {flags} [0x{Gpa:x}, +0x{vma.Size:x}): {ErrnoText.Format(e)}: {verdict.Reason}"));
+        var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0));
+        var memslotEvents = log.Take();
+        var md = memslotEvents.OfType<MemslotDecided>().Single();
+        lines.Add(new("Memslot", md.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot {md.Slot} flags {md.Flags} [0x{md.Gpa:x}, +0x{md.Size:x}): {ErrnoText.Format(md.Result)}: {md.Reason}"));
         if (e != Errno.None)
-            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []);
+            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []) { Events = memslotEvents };
 
         var vcpu = vm.CreateModelVcpu(0).Value;
-        vcpu.Explain = true;
         var type = access switch
         {
             "write" => GuestAccessRequest.Write(Gpa, mair, 0x1122334455667788UL),
@@ -107,12 +117,14 @@ public static class Explainer
             _ => GuestAccessRequest.Read(Gpa, mair),
         };
         var r = vcpu.Access(type);
-        foreach (var s in r.Steps)
-            lines.Add(new(s.Stage.ToString(), s.Rule, s.Text));
+        var events = log.Take();
+        var hazards = log.Judge(events);
+        lines.AddRange(Lines(events, hazards));
+        var accessed = events.OfType<MemoryAccessed>().LastOrDefault();
         var leaf = vm.Stage2.GetLeaf(Gpa) ?? r.Leaf;
         var fwb = cpu.Model.HasStage2Fwb;
         var s2 = leaf is { } l ? $"{KvmS2MemAttr.Name(l.KvmType, fwb)} (0x{l.MemAttr:X}), prot {l.KvmProt}" : "-";
-        var eff = r.Effective;
+        var eff = accessed?.Effective is { } ce ? new EffectiveMemoryType(ce.ParAttr, ce.Attributes) : (EffectiveMemoryType?)null;
         var outcome = r.Outcome switch
         {
             GuestAccessOutcome.Completed => "completed",
@@ -122,7 +134,62 @@ public static class Explainer
         };
         var effective = eff is { } ev ? $"{LabText.MemoryType(ev)} (0x{ev.ParAttr:X2} {ev.Description})" : "-";
         return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, outcome, s2, effective,
-            r.Hazards.Select(h => $"{LabText.Hazard(h.Kind)}: {h.Detail}").ToList());
+            hazards.Select(h => $"{h.Name}: {h.Detail}").ToList())
+        {
+            Events = [.. memslotEvents, .. events],
+        };
+    }
+
+    /// <summary>
+    /// The explanation lines of an access's events: each fault decision with its rule, each CMO KVM considered, and for
+    /// the completed access the translation, the Arm combine step by step (<see cref="AttributeCombiner.Explain"/>)
+    /// and the hazards judged.
+    /// </summary>
+    public static IEnumerable<ExplainLine> Lines(IReadOnlyList<KernelEvent> events, IReadOnlyList<Judging.Hazard> hazards)
+    {
+        // KVM does the CMOs while it writes the leaf, before the fault's last decision reports the leaf written; the
+        // explanation shows them after that line, as "what the write needed".
+        var cmos = new List<ExplainLine>();
+        foreach (var ev in events)
+        {
+            if (ev is not (CmoRequired or Stage2Written) && cmos.Count > 0 && !(ev is FaultDecided { Stage: DecisionStage.Stage2 }))
+            {
+                foreach (var c in cmos)
+                    yield return c;
+                cmos.Clear();
+            }
+            switch (ev)
+            {
+                case FaultDecided f:
+                    yield return new(f.Stage.ToString(), f.Rule, f.Reason);
+                    if (f.Stage == DecisionStage.Stage2)
+                    {
+                        foreach (var c in cmos)
+                            yield return c;
+                        cmos.Clear();
+                    }
+                    break;
+                case CmoRequired c:
+                    cmos.Add(new(nameof(DecisionStage.Cmo), 0, c.Text));
+                    break;
+                case MemoryAccessed a:
+                    yield return new(nameof(DecisionStage.Stage2), 0, $"translated by {a.Leaf}: PA {a.Pa:x}");
+                    if (a.Input is { } input)
+                    {
+                        var ex = AttributeCombiner.Explain(input);
+                        foreach (var step in ex.Steps)
+                            yield return new(nameof(DecisionStage.Combine), 0, step.Text);
+                        var eff = new EffectiveMemoryType(ex.Result.ParAttr, ex.Result.Attributes);
+                        yield return new(nameof(DecisionStage.Combine), 0,
+                            $"in short: S1 MAIR 0x{input.S1Attr:X2} + S2 MemAttr 0x{a.Leaf.MemAttr:X} (FWB={(a.Leaf.Fwb ? 1 : 0)}) = {eff}");
+                    }
+                    break;
+            }
+        }
+        foreach (var c in cmos)
+            yield return c;
+        foreach (var h in hazards)
+            yield return new(nameof(DecisionStage.Hazard), 0, h.ToString());
     }
 
     private static KvmResult<Vma> MapRegion(Host host, Process vmm, string kind, NvGraceUsememMapping usemem)

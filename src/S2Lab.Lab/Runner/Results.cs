@@ -120,8 +120,13 @@ public sealed record CmoRecord(IReadOnlyList<string> Needed, bool Possible, stri
     public string Text => Needed.Count == 0 ? "none" : $"{string.Join(", ", Needed)}: {(Possible ? "done" : "impossible")}";
 }
 
-/// <summary>A hazard the model found, with a short name (e.g. mismatched-alias) and why.</summary>
-public sealed record HazardRecord(string Name, string Detail);
+/// <summary>A hazard the Lab judged (<see cref="Judging.Hazards"/>), with a short name (e.g. mismatched-alias) and why.</summary>
+public sealed record HazardRecord(string Name, string Detail)
+{
+    /// <summary>For a mismatched alias: whether KVM's stage 2 or the guest's stage 1 made it non-cacheable (property 4 counts Stage2 only).</summary>
+    [JsonIgnore]
+    public Judging.AliasCause Cause { get; init; }
+}
 
 /// <summary>One guest access of an access step.</summary>
 /// <param name="Errno">The errno KVM_RUN failed with, if it failed.</param>

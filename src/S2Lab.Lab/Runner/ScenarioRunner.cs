@@ -3,6 +3,7 @@ using S2Lab.Arch.Attributes;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Reports;
@@ -489,10 +490,12 @@ public static class ScenarioRunner
             var kind = RunState.KindOf(setup);
             var ipa = regionSpec.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
-            cpu.Explain = true; // the view shows each access's decision chain
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
-            var cmos = new List<Kernel.Kvm.Stage2.CacheMaintenance>();
+            var cmos = new List<CmoRequired>();
+            var log = KernelEventLog.Of(cpu.Vm.Kvm);
+            log.Take(); // what happened before this step is not this step's
+            log.Keeping = true;
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
@@ -510,14 +513,14 @@ public static class ScenarioRunner
                 cpu.Run();
                 var r = cpu.History[^1];
                 explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
-                explanation.AddRange(r.Steps.Select(x => "  " + x));
-                foreach (var f in r.Faults)
-                    cmos.AddRange(f.Cmos);
-                foreach (var h in r.Hazards)
+                var events = log.Take();
+                var judged = log.Judge(events);
+                explanation.AddRange(Explainer.Lines(events, judged).Select(x => "  " + x));
+                cmos.AddRange(events.OfType<CmoRequired>());
+                foreach (var h in judged)
                 {
-                    var name = LabText.Hazard(h.Kind);
-                    if (!hazards.Any(x => x.Name == name))
-                        hazards.Add(new HazardRecord(name, h.Detail));
+                    if (!hazards.Any(x => x.Name == h.Name))
+                        hazards.Add(new HazardRecord(h.Name, h.Detail) { Cause = h.Cause });
                 }
 
                 vma = r.Vma ?? vma;
@@ -536,7 +539,7 @@ public static class ScenarioRunner
                         break;
                     case GuestAccessOutcome.AbortInjected:
                         outcome = t == AccessType.Exec ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
-                        detail = r.Steps.LastOrDefault().Text ?? "abort injected";
+                        detail = events.OfType<FaultDecided>().LastOrDefault()?.Reason ?? "abort injected";
                         break;
                     default:
                         outcome = r.RunError == Errno.EFAULT ? AccessOutcome.Efault : AccessOutcome.RunFailed;
@@ -570,7 +573,7 @@ public static class ScenarioRunner
             var eff = lastDone?.Effective;
             var effText = eff is { } e ? LabText.MemoryType(e) : null;
             var needed = cmos.Where(c => c.Needed).ToList();
-            var cmo = new CmoRecord(needed.Select(c => Kernel.Kvm.Stage2.CmoKindNames.KvmName(c.Kind)).Distinct().ToList(), needed.All(c => c.Possible),
+            var cmo = new CmoRecord(needed.Select(c => Kernel.Kvm.Stage2.CmoKindNames.KvmName(c.Op)).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
                 setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
@@ -579,6 +582,7 @@ public static class ScenarioRunner
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
                 MappingChangedByVmm = ChangedMappings.Contains(region),
             };
+            log.Keeping = false;
             if (record)
             {
                 LastViews[region] = view;

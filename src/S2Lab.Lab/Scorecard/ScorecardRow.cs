@@ -201,12 +201,16 @@ public static class ScorecardCalculator
     /// </summary>
     internal static bool IsWriteBackMair(byte mair) => Mair.Decode(mair, AttributeFeatures.Xs | AttributeFeatures.Mte2).Attributes.IsWriteBack;
 
-    /// <summary>Property 4: no stage-2 mapping was non-cacheable (Device or Normal-NC) over memory the host maps cacheable.</summary>
+    /// <summary>
+    /// Property 4: no guest access saw a mismatched alias caused by stage 2 (<see cref="Judging.Hazards.MismatchedAlias"/>
+    /// with <see cref="Judging.AliasCause.Stage2"/>): a design is judged by what KVM forces, not by the guest's own MAIR.
+    /// </summary>
     private static PropertyVerdict NoMismatchedAlias(List<(StepResult Step, RegionAccessResult View)> views)
     {
         var bad = views
-            .Where(x => x.View.Vma is { Cacheable: true } && x.View.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc)
-            .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: the host maps it cacheable ({x.View.Vma!.Description}), stage 2 is {x.View.Stage2MemAttr ?? LabText.None}")
+            .SelectMany(x => x.View.Hazards.Where(h => h.Cause == Judging.AliasCause.Stage2)
+                .Select(h => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: {h.Detail}"))
+            .Distinct()
             .ToList();
         return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["no non-cacheable stage-2 mapping of host-cacheable memory"] : bad);
     }

@@ -2,6 +2,7 @@ using S2Lab.Arch.Cpu;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 
@@ -27,7 +28,18 @@ internal sealed class Rig
         Vm = Kvm.CreateModelVm().Value;
         Vcpu = Vm.CreateModelVcpu(0).Value;
         Vcpu.Explain = true; // the rule tests read the decision chain
+        Kvm.Observer = Events; // and the kernel events
     }
+
+    /// <summary>Every kernel event of the rig's /dev/kvm, in order.</summary>
+    public KernelEventList Events { get; } = new();
+
+    /// <summary>The rules of the <see cref="FaultDecided"/> events at <paramref name="stage"/> since the last <see cref="KernelEventList.Clear"/>.</summary>
+    public IReadOnlyList<int> FaultRules(DecisionStage stage) =>
+        Events.Events.OfType<FaultDecided>().Where(e => e.Stage == stage).Select(e => e.Rule).ToList();
+
+    /// <summary>The rule of the last <see cref="FaultDecided"/> at <paramref name="stage"/> (fails when there is none).</summary>
+    public int LastFaultRule(DecisionStage stage) => FaultRules(stage)[^1];
 
     public Host Host { get; }
 

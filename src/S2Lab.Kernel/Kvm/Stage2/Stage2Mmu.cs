@@ -1,6 +1,7 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using static S2Lab.Kernel.Mm.PageSizes;
 
@@ -21,6 +22,21 @@ public sealed class Stage2Mmu
         _host = host;
         IpaBits = ipaBits;
         _table = new Stage2TableAdapter(host, ipaBits);
+    }
+
+    /// <summary>The VM this MMU belongs to (for its kernel events).</summary>
+    internal ModelKvmVm? Owner { get; init; }
+
+    /// <summary>The observer of the owning VM's /dev/kvm, or null (then nothing is emitted).</summary>
+    private IKernelObserver? Observer => Owner?.Kvm.Observer;
+
+    private void Written(IKernelObserver o, Stage2WriteKind kind, ulong ipa, ulong size, S2Leaf? leaf) =>
+        o.On(new Stage2Written(Owner!.Kvm.NextSeq(), Owner.Host.Name, Owner.Number, kind, ipa, size, leaf, Fwb));
+
+    private void Cmos(IKernelObserver o, IReadOnlyList<CacheMaintenance> considered)
+    {
+        foreach (var c in considered)
+            o.On(new CmoRequired(Owner!.Kvm.NextSeq(), Owner.Host.Name, Owner.Number, c.Kind, c.Pa, c.Size, c.Needed, c.Possible, c.Reason));
     }
 
     /// <summary>The IPA size (VTCR_EL2.T0SZ = 64 - IpaBits).</summary>
@@ -110,8 +126,14 @@ public sealed class Stage2Mmu
     internal Errno Map(ulong ipa, ulong size, ulong pa, KvmPgtableProt prot, bool mapMemory, out IReadOnlyList<CacheMaintenance> cmos, bool report = true)
     {
         _cmos.Clear();
-        var e = _table.Map(ipa, size, pa, prot, report ? _cmos : null);
+        var o = Observer;
+        var e = _table.Map(ipa, size, pa, prot, report || o is not null ? _cmos : null);
         cmos = e == Errno.None && report ? Needed(pa, size, mapMemory, _cmos) : [];
+        if (o is not null && e == Errno.None)
+        {
+            Written(o, Stage2WriteKind.Map, ipa, size, GetLeaf(ipa));
+            Cmos(o, Explain(pa, size, prot, mapMemory, report ? cmos : Needed(pa, size, mapMemory, _cmos)));
+        }
         return e;
     }
 
@@ -123,9 +145,16 @@ public sealed class Stage2Mmu
         if (e != Errno.None || _cmos.Count == 0)
         {
             cmos = [];
+            if (e == Errno.None && Observer is { } observer)
+                Written(observer, Stage2WriteKind.RelaxPerms, ipa, size, GetLeaf(ipa));
             return e;
         }
         cmos = AddedPermissionCmos(pa, size, _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT), _cmos);
+        if (Observer is { } o)
+        {
+            Written(o, Stage2WriteKind.RelaxPerms, ipa, size, GetLeaf(ipa));
+            Cmos(o, cmos);
+        }
         return e;
     }
 
@@ -138,15 +167,21 @@ public sealed class Stage2Mmu
     /// <summary>kvm_stage2_unmap_range.</summary>
     internal void UnmapRange(ulong ipa, ulong size)
     {
-        if (size != 0)
-            _table.Unmap(ipa, size);
+        if (size == 0)
+            return;
+        _table.Unmap(ipa, size);
+        if (Observer is { } o)
+            Written(o, Stage2WriteKind.Unmap, ipa, size, null);
     }
 
     /// <summary>kvm_stage2_wp_range; without <paramref name="flush"/> the caller flushes the VMID's TLB entries later.</summary>
     internal void WriteProtectRange(ulong ipa, ulong size, bool flush = true)
     {
-        if (size != 0)
-            _table.WriteProtect(ipa, size, flush);
+        if (size == 0)
+            return;
+        _table.WriteProtect(ipa, size, flush);
+        if (Observer is { } o)
+            Written(o, Stage2WriteKind.WriteProtect, ipa, size, null);
     }
 
     /// <summary>kvm_flush_remote_tlbs: every TLB entry of the VM.</summary>

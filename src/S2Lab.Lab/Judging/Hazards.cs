@@ -1,0 +1,105 @@
+using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
+using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Events;
+using S2Lab.Kernel.Kvm.Stage2;
+using S2Lab.Kernel.Mm;
+using static S2Lab.Kernel.Mm.PageSizes;
+
+namespace S2Lab.Lab.Judging;
+
+/// <summary>A hazard the Lab judges from kernel events (docs/architecture.md, "Hazards, defined once").</summary>
+public enum HazardKind
+{
+    /// <summary>The guest's effective type is non-cacheable at a PA the host maps cacheable.</summary>
+    MismatchedAlias,
+
+    /// <summary>KVM needed a CMO for a new or upgraded leaf and the pfn has no kernel VA.</summary>
+    ImpossibleMaintenance,
+
+    /// <summary>Memory (kernel RAM or device memory such as GPU HBM) the guest sees as Device.</summary>
+    RamAsDevice,
+}
+
+/// <summary>What makes a mismatched alias non-cacheable.</summary>
+public enum AliasCause
+{
+    /// <summary>Not a mismatched alias.</summary>
+    None,
+
+    /// <summary>KVM's stage-2 type is not Normal (Device or Normal-NC): the design forced it.</summary>
+    Stage2,
+
+    /// <summary>Stage 2 is Normal and the guest's own stage-1 MAIR makes the access non-cacheable.</summary>
+    GuestStage1,
+}
+
+/// <summary>One judged hazard: its kind, for a mismatched alias its cause, and why.</summary>
+public sealed record Hazard(HazardKind Kind, AliasCause Cause, string Detail)
+{
+    /// <summary>The report word: mismatched-alias, impossible-maintenance, ram-as-device.</summary>
+    public string Name => Runner.LabText.Word(Kind);
+
+    public override string ToString() => $"{Kind}: {Detail}";
+}
+
+/// <summary>
+/// The one definition of each hazard. Scorecard properties 4 and 5 count these; reports and explanations show them.
+/// </summary>
+public static class Hazards
+{
+    /// <summary>
+    /// Whether the host maps the PA cacheable at the time of the fault that mapped it: through its linear map
+    /// (pfn_is_map_memory), through a cacheable VMA over the pfn (rule 3), or through a guest_memfd-only slot.
+    /// </summary>
+    public static bool HostMapsCacheable(FaultFacts host) => host.MapMemory || host.VmaCacheable || host.GuestMemfd;
+
+    /// <summary>
+    /// Mismatched alias: a completed guest access whose effective type is Non-cacheable (Normal-NC or any Device) at a
+    /// PA the host maps cacheable (<see cref="HostMapsCacheable"/>). Null for an access without a combine (the
+    /// allocation-free path gives no stage-1 attribute) or without the hazard.
+    /// </summary>
+    public static Hazard? MismatchedAlias(MemoryAccessed a, FaultFacts host, bool fwb)
+    {
+        if (a.Effective is not { } eff || eff.Attributes.IsAnyCacheable || !HostMapsCacheable(host))
+            return null;
+        var leaf = a.Leaf;
+        var cause = leaf.KvmType != KvmS2MemType.Normal ? AliasCause.Stage2 : AliasCause.GuestStage1;
+        var who = cause == AliasCause.Stage2
+            ? $"stage 2 forces {KvmS2MemAttr.Name(leaf.KvmType, fwb)}"
+            : $"the guest's stage-1 attribute 0x{a.Input?.S1Attr:X2} makes it non-cacheable";
+        var where = host.MapMemory ? "the kernel's linear map"
+            : host.GuestMemfd ? "the guest_memfd mapping"
+            : $"the host VMA {host.Vma} ({host.VmaPgProt})";
+        return new Hazard(HazardKind.MismatchedAlias, cause, $"{where} is cacheable but the guest sees {eff.Attributes.Description}: {who}");
+    }
+
+    /// <summary>
+    /// Impossible maintenance: KVM needed a CMO for a leaf (a D-cache clean+invalidate of a new cacheable leaf
+    /// without FWB, an I-cache invalidate of an executable leaf without DIC) and the pfn has no kernel VA.
+    /// </summary>
+    public static Hazard? ImpossibleMaintenance(CmoRequired c)
+    {
+        if (!c.IsImpossible)
+            return null;
+        var pfn = c.Pa >> PAGE_SHIFT;
+        return new Hazard(HazardKind.ImpossibleMaintenance, AliasCause.None, c.Op == S2CmoKind.DcacheCleanInvalidatePoc
+            ? $"cacheable stage-2 leaf over pfn {pfn:x} outside the linear map without FWB: the D-cache clean+invalidate to PoC has no kernel VA"
+            : $"executable stage-2 leaf over pfn {pfn:x} outside the linear map without DIC: the I-cache invalidation has no kernel VA");
+    }
+
+    /// <summary>
+    /// RAM seen as Device: a completed guest access with an effective Device type at a PA that is memory: kernel RAM
+    /// or a physical region of kind <see cref="PhysRegionKind.DeviceMemory"/> (GPU HBM).
+    /// </summary>
+    public static Hazard? RamAsDevice(MemoryAccessed a, PhysRegion? region)
+    {
+        if (a.Effective is not { } eff || !eff.Attributes.IsDevice || region is null)
+            return null;
+        if (!region.IsMapMemory && region.Kind != PhysRegionKind.DeviceMemory)
+            return null;
+        return new Hazard(HazardKind.RamAsDevice, AliasCause.None,
+            $"{(region.IsMapMemory ? "RAM" : region.Name)} is memory, but the guest sees {eff.Attributes.Description}: unaligned accesses and atomics fault, no speculation or caching");
+    }
+}
