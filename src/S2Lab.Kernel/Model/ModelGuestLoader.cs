@@ -19,6 +19,9 @@ public sealed class ModelGuestLoader : IGuestLoader
 
     private readonly ConditionalWeakTable<ModelKvmVcpu, Loaded> _loaded = [];
 
+    /// <summary>A model vCPU's KVM_RUN returns <see cref="KvmExitReason.Hlt"/> when its queue is empty.</summary>
+    public KvmExitReason EndExit => KvmExitReason.Hlt;
+
     /// <summary>
     /// Enqueues the program. EBADF for a vCPU that is not a model vCPU; EINVAL for a program longer than the history
     /// the vCPU keeps (<see cref="ModelKvmVcpu.HistoryCapacity"/>), whose loaded values could not all be read back.

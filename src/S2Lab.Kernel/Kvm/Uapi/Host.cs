@@ -135,6 +135,12 @@ public interface IGuestLoader
     /// </summary>
     Errno Load(IKvmVcpu vcpu, Hva codeHva, ulong codeIpa, GuestProgram program);
 
+    /// <summary>
+    /// The exit with which KVM_RUN reports that a loaded program has ended: <see cref="KvmExitReason.Hlt"/> on x86_64
+    /// (HLT) and in the model, <see cref="KvmExitReason.SystemEvent"/> on arm64 (PSCI SYSTEM_OFF).
+    /// </summary>
+    KvmExitReason EndExit { get; }
+
     /// <summary>The values the loads of the last program returned, in program order, once it has run.</summary>
     IReadOnlyList<ulong> LoadedValues(IKvmVcpu vcpu);
 }
