@@ -378,23 +378,23 @@ public static class Migration
 
             int withData = 0;
             var size = from.Config.Size;
-            bool failed = false;
+            var failed = false;
             // The destination's device memory is not necessarily zero (an earlier VM on that host used it): its pages
             // holding data are overwritten too, with zeros where the source has none.
-            IEnumerable<ulong> offsets;
+            // Where a hint query fails, some page cannot be read or written: copy page by page instead, so that the
+            // copy stops at the same page, with the same pages written, as without the hint.
+            IEnumerable<ulong> offsets = EveryPage(size);
             HashSet<ulong>? destDirty = null;
             if (mmFrom is ISparseAddressSpace sparseFrom && mmTo is ISparseAddressSpace sparseTo)
             {
                 var sourcePages = new List<ulong>();
                 var destPages = new List<ulong>();
-                failed = sparseFrom.PagesThatMayHoldData(new Hva(from.Hva), size, sourcePages) != Errno.None ||
-                         sparseTo.PagesThatMayHoldData(new Hva(to.Hva), size, destPages) != Errno.None;
-                destDirty = destPages.ToHashSet();
-                offsets = sourcePages.Union(destPages).Order();
-            }
-            else
-            {
-                offsets = EveryPage(size);
+                if (sparseFrom.PagesThatMayHoldData(new Hva(from.Hva), size, sourcePages) == Errno.None &&
+                    sparseTo.PagesThatMayHoldData(new Hva(to.Hva), size, destPages) == Errno.None)
+                {
+                    destDirty = destPages.ToHashSet();
+                    offsets = sourcePages.Union(destPages).Order();
+                }
             }
 
             foreach (var off in offsets)
