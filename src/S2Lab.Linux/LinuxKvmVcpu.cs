@@ -15,9 +15,10 @@ public sealed class LinuxKvmVcpu : IKvmVcpu
     private nint _run;
     private readonly int _runSize;
 
-    internal LinuxKvmVcpu(uint id, FileDescriptor fd, nint run, int runSize)
+    internal LinuxKvmVcpu(uint id, FileDescriptor fd, nint run, int runSize, int vmFd)
     {
         Id = id;
+        VmFd = vmFd;
         _fd = fd;
         _run = run;
         _runSize = runSize;
@@ -25,6 +26,12 @@ public sealed class LinuxKvmVcpu : IKvmVcpu
 
     /// <inheritdoc/>
     public uint Id { get; }
+
+    /// <summary>The vCPU fd (for register set-up by <see cref="LinuxGuestLoader"/>).</summary>
+    internal int Fd => _fd.Fd;
+
+    /// <summary>The fd of the VM the vCPU belongs to (KVM_ARM_PREFERRED_TARGET is a VM ioctl).</summary>
+    internal int VmFd { get; }
 
     /// <summary>The raw exit_reason of the last successful <see cref="Run"/> (KVM_EXIT_*), including ones <see cref="KvmExitReason"/> does not name.</summary>
     public uint LastRawExitReason { get; private set; }

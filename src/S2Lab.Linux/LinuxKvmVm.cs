@@ -121,7 +121,7 @@ public sealed class LinuxKvmVm : IKvmVm
             fd.Dispose();
             return e;
         }
-        return KvmResult<IKvmVcpu>.Ok(new LinuxKvmVcpu(id, fd, run, _vcpuMmapSize));
+        return KvmResult<IKvmVcpu>.Ok(new LinuxKvmVcpu(id, fd, run, _vcpuMmapSize, _fd.Fd));
     }
 
     /// <inheritdoc/>

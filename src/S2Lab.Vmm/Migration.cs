@@ -1,6 +1,4 @@
 using S2Lab.Kernel.Kvm.Uapi;
-using S2Lab.Kernel.Mm;
-using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Vmm;
 
@@ -69,6 +67,9 @@ public sealed record MigrationReport(
 /// </summary>
 public static class Migration
 {
+    private const int PAGE_SHIFT = 12;
+    private const ulong PAGE_SIZE = 1UL << PAGE_SHIFT;
+
     public static MigrationReport Migrate(VirtualMachine source, VmmHost destination, VmmPolicy policy, IMigrationGuest guest, MigrationOptions options)
     {
         MigrationReport Report(MigrationOutcome o, string reason, string call = "", Errno e = Errno.None, StartReport? dest = null,
@@ -239,8 +240,8 @@ public static class Migration
     private static (long Sent, long Zero, SendFailure? Error) SendRam(VirtualMachine source, VirtualMachine target, List<RamPages> ram, bool all, SendBuffers buffers)
     {
         long sent = 0, zero = 0;
-        var from = source.Host.Process.Mm;
-        var to = target.Host.Process.Mm;
+        var from = source.Host.Memory;
+        var to = target.Host.Memory;
         foreach (var pages in ram)
         {
             var src = source.Region(pages.Name);
@@ -303,10 +304,10 @@ public static class Migration
     }
 
     /// <summary>mincore(2) of <paramref name="count"/> pages of a region from page <paramref name="first"/>.</summary>
-    private static SendFailure? Mincore(Kernel.Mm.MmStruct mm, string name, ulong hva, ulong first, int count, Span<byte> vec)
+    private static SendFailure? Mincore(IHostAddressSpace mm, string name, ulong hva, ulong first, int count, Span<byte> vec)
     {
         var off = first << PAGE_SHIFT;
-        var mc = mm.Mincore(hva + off, (ulong)count << PAGE_SHIFT, vec);
+        var mc = mm.Residency(new Hva(hva + off), (ulong)count << PAGE_SHIFT, vec);
         // A hole (mincore ENOMEM) is memory the VMM can no longer read: reading it would fail with EFAULT.
         if (mc == Errno.ENOMEM)
             return new($"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent", Errno.EFAULT);
@@ -314,17 +315,17 @@ public static class Migration
     }
 
     /// <summary>Sends one resident page: its data, or a zero-page marker when it holds only zeros.</summary>
-    private static SendFailure? SendPage(Kernel.Mm.MmStruct from, Kernel.Mm.MmStruct to, string name, ulong srcHva, ulong dstHva, ulong page,
+    private static SendFailure? SendPage(IHostAddressSpace from, IHostAddressSpace to, string name, ulong srcHva, ulong dstHva, ulong page,
         SendBuffers buffers, ref long sent, ref long zero)
     {
         var off = page << PAGE_SHIFT;
         var buf = buffers.Page.AsSpan();
-        if (from.Read(srcHva + off, buf) is var re and not Errno.None)
+        if (from.Read(new Hva(srcHva + off), buf) is var re and not Errno.None)
             return new($"{name}+0x{off:x}: reading the source page failed with {re}", re);
         if (buf.IndexOfAnyExcept((byte)0) < 0)
             return SendZero(to, name, dstHva, page, buffers, ref zero);
         sent++;
-        if (to.Write(dstHva + off, buf) is var we and not Errno.None)
+        if (to.Write(new Hva(dstHva + off), buf) is var we and not Errno.None)
             return new($"{name}+0x{off:x}: writing the destination page failed with {we}", we);
         return null;
     }
@@ -333,37 +334,41 @@ public static class Migration
     /// A zero-page marker. ram_handle_zero: the destination clears its page only if it is populated (an earlier round
     /// sent data there); an unpopulated page reads as zeros already.
     /// </summary>
-    private static SendFailure? SendZero(Kernel.Mm.MmStruct to, string name, ulong dstHva, ulong page, SendBuffers buffers, ref long zero)
+    private static SendFailure? SendZero(IHostAddressSpace to, string name, ulong dstHva, ulong page, SendBuffers buffers, ref long zero)
     {
         zero++;
         var off = page << PAGE_SHIFT;
         var one = buffers.One.AsSpan();
-        if (to.Mincore(dstHva + off, PAGE_SIZE, one) is var de and not Errno.None)
+        if (to.Residency(new Hva(dstHva + off), PAGE_SIZE, one) is var de and not Errno.None)
             return new($"{name}+0x{off:x}: mincore on the destination failed with {de}", de);
         if ((one[0] & 1) == 0)
             return null;
         var buf = buffers.Page.AsSpan();
         buf.Clear();
-        return to.Write(dstHva + off, buf) is var we and not Errno.None
+        return to.Write(new Hva(dstHva + off), buf) is var we and not Errno.None
             ? new($"{name}+0x{off:x}: clearing the destination page failed with {we}", we)
             : null;
     }
 
     /// <summary>
     /// Device regions at stop-and-copy: memory is read whole through the source VMM's mapping and written through the
-    /// destination's (a page holding only zeros is skipped where the destination page reads as zero already); device
-    /// registers are not memory and are left to the device's vfio migration driver. The model touches only the pages
-    /// that hold data on either side (<see cref="MmStruct.PagesWithData"/>): the result is the same as copying
-    /// everything, and a missing or unreadable mapping on either side fails the copy just the same.
+    /// destination's (a page holding only zeros is written only where the destination page does not read as zero
+    /// already); device registers are not memory and are left to the device's vfio migration driver. Where both
+    /// address spaces offer <see cref="ISparseAddressSpace"/> (the model), only the pages that may hold data on either
+    /// side are read: the result is the same as reading everything, and a missing or unreadable mapping on either side
+    /// fails the copy just the same.
     /// </summary>
     private static List<DeviceCopyReport> CopyDevices(VirtualMachine source, VirtualMachine target)
     {
         var reports = new List<DeviceCopyReport>();
         var buf = new byte[PAGE_SIZE];
+        var destBuf = new byte[PAGE_SIZE];
+        var mmFrom = source.Host.Memory;
+        var mmTo = target.Host.Memory;
         foreach (var from in source.Regions.Where(r => !r.Config.IsRam))
         {
             var to = target.Region(from.Name);
-            if (from.Device is { IsMemory: false })
+            if (from.IsDeviceRegisters)
             {
                 reports.Add(new DeviceCopyReport(from.Name, false,
                     "device registers, not memory: the device's state moves with its vfio migration driver (VFIO_DEVICE_STATE_STOP_COPY), not through the VMM's mapping",
@@ -372,33 +377,63 @@ public static class Migration
             }
 
             int withData = 0;
-            var mmFrom = source.Host.Process.Mm;
-            var mmTo = target.Host.Process.Mm;
-            // Reading all of it page by page would only find zeros outside the pages the model holds data for: ask
-            // which those are (this fails exactly where reading the source mapping would), then read and write them.
+            var size = from.Config.Size;
+            var failed = false;
             // The destination's device memory is not necessarily zero (an earlier VM on that host used it): its pages
             // holding data are overwritten too, with zeros where the source has none.
-            var sourcePages = new List<ulong>();
-            var destPages = new List<ulong>();
-            bool failed = mmFrom.PagesWithData(from.Hva, from.Config.Size, sourcePages) != Errno.None ||
-                          mmTo.PagesWithData(to.Hva, from.Config.Size, destPages) != Errno.None;
-            var destDirty = destPages.ToHashSet();
-            foreach (var off in sourcePages.Union(destPages).Order())
+            // Where a hint query fails, some page cannot be read or written: copy page by page instead, so that the
+            // copy stops at the same page, with the same pages written, as without the hint.
+            IEnumerable<ulong> offsets = EveryPage(size);
+            HashSet<ulong>? destDirty = null;
+            if (mmFrom is ISparseAddressSpace sparseFrom && mmTo is ISparseAddressSpace sparseTo)
+            {
+                var sourcePages = new List<ulong>();
+                var destPages = new List<ulong>();
+                if (sparseFrom.PagesThatMayHoldData(new Hva(from.Hva), size, sourcePages) == Errno.None &&
+                    sparseTo.PagesThatMayHoldData(new Hva(to.Hva), size, destPages) == Errno.None)
+                {
+                    destDirty = destPages.ToHashSet();
+                    offsets = sourcePages.Union(destPages).Order();
+                }
+            }
+
+            foreach (var off in offsets)
             {
                 if (failed)
                     break;
-                var len = (int)Math.Min(PAGE_SIZE, from.Config.Size - off);
+                var len = (int)Math.Min(PAGE_SIZE, size - off);
                 var page = buf.AsSpan(0, len);
-                if (mmFrom.Read(from.Hva + off, page) != Errno.None)
+                if (mmFrom.Read(new Hva(from.Hva + off), page) != Errno.None)
                 {
                     failed = true;
                     break;
                 }
 
                 bool zero = page.IndexOfAnyExcept((byte)0) < 0;
-                if (zero && !destDirty.Contains(off))
-                    continue;
-                if (mmTo.Write(to.Hva + off, page) != Errno.None)
+                if (zero)
+                {
+                    bool destZero;
+                    if (destDirty is not null)
+                    {
+                        destZero = !destDirty.Contains(off);
+                    }
+                    else
+                    {
+                        var d = destBuf.AsSpan(0, len);
+                        if (mmTo.Read(new Hva(to.Hva + off), d) != Errno.None)
+                        {
+                            failed = true;
+                            break;
+                        }
+
+                        destZero = d.IndexOfAnyExcept((byte)0) < 0;
+                    }
+
+                    if (destZero)
+                        continue;
+                }
+
+                if (mmTo.Write(new Hva(to.Hva + off), page) != Errno.None)
                 {
                     failed = true;
                     break;
@@ -412,10 +447,16 @@ public static class Migration
                 failed
                     ? "copy through the VMMs' mappings FAILED (a mapping is gone): the device memory did not move"
                     : "cannot be dirty-logged (VM_PFNMAP, rule 6): copied whole through the VMMs' mappings during stop-and-copy, guest paused",
-                from.Config.Size, withData)
+                size, withData)
             { Failed = failed });
         }
 
         return reports;
+    }
+
+    private static IEnumerable<ulong> EveryPage(ulong size)
+    {
+        for (ulong off = 0; off < size; off += PAGE_SIZE)
+            yield return off;
     }
 }

@@ -1,6 +1,4 @@
-using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Uapi;
-using S2Lab.Kernel.Mm;
 
 namespace S2Lab.Vmm;
 
@@ -21,15 +19,28 @@ public enum RegionOutcome
 }
 
 /// <summary>One region as the VMM set it up: its mapping, memslot and outcome.</summary>
+/// <param name="Hva">Where the VMM mapped it (0 if it is not mapped).</param>
 /// <param name="Call">The call that failed ("mmap", "KVM_SET_USER_MEMORY_REGION"), if any.</param>
 /// <param name="Detail">Why it was refused or what failed, in words.</param>
+/// <param name="Device">For a device region: the opened vfio device.</param>
+/// <param name="DeviceRegion">For a device region: its struct vfio_region_info.</param>
 public sealed record RegionSetup(
-    RegionConfig Config, uint Slot, ulong Hva, Vma? Vma, KvmMemFlags Flags, RegionOutcome Outcome, string Call, Errno Errno, string Detail, IDeviceRegion? Device)
+    RegionConfig Config, uint Slot, ulong Hva, KvmMemFlags Flags, RegionOutcome Outcome, string Call, Errno Errno, string Detail,
+    VfioDevice? Device = null, VfioRegionInfo? DeviceRegion = null)
 {
     public string Name => Config.Name;
 
-    /// <summary>The VMM's mapping is cacheable device memory: VM_PFNMAP/VM_MIXEDMAP with a cacheable pgprot (rule 3).</summary>
-    public bool IsCacheableDeviceMemory => Vma is { } v && v.Flags.IsPfnmapOrMixed() && v.IsCacheable;
+    /// <summary>Bytes the VMM has mapped at <see cref="Hva"/> (0 when the mmap failed or was never made).</summary>
+    public ulong MappedSize { get; init; }
+
+    /// <summary>What the region is to the VMM; null for RAM.</summary>
+    public DeviceRegionRole? Role => Device is { } d && DeviceRegion is { } r ? DeviceMemoryPolicy.Role(d, r) : null;
+
+    /// <summary>A device region of registers, not memory (its contents do not move with the VMM's copy).</summary>
+    public bool IsDeviceRegisters => Role == DeviceRegionRole.Registers;
+
+    /// <summary>Device memory its driver maps cacheable (<see cref="DeviceMemoryPolicy"/>; rule 3).</summary>
+    public bool IsCacheableDeviceMemory => Role == DeviceRegionRole.CacheableMemory;
 }
 
 /// <summary>The outcome of starting a VM.</summary>
@@ -97,11 +108,11 @@ public sealed class VirtualMachine : IDisposable
 
     /// <summary>mprotect(2) of part of a region's host mapping, as the VMM process.</summary>
     public Errno Mprotect(string region, ulong offset, ulong size, Prot prot) =>
-        Host.Process.Mm.Mprotect(Region(region).Hva + offset, size, prot);
+        Host.Memory.Protect(new Hva(Region(region).Hva + offset), size, prot);
 
     /// <summary>munmap(2) of part of a region's host mapping, as the VMM process.</summary>
     public Errno Munmap(string region, ulong offset, ulong size) =>
-        Host.Process.Mm.Munmap(Region(region).Hva + offset, size);
+        Host.Memory.Unmap(new Hva(Region(region).Hva + offset), size);
 
     /// <summary>Updates a region's memslot flags (KVM_MR_FLAGS_ONLY), e.g. to start dirty logging.</summary>
     internal Errno SetSlotFlags(RegionSetup region, KvmMemFlags flags)
@@ -202,29 +213,38 @@ public static class Vmm
 
     private static RegionSetup MapRegion(VmmHost host, RegionConfig rc, uint slot)
     {
-        IDeviceRegion? dev = null;
-        KvmResult<Vma> mapped;
+        const Prot rw = Prot.PROT_READ | Prot.PROT_WRITE;
+        RegionSetup Failed(string call, Errno e, string detail, VfioDevice? dev = null, VfioRegionInfo? info = null) =>
+            new(rc, slot, 0, KvmMemFlags.None, RegionOutcome.Failed, call, e, detail, dev, info);
+        VfioDevice? device = null;
+        VfioRegionInfo? region = null;
+        KvmResult<Hva> mapped;
         switch (rc.Backing)
         {
             case AnonymousRam:
-                mapped = AnonymousMemory.Mmap(host.Process, rc.Size, name: rc.Name);
+                mapped = host.Memory.MapAnonymous(rc.Size, rw, rc.Name);
                 break;
             case HugetlbRam h:
-                mapped = Hugetlbfs.Mmap(host.Process, rc.Size, h.HugePageSize, name: rc.Name);
+                mapped = host.Memory.MapHugetlb(rc.Size, h.HugePageSize, rw, rc.Name);
                 break;
             case DeviceMemory d:
-                dev = host.FindDeviceRegion(d.Device, d.Region);
-                if (dev is null)
-                    return new RegionSetup(rc, slot, 0, null, KvmMemFlags.None, RegionOutcome.Failed, "open", Errno.ENODEV, $"host {host.HostName} has no {d.Device}.{d.Region}", null);
-                mapped = dev.Mmap(host.Process);
+                var opened = host.Vfio.Open(d.Device);
+                var index = opened.IsOk ? DeviceMemoryPolicy.RegionIndex(opened.Value.Driver, d.Region) : null;
+                if (index is not { } i || opened.Value.Region(i) is not { } info)
+                    return Failed("open", Errno.ENODEV, $"host {host.HostName} has no {d.Device}.{d.Region}");
+                (device, region) = (opened.Value, info);
+                mapped = host.Memory.MapDeviceRegion(device, info, rw);
                 break;
             default:
                 throw new ArgumentException($"unknown backing {rc.Backing}");
         }
 
-        return mapped.IsOk
-            ? new RegionSetup(rc, slot, mapped.Value.Start, mapped.Value, KvmMemFlags.None, RegionOutcome.Created, "", Errno.None, "", dev)
-            : new RegionSetup(rc, slot, 0, null, KvmMemFlags.None, RegionOutcome.Failed, "mmap", mapped.Error, $"mmap failed with {mapped.Error}", dev);
+        if (!mapped.IsOk)
+            return Failed("mmap", mapped.Error, $"mmap failed with {mapped.Error}", device, region);
+        return new RegionSetup(rc, slot, mapped.Value.Value, KvmMemFlags.None, RegionOutcome.Created, "", Errno.None, "", device, region)
+        {
+            MappedSize = region?.Size ?? rc.Size,
+        };
     }
 
     /// <summary>
@@ -264,8 +284,8 @@ public static class Vmm
         foreach (var v in vcpus)
             v.Dispose();
         vm.Dispose();
-        foreach (var r in regions.Where(r => r.Vma is not null))
-            host.Process.Mm.Munmap(r.Hva, r.Vma!.Size);
+        foreach (var r in regions.Where(r => r.MappedSize != 0))
+            host.Memory.Unmap(new Hva(r.Hva), r.MappedSize);
     }
 
 }

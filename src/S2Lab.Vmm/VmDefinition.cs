@@ -1,29 +1,6 @@
 using S2Lab.Kernel.Kvm.Uapi;
-using S2Lab.Kernel.Mm;
 
 namespace S2Lab.Vmm;
-
-/// <summary>An mmap-able region of an assigned device, as the VMM's host offers it (a vfio region, opened and mmapped).</summary>
-public interface IDeviceRegion
-{
-    /// <summary>The device's name on the host (e.g. "gpu0").</summary>
-    string Device { get; }
-
-    /// <summary>The region's name (e.g. "usemem", "bar0").</summary>
-    string Region { get; }
-
-    /// <summary>Size in bytes.</summary>
-    ulong Size { get; }
-
-    /// <summary>
-    /// Whether the region is memory (its contents move with the VM on migration) rather than device registers (whose
-    /// state the device's vfio migration driver carries).
-    /// </summary>
-    bool IsMemory { get; }
-
-    /// <summary>mmap(2) of the region by <paramref name="process"/>: the new VMA, or the errno.</summary>
-    KvmResult<Vma> Mmap(Process process);
-}
 
 /// <summary>What backs a guest-physical region.</summary>
 public abstract record RegionBacking;
@@ -34,7 +11,11 @@ public sealed record AnonymousRam : RegionBacking;
 /// <summary>hugetlbfs memory with the given huge page size.</summary>
 public sealed record HugetlbRam(ulong HugePageSize) : RegionBacking;
 
-/// <summary>A region of an assigned device, looked up by name on whichever host the VM runs.</summary>
+/// <summary>
+/// A region of an assigned device, looked up on whichever host the VM runs: the device by its vfio name, the region
+/// by the name its driver gives it (<see cref="DeviceMemoryPolicy.RegionIndex"/>: "bar0".."bar5", nvgrace-gpu's
+/// "usemem" and "resmem").
+/// </summary>
 public sealed record DeviceMemory(string Device, string Region) : RegionBacking;
 
 /// <summary>One guest-physical region of a VM: it becomes one memslot.</summary>
@@ -46,9 +27,13 @@ public sealed record RegionConfig(string Name, ulong Gpa, ulong Size, bool ReadO
 /// <summary>The VMM's description of a VM (host-independent: device regions are found by name on each host).</summary>
 public sealed record VmConfig(string Name, int IpaBits, int Vcpus, IReadOnlyList<RegionConfig> Regions);
 
-/// <summary>What a VMM process has on one host: its process, /dev/kvm, and the device regions it may assign.</summary>
+/// <summary>
+/// What a VMM process has on one host, as userspace sees it: /dev/kvm, its own address space, vfio, and a way to put
+/// code into a guest. The VMM uses nothing else (LayeringTests: only S2Lab.Kernel.Kvm.Uapi types).
+/// </summary>
 /// <param name="HostName">For reports.</param>
-/// <param name="Process">The VMM process (its mm holds the guest memory mappings).</param>
-/// <param name="Kvm">/dev/kvm, opened by that process.</param>
-/// <param name="FindDeviceRegion">The device regions of the host, by device and region name.</param>
-public sealed record VmmHost(string HostName, Process Process, IKvmSystem Kvm, Func<string, string, IDeviceRegion?> FindDeviceRegion);
+/// <param name="Kvm">/dev/kvm, opened by the VMM process.</param>
+/// <param name="Memory">The VMM process's address space (mmap, munmap, mprotect, mincore, loads and stores).</param>
+/// <param name="Vfio">The host's vfio devices the VMM may assign.</param>
+/// <param name="Guest">Loads guest code and initialises vCPUs.</param>
+public sealed record VmmHost(string HostName, IKvmSystem Kvm, IHostAddressSpace Memory, IVfioHost Vfio, IGuestLoader Guest);

@@ -40,6 +40,21 @@ public class MmTests
     }
 
     [Fact]
+    public void Mprotect_changes_the_vmas_before_a_hole_and_then_fails_with_ENOMEM()
+    {
+        // do_mprotect_pkey: a hole at the start changes nothing; a hole later is found after the VMAs before it changed.
+        var host = Host.Create("h", "neoverse-v2", "linux-6.17");
+        var p = host.CreateProcess("p");
+        var v = AnonymousMemory.Mmap(p, 16 * 4096).Value;
+        Assert.Equal(Errno.None, p.Mm.Munmap(v.Start + (9 * 4096), 4096));
+        Assert.Equal(Errno.ENOMEM, p.Mm.Mprotect(v.Start + (7 * 4096), 3 * 4096, Prot.PROT_NONE));
+        Assert.Equal(VmFlags.VM_NONE, p.Mm.FindVma(v.Start + (8 * 4096))!.Flags & (VmFlags.VM_READ | VmFlags.VM_WRITE));
+        Assert.Equal(VmFlags.VM_READ | VmFlags.VM_WRITE, p.Mm.FindVma(v.Start + (6 * 4096))!.Flags & (VmFlags.VM_READ | VmFlags.VM_WRITE));
+        Assert.Equal(Errno.ENOMEM, p.Mm.Mprotect(v.Start + (9 * 4096), 2 * 4096, Prot.PROT_NONE));
+        Assert.Equal(VmFlags.VM_READ | VmFlags.VM_WRITE, p.Mm.FindVma(v.Start + (10 * 4096))!.Flags & (VmFlags.VM_READ | VmFlags.VM_WRITE));
+    }
+
+    [Fact]
     public void Host_data_survives_vma_splits_and_is_freed_on_munmap()
     {
         var host = Host.Create("h", "neoverse-v2", "linux-6.17");

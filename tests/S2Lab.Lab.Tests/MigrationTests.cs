@@ -4,6 +4,7 @@ using S2Lab.Kernel;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Model;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Vmm;
@@ -20,7 +21,7 @@ public class MigrationTests
     private static VmmHost NewVmm(Host h)
     {
         var p = h.CreateProcess("vmm");
-        return new VmmHost(h.Name, p, h.OpenKvm(p), (_, _) => null);
+        return ModelVmm.Host(h.Name, p, h.OpenKvm(p));
     }
 
     private static Host NewHost(string name, string preset, string design = "linux-6.17") =>
@@ -73,7 +74,7 @@ public class MigrationTests
             Assert.Equal(MigrationOutcome.Succeeded, report.Outcome);
             Assert.True(vm.IsDestroyed);
             var target = report.DestinationVm!;
-            var mm = target.Host.Process.Mm;
+            var mm = ((ModelAddressSpace)target.Host.Memory).Mm;
             var hva = target.Region("ram").Hva;
             Span<byte> buf = stackalloc byte[8];
             foreach (var (off, value) in written)
@@ -192,19 +193,19 @@ public class MigrationTests
         var src = NewHost("a", "neoverse-v2", "linux-6.9");
         var dst = NewHost("b", "neoverse-v2", "linux-6.9");
         const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
-        IDeviceRegion Usemem(Host h)
+        ModelVfioHost Usemem(Host h)
         {
             var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size,
                 UsememMapping: mapping));
-            return new TestRegion("gpu0", "usemem", gpu.Usemem.Size, p => gpu.MmapUsemem(p));
+            return new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, Kernel.Drivers.NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
         }
 
         var srcRegion = Usemem(src);
         var dstRegion = Usemem(dst);
-        VmmHost WithDevice(Host h, IDeviceRegion r)
+        VmmHost WithDevice(Host h, ModelVfioHost r)
         {
             var p = h.CreateProcess("vmm");
-            return new VmmHost(h.Name, p, h.OpenKvm(p), (d, n) => d == "gpu0" && n == "usemem" ? r : null);
+            return ModelVmm.Host(h.Name, p, h.OpenKvm(p), r);
         }
 
         var cfg = new VmConfig("vm", 40, 1,
@@ -236,16 +237,16 @@ public class MigrationTests
         var src = NewHost("a", "neoverse-v2", "linux-6.9");
         var dst = NewHost("b", "neoverse-v2", "linux-6.9");
         const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
-        IDeviceRegion Usemem(Host h)
+        ModelVfioHost Usemem(Host h)
         {
             var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size));
-            return new TestRegion("gpu0", "usemem", gpu.Usemem.Size, p => gpu.MmapUsemem(p));
+            return new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, Kernel.Drivers.NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
         }
 
-        VmmHost WithDevice(Host h, IDeviceRegion r)
+        VmmHost WithDevice(Host h, ModelVfioHost r)
         {
             var p = h.CreateProcess("vmm");
-            return new VmmHost(h.Name, p, h.OpenKvm(p), (d, n) => d == "gpu0" && n == "usemem" ? r : null);
+            return ModelVmm.Host(h.Name, p, h.OpenKvm(p), r);
         }
 
         var cfg = new VmConfig("vm", 40, 1,
@@ -256,18 +257,11 @@ public class MigrationTests
         var vm = Vmm.Vmm.Start(WithDevice(src, Usemem(src)), cfg, VmmPolicy.TrustKernel).Vm!;
         Assert.Equal(GuestAccessOutcome.Completed, ((ModelKvmVcpu)vm.Vcpus[0]).Access(GuestAccessRequest.Write(Gpa, 0xFF, 7)).Outcome);
         // The VMM makes one never-written page of its mapping unreadable: reading the region whole would fail there.
-        Assert.Equal(Kernel.Kvm.Uapi.Errno.None, vm.Mprotect("usemem", 32UL << 20, 4096, Kernel.Mm.Prot.PROT_NONE));
+        Assert.Equal(Kernel.Kvm.Uapi.Errno.None, vm.Mprotect("usemem", 32UL << 20, 4096, Kernel.Kvm.Uapi.Prot.PROT_NONE));
         var report = Migration.Migrate(vm, WithDevice(dst, Usemem(dst)), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
         Assert.Equal(MigrationOutcome.SetupFailed, report.Outcome);
         Assert.True(report.DeviceCopies.Single().Failed);
         Assert.False(vm.IsDestroyed); // the guest stays on the source
-    }
-
-    private sealed record TestRegion(string Device, string Region, ulong Size, Func<Kernel.Mm.Process, KvmResult<Kernel.Mm.Vma>> Map) : IDeviceRegion
-    {
-        public bool IsMemory => true;
-
-        public KvmResult<Kernel.Mm.Vma> Mmap(Kernel.Mm.Process process) => Map(process);
     }
 
     [Fact]
@@ -405,7 +399,7 @@ public class MigrationTests
     {
         var src = NewHost("a", "neoverse-v2");
         var p = src.CreateProcess("qemu");
-        var vmmHost = new VmmHost(src.Name, p, new FailingDirtyLogKvm(src.OpenKvm(p), Errno.EIO), (_, _) => null);
+        var vmmHost = ModelVmm.Host(src.Name, p, new FailingDirtyLogKvm(src.OpenKvm(p), Errno.EIO));
         var cfg = new VmConfig("vm", 40, 1, [new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam())]);
         var vm = Vmm.Vmm.Start(vmmHost, cfg, VmmPolicy.TrustKernel).Vm!;
         var report = Migration.Migrate(vm, NewVmm(NewHost("b", "neoverse-v2")), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());

@@ -3,6 +3,8 @@ using S2Lab.Kernel;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Model;
+using S2Lab.Lab.Runner;
 using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Tests;
@@ -10,20 +12,13 @@ namespace S2Lab.Lab.Tests;
 /// <summary>The VMM's policies at VM start: what it asks KVM for, and what it refuses to ask.</summary>
 public class VmmTests
 {
-    private sealed record GpuRegion(string Device, string Region, ulong Size, Func<Kernel.Mm.Process, KvmResult<Kernel.Mm.Vma>> Map) : IDeviceRegion
-    {
-        public bool IsMemory => true;
-
-        public KvmResult<Kernel.Mm.Vma> Mmap(Kernel.Mm.Process process) => Map(process);
-    }
-
     private static (VmmHost Vmm, Kernel.Mm.Process Process) HostWithGpu(string preset, string design)
     {
         var host = new Host("h", CpuPresets.Get(preset).Model, KvmDesigns.Create(design));
         var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GB200, 64UL << 20, MemblkSize: 64UL << 20));
-        var usemem = new GpuRegion("gpu0", "usemem", gpu.Usemem.Size, p => gpu.MmapUsemem(p));
+        var vfio = new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
         var p = host.CreateProcess("vmm");
-        return (new VmmHost("h", p, host.OpenKvm(p), (d, r) => d == "gpu0" && r == "usemem" ? usemem : null), p);
+        return (ModelVmm.Host("h", p, host.OpenKvm(p), vfio), p);
     }
 
     private static readonly VmConfig Config = new("vm", 40, 1,

@@ -1,7 +1,7 @@
 using S2Lab.Kernel;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
-using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Model;
 using S2Lab.Vmm;
 
 namespace S2Lab.Cli.Bench;
@@ -20,35 +20,24 @@ internal static class MigrationRig
     /// <summary>Guest RAM starts at 1 GiB (QEMU virt).</summary>
     public const ulong RamGpa = GiB;
 
-    /// <summary>A GH200's usemem as the VMM's host offers it.</summary>
-    private sealed record Usemem(NvGraceGpu Gpu) : IDeviceRegion
-    {
-        public string Device => "gpu0";
-
-        public string Region => "usemem";
-
-        public ulong Size => Gpu.Usemem.Size;
-
-        public bool IsMemory => true;
-
-        public S2Lab.Kernel.Kvm.Uapi.KvmResult<Vma> Mmap(Process process) => Gpu.MmapUsemem(process);
-    }
-
     /// <summary>A VMM on a fresh host with room for <paramref name="ram"/> of guest RAM and, if non-zero, a GH200 with <paramref name="hbm"/> of usemem.</summary>
     public static VmmHost NewHost(string name, ulong ram, ulong hbm)
     {
         var host = Host.Create(name, "neoverse-v2", "linux-6.17", ramSize: ram + (4 * GiB));
-        IDeviceRegion? usemem = null;
+        var vfio = new ModelVfioHost();
         if (hbm != 0)
         {
             // GH200: usemem is the device memory less the 1 GiB resmem, rounded down to 512 MiB.
             var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, MemorySize: hbm + GiB));
-            usemem = new Usemem(gpu);
+            vfio.Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
         }
 
         var p = host.CreateProcess("vmm");
-        return new VmmHost(name, p, host.OpenKvm(p), (d, r) => d == "gpu0" && r == "usemem" ? usemem : null);
+        return new VmmHost(name, host.OpenKvm(p), new ModelAddressSpace(p, vfio), vfio, new ModelGuestLoader());
     }
+
+    /// <summary>The model address space behind a rig host (for its memory statistics).</summary>
+    public static ModelAddressSpace Model(VmmHost host) => (ModelAddressSpace)host.Memory;
 
     /// <summary>The IPA of usemem: the first 512 GiB boundary after RAM.</summary>
     public static ulong HbmGpa(ulong ram) => (RamGpa + ram + (512 * GiB) - 1) & ~((512 * GiB) - 1);

@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using static S2Lab.Kernel.Mm.PageSizes;
 

@@ -201,8 +201,11 @@ public sealed class MmStruct
 
     /// <summary>
     /// mprotect(2): changes VM_READ/WRITE/EXEC over [addr, addr+length), splitting VMAs at the edges. EINVAL for a
-    /// misaligned address; ENOMEM if part of the range is not mapped (Linux checks this before changing anything);
-    /// EACCES when asking for write on a shared mapping that cannot be written (no VM_MAYWRITE).
+    /// misaligned address; ENOMEM if part of the range is not mapped. As do_mprotect_pkey walks the VMAs in order, a
+    /// hole at <paramref name="addr"/> changes nothing, but a hole later in the range is found only after the VMAs
+    /// before it have been changed: they keep the new protection and the call still fails with ENOMEM (the
+    /// differential test LinuxAddressSpaceTests sees a real kernel do this). EACCES when asking for write on a shared
+    /// mapping that cannot be written (no VM_MAYWRITE).
     /// </summary>
     public Errno Mprotect(ulong addr, ulong length, Prot prot)
     {
@@ -211,19 +214,22 @@ public sealed class MmStruct
         if (length == 0)
             return Errno.None;
         length = AlignUp(length, PAGE_SIZE);
-        var end = addr + length;
-        if (end <= addr)
+        var requestedEnd = addr + length;
+        if (requestedEnd <= addr)
             return Errno.ENOMEM; // mprotect: end <= start after PAGE_ALIGN
-        var hit = Intersecting(addr, end).ToList();
+        var hit = new List<Vma>();
         var cursor = addr;
-        foreach (var v in hit)
+        foreach (var v in Intersecting(addr, requestedEnd))
         {
             if (v.Start > cursor)
-                return Errno.ENOMEM;
+                break; // a hole: the VMAs before it are changed, then ENOMEM
+            hit.Add(v);
             cursor = v.End;
         }
-        if (cursor < end)
+        if (hit.Count == 0)
             return Errno.ENOMEM;
+        var end = Math.Min(requestedEnd, cursor);
+        var hole = end < requestedEnd;
         if (!CanSplitAt(addr, end))
             return Errno.EINVAL;
         var newBits = VmFlagsExtensions.FromProt(prot);
@@ -248,7 +254,7 @@ public sealed class MmStruct
                 Insert(v.Slice(e, v.End));
         }
         Generation++;
-        return Errno.None;
+        return hole ? Errno.ENOMEM : Errno.None;
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using S2Lab.Kernel.Kvm.Uapi;
+
 namespace S2Lab.Kernel.Mm;
 
 /// <summary>
@@ -47,16 +49,6 @@ public enum VmFlags : ulong
 
     /// <summary>Bit 39 (6.9+): vfio says any non-cacheable type is safe for this memory in KVM.</summary>
     VM_ALLOW_ANY_UNCACHED = 1UL << 39,
-}
-
-/// <summary>PROT_* bits of mmap/mprotect.</summary>
-[Flags]
-public enum Prot : uint
-{
-    PROT_NONE = 0,
-    PROT_READ = 1,
-    PROT_WRITE = 2,
-    PROT_EXEC = 4,
 }
 
 /// <summary>Helpers over <see cref="VmFlags"/>.</summary>

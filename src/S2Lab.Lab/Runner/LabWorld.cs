@@ -4,23 +4,22 @@ using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Model;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Vmm;
 using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Lab.Runner;
 
-/// <summary>A device region a Lab host offers its VMMs (wraps the model driver's mmap).</summary>
-internal sealed record ModelDeviceRegion(string Device, string Region, ulong Size, bool IsMemory, DeviceRegionKind Kind, Func<Process, KvmResult<Vma>> MmapFn)
-    : IDeviceRegion
-{
-    public KvmResult<Vma> Mmap(Process process) => MmapFn(process);
-}
+/// <summary>A device region a Lab host offers its VMMs through vfio (<see cref="ModelVfioHost"/>), with the Lab's name for its kind.</summary>
+internal sealed record ModelDeviceRegion(string Device, string Region, ulong Size, DeviceRegionKind Kind);
 
 /// <summary>One model host of a run: the kernel <see cref="Host"/>, its devices, and what the runner probed.</summary>
 internal sealed class LabHost
 {
     private readonly Dictionary<(string, string), ModelDeviceRegion> _regions = [];
+    private readonly ModelVfioHost _vfio = new();
+    private readonly ModelGuestLoader _guest = new();
     private int _processes;
 
     public LabHost(HostSpec spec, IKvmDesign design, RunVariant variant, ulong ramSize)
@@ -43,8 +42,12 @@ internal sealed class LabHost
     public VmmHost NewVmm(string vmName)
     {
         var p = Host.CreateProcess($"vmm-{vmName}-{++_processes}");
-        return new VmmHost(Name, p, Host.OpenKvm(p, Spec.KvmProfile), (d, r) => Region(d, r));
+        return new VmmHost(Name, Host.OpenKvm(p, Spec.KvmProfile), new ModelAddressSpace(p, _vfio), _vfio, _guest);
     }
+
+    /// <summary>The VMA a VMM of this host created for <paramref name="r"/> (null if it never mapped it): the Lab's view, not the VMM's.</summary>
+    public static Vma? VmaOf(VmmHost vmm, RegionSetup r) =>
+        vmm.Memory is ModelAddressSpace m && r.MappedSize != 0 ? m.MappingAt(new Hva(r.Hva)) : null;
 
     private void AddDevice(DeviceSpec d, RunVariant variant)
     {
@@ -60,10 +63,11 @@ internal sealed class LabHost
                     var gpu = new NvGraceGpu(Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
                         g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk,
                         mapping));
-                    Add(g.Name, "usemem", gpu.Usemem.Size, true, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
+                    const string nv = DeviceMemoryPolicy.NvgraceDriver;
+                    Add(g.Name, nv, "usemem", gpu.Usemem.Size, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
                     if (gpu.Resmem is { } res)
-                        Add(g.Name, "resmem", res.Size, true, DeviceRegionKind.NvgraceResmem, p => gpu.MmapResmem(p));
-                    Add(g.Name, "bar0", g.Bar0Size, false, DeviceRegionKind.VfioBar, p => gpu.MmapBar0(p));
+                        Add(g.Name, nv, "resmem", res.Size, DeviceRegionKind.NvgraceResmem, p => gpu.MmapResmem(p));
+                    Add(g.Name, nv, "bar0", g.Bar0Size, DeviceRegionKind.VfioBar, p => gpu.MmapBar0(p));
                     break;
                 }
 
@@ -74,7 +78,7 @@ internal sealed class LabHost
                     foreach (var (index, size) in v.Bars)
                     {
                         var i = index;
-                        Add(v.Name, $"bar{i}", size, false, DeviceRegionKind.VfioBar, p => dev.MmapBar(p, i));
+                        Add(v.Name, DeviceMemoryPolicy.VfioPciDriver, $"bar{i}", size, DeviceRegionKind.VfioBar, p => dev.MmapBar(p, i));
                     }
 
                     break;
@@ -82,8 +86,11 @@ internal sealed class LabHost
         }
     }
 
-    private void Add(string device, string region, ulong size, bool isMemory, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap) =>
-        _regions[(device, region)] = new ModelDeviceRegion(device, region, size, isMemory, kind, mmap);
+    private void Add(string device, string driver, string region, ulong size, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap)
+    {
+        _regions[(device, region)] = new ModelDeviceRegion(device, region, size, kind);
+        _vfio.Add(device, driver, DeviceMemoryPolicy.RegionIndex(driver, region)!.Value, size, mmap);
+    }
 
     /// <summary>
     /// Probes capability 243 on both fds, and an unknown capability beside it, from a scratch process (as a VMM

@@ -161,7 +161,8 @@ public static class ScenarioRunner
             st.Destroy();
             st.Runs++;
             var host = hosts[s.Host];
-            var report = Vmm.Vmm.Start(host.NewVmm(s.Vm), ConfigOf(st.Spec), PolicyFor(st.Spec, host, null));
+            var vmm = host.NewVmm(s.Vm);
+            var report = Vmm.Vmm.Start(vmm, ConfigOf(st.Spec), PolicyFor(st.Spec, host, null));
             if (report.Vm is { } vm)
                 st.Attach(vm, host);
             else
@@ -173,7 +174,7 @@ public static class ScenarioRunner
                 _ => VmStartOutcome.Failed,
             };
             return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, report.Cap243.ToString(),
-                report.Regions.Select(r => Setup(host, r)).ToList());
+                report.Regions.Select(r => Setup(host, vmm, r)).ToList());
         }
 
         private StopResult Stop(StopStep s)
@@ -227,8 +228,9 @@ public static class ScenarioRunner
             var sourceViews = st.LastViews.ToDictionary(kv => kv.Key, kv => kv.Value);
             var written = st.Written.Keys.Select(k => k.Region).ToHashSet();
             var guest = new MigrationGuest(st, s, to);
-            var report = Migration.Migrate(source, to.NewVmm(s.Vm), policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
-            result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => Setup(to, r)).ToList() ?? [] };
+            var destVmm = to.NewVmm(s.Vm);
+            var report = Migration.Migrate(source, destVmm, policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
+            result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => Setup(to, destVmm, r)).ToList() ?? [] };
             switch (report.Outcome)
             {
                 case MigrationOutcome.Refused:
@@ -297,12 +299,14 @@ public static class ScenarioRunner
         }
 
         /// <summary>The region's kind as reports name it: anon, hugetlb, or the device region's kind.</summary>
-        internal static string KindOf(RegionSetup r) =>
-            r.Device is ModelDeviceRegion d ? KindName(d.Kind, r.Vma) : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
+        internal static string KindOf(LabHost host, VmmHost vmm, RegionSetup r) =>
+            r.Config.Backing is DeviceMemory dm && host.Region(dm.Device, dm.Region) is { } d ? KindName(d.Kind, LabHost.VmaOf(vmm, r))
+            : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
 
-        internal static RegionSetupResult Setup(LabHost host, RegionSetup r)
+        internal static RegionSetupResult Setup(LabHost host, VmmHost vmm, RegionSetup r)
         {
-            var kind = KindOf(r);
+            var kind = KindOf(host, vmm, r);
+            var vma = LabHost.VmaOf(vmm, r);
             var outcome = r.Outcome switch
             {
                 RegionOutcome.Created => SetupOutcome.Ok,
@@ -310,7 +314,7 @@ public static class ScenarioRunner
                 RegionOutcome.Skipped => SetupOutcome.Skipped,
                 _ => SetupOutcome.Failed,
             };
-            return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, r.Vma is null ? null : Facts(host, r.Vma), r.Flags, outcome, r.Errno,
+            return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, vma is null ? null : Facts(host, vma), r.Flags, outcome, r.Errno,
                 r.Outcome == RegionOutcome.Created ? "" : r.Detail);
         }
 
@@ -487,7 +491,7 @@ public static class ScenarioRunner
 
             var setup = Vm.Region(region);
             var lab = Host!;
-            var kind = RunState.KindOf(setup);
+            var kind = RunState.KindOf(lab, Vm.Host, setup);
             var ipa = regionSpec.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             var records = new List<AccessRecord>();
@@ -499,7 +503,7 @@ public static class ScenarioRunner
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
-            Vma? vma = setup.Vma;
+            Vma? vma = LabHost.VmaOf(Vm.Host, setup);
             foreach (var t in types)
             {
                 var req = t switch
@@ -604,7 +608,7 @@ public static class ScenarioRunner
             foreach (var ((region, offset), value) in Written)
             {
                 var setup = Vm.Region(region);
-                if (setup.Device is { IsMemory: false })
+                if (setup.IsDeviceRegisters)
                 {
                     skipped++;
                     continue;

@@ -1,5 +1,6 @@
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Vmm;
 

@@ -35,4 +35,25 @@ public static class KvmIoctls
 
     /// <summary>KVM_CREATE_GUEST_MEMFD = _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd).</summary>
     public static readonly nuint CREATE_GUEST_MEMFD = Ioctl.IOWR<KvmCreateGuestMemfdNative>(KVMIO, 0xd4);
+
+    /// <summary>KVM_GET_REGS = _IOR(KVMIO, 0x81, struct kvm_regs) (x86_64).</summary>
+    public static readonly nuint GET_REGS = Ioctl.IOR<KvmRegsNative>(KVMIO, 0x81);
+
+    /// <summary>KVM_SET_REGS = _IOW(KVMIO, 0x82, struct kvm_regs) (x86_64).</summary>
+    public static readonly nuint SET_REGS = Ioctl.IOW<KvmRegsNative>(KVMIO, 0x82);
+
+    /// <summary>KVM_GET_SREGS = _IOR(KVMIO, 0x83, struct kvm_sregs) (x86_64).</summary>
+    public static readonly nuint GET_SREGS = Ioctl.IOR<KvmSregsNative>(KVMIO, 0x83);
+
+    /// <summary>KVM_SET_SREGS = _IOW(KVMIO, 0x84, struct kvm_sregs) (x86_64).</summary>
+    public static readonly nuint SET_SREGS = Ioctl.IOW<KvmSregsNative>(KVMIO, 0x84);
+
+    /// <summary>KVM_SET_ONE_REG = _IOW(KVMIO, 0xac, struct kvm_one_reg).</summary>
+    public static readonly nuint SET_ONE_REG = Ioctl.IOW<KvmOneRegNative>(KVMIO, 0xac);
+
+    /// <summary>KVM_ARM_VCPU_INIT = _IOW(KVMIO, 0xae, struct kvm_vcpu_init).</summary>
+    public static readonly nuint ARM_VCPU_INIT = Ioctl.IOW<KvmVcpuInitNative>(KVMIO, 0xae);
+
+    /// <summary>KVM_ARM_PREFERRED_TARGET = _IOR(KVMIO, 0xaf, struct kvm_vcpu_init).</summary>
+    public static readonly nuint ARM_PREFERRED_TARGET = Ioctl.IOR<KvmVcpuInitNative>(KVMIO, 0xaf);
 }

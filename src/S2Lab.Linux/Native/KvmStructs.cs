@@ -58,3 +58,41 @@ public static class KvmRunLayout
     /// <summary>The exit union starts at 32; for KVM_EXIT_MMIO: u64 phys_addr, u8 data[8], u32 len, u8 is_write.</summary>
     public const int MmioPhysAddr = 32, MmioData = 40, MmioLen = 48, MmioIsWrite = 52;
 }
+
+/// <summary>struct kvm_sregs (x86_64, 312 bytes): eight kvm_segment (cs, ds, es, fs, gs, ss, tr, ldt; 24 bytes each), gdt, idt, control registers, efer, apic_base, interrupt_bitmap.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 312)]
+public unsafe struct KvmSregsNative
+{
+    public fixed byte Bytes[312];
+
+    /// <summary>Offset of segment <paramref name="index"/> (0 = cs, 1 = ds, 2 = es, 3 = fs, 4 = gs, 5 = ss).</summary>
+    public static int Segment(int index) => index * 24;
+
+    // Within struct kvm_segment: base (u64), limit (u32), selector (u16), type, present, dpl, db, s, l, g, avl, unusable, padding.
+    public const int SegBase = 0, SegLimit = 8, SegSelector = 12, SegG = 20;
+}
+
+/// <summary>struct kvm_regs (x86_64, 144 bytes): rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8-r15, rip, rflags.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 144)]
+public unsafe struct KvmRegsNative
+{
+    public fixed ulong Regs[18];
+
+    public const int Rip = 16, Rflags = 17;
+}
+
+/// <summary>struct kvm_vcpu_init (arm64): target and seven feature words.</summary>
+[StructLayout(LayoutKind.Sequential, Size = 32)]
+public unsafe struct KvmVcpuInitNative
+{
+    public uint Target;
+    public fixed uint Features[7];
+}
+
+/// <summary>struct kvm_one_reg: register id and the userspace address of its value.</summary>
+[StructLayout(LayoutKind.Explicit, Size = 16)]
+public struct KvmOneRegNative
+{
+    [FieldOffset(0)] public ulong Id;
+    [FieldOffset(8)] public ulong Addr;
+}

@@ -17,6 +17,8 @@ internal static unsafe partial class LibC
     public const int MAP_PRIVATE = 0x02;
     public const int MAP_ANONYMOUS = 0x20; // x86_64 and arm64 agree
     public const int MAP_NORESERVE = 0x4000; // x86_64 and arm64 agree
+    public const int MAP_HUGETLB = 0x40000; // x86_64 and arm64 agree
+    public const int MAP_HUGE_SHIFT = 26;
 
     /// <summary>MAP_FAILED, i.e. (void *)-1.</summary>
     public static readonly nint MapFailed = -1;
@@ -40,6 +42,31 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(nint addr, nuint length);
+
+    [LibraryImport(Lib, EntryPoint = "mprotect", SetLastError = true)]
+    public static partial int Mprotect(nint addr, nuint length, int prot);
+
+    /// <summary>mincore(2): <paramref name="vec"/> must have one byte per page of the range.</summary>
+    [LibraryImport(Lib, EntryPoint = "mincore", SetLastError = true)]
+    public static partial int Mincore(nint addr, nuint length, byte* vec);
+
+    /// <summary>struct iovec.</summary>
+    public struct IoVec
+    {
+        public nint Base;
+        public nuint Length;
+    }
+
+    [LibraryImport(Lib, EntryPoint = "getpid")]
+    public static partial int GetPid();
+
+    /// <summary>process_vm_readv(2): copies from another (here: this) process's memory; EFAULT instead of SIGSEGV on a bad address.</summary>
+    [LibraryImport(Lib, EntryPoint = "process_vm_readv", SetLastError = true)]
+    public static partial nint ProcessVmReadv(int pid, IoVec* local, nuint liovcnt, IoVec* remote, nuint riovcnt, nuint flags);
+
+    /// <summary>process_vm_writev(2): honours the mapping's protection (no FOLL_FORCE), unlike /proc/self/mem.</summary>
+    [LibraryImport(Lib, EntryPoint = "process_vm_writev", SetLastError = true)]
+    public static partial nint ProcessVmWritev(int pid, IoVec* local, nuint liovcnt, IoVec* remote, nuint riovcnt, nuint flags);
 
     [LibraryImport(Lib, EntryPoint = "uname", SetLastError = true)]
     public static partial int Uname(byte* buf);

@@ -1,0 +1,114 @@
+using CsCheck;
+using S2Lab.Kernel;
+using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Model;
+
+namespace S2Lab.Linux.Tests;
+
+/// <summary>
+/// The VMM's address space on real Linux against the model's, call by call: anonymous mmap, mprotect, munmap, mincore
+/// and the VMM's own loads and stores give the same errno (and the same residency and bytes) on both.
+/// </summary>
+public class LinuxAddressSpaceTests
+{
+    private const ulong Page = 4096;
+    private const int Pages = 16;
+
+    private static readonly Prot[] Prots = [Prot.PROT_NONE, Prot.PROT_READ, Prot.PROT_READ | Prot.PROT_WRITE];
+
+    /// <summary>One call: 0 store, 1 load, 2 mprotect, 3 munmap, 4 mincore, over pages [First, First+Count).</summary>
+    private readonly record struct Op(int Kind, int First, int Count, int Prot, byte Value, bool Misaligned);
+
+    private static readonly Gen<Op> OpGen = Gen.Select(Gen.Int[0, 4], Gen.Int[0, Pages - 1], Gen.Int[1, 4], Gen.Int[0, 2], Gen.Byte, Gen.Int[0, 15])
+        .Select((k, f, c, p, v, m) => new Op(k, f, Math.Min(c, Pages - f), p, v, m == 0));
+
+    private static string Apply(IHostAddressSpace a, Hva start, Op op)
+    {
+        var at = start + ((ulong)op.First * Page) + (op.Misaligned ? 8UL : 0);
+        var size = (ulong)op.Count * Page;
+        switch (op.Kind)
+        {
+            case 0:
+                var data = new byte[16];
+                Array.Fill(data, op.Value);
+                return $"store {a.Write(at, data)}";
+            case 1:
+                var got = new byte[16];
+                var e = a.Read(at, got);
+                return $"load {e} {(e == Errno.None ? Convert.ToHexString(got) : "")}";
+            case 2:
+                return $"mprotect {a.Protect(at, size, Prots[op.Prot])}";
+            case 3:
+                return $"munmap {a.Unmap(at, size)}";
+            default:
+                var vec = new byte[op.Count];
+                var m = a.Residency(at, size, vec);
+                return $"mincore {m} {(m == Errno.None ? Convert.ToHexString(vec) : "")}";
+        }
+    }
+
+    [LinuxFact]
+    public void Anonymous_memory_answers_as_the_model_does_call_by_call()
+    {
+        OpGen.Array[1, 24].Sample(ops =>
+        {
+            var host = Host.Create("h", "neoverse-v2", "linux-6.17");
+            var model = new ModelAddressSpace(host.CreateProcess("vmm"));
+            var real = new LinuxAddressSpace();
+            var rw = Prot.PROT_READ | Prot.PROT_WRITE;
+            var m = model.MapAnonymous(Pages * Page, rw, "ram").Value;
+            var r = real.MapAnonymous(Pages * Page, rw, "ram").Value;
+            try
+            {
+                var modelAnswers = new List<string>();
+                var realAnswers = new List<string>();
+                foreach (var op in ops)
+                {
+                    modelAnswers.Add(Apply(model, m, op));
+                    realAnswers.Add(Apply(real, r, op));
+                }
+
+                Assert.True(modelAnswers.SequenceEqual(realAnswers), string.Join("\n", ops.Select((o, i) => $"{o}: model {modelAnswers[i]}, real {realAnswers[i]}")));
+            }
+            finally
+            {
+                real.Unmap(r, Pages * Page);
+            }
+        }, iter: 60);
+    }
+
+    [LinuxFact]
+    public void Zero_length_and_unaligned_calls_fail_as_in_the_model()
+    {
+        var model = new ModelAddressSpace(Host.Create("h", "neoverse-v2", "linux-6.17").CreateProcess("vmm"));
+        var real = new LinuxAddressSpace();
+        var rw = Prot.PROT_READ | Prot.PROT_WRITE;
+        Assert.Equal(Errno.EINVAL, model.MapAnonymous(0, rw, "x").Error);
+        Assert.Equal(Errno.EINVAL, real.MapAnonymous(0, rw, "x").Error); // mmap(2): length 0
+        var r = real.MapAnonymous(2 * Page, rw, "x").Value;
+        var m = model.MapAnonymous(2 * Page, rw, "x").Value;
+        Assert.Equal(Errno.EINVAL, real.Residency(r + 1, Page, new byte[1]));
+        Assert.Equal(Errno.EINVAL, model.Residency(m + 1, Page, new byte[1]));
+        Assert.Equal(Errno.EFAULT, real.Residency(r, 2 * Page, new byte[1])); // the vector is a page short
+        Assert.Equal(Errno.EFAULT, model.Residency(m, 2 * Page, new byte[1]));
+        Assert.Equal(Errno.None, real.Unmap(r, 2 * Page));
+    }
+
+    [LinuxFact]
+    public void No_vfio_device_opens_on_this_backend()
+    {
+        Assert.Equal(Errno.ENODEV, new LinuxVfioHost().Open("gpu0").Error);
+        var dev = new VfioDevice("gpu0", "vfio-pci", [new VfioRegionInfo(0, Page, 0, VfioRegionFlags.Mmap)]);
+        Assert.Equal(Errno.ENODEV, new LinuxAddressSpace().MapDeviceRegion(dev, dev.Regions[0], Prot.PROT_READ).Error);
+    }
+}
+
+/// <summary>A fact that needs a Linux host (the system calls); skipped elsewhere.</summary>
+public sealed class LinuxFactAttribute : FactAttribute
+{
+    public LinuxFactAttribute()
+    {
+        if (!OperatingSystem.IsLinux())
+            Skip = "needs a Linux host";
+    }
+}
