@@ -8,13 +8,10 @@ namespace S2Lab.Kernel.Kvm;
 /// <summary>The effective memory type of a completed access (the Arm combine) and the hazards it reveals.</summary>
 internal static class AccessAnalysis
 {
-    public static void Analyse(ModelKvmVm vm, GuestAccessResult r, in Stage2Leaf leaf, ulong pa, bool explain)
+    public static void Analyse(ModelKvmVm vm, ModelKvmVcpu vcpu, GuestAccessResult r, in Stage2Leaf leaf, ulong pa, bool explain)
     {
         var req = r.Request;
-        var input = new CombineInput(req.S1Mair, Shareability.ISH, leaf.MemAttr, Shareability.ISH, vm.Stage2.Fwb)
-        {
-            Access = req.Type == GuestAccessType.Exec ? AccessKind.InstructionFetch : AccessKind.Data,
-        };
+        var input = vcpu.CombineInputFor(req.S1Mair, leaf.MemAttr, req.Type);
         CombineResult result;
         if (explain)
         {
