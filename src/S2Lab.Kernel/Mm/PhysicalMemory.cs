@@ -39,7 +39,7 @@ public sealed record PhysRegion(string Name, ulong Base, ulong Size, PhysRegionK
 /// RAM, and the contents of memory (<see cref="LineStore"/>: sparse by 64-byte line; unwritten or zeroed bytes read
 /// as zero and cost nothing).
 /// The contents are the point of coherency (<see cref="IPointOfCoherence"/>, line-granular). When a <see cref="Host"/>
-/// owns the memory, its <see cref="CacheSystem"/> sits in front: <see cref="Read"/> and <see cref="Write"/> are then a
+/// owns the memory, its <see cref="CacheSystem"/> sits in front: <c>Read</c> and <c>Write</c> are then a
 /// host CPU's accesses through the linear map (Normal Write-Back), and <see cref="ReadPoc"/>/<see cref="WritePoc"/>
 /// reach the PoC itself, as a non-coherent device does.
 /// </summary>
@@ -216,6 +216,24 @@ public sealed class PhysicalMemory : IPointOfCoherence
     {
         if (Caches is { } c)
             c.Write(HostCpu, pa, LinearMap, source);
+        else
+            _data.Write(pa, source);
+    }
+
+    /// <summary>A host CPU read through a mapping with <paramref name="attributes"/> (a user VMA's pgprot).</summary>
+    public void Read(ulong pa, Span<byte> destination, in MemoryAttributes attributes)
+    {
+        if (Caches is { } c)
+            c.Read(HostCpu, pa, attributes, destination);
+        else
+            _data.Read(pa, destination);
+    }
+
+    /// <summary>A host CPU write through a mapping with <paramref name="attributes"/> (a user VMA's pgprot).</summary>
+    public void Write(ulong pa, ReadOnlySpan<byte> source, in MemoryAttributes attributes)
+    {
+        if (Caches is { } c)
+            c.Write(HostCpu, pa, attributes, source);
         else
             _data.Write(pa, source);
     }
