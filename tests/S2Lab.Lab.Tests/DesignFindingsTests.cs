@@ -162,6 +162,29 @@ public class DesignFindingsTests
         Assert.False(fwb.Stale);
     }
 
+    /// <summary>
+    /// A previous VM's data stays at the PoC while the host's zeroing of the page sits in a dirty line of its cacheable
+    /// linear map. linux-6.9 maps usemem Device, so the guest reads around the zeros and sees the old data (B2.11): a
+    /// leak, judged stale against the zeros it should read. A device's DMA to the PoC is read correctly by the same
+    /// Device mapping (nothing cacheable holds the line).
+    /// </summary>
+    [Theory]
+    [InlineData("previous-vm", 0xA5UL, 0x0UL)]
+    [InlineData("device", 0xA5UL, 0xA5UL)]
+    public void Issue12_linux_6_9_host_writers_and_what_a_Device_read_returns(string writer, ulong read, ulong expected)
+    {
+        var text = DemoScenario.Text().Edit("writer: vmm, value: 0xA5", $"writer: {writer}, value: 0xA5");
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "demo-writer.yaml"), "linux-6.9", RunVariant.Default);
+        var r = LastRead(run, "altra-usemem-vmm");
+        Assert.Equal(read, r.Value);
+        Assert.Equal(read != expected, r.Stale);
+        if (r.Stale)
+        {
+            Assert.Equal(expected, r.Expected);
+            Assert.Equal("bypass", r.Path);
+        }
+    }
+
     [Fact]
     public void Issue12_an_unknown_writer_is_an_error_at_its_field()
     {
