@@ -1,3 +1,4 @@
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
@@ -26,6 +27,9 @@ public sealed class Host
         Design = design;
         Memory = memory ?? new PhysicalMemory();
         CpuCount = cpuCount;
+        // One data cache for all CPUs in front of the PoC, I-caches per CPU; IDC/DIC from CTR_EL0 (Arch/Caches/README.md).
+        Caches = new CacheSystem(Memory, new CacheOptions { Idc = cpu.HasCacheIdc, Dic = cpu.HasCacheDic });
+        Memory.Caches = Caches;
     }
 
     /// <summary>A host from a CPU preset name and a design spec (throws <see cref="ArgumentException"/> for unknown names).</summary>
@@ -41,6 +45,31 @@ public sealed class Host
     public PhysicalMemory Memory { get; }
 
     public int CpuCount { get; }
+
+    /// <summary>
+    /// The host's caches (issue 12): every access to <see cref="Memory"/> by a CPU, host or guest, goes through them
+    /// with its effective attributes; devices reach them through <see cref="DeviceWrite"/>.
+    /// </summary>
+    public CacheSystem Caches { get; }
+
+    /// <summary>
+    /// A device writes memory (DMA): a <see cref="AccessorKind.NonCoherentDevice"/> writes the PoC around the caches, a
+    /// <see cref="AccessorKind.CoherentDevice"/> also updates the lines the caches hold.
+    /// </summary>
+    public void DeviceWrite(Accessor device, ulong pa, ReadOnlySpan<byte> data)
+    {
+        if (device.Kind == AccessorKind.Cpu)
+            throw new ArgumentException($"{device} is a CPU, not a device", nameof(device));
+        Caches.Write(device, pa, default, data);
+    }
+
+    /// <summary>A device reads memory (DMA); see <see cref="DeviceWrite"/>.</summary>
+    public void DeviceRead(Accessor device, ulong pa, Span<byte> data)
+    {
+        if (device.Kind == AccessorKind.Cpu)
+            throw new ArgumentException($"{device} is a CPU, not a device", nameof(device));
+        Caches.Read(device, pa, default, data);
+    }
 
     public IReadOnlyList<Process> Processes => _processes;
 

@@ -117,6 +117,83 @@ public class DesignFindingsTests
         Assert.True(Row("linux-6.17").EarlyDiscovery);
     }
 
+    private static AccessRecord LastRead(RunResult run, string step) =>
+        run.Steps.OfType<AccessResult>().Single(s => s.Label == step).Region.Accesses.Last(a => a.Type == AccessType.Read);
+
+    /// <summary>
+    /// Issue 12, the thread's first case as bytes: linux-6.9 on altra (no FWB) maps usemem Device at stage 2 while the
+    /// VMM maps it cacheable. The VMM's store sits in a dirty line; the guest's Device read goes around it to the PoC
+    /// (B2.11 mismatched attributes, D7.5.1) and returns the old 0 instead of 0xA5. Property 4 lists the stale read.
+    /// </summary>
+    [Fact]
+    public void Issue12_linux_6_9_on_altra_the_guest_reads_0_where_the_VMM_wrote_0xA5()
+    {
+        var read = LastRead(Run("linux-6.9"), "altra-usemem-vmm");
+        Assert.Equal(0UL, read.Value);
+        Assert.Equal(0xA5UL, read.Expected);
+        Assert.Equal("bypass", read.Path);
+        Assert.Contains("byte 0 read 0x00, expected 0xA5", read.ToString(), StringComparison.Ordinal);
+        Assert.Contains(Row("linux-6.9").Evidence["noMismatchedAlias"].Evidence, e => e.Contains("stale read", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The thread's second case: the module parameter on altra maps usemem Normal, so a cacheable read sees the VMM's
+    /// byte; but KVM could not clean the image the VMM loaded (no kernel VA, rule 14), and a guest with SCTLR_EL1.M=0
+    /// reads Device-nGnRnE from the PoC: 0 instead of 0x5A. Property 5 lists the stale read; property 4 does not, since
+    /// stage 2 is Normal (the guest chose to go around the cache).
+    /// </summary>
+    [Fact]
+    public void Issue12_module_parameter_on_altra_a_guest_with_its_MMU_off_reads_0_where_the_VMM_loaded_0x5A()
+    {
+        var run = Run("proposal-module-param", "param=on");
+        var cached = LastRead(run, "altra-usemem-vmm");
+        Assert.Equal(0xA5UL, cached.Value);
+        Assert.False(cached.Stale);
+        var mmuOff = LastRead(run, "altra-usemem-mmu-off");
+        Assert.Equal(0UL, mmuOff.Value);
+        Assert.Equal(0x5AUL, mmuOff.Expected);
+        Assert.Equal("bypass", mmuOff.Path);
+        Assert.Contains(run.Scorecard.Evidence["noImpossibleMaintenance"].Evidence, e => e.Contains("stale read", StringComparison.Ordinal));
+        Assert.DoesNotContain(run.Scorecard.Evidence["noMismatchedAlias"].Evidence, e => e.Contains("stale read", StringComparison.Ordinal));
+        // With FWB (grace, linux-6.17) the same guest reads the VMM's byte: FWB forces Write-Back over its Device-nGnRnE.
+        var grace = ScenarioLoader.Parse(DemoScenario.Text().Edit("cpu: neoverse-n1", "cpu: neoverse-v1"), "demo-two-fwb.yaml");
+        var fwb = LastRead(ScenarioRunner.RunOnce(grace, "linux-6.17", RunVariant.Default), "altra-usemem-mmu-off");
+        Assert.Equal(0x5AUL, fwb.Value);
+        Assert.False(fwb.Stale);
+    }
+
+    /// <summary>
+    /// A previous VM's data stays at the PoC while the host's zeroing of the page sits in a dirty line of its cacheable
+    /// linear map. linux-6.9 maps usemem Device, so the guest reads around the zeros and sees the old data (B2.11): a
+    /// leak, judged stale against the zeros it should read. A device's DMA to the PoC is read correctly by the same
+    /// Device mapping (nothing cacheable holds the line).
+    /// </summary>
+    [Theory]
+    [InlineData("previous-vm", 0xA5UL, 0x0UL)]
+    [InlineData("device", 0xA5UL, 0xA5UL)]
+    public void Issue12_linux_6_9_host_writers_and_what_a_Device_read_returns(string writer, ulong read, ulong expected)
+    {
+        var text = DemoScenario.Text().Edit("writer: vmm, value: 0xA5", $"writer: {writer}, value: 0xA5");
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "demo-writer.yaml"), "linux-6.9", RunVariant.Default);
+        var r = LastRead(run, "altra-usemem-vmm");
+        Assert.Equal(read, r.Value);
+        Assert.Equal(read != expected, r.Stale);
+        if (r.Stale)
+        {
+            Assert.Equal(expected, r.Expected);
+            Assert.Equal("bypass", r.Path);
+        }
+    }
+
+    [Fact]
+    public void Issue12_an_unknown_writer_is_an_error_at_its_field()
+    {
+        var text = DemoScenario.Text().Edit("writer: vmm, value: 0xA5", "writer: gpu, value: 0xA5");
+        var e = Assert.Throws<ScenarioException>(() => ScenarioLoader.Parse(text, "demo.yaml")).Errors.Single();
+        Assert.EndsWith(".access.writer", e.Field, StringComparison.Ordinal);
+        Assert.Contains("vmm, device, previous-vm", e.Message, StringComparison.Ordinal);
+    }
+
     /// <summary>The rows follow the hosts: with FWB and DIC on both ends, nothing in the debate can go wrong.</summary>
     [Fact]
     public void With_two_FWB_hosts_linux_6_17_and_module_param_pass_everything()

@@ -190,8 +190,11 @@ public class MigrationTests
     [InlineData(Kernel.Drivers.NvGraceUsememMapping.Mixedmap)]
     public void Device_memory_the_guest_wrote_arrives_too(Kernel.Drivers.NvGraceUsememMapping mapping)
     {
-        var src = NewHost("a", "neoverse-v2", "linux-6.9");
-        var dst = NewHost("b", "neoverse-v2", "linux-6.9");
+        // linux-6.17 maps the usemem Normal on this FWB host, as the guest and the VMM both see it cacheable. (Under
+        // linux-6.9 stage 2 makes it Device: the destination VMM's restore then sits in dirty lines of its cacheable
+        // alias, and the guest reads the PoC around them, B2.11: Migration_under_linux_6_9_leaves_the_restored_usemem_stale.)
+        var src = NewHost("a", "neoverse-v2", "linux-6.17");
+        var dst = NewHost("b", "neoverse-v2", "linux-6.17");
         const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
         ModelVfioHost Usemem(Host h)
         {
@@ -229,6 +232,46 @@ public class MigrationTests
         var dvcpu = (ModelKvmVcpu)report.DestinationVm!.Vcpus[0];
         foreach (var (off, v) in values.Append(new(0x800000, 0)))
             Assert.Equal(v, BitConverter.ToUInt64(dvcpu.Access(GuestAccessRequest.Read(Gpa + off, 0xFF)).Data));
+    }
+
+    [Fact]
+    public void Migration_under_linux_6_9_leaves_the_restored_usemem_stale_for_a_guest_reading_it_as_Device()
+    {
+        // B2.11 (issue 12): linux-6.9 maps usemem Device at stage 2, the VMM maps it cacheable. The destination VMM
+        // restores the page through its cacheable alias (dirty lines); the guest's Device read goes around the cache to
+        // the PoC, which still holds zeros. The byte it should read is the one the source guest wrote.
+        var src = NewHost("a", "neoverse-v2", "linux-6.9");
+        var dst = NewHost("b", "neoverse-v2", "linux-6.9");
+        const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
+        ModelVfioHost Usemem(Host h)
+        {
+            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size));
+            return new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, Kernel.Drivers.NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
+        }
+
+        VmmHost WithDevice(Host h, ModelVfioHost r)
+        {
+            var p = h.CreateProcess("vmm");
+            return ModelVmm.Host(h.Name, p, h.OpenKvm(p), r);
+        }
+
+        var cfg = new VmConfig("vm", 40, 1,
+        [
+            new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
+            new RegionConfig("usemem", Gpa, Size, false, new DeviceMemory("gpu0", "usemem")),
+        ]);
+        var vm = Vmm.Vmm.Start(WithDevice(src, Usemem(src)), cfg, VmmPolicy.TrustKernel).Vm!;
+        var vcpu = (ModelKvmVcpu)vm.Vcpus[0];
+        var w = vcpu.Access(GuestAccessRequest.Write(Gpa + 0x40, 0xFF, 0x1111UL));
+        Assert.True(w.Effective!.Value.IsDevice);
+        var report = Migration.Migrate(vm, WithDevice(dst, Usemem(dst)), VmmPolicy.TrustKernel, new WritingGuest([], []), new MigrationOptions());
+        Assert.Equal(MigrationOutcome.Succeeded, report.Outcome);
+        var dvcpu = (ModelKvmVcpu)report.DestinationVm!.Vcpus[0];
+        var r = dvcpu.Access(GuestAccessRequest.Read(Gpa + 0x40, 0xFF));
+        Assert.Equal(Arch.Caches.AccessPath.Bypass, r.Path);
+        Assert.Equal(0UL, BitConverter.ToUInt64(r.Data)); // read: the PoC under the restore's dirty line
+        dst.Caches.Evict(r.HostPhysAddr!.Value); // the line written back (allowed at any time, D7.5.1)
+        Assert.Equal(0x1111UL, BitConverter.ToUInt64(dvcpu.Access(GuestAccessRequest.Read(Gpa + 0x40, 0xFF)).Data)); // expected
     }
 
     [Fact]

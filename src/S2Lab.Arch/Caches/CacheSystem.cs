@@ -494,6 +494,21 @@ public sealed class CacheSystem
         return true;
     }
 
+    /// <summary>
+    /// Adds to <paramref name="linePas"/> the address of every line the data cache holds whose bytes are not all zero, in
+    /// slot order (for a sparse view of memory: such a line may differ from the PoC).
+    /// </summary>
+    public void CollectNonZeroLines(List<ulong> linePas)
+    {
+        foreach (var slot in _data.ValidSlots())
+        {
+            if (_data.Data(slot).IndexOfAnyExcept((byte)0) >= 0)
+            {
+                linePas.Add(_data.LineNumber(slot) << CacheLine.Shift);
+            }
+        }
+    }
+
     /// <summary>True when CPU <paramref name="cpu"/>'s I-cache holds the line of <paramref name="pa"/>.</summary>
     public bool InstructionCacheHolds(int cpu, ulong pa) =>
         _instruction.TryGetValue(cpu, out var icache) && icache.Find(pa >> CacheLine.Shift) >= 0;

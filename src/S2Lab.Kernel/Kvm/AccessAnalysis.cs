@@ -10,10 +10,10 @@ namespace S2Lab.Kernel.Kvm;
 /// <summary>The effective memory type of a completed access (the Arm combine) and the hazards it reveals.</summary>
 internal static class AccessAnalysis
 {
-    public static void Analyse(ModelKvmVm vm, GuestAccessResult r, in S2Leaf leaf, ulong pa, bool explain)
+    public static void Analyse(ModelKvmVm vm, ModelKvmVcpu vcpu, GuestAccessResult r, in S2Leaf leaf, ulong pa, bool explain)
     {
         var req = r.Request;
-        var input = ModelKvmVcpu.CombineInputOf(vm, req, leaf);
+        var input = vcpu.CombineInputFor(req.S1Mair, leaf.MemAttr, req.Type);
         CombineResult result;
         if (explain)
         {

@@ -150,6 +150,9 @@ public sealed class GuestAccessResult
     /// <summary>For <see cref="GuestAccessOutcome.MmioExit"/>: the exit.</summary>
     public KvmExit? Exit { get; internal set; }
 
+    /// <summary>The route the data took through the host's caches (completed accesses).</summary>
+    public S2Lab.Arch.Caches.AccessPath? Path { get; internal set; }
+
     /// <summary>Bytes read (reads and fetches that completed).</summary>
     public byte[]? Data { get; internal set; }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Events;
@@ -33,9 +34,20 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     private readonly GuestAccessResult?[] _history = new GuestAccessResult?[HistoryCapacity];
     private long _historyCount;
 
+    /// <summary>The S1 MAIR byte <see cref="Read"/> and <see cref="Write"/> assume: Normal iWB oWB, as a guest maps its RAM.</summary>
+    public const byte FastPathS1Mair = 0xFF;
+
     private readonly Stage2Mmu _stage2;
     private readonly ModelKvmSystem _kvm;
-    private readonly PhysicalMemory _memory;
+    private readonly CacheSystem _caches;
+    private readonly Accessor _cpu;
+
+    // The fast path's effective data attributes per stage-2 MemAttr (bit n of _attrsKnown: entry n is computed).
+    private readonly MemoryAttributes[] _fastAttrs = new MemoryAttributes[16];
+    private uint _attrsKnown;
+    private bool _sctlrM = true;
+    private bool _sctlrC = true;
+    private bool _sctlrI = true;
 
     internal ModelKvmVcpu(ModelKvmVm vm, uint id)
     {
@@ -43,8 +55,33 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         Id = id;
         _stage2 = vm.Stage2;
         _kvm = vm.Kvm;
-        _memory = vm.Host.Memory;
+        _caches = vm.Host.Caches;
+        _cpu = Accessor.Cpu((int)(id % (uint)Math.Max(1, vm.Host.CpuCount)));
     }
+
+    /// <summary>SCTLR_EL1.M: the guest's stage-1 MMU. Off (early boot): data accesses are Device-nGnRnE (D8.2.11).</summary>
+    public bool SctlrM
+    {
+        get => _sctlrM;
+        set => (_sctlrM, _attrsKnown) = (value, 0);
+    }
+
+    /// <summary>SCTLR_EL1.C: off, the guest's Normal data accesses are Non-cacheable.</summary>
+    public bool SctlrC
+    {
+        get => _sctlrC;
+        set => (_sctlrC, _attrsKnown) = (value, 0);
+    }
+
+    /// <summary>SCTLR_EL1.I: off, instruction fetches are Non-cacheable.</summary>
+    public bool SctlrI
+    {
+        get => _sctlrI;
+        set => (_sctlrI, _attrsKnown) = (value, 0);
+    }
+
+    /// <summary>The physical CPU the vCPU runs on (it picks the I-cache; the data cache is shared).</summary>
+    public Accessor Cpu => _cpu;
 
     public uint Id { get; }
 
@@ -156,7 +193,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         {
             if (r.Outcome == GuestAccessOutcome.Completed)
             {
-                var input = CombineInputOf(Vm, request, r.Leaf!.Value);
+                var input = CombineInputFor(request.S1Mair, r.Leaf!.Value.MemAttr, request.Type);
                 var effective = r.Combine?.Result ?? AttributeCombiner.Combine(input);
                 Accessed(o, request.Type, request.Ipa, r.Leaf.Value, input, effective,
                     request.Type == GuestAccessType.Write ? request.Data ?? [] : r.Data ?? []);
@@ -168,13 +205,6 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         }
         return r;
     }
-
-    /// <summary>The combine of the guest's stage-1 attribute with a leaf's stage-2 MemAttr (ISH both, the VM's FWB).</summary>
-    internal static CombineInput CombineInputOf(ModelKvmVm vm, in GuestAccessRequest req, in S2Leaf leaf) =>
-        new(req.S1Mair, Shareability.ISH, leaf.MemAttr, Shareability.ISH, vm.Stage2.Fwb)
-        {
-            Access = req.Type == GuestAccessType.Exec ? AccessKind.InstructionFetch : AccessKind.Data,
-        };
 
     private string Agent => $"vm{Vm.Number}/vcpu{Id}";
 
@@ -262,7 +292,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         var t = _stage2.Translate(ipa, Kind(type), false);
         if (t.Fault.Kind == S2FaultKind.None)
         {
-            Transfer(t.Pa, type, len, destination, source);
+            Transfer(t.Pa, t.MemAttr, type, destination, source);
             return new GuestAccessStatus(GuestAccessOutcome.Completed);
         }
         for (var attempt = 0; attempt < 4; attempt++)
@@ -271,7 +301,10 @@ public sealed class ModelKvmVcpu : IKvmVcpu
                 t = _stage2.Translate(ipa, Kind(type), true);
             if (Classify(ipa, type, t, out var leaf))
             {
-                Transfer(leaf is { } l ? l.Translate(ipa) : t.Pa, type, len, destination, source);
+                if (leaf is { } l)
+                    Transfer(l.Translate(ipa), l.MemAttr, type, destination, source);
+                else
+                    Transfer(t.Pa, t.MemAttr, type, destination, source);
                 return new GuestAccessStatus(GuestAccessOutcome.Completed);
             }
             switch (Vm.HandleGuestAbort(Id, ipa, type, leaf, null, out var err))
@@ -287,17 +320,31 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         return new GuestAccessStatus(GuestAccessOutcome.RunFailed, Errno.EFAULT);
     }
 
+    /// <summary>The fast path's data access through the host's caches with the effective attributes (cacheable: through, else around).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Transfer(ulong pa, GuestAccessType type, int len, Span<byte> destination, ReadOnlySpan<byte> source)
+    private void Transfer(ulong pa, byte memAttr, GuestAccessType type, Span<byte> destination, ReadOnlySpan<byte> source)
     {
-        var mem = _memory;
+        var i = memAttr & 0xF;
+        if ((_attrsKnown & (1u << i)) == 0)
+        {
+            _fastAttrs[i] = AttributeCombiner.Combine(CombineInputFor(FastPathS1Mair, (byte)i, GuestAccessType.Read)).Attributes;
+            _attrsKnown |= 1u << i;
+        }
         if (type == GuestAccessType.Write)
-            mem.Write(pa, source);
-        else if ((pa & (LineStore.LineSize - 1)) + (ulong)len <= LineStore.LineSize)
-            mem.ReadWithinLine(pa, destination);
+            _caches.Write(_cpu, pa, _fastAttrs[i], source);
         else
-            mem.Read(pa, destination);
+            _caches.Read(_cpu, pa, _fastAttrs[i], destination);
     }
+
+    /// <summary>The combine's input for this vCPU: its S1 attribute, the leaf's MemAttr, FWB and SCTLR_EL1.M/C/I.</summary>
+    internal CombineInput CombineInputFor(byte s1Mair, byte memAttr, GuestAccessType type) =>
+        new(s1Mair, Shareability.ISH, memAttr, Shareability.ISH, _stage2.Fwb)
+        {
+            Access = type == GuestAccessType.Exec ? AccessKind.InstructionFetch : AccessKind.Data,
+            SctlrM = _sctlrM,
+            SctlrC = _sctlrC,
+            SctlrI = _sctlrI,
+        };
 
     private static bool Permits(in S2Leaf leaf, GuestAccessType type) => type switch
     {
@@ -310,26 +357,29 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     {
         var req = r.Request;
         var pa = leaf.Translate(req.Ipa);
-        var mem = Vm.Host.Memory;
         r.Outcome = GuestAccessOutcome.Completed;
         r.Leaf = leaf;
         r.HostPhysAddr = pa;
         r.Memslot ??= Vm.Memslots().Find(req.Ipa >> PAGE_SHIFT);
         if (r.Vma is null && r.Memslot is { GmemOnly: false } s)
             r.Vma = Vm.Mm.FindVma(s.GfnToHva(req.Ipa >> PAGE_SHIFT));
+        if (Explain)
+            r.Step(DecisionStage.Stage2, 0, $"translated by {leaf.KvmText()}: PA {pa:x}");
+        AccessAnalysis.Analyse(Vm, this, r, leaf, pa, Explain);
+        // The data moves through the caches with the effective attributes the combine gave (Arch/Caches/README.md).
+        var attrs = r.Effective!.Value.Attributes!.Value;
         if (req.Type == GuestAccessType.Write)
         {
-            mem.Write(pa, req.Data);
+            r.Path = _caches.Write(_cpu, pa, attrs, req.Data);
         }
         else
         {
             var data = new byte[len];
-            mem.Read(pa, data);
+            r.Path = req.Type == GuestAccessType.Exec ? _caches.Fetch(_cpu, pa, attrs, data) : _caches.Read(_cpu, pa, attrs, data);
             r.Data = data;
         }
         if (Explain)
-            r.Step(DecisionStage.Stage2, 0, $"translated by {leaf.KvmText()}: PA {pa:x}");
-        AccessAnalysis.Analyse(Vm, r, leaf, pa, Explain);
+            r.Step(DecisionStage.Stage2, 0, $"{req.Type} by {_cpu}: {r.Path} ({(CacheSystem.CachingOf(attrs) == DataCaching.None ? "around the cache" : "through the cache")})");
     }
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Attributes;
 using S2Lab.Kernel.Kvm.Uapi;
 using static S2Lab.Kernel.Mm.PageSizes;
 
@@ -378,6 +379,16 @@ public sealed class MmStruct
         return Errno.None;
     }
 
+    /// <summary>
+    /// The attributes of the process's own mapping <paramref name="vma"/> (its pgprot, decoded from the host's
+    /// MAIR_EL1): a user access goes through the caches as that mapping says (issue 12), Normal WB for ordinary memory.
+    /// </summary>
+    private static MemoryAttributes AttributesOf(Vma vma) =>
+        Mair.Decode(vma.PageProt.MairByte, AttributeFeatures.None).Attributes;
+
+    private MemoryAttributes AttributesAt(ulong hva) =>
+        FindVma(hva) is { } vma ? AttributesOf(vma) : MemoryAttributes.NormalWriteBack;
+
     /// <summary>copy_from_user: reads user memory (faulting pages in). EFAULT if any byte is not readable.</summary>
     public Errno Read(ulong hva, Span<byte> destination)
     {
@@ -388,7 +399,7 @@ public sealed class MmStruct
                 return r.Error;
             var off = (int)(hva & (PAGE_SIZE - 1));
             var n = Math.Min(destination.Length, (int)PAGE_SIZE - off);
-            Memory.Read((r.Value.Pfn << PAGE_SHIFT) + (ulong)off, destination[..n]);
+            Memory.Read((r.Value.Pfn << PAGE_SHIFT) + (ulong)off, destination[..n], AttributesAt(hva));
             destination = destination[n..];
             hva += (ulong)n;
         }
@@ -405,7 +416,7 @@ public sealed class MmStruct
                 return r.Error;
             var off = (int)(hva & (PAGE_SIZE - 1));
             var n = Math.Min(source.Length, (int)PAGE_SIZE - off);
-            Memory.Write((r.Value.Pfn << PAGE_SHIFT) + (ulong)off, source[..n]);
+            Memory.Write((r.Value.Pfn << PAGE_SHIFT) + (ulong)off, source[..n], AttributesAt(hva));
             source = source[n..];
             hva += (ulong)n;
         }

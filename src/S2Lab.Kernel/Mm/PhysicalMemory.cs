@@ -1,3 +1,5 @@
+using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Caches;
 using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Kernel.Mm;
@@ -36,9 +38,19 @@ public sealed record PhysRegion(string Name, ulong Base, ulong Size, PhysRegionK
 /// The host physical address space: the memory map (System RAM and device ranges), a page-frame allocator for
 /// RAM, and the contents of memory (<see cref="LineStore"/>: sparse by 64-byte line; unwritten or zeroed bytes read
 /// as zero and cost nothing).
+/// The contents are the point of coherency (<see cref="IPointOfCoherence"/>, line-granular). When a <see cref="Host"/>
+/// owns the memory, its <see cref="CacheSystem"/> sits in front: <c>Read</c> and <c>Write</c> are then a
+/// host CPU's accesses through the linear map (Normal Write-Back), and <see cref="ReadPoc"/>/<see cref="WritePoc"/>
+/// reach the PoC itself, as a non-coherent device does.
 /// </summary>
-public sealed class PhysicalMemory
+public sealed class PhysicalMemory : IPointOfCoherence
 {
+    /// <summary>The attributes of the host's linear map (MT_NORMAL: Normal iWB oWB RWA).</summary>
+    private static readonly MemoryAttributes LinearMap = MemoryAttributes.NormalWriteBack;
+
+    /// <summary>The host CPU the kernel's and the VMM's accesses run on (one shared data cache: the index only picks an I-cache).</summary>
+    public static readonly Accessor HostCpu = Accessor.Cpu(0);
+
     /// <summary>Where <see cref="AddDeviceRegion"/> places device memory when no address is given (the GH200 HBM base).</summary>
     public const ulong DefaultDeviceMemoryBase = 0x4000_0000_0000;
 
@@ -62,6 +74,9 @@ public sealed class PhysicalMemory
         _regions.Add(_ram);
         _ramNext = ramBase;
     }
+
+    /// <summary>The caches in front of this memory (set by the <see cref="Host"/> that owns it); null: no cache.</summary>
+    public CacheSystem? Caches { get; internal set; }
 
     /// <summary>The memory map, sorted by address.</summary>
     public IReadOnlyList<PhysRegion> Regions => _regions;
@@ -150,6 +165,7 @@ public sealed class PhysicalMemory
     /// <summary>Frees one RAM page (a folio is freed page by page once it has been split); its contents are zeroed.</summary>
     public void FreePage(ulong pfn)
     {
+        DropCachedLines(pfn << PAGE_SHIFT, PAGE_SIZE);
         _data.ClearPage(pfn);
         FreeList(0).Push(pfn);
         AllocatedRamPages--;
@@ -158,10 +174,22 @@ public sealed class PhysicalMemory
     /// <summary>Frees a whole folio allocated with <see cref="AllocFolio"/>; its contents are zeroed.</summary>
     public void FreeFolio(ulong pfn, int order)
     {
+        DropCachedLines(pfn << PAGE_SHIFT, PAGE_SIZE << order);
         for (ulong i = 0; i < 1UL << order; i++)
             _data.ClearPage(pfn + i);
         FreeList(order).Push(pfn);
         AllocatedRamPages -= 1UL << order;
+    }
+
+    /// <summary>
+    /// A freed page reads as zeros for its next owner (Linux zeroes pages through the linear map before reuse). The
+    /// model zeroes the PoC and drops the cache's lines of the page, which is that zeroing once it is written back.
+    /// A stale copy a non-cacheable reader could see is made explicitly (<see cref="WritePoc"/>), not by freeing.
+    /// </summary>
+    private void DropCachedLines(ulong pa, ulong size)
+    {
+        if (Caches is { DataLinesHeld: > 0 } c)
+            c.Maintain(DataCacheOp.InvalidatePoc, pa, size);
     }
 
     private Stack<ulong> FreeList(int order)
@@ -171,33 +199,103 @@ public sealed class PhysicalMemory
         return s;
     }
 
-    /// <summary>Reads bytes at a physical address (any range; never-written bytes read as zero).</summary>
-    public void Read(ulong pa, Span<byte> destination) => _data.Read(pa, destination);
-
     /// <summary>
-    /// Reads within one 64-byte line (the guest's aligned load): <paramref name="destination"/> must not cross a line
-    /// boundary. One table probe.
+    /// A host CPU read through the linear map (Normal WB, through <see cref="Caches"/>): the coherent contents. Any
+    /// range; never-written bytes read as zero.
     /// </summary>
-    internal void ReadWithinLine(ulong pa, Span<byte> destination) =>
-        _data.ReadLine(pa >> LineStore.LineShift, (int)(pa & (LineStore.LineSize - 1)), destination);
+    public void Read(ulong pa, Span<byte> destination)
+    {
+        if (Caches is { } c)
+            c.Read(HostCpu, pa, LinearMap, destination);
+        else
+            _data.Read(pa, destination);
+    }
 
-    /// <summary>Writes bytes at a physical address.</summary>
-    public void Write(ulong pa, ReadOnlySpan<byte> source) => _data.Write(pa, source);
+    /// <summary>A host CPU write through the linear map (Normal WB, through <see cref="Caches"/>): the line becomes dirty.</summary>
+    public void Write(ulong pa, ReadOnlySpan<byte> source)
+    {
+        if (Caches is { } c)
+            c.Write(HostCpu, pa, LinearMap, source);
+        else
+            _data.Write(pa, source);
+    }
 
-    /// <summary>Number of pages that hold non-zero data.</summary>
+    /// <summary>A host CPU read through a mapping with <paramref name="attributes"/> (a user VMA's pgprot).</summary>
+    public void Read(ulong pa, Span<byte> destination, in MemoryAttributes attributes)
+    {
+        if (Caches is { } c)
+            c.Read(HostCpu, pa, attributes, destination);
+        else
+            _data.Read(pa, destination);
+    }
+
+    /// <summary>A host CPU write through a mapping with <paramref name="attributes"/> (a user VMA's pgprot).</summary>
+    public void Write(ulong pa, ReadOnlySpan<byte> source, in MemoryAttributes attributes)
+    {
+        if (Caches is { } c)
+            c.Write(HostCpu, pa, attributes, source);
+        else
+            _data.Write(pa, source);
+    }
+
+    /// <summary>Reads the point of coherency itself (what a Non-cacheable or non-coherent reader sees).</summary>
+    public void ReadPoc(ulong pa, Span<byte> destination) => _data.Read(pa, destination);
+
+    /// <summary>Writes the point of coherency itself, around every cache (a non-coherent device's DMA).</summary>
+    public void WritePoc(ulong pa, ReadOnlySpan<byte> source) => _data.Write(pa, source);
+
+    void IPointOfCoherence.ReadLine(ulong linePa, Span<byte> line) => _data.ReadLine(linePa >> LineStore.LineShift, 0, line);
+
+    void IPointOfCoherence.WriteLine(ulong linePa, ReadOnlySpan<byte> line) => _data.Write(linePa, line);
+
+    /// <summary>Number of pages that hold non-zero data at the PoC.</summary>
     public int PagesWithData => _data.PageCount;
 
     /// <summary>Bytes the model uses to hold memory contents (tables and line pool).</summary>
     public long ContentBytes => _data.FootprintBytes;
 
-    /// <summary>Whether the page <paramref name="pfn"/> holds non-zero data (else it reads as zeros).</summary>
-    public bool HasData(ulong pfn) => _data.HasData(pfn);
+    /// <summary>
+    /// Whether the page <paramref name="pfn"/> may hold non-zero data: at the PoC, or in a line the cache holds (else it
+    /// reads as zeros). A page whose non-zero PoC bytes a cached line of zeros hides still counts: reading it is exact.
+    /// </summary>
+    public bool HasData(ulong pfn) => _data.HasData(pfn) || (Caches is { DataLinesHeld: > 0 } && CachedPagesWithData().Contains(pfn));
+
+    private HashSet<ulong>? _cachedPages;
+    private long _cachedPagesStamp = -1;
+
+    /// <summary>Pages with a non-zero line in the cache, recomputed when the cache changed since the last call.</summary>
+    private HashSet<ulong> CachedPagesWithData()
+    {
+        var c = Caches!;
+        var stamp = c.Counters.DataHits + c.Counters.DataMisses + c.Counters.Snoops + c.Counters.WriteBacks + c.Counters.SpeculativeFills +
+                    c.Counters.DiscardedDirtyLines + c.Counters.CapacityEvictions + c.Counters.Bypasses;
+        if (_cachedPages is null || stamp != _cachedPagesStamp)
+        {
+            var lines = new List<ulong>();
+            c.CollectNonZeroLines(lines);
+            _cachedPages = [.. lines.Select(l => l >> PAGE_SHIFT)];
+            _cachedPagesStamp = stamp;
+        }
+        return _cachedPages;
+    }
 
     /// <summary>
     /// The pfns of [<paramref name="pa"/>, <paramref name="pa"/> + <paramref name="length"/>) whose page holds non-zero
     /// data, ascending; every other page of the range reads as zeros. Costs the smaller of the range's page count and
     /// the number of pages with data, so a large, mostly unwritten device range is cheap to scan.
     /// </summary>
-    public List<ulong> PagesWithDataIn(ulong pa, ulong length) =>
-        length == 0 ? [] : _data.PagesIn(pa >> PAGE_SHIFT, (pa + length - 1) >> PAGE_SHIFT); // a physical range: no wrap
+    public List<ulong> PagesWithDataIn(ulong pa, ulong length)
+    {
+        if (length == 0)
+            return [];
+        var first = pa >> PAGE_SHIFT;
+        var last = (pa + length - 1) >> PAGE_SHIFT; // a physical range: no wrap
+        var pages = _data.PagesIn(first, last);
+        if (Caches is not { DataLinesHeld: > 0 })
+            return pages;
+        var cached = CachedPagesWithData().Where(p => p >= first && p <= last).ToList();
+        if (cached.Count == 0)
+            return pages;
+        return [.. pages.Union(cached).Order()];
+    }
 }

@@ -58,6 +58,8 @@ public static class Expectations
                         "cmo" => v.Cmo.Summary,
                         "hazards" => v.Hazards.Count == 0 ? "none" : string.Join(",", v.Hazards.Select(h => h.Name)),
                         "value" => v.Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
+                        // What the last read should have returned (the last write anyone made): its value unless stale.
+                        "expected" => v.Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null) is { } rd ? $"0x{rd.Expected ?? rd.Value:X}" : "(no read)",
                         _ => "?",
                     };
                 }
@@ -83,7 +85,7 @@ public static class Expectations
     /// <summary>Compares without case; lists as sets; numbers by value; "call" by prefix (the call name without its arguments).</summary>
     public static bool Matches(string field, string expected, string actual)
     {
-        if (field == "value")
+        if (field is "value" or "expected")
             return Binder.TryParseSize(expected, out var ev) && Binder.TryParseSize(actual, out var av) && ev == av;
         if (field is "hazards" or "changed" or "deviceCopy")
         {

@@ -133,12 +133,43 @@ public sealed record HazardRecord(string Name, string Detail)
 /// <param name="Value">The value read (reads) or written (writes), when the access completed.</param>
 public sealed record AccessRecord(Scenarios.AccessType Type, AccessOutcome Outcome, Errno Errno, ulong? Value, string Detail)
 {
+    /// <summary>
+    /// For a stale read (issue 12): the value the last write anyone made left there, in program order, which
+    /// <see cref="Value"/> differs from. Null when the read returned it (or nothing was written to compare with).
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ulong? Expected { get; init; }
+
+    /// <summary>For a stale read: the route it took through the host's caches ("bypass", "data-cache-hit", ...).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Path { get; init; }
+
+    /// <summary>The read returned bytes other than the last write's (<see cref="Expected"/> is set).</summary>
+    [JsonIgnore]
+    public bool Stale => Expected is not null;
+
     /// <summary>The outcome for reports: its word, and the errno after "run-failed" ("run-failed ENOMEM").</summary>
     [JsonIgnore]
     public string OutcomeText => Outcome == AccessOutcome.RunFailed ? $"{LabText.Word(Outcome)} {LabText.Errno(Errno)}" : LabText.Word(Outcome);
 
-    /// <summary>"read ok", "exec instruction-abort": the access and its outcome for reports.</summary>
-    public override string ToString() => $"{LabText.Word(Type)} {OutcomeText}";
+    /// <summary>
+    /// For a stale read, the first byte that differs (little-endian, as the guest loaded it): " (stale: byte 0 read
+    /// 0x00, expected 0xEF)"; otherwise empty.
+    /// </summary>
+    [JsonIgnore]
+    public string StaleText
+    {
+        get
+        {
+            if (Expected is not { } want || Value is not { } got)
+                return "";
+            var i = System.Numerics.BitOperations.TrailingZeroCount(got ^ want) / 8;
+            return $" (stale: byte {i} read 0x{(byte)(got >> (8 * i)):X2}, expected 0x{(byte)(want >> (8 * i)):X2})";
+        }
+    }
+
+    /// <summary>"read ok", "exec instruction-abort": the access and its outcome for reports (and a stale read's bytes).</summary>
+    public override string ToString() => $"{LabText.Word(Type)} {OutcomeText}{StaleText}";
 }
 
 /// <summary>The facts about one region as the guest sees it on one host: the mapping and what the accesses did.</summary>

@@ -6,6 +6,7 @@ using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Model;
 using S2Lab.Lab.Reports;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
@@ -201,7 +202,7 @@ public static class ScenarioRunner
         private AccessResult Access(AccessStep s)
         {
             var st = _vms[s.Vm];
-            var view = st.Touch(s.Region, s.Offset, s.Mair, s.Types, s.Value, s.Vcpu, record: true);
+            var view = st.Touch(s.Region, s.Offset, s.Mair, s.Types, s.Value, s.Vcpu, record: true, s);
             return new AccessResult(s.Index, s.Label, view);
         }
 
@@ -478,7 +479,8 @@ public static class ScenarioRunner
             r.IsRam ? r.Backing == RamBacking.Hugetlb ? "hugetlb" : "anon"
             : _lastLab?.Region(r.Device!, r.DeviceRegion!) is { } d ? RunState.KindName(d.Kind, null) : "device";
 
-        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record)
+        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record,
+            AccessStep? step = null)
         {
             var regionSpec = Spec.Region(region)!;
             if (Vm is null || Dead)
@@ -504,6 +506,13 @@ public static class ScenarioRunner
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
             Vma? vma = LabHost.VmaOf(Vm.Host, setup);
+            // The guest's SCTLR_EL1 for this step (issue 12): with M or C off, its data accesses go around the caches.
+            cpu.SctlrM = step?.Mmu ?? true;
+            cpu.SctlrC = cpu.SctlrI = step?.Caches ?? true;
+            if (step?.Writer is { } writer)
+                explanation.Add(HostWrite(writer, setup, lab, region, offset, value));
+            // Registers are not memory: a read need not return the last write (VerifyData skips them too).
+            var dataJudged = !setup.IsDeviceRegisters;
             foreach (var t in types)
             {
                 var req = t switch
@@ -554,7 +563,20 @@ public static class ScenarioRunner
                 }
 
                 ulong? data = r.Data is { Length: >= 8 } d && t == AccessType.Read ? BitConverter.ToUInt64(d) : t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
-                records.Add(new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail));
+                var record1 = new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail);
+                if (dataJudged && t == AccessType.Read && data is { } got && Written.TryGetValue((region, offset), out var want) && got != want)
+                {
+                    // A stale read: the bytes differ from the last write anyone made there, in program order.
+                    var path = r.Path is { } p ? LabText.Word(p) : "?";
+                    record1 = record1 with { Expected = want, Path = path };
+                    if (!hazards.Any(x => x.Name == StaleRead))
+                        hazards.Add(new HazardRecord(StaleRead, $"read 0x{got:X16}, expected 0x{want:X16} ({path}, {r.Effective?.Description}): " +
+                            (r.Path == Arch.Caches.AccessPath.Bypass
+                                ? "a Non-cacheable or Device read goes around a line a cacheable alias holds (B2.11, D7.5.1)"
+                                : "a cacheable read hit a line the PoC has moved past (B2.11)")));
+                }
+
+                records.Add(record1);
                 if (t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed)
                     Written[(region, offset)] = value;
                 if (Dead)
@@ -595,6 +617,49 @@ public static class ScenarioRunner
             }
 
             return view;
+        }
+
+        /// <summary>The hazard a stale read records (issue 12).</summary>
+        public const string StaleRead = "stale-read";
+
+        /// <summary>
+        /// A host-side writer writes <paramref name="value"/> at the region's offset before the guest's accesses, and
+        /// the shadow (<see cref="Written"/>) takes the value the guest should then read. Returns the explanation line.
+        /// </summary>
+        private string HostWrite(HostWriter writer, RegionSetup setup, LabHost lab, string region, ulong offset, ulong value)
+        {
+            var bytes = BitConverter.GetBytes(value);
+            var hva = setup.Hva + offset;
+            var word = LabText.Word(writer);
+            if (writer == HostWriter.Vmm)
+            {
+                // The VMM's store through its own mapping (the host seam): a host CPU access, cacheable for a cacheable VMA.
+                var e = Vm!.Host.Memory.Write(new Hva(hva), bytes);
+                if (e != Errno.None)
+                    return $"{word} writes 0x{value:X16} at HVA 0x{hva:x}: fails with {LabText.Errno(e)}";
+                Written[(region, offset)] = value;
+                return $"{word} writes 0x{value:X16} at HVA 0x{hva:x} through its mapping (a host CPU store)";
+            }
+
+            // The device and a previous VM are not the VMM: they need the page's PA, which only the model knows.
+            var mm = ((ModelAddressSpace)Vm!.Host.Memory).Mm;
+            var pte = mm.FaultIn(hva, write: false);
+            if (!pte.IsOk)
+                return $"{word} writes 0x{value:X16}: no page behind HVA 0x{hva:x} ({LabText.Errno(pte.Error)})";
+            var pa = (pte.Value.Pfn << 12) + (hva & 0xFFF);
+            // A non-coherent device's DMA (or what a previous VM left there once written back) reaches the PoC only.
+            lab.Host.DeviceWrite(Arch.Caches.Accessor.NonCoherentDevice(0), pa, bytes);
+            if (writer == HostWriter.Device)
+            {
+                Written[(region, offset)] = value;
+                return $"{word} writes 0x{value:X16} at PA 0x{pa:x} by DMA to the point of coherency";
+            }
+
+            // A previous VM's data stays at the PoC; the kernel zeroed the page through its linear map before reuse,
+            // and those zeros may still sit in a dirty line. The guest should read zeros.
+            lab.Host.Memory.Write(pa, new byte[8]);
+            Written[(region, offset)] = 0;
+            return $"{word} left 0x{value:X16} at PA 0x{pa:x} (the PoC); the host zeroed the page through its cacheable linear map";
         }
 
         /// <summary>Reads back every value the guest wrote to memory (RAM and device memory) and compares.</summary>

@@ -30,7 +30,7 @@ public static class ExpectFields
     public static IReadOnlyList<string> For(string? stepKind) => stepKind switch
     {
         "start" => ["outcome", "errno", "memslots", "cap243"],
-        "access" => ["read", "write", "exec", "stage2", "effective", "cmo", "hazards", "value"],
+        "access" => ["read", "write", "exec", "stage2", "effective", "cmo", "hazards", "value", "expected"],
         "mprotect" or "munmap" => ["result"],
         "migrate" => ["outcome", "errno", "call", "changed", "dataIntact", "deviceCopy"],
         null => ["scorecard"],

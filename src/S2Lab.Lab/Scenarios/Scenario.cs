@@ -168,12 +168,33 @@ public sealed record StopStep(int Index, string? Id, SourceMark At, string Vm) :
     public override string Kind => "stop";
 }
 
+/// <summary>
+/// Who writes <see cref="AccessStep.Value"/> at the access's address before the guest's accesses (issue 12): the VMM
+/// through its mapping, a non-coherent device's DMA to the PoC, or a previous VM whose data is left at the PoC while
+/// the kernel's zeroing of the page sits in the cache.
+/// </summary>
+public enum HostWriter
+{
+    Vmm,
+    Device,
+    PreviousVm,
+}
+
 /// <summary>Guest accesses to one page of a region, with the guest's stage-1 MAIR attribute byte.</summary>
 public sealed record AccessStep(
     int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, int Vcpu)
     : StepSpec(Index, Id, At)
 {
     public override string Kind => "access";
+
+    /// <summary>A host-side writer that writes first (null: none).</summary>
+    public HostWriter? Writer { get; init; }
+
+    /// <summary>SCTLR_EL1.M during the accesses (false: early boot, or a guest that turned its MMU off).</summary>
+    public bool Mmu { get; init; } = true;
+
+    /// <summary>SCTLR_EL1.C (and .I) during the accesses.</summary>
+    public bool Caches { get; init; } = true;
 }
 
 /// <summary>The VMM mprotects part of a region's host mapping.</summary>

@@ -80,6 +80,19 @@ public static class ScenarioLoader
         ["exec"] = AccessType.Exec,
     };
 
+    private static readonly Dictionary<string, HostWriter> WriterWords = new()
+    {
+        ["vmm"] = HostWriter.Vmm,
+        ["device"] = HostWriter.Device,
+        ["previous-vm"] = HostWriter.PreviousVm,
+    };
+
+    private static readonly Dictionary<string, bool> OnOffWords = new()
+    {
+        ["on"] = true,
+        ["off"] = false,
+    };
+
     private static readonly string[] StepKinds = ["start", "stop", "access", "mprotect", "munmap", "migrate", "expect"];
 
     private sealed class Reader(Binder b, string baseDir)
@@ -694,8 +707,12 @@ public static class ScenarioLoader
 
             var value = b.Size(f.Opt("value"), $"{path}.value") ?? 0x5EED_0000_0000_0000UL + (ulong)index;
             var vcpu = b.Int(f.Opt("vcpu"), $"{path}.vcpu", 0, 511) ?? 0;
+            var writerNode = f.Opt("writer");
+            var writer = writerNode is null ? null : b.Enum(writerNode, $"{path}.writer", WriterWords);
+            var mmu = OnOff(f.Opt("mmu"), $"{path}.mmu");
+            var caches = OnOff(f.Opt("caches"), $"{path}.caches");
             f.Done();
-            if (rr is not { } x || mair is null || mair > 0xFF || types.Count == 0)
+            if (rr is not { } x || mair is null || mair > 0xFF || types.Count == 0 || (writerNode is not null && writer is null))
                 return null;
             // Compared without adding, so that a huge offset cannot wrap around into the region.
             if (offset % 8 != 0 || x.Item2.Size < 8 || offset > x.Item2.Size - 8)
@@ -710,8 +727,17 @@ public static class ScenarioLoader
                 return null;
             }
 
-            return new AccessStep(index, id, body.Start, x.Item1.Name, x.Item2.Name, offset, (byte)mair.Value, types, value, vcpu);
+            return new AccessStep(index, id, body.Start, x.Item1.Name, x.Item2.Name, offset, (byte)mair.Value, types, value, vcpu)
+            {
+                Writer = writer,
+                Mmu = mmu ?? true,
+                Caches = caches ?? true,
+            };
         }
+
+        /// <summary>An optional "on"/"off" field (SCTLR_EL1 bits of an access).</summary>
+        private bool? OnOff(SyntaxNode? node, string path) =>
+            node is null ? null : b.Enum(node, path, OnOffWords) is { } v ? v : null;
 
         private StepSpec? ReadRangeStep(int index, string? id, SyntaxNode body, string path, bool isMprotect)
         {

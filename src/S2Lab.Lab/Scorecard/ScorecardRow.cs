@@ -212,8 +212,16 @@ public static class ScorecardCalculator
                 .Select(h => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: {h.Detail}"))
             .Distinct()
             .ToList();
+        // Issue 12: also an observed stale read around the cache (B2.11) where stage 2 made the access non-cacheable
+        // (a design is judged by what KVM forces, not by the guest's own MAIR or SCTLR_EL1).
+        bad.AddRange(StaleReads(views.Where(x => x.View.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc).ToList(), a => a.Path == "bypass"));
         return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["no non-cacheable stage-2 mapping of host-cacheable memory"] : bad);
     }
+
+    /// <summary>Stale reads (issue 12) among <paramref name="views"/> that <paramref name="which"/> selects, as evidence.</summary>
+    private static IEnumerable<string> StaleReads(List<(StepResult Step, RegionAccessResult View)> views, Func<AccessRecord, bool> which) =>
+        views.SelectMany(x => x.View.Accesses.Where(a => a.Stale && which(a))
+            .Select(a => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: stale read 0x{a.Value:X16}, expected 0x{a.Expected:X16} ({a.Path})"));
 
     /// <summary>Property 5: no stage-2 mapping needed a cache maintenance operation the host could not perform.</summary>
     private static PropertyVerdict NoImpossibleMaintenance(List<(StepResult Step, RegionAccessResult View)> views)
@@ -222,6 +230,8 @@ public static class ScorecardCalculator
             .Where(x => x.View.Cmo.Needed.Count > 0 && !x.View.Cmo.Possible)
             .Select(x => $"{x.Step.Label}: {x.View.Region} on {x.View.Host}: needs {string.Join(", ", x.View.Cmo.Needed)}, impossible: {x.View.Cmo.Why}")
             .ToList();
+        // Issue 12: also an observed stale read of a page whose needed CMO was impossible.
+        bad.AddRange(StaleReads(views.Where(x => x.View.Cmo.Needed.Count > 0 && !x.View.Cmo.Possible).ToList(), _ => true));
         return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["every needed CMO could be performed"] : bad);
     }
 

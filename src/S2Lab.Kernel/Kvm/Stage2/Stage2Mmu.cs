@@ -127,7 +127,9 @@ public sealed class Stage2Mmu
     {
         _cmos.Clear();
         var o = Observer;
-        var e = _table.Map(ipa, size, pa, prot, report || o is not null ? _cmos : null);
+        var e = _table.Map(ipa, size, pa, prot, _cmos);
+        if (e == Errno.None && mapMemory)
+            Perform(_cmos);
         cmos = e == Errno.None && report ? Needed(pa, size, mapMemory, _cmos) : [];
         if (o is not null && e == Errno.None)
         {
@@ -149,13 +151,31 @@ public sealed class Stage2Mmu
                 Written(observer, Stage2WriteKind.RelaxPerms, ipa, size, GetLeaf(ipa));
             return e;
         }
-        cmos = AddedPermissionCmos(pa, size, _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT), _cmos);
+        var hasVa = _host.Memory.PfnIsMapMemory(pa >> PAGE_SHIFT);
+        if (hasVa)
+            Perform(_cmos);
+        cmos = AddedPermissionCmos(pa, size, hasVa, _cmos);
         if (Observer is { } o)
         {
             Written(o, Stage2WriteKind.RelaxPerms, ipa, size, GetLeaf(ipa));
             Cmos(o, cmos);
         }
         return e;
+    }
+
+    /// <summary>
+    /// The CMOs KVM performs by kernel VA, on the host's caches (only called when the pfn has one):
+    /// dcache_clean_inval_poc is DC CIVAC over the range, icache_inval_pou is IC IVAU (D7.5.9, D7.5.7).
+    /// </summary>
+    private void Perform(List<S2CacheMaintenance> cmos)
+    {
+        foreach (var c in cmos)
+        {
+            if (c.Kind == S2CmoKind.DcacheCleanInvalidatePoc)
+                _host.Caches.Maintain(Arch.Caches.DataCacheOp.CleanInvalidatePoc, c.Pa, c.Size);
+            else
+                _host.Caches.InvalidateInstructionCache(c.Pa, c.Size);
+        }
     }
 
     // A separate method: a lambda capturing the parameters in RelaxPerms would allocate its closure on every call.
