@@ -1,4 +1,5 @@
 using S2Lab.Arch.Cpu;
+using S2Lab.Lab.Scenarios.Kinds;
 
 namespace S2Lab.Lab.Scenarios;
 
@@ -18,6 +19,9 @@ public sealed record Scenario(
     public HostSpec Host(string name) => Hosts.First(h => h.Name == name);
 
     public VmSpec Vm(string name) => Vms.First(v => v.Name == name);
+
+    /// <summary>The step, device and backing kinds the file was read with (the runner dispatches through them).</summary>
+    internal ScenarioKinds Kinds { get; init; } = ScenarioKinds.Default;
 }
 
 /// <summary>A host: its CPU (ID registers), the KVM design it runs, and the devices it can assign.</summary>
@@ -156,6 +160,9 @@ public sealed record VmRegionSpec(
 {
     public bool IsRam => Device is null;
 
+    /// <summary>The backing as its kind read it (hugetlb carries its page size).</summary>
+    public RegionBackingSpec BackingSpec { get; init; } = RegionBackingSpec.Anon;
+
     public ulong End => Gpa + Size;
 }
 
@@ -187,13 +194,13 @@ public abstract record StepSpec(int Index, string? Id, SourceMark At)
 }
 
 /// <summary>Start a VM (on its own host, or <see cref="Host"/>).</summary>
-public sealed record StartStep(int Index, string? Id, SourceMark At, string Vm, string Host) : StepSpec(Index, Id, At)
+public sealed record StartStep(int Index, string? Id, SourceMark At, string Vm, string Host) : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "start";
 }
 
 /// <summary>Stop (destroy) a running VM.</summary>
-public sealed record StopStep(int Index, string? Id, SourceMark At, string Vm) : StepSpec(Index, Id, At)
+public sealed record StopStep(int Index, string? Id, SourceMark At, string Vm) : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "stop";
 }
@@ -201,21 +208,21 @@ public sealed record StopStep(int Index, string? Id, SourceMark At, string Vm) :
 /// <summary>Guest accesses to one page of a region, with the guest's stage-1 MAIR attribute byte.</summary>
 public sealed record AccessStep(
     int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, int Vcpu)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "access";
 }
 
 /// <summary>The VMM mprotects part of a region's host mapping.</summary>
 public sealed record MprotectStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size, ProtFlags Prot)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "mprotect";
 }
 
 /// <summary>The VMM munmaps part of a region's host mapping.</summary>
 public sealed record MunmapStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "munmap";
 }
@@ -226,7 +233,7 @@ public sealed record DirtySpec(string Region, ulong Offset, int Pages, int Round
 /// <summary>Live-migrate a running VM to another host.</summary>
 public sealed record MigrateStep(
     int Index, string? Id, SourceMark At, string Vm, string To, VmmPolicyKind? Policy, IReadOnlyList<DirtySpec> Dirty, int MaxRounds, int StopCopyPages)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "migrate";
 }

@@ -1,0 +1,223 @@
+using S2Lab.Lab.Runner;
+
+namespace S2Lab.Lab.Scenarios.Kinds;
+
+/// <summary><c>access</c>: the guest touches one page of a region with a stage-1 MAIR byte, once per access type.</summary>
+internal sealed class AccessStepKind : IStepKind
+{
+    private static readonly Dictionary<string, AccessType> AccessWords = new()
+    {
+        ["read"] = AccessType.Read,
+        ["write"] = AccessType.Write,
+        ["exec"] = AccessType.Exec,
+    };
+
+    public string Name => "access";
+
+    public StepSpec? Read(StepReader r)
+    {
+        var (b, path) = (r.B, r.Path);
+        var f = b.Map(r.Body, path);
+        if (f is null)
+            return null;
+        var rr = r.Scenario.ReadRegionRef(f, path);
+        var offset = b.Size(f.Opt("offset"), $"{path}.offset") ?? 0;
+        var mairNode = f.Req("mair");
+        var mair = b.Size(mairNode, $"{path}.mair");
+        if (mair > 0xFF)
+            b.Error(mairNode!.Start, $"{path}.mair", "a MAIR attribute is one byte (0x00 .. 0xFF)");
+        var typeNode = f.Req("type");
+        var types = new List<AccessType>();
+        if (typeNode is not null)
+        {
+            var items = typeNode is SequenceNode ? b.List(typeNode, $"{path}.type") : [typeNode];
+            foreach (var item in items)
+            {
+                if (b.Enum(item, $"{path}.type", AccessWords) is { } t)
+                    types.Add(t);
+            }
+
+            if (items.Count == 0)
+                b.Error(typeNode.Start, $"{path}.type", "at least one access type (read, write, exec)");
+        }
+
+        var value = b.Size(f.Opt("value"), $"{path}.value") ?? 0x5EED_0000_0000_0000UL + (ulong)r.Index;
+        var vcpu = b.Int(f.Opt("vcpu"), $"{path}.vcpu", 0, 511) ?? 0;
+        f.Done();
+        if (rr is not { } x || mair is null || mair > 0xFF || types.Count == 0)
+            return null;
+        return new AccessStep(r.Index, r.Id, r.Body.Start, x.Item1.Name, x.Item2.Name, offset, (byte)mair.Value, types, value, vcpu);
+    }
+
+    public bool Check(StepSpec step, StepReader r)
+    {
+        var s = (AccessStep)step;
+        var vm = r.Scenario.Vm(s.Vm);
+        var region = vm.Region(s.Region)!;
+        // Compared without adding, so that a huge offset cannot wrap around into the region.
+        if (s.Offset % 8 != 0 || region.Size < 8 || s.Offset > region.Size - 8)
+        {
+            r.B.Error(r.At("offset"), $"{r.Path}.offset", $"offset 0x{s.Offset:x} must be 8-byte aligned and inside region '{region.Name}' (size 0x{region.Size:x})");
+            return false;
+        }
+
+        if (s.Vcpu >= vm.Vcpus)
+        {
+            r.B.Error(r.Body.Start, $"{r.Path}.vcpu", $"VM '{vm.Name}' has {vm.Vcpus} vCPU(s)");
+            return false;
+        }
+
+        return true;
+    }
+
+    public StepResult? Execute(StepSpec step, ScenarioRunner.RunState run)
+    {
+        var s = (AccessStep)step;
+        var st = run.Vms[s.Vm];
+        var view = st.Touch(s.Region, s.Offset, s.Mair, s.Types, s.Value, s.Vcpu, record: true);
+        return new AccessResult(s.Index, s.Label, view);
+    }
+
+    private static RegionAccessResult View(StepResult r) => ((AccessResult)r).Region;
+
+    private static string Last(StepResult r, string field) =>
+        View(r).Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase)) is { } x ? LabText.Word(x.Outcome) : "(not accessed)";
+
+    private static string? AccessProblem(string x) =>
+        ExpectFields.AccessOutcomes.Contains(x.ToLowerInvariant()) ? null : $"'{x}' is not an access outcome: {string.Join(", ", ExpectFields.AccessOutcomes)}";
+
+    public IReadOnlyList<ExpectField> Expect { get; } =
+    [
+        new("read", ExpectFields.AccessOutcomes, (r, _) => Last(r, "read"), AccessProblem),
+        new("write", ExpectFields.AccessOutcomes, (r, _) => Last(r, "write"), AccessProblem),
+        new("exec", ExpectFields.AccessOutcomes, (r, _) => Last(r, "exec"), AccessProblem),
+        new("stage2", ExpectFields.Stage2Types, (r, _) => LabText.Stage2(View(r).Stage2),
+            x => ExpectFields.Stage2Types.Contains(x.ToLowerInvariant()) ? null : $"'{x}' is not a stage-2 type: {string.Join(", ", ExpectFields.Stage2Types)}"),
+        new("stage2.size", null, (r, _) => View(r).Stage2Size is { } s ? $"0x{s:X}" : "none",
+            x => x == "none" || Binder.TryParseSize(x, out _) ? null : $"'{x}' is not a size (4KiB, 2MiB, 1GiB, 0x1000) or none",
+            (e, a) => e.Trim() == "none" ? a == "none" : ExpectField.NumberMatches(e, a)),
+        new("stage2.level", ["1", "2", "3", "none"], (r, _) => View(r).Stage2Level is { } l ? l.ToString(System.Globalization.CultureInfo.InvariantCulture) : "none"),
+        new("effective", null, (r, _) => View(r).Effective ?? LabText.None),
+        new("cmo", ["none", "possible", "impossible"], (r, _) => View(r).Cmo.Summary,
+            x => x is "none" or "possible" or "impossible" ? null : $"'{x}' is not one of: none, possible, impossible"),
+        new("hazards", null, (r, _) => View(r).Hazards.Count == 0 ? "none" : string.Join(",", View(r).Hazards.Select(h => h.Name)),
+            Match: ExpectField.SetMatches),
+        new("value", null, (r, _) => View(r).Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
+            Match: ExpectField.NumberMatches),
+    ];
+}
+
+/// <summary><c>mprotect</c> and <c>munmap</c>: the VMM changes part of a region's host mapping.</summary>
+internal abstract class RangeStepKind : IStepKind
+{
+    private const ulong PageSize = 4096;
+
+    public abstract string Name { get; }
+
+    protected abstract bool HasProt { get; }
+
+    public StepSpec? Read(StepReader r)
+    {
+        var (b, path) = (r.B, r.Path);
+        var f = b.Map(r.Body, path);
+        if (f is null)
+            return null;
+        var rr = r.Scenario.ReadRegionRef(f, path);
+        var offset = b.Size(f.Opt("offset"), $"{path}.offset") ?? 0;
+        var size = b.Size(f.Opt("size"), $"{path}.size");
+        ProtFlags prot = ProtFlags.None;
+        if (HasProt)
+        {
+            var pn = f.Req("prot");
+            var ps = b.Str(pn, $"{path}.prot");
+            if (ps is not null && !TryParseProt(ps, out prot))
+                b.Error(pn!.Start, $"{path}.prot", $"'{ps}' is not a protection: none, r, rw, rx, rwx");
+        }
+
+        f.Done();
+        if (rr is not { } x)
+            return null;
+        var len = size ?? (x.Item2.Size - Math.Min(offset, x.Item2.Size));
+        return Create(r, x.Item1.Name, x.Item2.Name, offset, len, prot);
+    }
+
+    protected abstract StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, ProtFlags prot);
+
+    protected abstract (string Vm, string Region, ulong Offset, ulong Size) RangeOf(StepSpec step);
+
+    public bool Check(StepSpec step, StepReader r)
+    {
+        var (vm, region, offset, len) = RangeOf(step);
+        var reg = r.Scenario.Vm(vm).Region(region)!;
+        if (offset % PageSize != 0 || len % PageSize != 0 || len == 0 || offset > reg.Size || len > reg.Size - offset)
+        {
+            r.B.Error(r.At("size"), $"{r.Path}.size", $"[offset, offset + size) must be whole pages inside region '{reg.Name}' (size 0x{reg.Size:x})");
+            return false;
+        }
+
+        return true;
+    }
+
+    public abstract StepResult? Execute(StepSpec step, ScenarioRunner.RunState run);
+
+    public IReadOnlyList<ExpectField> Expect { get; } =
+    [
+        new("result", null, (r, _) => LabText.Errno(((RangeResult)r).Errno), ExpectField.ErrnoProblem, ExpectField.ErrnoMatches),
+    ];
+
+    private static bool TryParseProt(string s, out ProtFlags prot)
+    {
+        prot = ProtFlags.None;
+        if (s == "none")
+            return true;
+        foreach (var c in s)
+        {
+            var bit = c switch { 'r' => ProtFlags.Read, 'w' => ProtFlags.Write, 'x' => ProtFlags.Exec, _ => (ProtFlags)(-1) };
+            if ((int)bit < 0 || (prot & bit) != 0)
+                return false;
+            prot |= bit;
+        }
+
+        return prot != ProtFlags.None;
+    }
+}
+
+/// <summary><c>mprotect: {vm, region, offset, size, prot}</c>.</summary>
+internal sealed class MprotectStepKind : RangeStepKind
+{
+    public override string Name => "mprotect";
+
+    protected override bool HasProt => true;
+
+    protected override StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, ProtFlags prot) =>
+        new MprotectStep(r.Index, r.Id, r.Body.Start, vm, region, offset, size, prot);
+
+    protected override (string, string, ulong, ulong) RangeOf(StepSpec step) =>
+        step is MprotectStep s ? (s.Vm, s.Region, s.Offset, s.Size) : throw new ArgumentException(step.Kind);
+
+    public override StepResult? Execute(StepSpec step, ScenarioRunner.RunState run)
+    {
+        var s = (MprotectStep)step;
+        return run.Range(s, s.Vm, s.Region, "mprotect", vm => vm.Mprotect(s.Region, s.Offset, s.Size, ScenarioRunner.RunState.ToProt(s.Prot)));
+    }
+}
+
+/// <summary><c>munmap: {vm, region, offset, size}</c>.</summary>
+internal sealed class MunmapStepKind : RangeStepKind
+{
+    public override string Name => "munmap";
+
+    protected override bool HasProt => false;
+
+    protected override StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, ProtFlags prot) =>
+        new MunmapStep(r.Index, r.Id, r.Body.Start, vm, region, offset, size);
+
+    protected override (string, string, ulong, ulong) RangeOf(StepSpec step) =>
+        step is MunmapStep s ? (s.Vm, s.Region, s.Offset, s.Size) : throw new ArgumentException(step.Kind);
+
+    public override StepResult? Execute(StepSpec step, ScenarioRunner.RunState run)
+    {
+        var s = (MunmapStep)step;
+        return run.Range(s, s.Vm, s.Region, "munmap", vm => vm.Munmap(s.Region, s.Offset, s.Size));
+    }
+}
