@@ -89,6 +89,11 @@ public class StepKindRegistryTests
         Assert.Equal([false, true], run.Steps.OfType<ProbeResult>().Select(p => p.Running));
         Assert.Equal(3, run.Expectations.Count);
         Assert.All(run.Expectations, e => Assert.True(e.Passed, $"{e.StepLabel}.{e.Field}: expected {e.Expected}, got {e.Actual}"));
+
+        // Reports have no case for it: the generic heading with its summary, and its fields in JSON.
+        var report = new Reports.LabReport(scenario.Name, scenario.Description, scenario.File, [run]);
+        Assert.Contains("### after: running", Reports.MarkdownReport.Render(report), StringComparison.Ordinal);
+        Assert.Contains("\"running\": true", Reports.JsonReport.Render(report), StringComparison.Ordinal);
     }
 
     [Fact]
