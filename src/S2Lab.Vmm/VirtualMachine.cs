@@ -103,6 +103,16 @@ public sealed class VirtualMachine : IDisposable
     public Errno Munmap(string region, ulong offset, ulong size) =>
         Host.Process.Mm.Munmap(Region(region).Hva + offset, size);
 
+    /// <summary>
+    /// Turns KVM_MEM_LOG_DIRTY_PAGES on or off for a region's memslot (KVM_MR_FLAGS_ONLY), as a VMM starting or ending
+    /// dirty tracking does; KVM's errno comes back (EINVAL for a VM_PFNMAP region, rule 6).
+    /// </summary>
+    public Errno SetDirtyLogging(string region, bool on)
+    {
+        var r = Region(region);
+        return SetSlotFlags(r, on ? r.Flags | KvmMemFlags.LOG_DIRTY_PAGES : r.Flags & ~KvmMemFlags.LOG_DIRTY_PAGES);
+    }
+
     /// <summary>Updates a region's memslot flags (KVM_MR_FLAGS_ONLY), e.g. to start dirty logging.</summary>
     internal Errno SetSlotFlags(RegionSetup region, KvmMemFlags flags)
     {
