@@ -150,6 +150,12 @@ public static class Vmm
         if (!vmResult.IsOk)
             return new StartReport(StartOutcome.Failed, $"KVM_CREATE_VM failed with {vmResult.Error}", "KVM_CREATE_VM", vmResult.Error, vmResult.Error, [], null);
         var vm = vmResult.Value;
+        if (config.Mte && vm.EnableCap(KvmCap.ARM_MTE) is var mteError and not Errno.None)
+        {
+            vm.Dispose();
+            return new StartReport(StartOutcome.Failed, $"KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) failed with {mteError}", "KVM_ENABLE_CAP", mteError, mteError, [], null);
+        }
+
         var cap = vm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         var region2 = vm.CheckExtension(KvmCap.USER_MEMORY2) is { IsOk: true, Value: > 0 };
 

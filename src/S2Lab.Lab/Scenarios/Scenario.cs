@@ -152,6 +152,9 @@ public sealed record VmSpec(
     SourceMark At)
 {
     public VmRegionSpec? Region(string name) => Regions.FirstOrDefault(r => r.Name == name);
+
+    /// <summary>The VMM gives the guest MTE (KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) at start, on every host it starts on).</summary>
+    public bool Mte { get; init; }
 }
 
 /// <summary>One guest-physical region of a VM: RAM, or a device region (then <see cref="Device"/> is set).</summary>

@@ -324,6 +324,7 @@ public static class ScenarioLoader
             if (hostName is not null && !_hosts.TryGetValue(hostName, out host) && !_badHosts.Contains(hostName))
                 b.Error(hostNode!.Start, $"{path}.host", UnknownHost(hostName));
             var ipaBits = b.Int(f.Opt("ipaBits"), $"{path}.ipaBits", 32, 52) ?? 40;
+            var mte = b.Bool(f.Opt("mte"), $"{path}.mte") ?? false;
             var vcpus = b.Int(f.Opt("vcpus"), $"{path}.vcpus", 1, 512) ?? 1;
             var policy = b.Enum(f.Opt("policy"), $"{path}.policy", PolicyWords) ?? VmmPolicyKind.TrustKernel;
             var flag = b.Enum(f.Opt("memslotFlag"), $"{path}.memslotFlag", FlagWords) ?? MemslotFlagChoice.PreferCacheable;
@@ -399,7 +400,7 @@ public static class ScenarioLoader
             if (mem.Count == 0 && devs.Count == 0)
                 b.Error(f.At, $"{path}.memory", "a VM needs at least one memory or device region");
             CheckRegions(regions, path);
-            return host is null ? null : new VmSpec(name, host.Name, ipaBits, vcpus, policy, flag, regions, f.At);
+            return host is null ? null : new VmSpec(name, host.Name, ipaBits, vcpus, policy, flag, regions, f.At) { Mte = mte };
         }
 
         private void CheckRegions(List<VmRegionSpec> regions, string path)
