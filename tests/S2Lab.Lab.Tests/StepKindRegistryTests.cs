@@ -100,7 +100,7 @@ public class StepKindRegistryTests
     public void A_wrong_expectation_on_the_new_kind_fails_with_the_actual_value()
     {
         var kinds = ScenarioKinds.Default.With(new ProbeStepKind());
-        var text = Text.Replace("running: false", "running: true", StringComparison.Ordinal);
+        var text = Text.Edit("running: false", "running: true");
         var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "probe.yaml", null, kinds), null, RunVariant.Default);
         var failed = Assert.Single(run.Expectations, e => !e.Passed);
         Assert.Equal(("before", "running", "false"), (failed.StepLabel, failed.Field, failed.Actual));
@@ -110,8 +110,8 @@ public class StepKindRegistryTests
     public void The_new_kinds_fields_are_validated_with_file_line_and_field()
     {
         var kinds = ScenarioKinds.Default.With(new ProbeStepKind());
-        var text = Text.Replace("running: false", "running: maybe", StringComparison.Ordinal)
-            .Replace("region: Created", "stage2: normal", StringComparison.Ordinal);
+        var text = Text.Edit("running: false", "running: maybe")
+            .Edit("region: Created", "stage2: normal");
         var e = Assert.Throws<ScenarioException>(() => ScenarioLoader.Parse(text, "probe.yaml", null, kinds));
         Assert.Collection(e.Errors,
             x => Assert.Equal(("probe.yaml", 10, "steps[3].expect.running"), (x.File, x.At.Line, x.Field)),

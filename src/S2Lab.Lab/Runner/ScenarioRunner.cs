@@ -298,21 +298,25 @@ public static class ScenarioRunner
         /// <summary>The region's kind as its host would map it (for regions of a VM that is not running).</summary>
         private string SpecKind(VmRegionSpec r) => kinds.Backing(r.BackingSpec.Kind)?.ReportKind(r, _lastLab) ?? r.BackingSpec.Kind;
 
-        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record)
+        /// <summary>
+        /// The guest accesses <paramref name="offset"/> of <paramref name="region"/>; with <paramref name="gpa"/> set,
+        /// that guest-physical address outside every region instead (<paramref name="region"/> is then only a label).
+        /// </summary>
+        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record, ulong? gpa = null)
         {
-            var regionSpec = Spec.Region(region)!;
+            var regionSpec = gpa is null ? Spec.Region(region)! : null;
             if (Vm is null || Dead)
             {
                 var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
-                return new RegionAccessResult(Spec.Name, LastHost, region, SpecKind(regionSpec), mair, null, false,
+                return new RegionAccessResult(Spec.Name, LastHost, region, regionSpec is null ? "none" : SpecKind(regionSpec), mair, null, false,
                     types.Select(t => new AccessRecord(t, AccessOutcome.NotRunning, Errno.None, null, why)).ToList(),
                     Stage2Type.None, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
             }
 
-            var setup = Vm.Region(region);
+            var setup = regionSpec is null ? null : Vm.Region(region);
             var lab = Host!;
-            var kind = RunState.KindOf(setup);
-            var ipa = regionSpec.Gpa + offset;
+            var kind = setup is null ? "none" : RunState.KindOf(setup);
+            var ipa = gpa ?? regionSpec!.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             cpu.Explain = true; // the view shows each access's decision chain
             var records = new List<AccessRecord>();
@@ -321,7 +325,7 @@ public static class ScenarioRunner
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
-            Vma? vma = setup.Vma;
+            Vma? vma = setup?.Vma;
             foreach (var t in types)
             {
                 var req = t switch
@@ -398,9 +402,9 @@ public static class ScenarioRunner
             var cmo = new CmoRecord(needed.Select(c => c.Kind.ToString()).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
-                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
+                setup?.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
             {
-                CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup.IsCacheableDeviceMemory &&
+                CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup is { IsCacheableDeviceMemory: true } &&
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
                 MappingChangedByVmm = ChangedMappings.Contains(region),
                 Stage2Size = leaf?.Size,

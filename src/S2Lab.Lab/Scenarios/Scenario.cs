@@ -214,6 +214,9 @@ public sealed record AccessStep(
     : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "access";
+
+    /// <summary>Set for an access to a guest-physical address outside every region (<see cref="Region"/> is then its label).</summary>
+    public ulong? Gpa { get; init; }
 }
 
 /// <summary>The VMM mprotects part of a region's host mapping.</summary>

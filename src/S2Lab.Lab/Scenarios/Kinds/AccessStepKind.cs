@@ -20,7 +20,24 @@ internal sealed class AccessStepKind : IStepKind
         var f = b.Map(r.Body, path);
         if (f is null)
             return null;
-        var rr = r.Scenario.ReadRegionRef(f, path);
+        // `gpa:` instead of `region:` (and `offset:`): an address outside every region of the VM.
+        var gpaNode = f.Has("gpa") ? f.Opt("gpa") : null;
+        ulong? gpa = null;
+        (VmSpec, VmRegionSpec?)? rr;
+        if (gpaNode is not null)
+        {
+            gpa = b.Size(gpaNode, $"{path}.gpa");
+            var vmOnly = r.Scenario.ResolveVm(f.Req("vm"), $"{path}.vm");
+            f.Opt("region");
+            if (f.Has("region") || f.Has("offset"))
+                b.Error(r.At(f.Has("region") ? "region" : "offset"), $"{path}.gpa", "give either gpa, or region and offset, not both");
+            rr = vmOnly is null || gpa is null || f.Has("region") || f.Has("offset") ? null : (vmOnly, null);
+        }
+        else
+        {
+            rr = r.Scenario.ReadRegionRef(f, path) is { } x0 ? (x0.Item1, x0.Item2) : null;
+        }
+
         var offset = b.Size(f.Opt("offset"), $"{path}.offset") ?? 0;
         var mairNode = f.Req("mair");
         var mair = b.Size(mairNode, $"{path}.mair");
@@ -46,13 +63,29 @@ internal sealed class AccessStepKind : IStepKind
         f.Done();
         if (rr is not { } x || mair is null || mair > 0xFF || types.Count == 0)
             return null;
-        return new AccessStep(r.Index, r.Id, r.Body.Start, x.Item1.Name, x.Item2.Name, offset, (byte)mair.Value, types, value, vcpu);
+        return x.Item2 is null
+            ? new AccessStep(r.Index, r.Id, r.Body.Start, x.Item1.Name, $"gpa 0x{gpa!.Value:x}", 0, (byte)mair.Value, types, value, vcpu) { Gpa = gpa }
+            : new AccessStep(r.Index, r.Id, r.Body.Start, x.Item1.Name, x.Item2.Name, offset, (byte)mair.Value, types, value, vcpu);
     }
 
     public bool Check(StepSpec step, StepReader r)
     {
         var s = (AccessStep)step;
         var vm = r.Scenario.Vm(s.Vm);
+        if (s.Gpa is { } gpa)
+        {
+            var inside = vm.Regions.FirstOrDefault(x => gpa >= x.Gpa && gpa < x.End);
+            if (gpa % 8 != 0 || inside is not null)
+            {
+                r.B.Error(r.At("gpa"), $"{r.Path}.gpa", inside is null
+                    ? $"gpa 0x{gpa:x} must be 8-byte aligned"
+                    : $"gpa 0x{gpa:x} is inside region '{inside.Name}'; name the region and an offset instead");
+                return false;
+            }
+
+            return CheckVcpu(s, vm, r);
+        }
+
         var region = vm.Region(s.Region)!;
         // Compared without adding, so that a huge offset cannot wrap around into the region.
         if (s.Offset % 8 != 0 || region.Size < 8 || s.Offset > region.Size - 8)
@@ -61,6 +94,11 @@ internal sealed class AccessStepKind : IStepKind
             return false;
         }
 
+        return CheckVcpu(s, vm, r);
+    }
+
+    private static bool CheckVcpu(AccessStep s, VmSpec vm, StepReader r)
+    {
         if (s.Vcpu >= vm.Vcpus)
         {
             r.B.Error(r.Body.Start, $"{r.Path}.vcpu", $"VM '{vm.Name}' has {vm.Vcpus} vCPU(s)");
@@ -74,7 +112,8 @@ internal sealed class AccessStepKind : IStepKind
     {
         var s = (AccessStep)step;
         var st = run.Vms[s.Vm];
-        var view = st.Touch(s.Region, s.Offset, s.Mair, s.Types, s.Value, s.Vcpu, record: true);
+        // An access outside every region is not replayed after a migration (the guest's regions are).
+        var view = st.Touch(s.Region, s.Offset, s.Mair, s.Types, s.Value, s.Vcpu, record: s.Gpa is null, gpa: s.Gpa);
         return new AccessResult(s.Index, s.Label, view);
     }
 
