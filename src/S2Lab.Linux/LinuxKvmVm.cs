@@ -78,6 +78,14 @@ public sealed class LinuxKvmVm : IKvmVm
     }
 
     /// <inheritdoc/>
+    public unsafe Errno EnableCap(uint cap, ulong arg0 = 0)
+    {
+        var args = new KvmEnableCapNative { Cap = cap };
+        args.Args[0] = arg0;
+        return LibC.Ioctl(_fd.Fd, KvmIoctls.ENABLE_CAP, &args) < 0 ? LinuxErrno.Last() : Errno.None;
+    }
+
+    /// <inheritdoc/>
     public unsafe KvmResult<int> CreateGuestMemfd(ulong size, ulong flags)
     {
         var args = new KvmCreateGuestMemfdNative { Size = size, Flags = flags };

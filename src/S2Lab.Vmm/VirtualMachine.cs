@@ -114,6 +114,16 @@ public sealed class VirtualMachine : IDisposable
     public Errno Munmap(string region, ulong offset, ulong size) =>
         Host.Memory.Unmap(new Hva(Region(region).Hva + offset), size);
 
+    /// <summary>
+    /// Turns KVM_MEM_LOG_DIRTY_PAGES on or off for a region's memslot (KVM_MR_FLAGS_ONLY), as a VMM starting or ending
+    /// dirty tracking does; KVM's errno comes back (EINVAL for a VM_PFNMAP region, rule 6).
+    /// </summary>
+    public Errno SetDirtyLogging(string region, bool on)
+    {
+        var r = Region(region);
+        return SetSlotFlags(r, on ? r.Flags | KvmMemFlags.LOG_DIRTY_PAGES : r.Flags & ~KvmMemFlags.LOG_DIRTY_PAGES);
+    }
+
     /// <summary>Updates a region's memslot flags (KVM_MR_FLAGS_ONLY), e.g. to start dirty logging.</summary>
     internal Errno SetSlotFlags(RegionSetup region, KvmMemFlags flags)
     {
@@ -151,6 +161,12 @@ public static class Vmm
         if (!vmResult.IsOk)
             return new StartReport(StartOutcome.Failed, $"KVM_CREATE_VM failed with {vmResult.Error}", "KVM_CREATE_VM", vmResult.Error, vmResult.Error, [], null);
         var vm = vmResult.Value;
+        if (config.Mte && vm.EnableCap(KvmCap.ARM_MTE) is var mteError and not Errno.None)
+        {
+            vm.Dispose();
+            return new StartReport(StartOutcome.Failed, $"KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) failed with {mteError}", "KVM_ENABLE_CAP", mteError, mteError, [], null);
+        }
+
         var cap = vm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         var region2 = vm.CheckExtension(KvmCap.USER_MEMORY2) is { IsOk: true, Value: > 0 };
 

@@ -25,7 +25,11 @@ public sealed record RegionConfig(string Name, ulong Gpa, ulong Size, bool ReadO
 }
 
 /// <summary>The VMM's description of a VM (host-independent: device regions are found by name on each host).</summary>
-public sealed record VmConfig(string Name, int IpaBits, int Vcpus, IReadOnlyList<RegionConfig> Regions);
+public sealed record VmConfig(string Name, int IpaBits, int Vcpus, IReadOnlyList<RegionConfig> Regions)
+{
+    /// <summary>Give the guest MTE: KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) right after KVM_CREATE_VM, before any memslot or vCPU.</summary>
+    public bool Mte { get; init; }
+}
 
 /// <summary>
 /// What a VMM process has on one host, as userspace sees it: /dev/kvm, its own address space, vfio, and a way to put

@@ -319,6 +319,22 @@ public class FaultRuleTests
     }
 
     [Fact]
+    public void Rule15_contiguous_hugetlb_sizes_map_as_pmd_blocks_and_forced_pages()
+    {
+        // user_mem_abort(): CONT_PMD_SHIFT becomes PMD_SHIFT, CONT_PTE_SHIFT becomes PAGE_SHIFT with force_pte.
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var cont64k = Hugetlbfs.Mmap(rig.Vmm, 2 * MiB, PageSizes.CONT_PTE_SIZE).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, cont64k));
+        Assert.Equal(PageSizes.PAGE_SIZE, rig.Write(0x10000, 1).Leaf!.Value.Size);
+        var cont32m = Hugetlbfs.Mmap(rig.Vmm, 32 * MiB, PageSizes.CONT_PMD_SIZE).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(1, GiB, cont32m));
+        var leaf = rig.Write(GiB + 0x1234 * 8, 1).Leaf!.Value;
+        Assert.Equal((2 * MiB, 2), (leaf.Size, leaf.Level));
+        // A power of two arm64 has no hugetlb size for: EINVAL (no hstate).
+        Assert.Equal(Errno.EINVAL, Hugetlbfs.Mmap(rig.Vmm, 16 * MiB, 16 * MiB).Error);
+    }
+
+    [Fact]
     public void Rule17_noncacheable_page_mappings_are_never_enlarged_and_logging_forces_pages()
     {
         var rig = new Rig("neoverse-v2", "linux-6.17");

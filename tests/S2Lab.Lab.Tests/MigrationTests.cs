@@ -433,6 +433,8 @@ public class MigrationTests
 
             public KvmResult<IKvmVcpu> CreateVcpu(uint id) => inner.CreateVcpu(id);
 
+            public Errno EnableCap(uint cap, ulong arg0 = 0) => inner.EnableCap(cap, arg0);
+
             public void Dispose() => inner.Dispose();
         }
     }

@@ -54,6 +54,7 @@ public class ReplayRunnerTests
         public KvmResult<int> CreateGuestMemfd(ulong size, ulong flags) => size == 0 ? Errno.EINVAL : KvmResult<int>.Ok(kvm.NextFd++);
         public Errno GetDirtyLog(uint slot, Span<ulong> bitmap) => Errno.ENOENT;
         public KvmResult<IKvmVcpu> CreateVcpu(uint id) => Errno.ENOSYS;
+        public Errno EnableCap(uint cap, ulong arg0 = 0) => Errno.EINVAL;
         public void Dispose() => Disposed = true;
     }
 

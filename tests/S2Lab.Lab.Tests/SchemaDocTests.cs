@@ -3,7 +3,7 @@ using S2Lab.Lab.Scenarios;
 namespace S2Lab.Lab.Tests;
 
 /// <summary>docs/scenario-schema.md's examples load as written (the doc once showed migrate.dirty as a mapping).</summary>
-public class SchemaDocTests
+public partial class SchemaDocTests
 {
     private const string Prefix = """
         name: doc

@@ -55,6 +55,14 @@ public class UapiLayoutTests
         Assert.Equal(8, Offset<KvmDirtyLogNative>(nameof(KvmDirtyLogNative.DirtyBitmap)));
     }
 
+    [Fact]
+    public void Enable_cap_is_104_bytes_with_the_args_at_8()
+    {
+        // struct kvm_enable_cap: u32 cap, u32 flags, u64 args[4], u8 pad[64] (include/uapi/linux/kvm.h).
+        Assert.Equal(104, Unsafe.SizeOf<KvmEnableCapNative>());
+        Assert.Equal(8, Offset<KvmEnableCapNative>(nameof(KvmEnableCapNative.Args)));
+    }
+
     // The request numbers as the kernel headers expand them (e.g. strace prints KVM_SET_USER_MEMORY_REGION as 0x4020ae46).
     [Theory]
     [InlineData("GET_API_VERSION", 0xae00u)]
@@ -67,6 +75,7 @@ public class UapiLayoutTests
     [InlineData("SET_USER_MEMORY_REGION2", 0x40a0ae49u)]
     [InlineData("RUN", 0xae80u)]
     [InlineData("CREATE_GUEST_MEMFD", 0xc040aed4u)]
+    [InlineData("ENABLE_CAP", 0x4068aea3u)]
     public void Ioctl_numbers_match_the_uapi_expansion(string name, uint expected)
     {
         var value = (nuint)typeof(KvmIoctls).GetField(name)!.GetValue(null)!;

@@ -4,17 +4,21 @@ using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Kernel.Drivers;
 
-/// <summary>hugetlbfs (or MAP_HUGETLB): VM_HUGETLB mappings backed by 2 MiB or 1 GiB huge pages of RAM.</summary>
+/// <summary>
+/// hugetlbfs (or MAP_HUGETLB): VM_HUGETLB mappings backed by huge pages of RAM. The sizes are arm64's with 4K pages
+/// (arch_hugetlb_valid_size): 64 KiB (CONT_PTE), 2 MiB (PMD), 32 MiB (CONT_PMD) and 1 GiB (PUD).
+/// </summary>
 public static class Hugetlbfs
 {
     /// <summary>
     /// mmap of a hugetlbfs file: the length must be a multiple of <paramref name="hugePageSize"/> (EINVAL otherwise),
-    /// and the address is aligned to it.
+    /// and the address is aligned to it. A size arm64 has no hstate for fails EINVAL (ksys_mmap_pgoff: no
+    /// hstate for the MAP_HUGE_ size).
     /// </summary>
     public static KvmResult<Vma> Mmap(Process process, ulong length, ulong hugePageSize = PMD_SIZE,
         Prot prot = Prot.PROT_READ | Prot.PROT_WRITE, ulong? fixedAddress = null, string name = "hugetlb")
     {
-        if (hugePageSize is not (PMD_SIZE or PUD_SIZE) || length == 0 || !IsAligned(length, hugePageSize))
+        if (!IsValidSize(hugePageSize) || length == 0 || !IsAligned(length, hugePageSize))
             return Errno.EINVAL;
         if (fixedAddress is { } fa && !IsAligned(fa, hugePageSize))
             return Errno.EINVAL;
@@ -23,6 +27,9 @@ public static class Hugetlbfs
         return process.Mm.InsertVma(length, flags, PgProt.Default, 0, new HugetlbBacking(process.Mm.Memory, hugePageSize),
             name, fixedAddress, hugePageSize);
     }
+
+    /// <summary>arch_hugetlb_valid_size() on arm64 with 4K pages.</summary>
+    public static bool IsValidSize(ulong size) => size is CONT_PTE_SIZE or PMD_SIZE or CONT_PMD_SIZE or PUD_SIZE;
 }
 
 /// <summary>Huge pages by huge-page index of the file.</summary>
@@ -30,6 +37,7 @@ internal sealed class HugetlbBacking(PhysicalMemory memory, ulong hugePageSize) 
 {
     private readonly Dictionary<ulong, ulong> _huge = [];
     private readonly ulong _pagesPerHuge = hugePageSize / PAGE_SIZE;
+    private readonly int _order = System.Numerics.BitOperations.Log2(hugePageSize / PAGE_SIZE);
 
     public string Kind => $"hugetlbfs {Format(hugePageSize)}";
 
@@ -49,8 +57,7 @@ internal sealed class HugetlbBacking(PhysicalMemory memory, ulong hugePageSize) 
     {
         if (Lookup(vma, hva) is { } pte)
             return pte;
-        var order = hugePageSize == PUD_SIZE ? 18 : 9;
-        if (memory.AllocFolio(order) is not { } folio)
+        if (memory.AllocFolio(_order) is not { } folio)
             return null;
         _huge[Index(vma, hva) / _pagesPerHuge] = folio;
         return Lookup(vma, hva);
@@ -62,7 +69,7 @@ internal sealed class HugetlbBacking(PhysicalMemory memory, ulong hugePageSize) 
         var last = (Index(vma, end - 1)) / _pagesPerHuge;
         foreach (var k in _huge.Keys.Where(k => k >= first && k <= last).ToList())
         {
-            memory.FreeFolio(_huge[k], hugePageSize == PUD_SIZE ? 18 : 9);
+            memory.FreeFolio(_huge[k], _order);
             _huge.Remove(k);
         }
     }

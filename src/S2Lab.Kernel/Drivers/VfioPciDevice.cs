@@ -12,24 +12,38 @@ namespace S2Lab.Kernel.Drivers;
 public sealed class VfioPciDevice
 {
     private readonly List<PhysRegion> _bars = [];
+    private readonly Dictionary<int, PhysRegion> _byIndex = [];
 
     /// <param name="host">The host the device sits in.</param>
     /// <param name="name">Device name, e.g. "0009:01:00.0".</param>
     /// <param name="barSizes">Memory BAR sizes (powers of two, at least 4 KiB).</param>
     public VfioPciDevice(Host host, string name, params ulong[] barSizes)
+        : this(host, name, barSizes.Select((s, i) => (i, s)).ToArray())
+    {
+    }
+
+    /// <param name="host">The host the device sits in.</param>
+    /// <param name="name">Device name, e.g. "0009:01:00.0".</param>
+    /// <param name="bars">Memory BARs by BAR number (0 .. 5). Numbers may have gaps: a 64-bit memory BAR takes two
+    /// BAR registers, so three 64-bit BARs are BAR0, BAR2 and BAR4.</param>
+    public VfioPciDevice(Host host, string name, params (int Index, ulong Size)[] bars)
     {
         Name = name;
-        foreach (var (size, i) in barSizes.Select((s, i) => (s, i)))
+        foreach (var (i, size) in bars.OrderBy(b => b.Index))
         {
+            if ((uint)i > 5 || _byIndex.ContainsKey(i))
+                throw new ArgumentException($"BAR{i} of {name}: BAR numbers are 0 .. 5, each used once");
             if (size < PAGE_SIZE || (size & (size - 1)) != 0)
                 throw new ArgumentException($"BAR{i} of {name}: size {size} is not a power of two of at least 4 KiB");
-            _bars.Add(host.Memory.AddDeviceRegion($"{name} BAR{i}", size, PhysRegionKind.Mmio, alignment: size));
+            var region = host.Memory.AddDeviceRegion($"{name} BAR{i}", size, PhysRegionKind.Mmio, alignment: size);
+            _bars.Add(region);
+            _byIndex[i] = region;
         }
     }
 
     public string Name { get; }
 
-    /// <summary>The memory BARs, by index.</summary>
+    /// <summary>The memory BARs, in BAR-number order.</summary>
     public IReadOnlyList<PhysRegion> Bars => _bars;
 
     /// <summary>
@@ -39,9 +53,9 @@ public sealed class VfioPciDevice
     public KvmResult<Vma> MmapBar(Process process, int bar, ulong offset = 0, ulong? length = null,
         Prot prot = Prot.PROT_READ | Prot.PROT_WRITE, ulong? fixedAddress = null)
     {
-        if ((uint)bar >= (uint)_bars.Count)
+        // vfio_pci_core_mmap: a BAR the device does not implement has no mmap-able region (EINVAL).
+        if (!_byIndex.TryGetValue(bar, out var region))
             return Errno.EINVAL;
-        var region = _bars[bar];
         if (!DeviceMmap.TryRange(region.Size, offset, length, out var len))
             return Errno.EINVAL;
         return MapPfns(process, $"vfio-pci {Name} BAR{bar}", region.Base + offset, len, new PgProt(MtIndex.MT_DEVICE_nGnRE),

@@ -193,9 +193,14 @@ public sealed partial class ModelKvmVm
             shift = PAGE_SHIFT;
         else
             shift = VmaPageShift(vma);
+        // user_mem_abort's switch: PUD falls back to PMD, CONT_PMD maps as PMD, CONT_PTE as forced pages (rule 15).
         if (shift == PUD_SHIFT && !SupportsHuge(slot, hva, PUD_SIZE))
             shift = PMD_SHIFT;
+        if (shift == CONT_PMD_SHIFT)
+            shift = PMD_SHIFT;
         if (shift == PMD_SHIFT && !SupportsHuge(slot, hva, PMD_SIZE))
+            shift = CONT_PTE_SHIFT;
+        if (shift == CONT_PTE_SHIFT)
         {
             shift = PAGE_SHIFT;
             forcePte = true;
@@ -366,7 +371,7 @@ public sealed partial class ModelKvmVm
     internal static int VmaPageShift(Vma vma)
     {
         if ((vma.Flags & VmFlags.VM_HUGETLB) != 0 && (vma.Flags & VmFlags.VM_PFNMAP) == 0)
-            return vma.Backing is HugetlbBacking h ? (h.HugePageSize == PUD_SIZE ? PUD_SHIFT : PMD_SHIFT) : PAGE_SHIFT;
+            return vma.Backing is HugetlbBacking h ? System.Numerics.BitOperations.Log2(h.HugePageSize) : PAGE_SHIFT;
         return PAGE_SHIFT;
     }
 

@@ -84,6 +84,12 @@ public sealed partial class ModelKvmVm : IKvmVm, IMmuNotifier
 
     public KvmResult<long> CheckExtension(uint cap) => Capabilities.Check(Kvm, this, cap);
 
+    /// <summary>
+    /// KVM_ENABLE_CAP on the VM fd. The model implements KVM_CAP_ARM_MTE (<see cref="EnableMte"/>); any other
+    /// capability is EINVAL, as kvm_vm_ioctl_enable_cap() answers for one it does not handle.
+    /// </summary>
+    public Errno EnableCap(uint cap, ulong arg0 = 0) => cap == KvmCap.ARM_MTE && arg0 == 0 ? EnableMte() : Errno.EINVAL;
+
     /// <summary>KVM_SET_USER_MEMORY_REGION: rule 19 (v1 takes LOG_DIRTY_PAGES and READONLY only), then as v2.</summary>
     public Errno SetUserMemoryRegion(in KvmUserspaceMemoryRegion region)
     {

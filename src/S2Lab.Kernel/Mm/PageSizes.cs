@@ -10,6 +10,12 @@ public static class PageSizes
     public const int PUD_SHIFT = 30;
     public const ulong PUD_SIZE = 1UL << PUD_SHIFT;
 
+    /// <summary>arm64 contiguous-bit hugetlb sizes with 4K pages: 16 PTEs (64 KiB) and 16 PMDs (32 MiB).</summary>
+    public const int CONT_PTE_SHIFT = PAGE_SHIFT + 4;
+    public const ulong CONT_PTE_SIZE = 1UL << CONT_PTE_SHIFT;
+    public const int CONT_PMD_SHIFT = PMD_SHIFT + 4;
+    public const ulong CONT_PMD_SIZE = 1UL << CONT_PMD_SHIFT;
+
     /// <summary>True if <paramref name="x"/> is a multiple of <paramref name="size"/> (a power of two).</summary>
     public static bool IsAligned(ulong x, ulong size) => (x & (size - 1)) == 0;
 

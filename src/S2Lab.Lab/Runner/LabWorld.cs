@@ -1,11 +1,11 @@
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel;
-using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Kernel.Model;
 using S2Lab.Lab.Scenarios;
+using S2Lab.Lab.Scenarios.Kinds;
 using S2Lab.Vmm;
 using static S2Lab.Kernel.Mm.PageSizes;
 
@@ -22,12 +22,16 @@ internal sealed class LabHost
     private readonly ModelGuestLoader _guest = new();
     private int _processes;
 
-    public LabHost(HostSpec spec, IKvmDesign design, RunVariant variant, ulong ramSize)
+    public LabHost(HostSpec spec, IKvmDesign design, RunVariant variant, ulong ramSize, ScenarioKinds? kinds = null)
     {
         Spec = spec;
         Host = new Host(spec.Name, spec.Cpu, design, new PhysicalMemory(ramSize: ramSize));
         foreach (var d in spec.Devices)
-            AddDevice(d, variant);
+        {
+            // The device's kind creates its driver and offers its regions.
+            var kind = (kinds ?? ScenarioKinds.Default).Device(d.Kind) ?? throw new InvalidOperationException($"no device kind '{d.Kind}' is registered");
+            kind.Install(d, this, variant);
+        }
     }
 
     public HostSpec Spec { get; }
@@ -49,44 +53,8 @@ internal sealed class LabHost
     public static Vma? VmaOf(VmmHost vmm, RegionSetup r) =>
         vmm.Memory is ModelAddressSpace m && r.MappedSize != 0 ? m.MappingAt(new Hva(r.Hva)) : null;
 
-    private void AddDevice(DeviceSpec d, RunVariant variant)
-    {
-        switch (d)
-        {
-            case NvgraceGpuSpec g:
-                {
-                    var model = g.Model == NvgraceModel.Gh200 ? NvGraceGpuModel.GH200 : NvGraceGpuModel.GB200;
-                    // usemem is rounded down to MEMBLK_SIZE (512 MiB); a scaled-down usemem keeps that shape with the
-                    // largest power of two (up to 512 MiB) that divides it.
-                    var memblk = Math.Min(512UL << 20, g.UsememSize & (~g.UsememSize + 1));
-                    var mapping = variant.UsememMapping.TryGetValue(g.Name, out var m) ? m : g.UsememMapping;
-                    var gpu = new NvGraceGpu(Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
-                        g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk,
-                        mapping));
-                    const string nv = DeviceMemoryPolicy.NvgraceDriver;
-                    Add(g.Name, nv, "usemem", gpu.Usemem.Size, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
-                    if (gpu.Resmem is { } res)
-                        Add(g.Name, nv, "resmem", res.Size, DeviceRegionKind.NvgraceResmem, p => gpu.MmapResmem(p));
-                    Add(g.Name, nv, "bar0", g.Bar0Size, DeviceRegionKind.VfioBar, p => gpu.MmapBar0(p));
-                    break;
-                }
-
-            case VfioPciSpec v:
-                {
-                    var sizes = v.Bars.OrderBy(b => b.Index).Select(b => b.Size).ToArray();
-                    var dev = new VfioPciDevice(Host, v.Name, sizes);
-                    foreach (var (index, size) in v.Bars)
-                    {
-                        var i = index;
-                        Add(v.Name, DeviceMemoryPolicy.VfioPciDriver, $"bar{i}", size, DeviceRegionKind.VfioBar, p => dev.MmapBar(p, i));
-                    }
-
-                    break;
-                }
-        }
-    }
-
-    private void Add(string device, string driver, string region, ulong size, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap)
+    /// <summary>Offers a device region to this host's VMMs (device kinds call it from Install).</summary>
+    public void Add(string device, string driver, string region, ulong size, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap)
     {
         _regions[(device, region)] = new ModelDeviceRegion(device, region, size, kind);
         _vfio.Add(device, driver, DeviceMemoryPolicy.RegionIndex(driver, region)!.Value, size, mmap);

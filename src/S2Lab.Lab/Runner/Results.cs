@@ -209,6 +209,14 @@ public sealed record RegionAccessResult(
     /// the VMM's doing, not something the host accepted.
     /// </summary>
     public bool MappingChangedByVmm { get; init; }
+
+    /// <summary>The size of the stage-2 leaf mapping the page (expect field stage2.size; not in the JSON); null: none.</summary>
+    [JsonIgnore]
+    public ulong? Stage2Size { get; init; }
+
+    /// <summary>The translation level of that leaf (1: 1GiB block, 2: 2MiB block, 3: page, with 4KiB pages); null: none.</summary>
+    [JsonIgnore]
+    public int? Stage2Level { get; init; }
 }
 
 /// <summary>Setting up one region on one host: the mmap, the VMM's decision and the memslot call.</summary>
@@ -258,6 +266,10 @@ public sealed record StartResult(
     : StepResult(Index, Label)
 {
     public override string Kind => "start";
+
+    /// <summary>Capability 243 asked on the system fd (/dev/kvm) before the VM was created (expect field cap243.sys; not in the JSON).</summary>
+    [JsonIgnore]
+    public string Cap243Sys { get; init; } = "";
 
     public override string Summary => Outcome == VmStartOutcome.Ok ? $"{Vm} started on {Host}" : $"{Vm} on {Host}: {LabText.Word(Outcome)}: {Reason}";
 }

@@ -9,6 +9,7 @@ using S2Lab.Kernel.Mm;
 using S2Lab.Kernel.Model;
 using S2Lab.Lab.Reports;
 using S2Lab.Lab.Scenarios;
+using S2Lab.Lab.Scenarios.Kinds;
 using S2Lab.Lab.Scorecard;
 using S2Lab.Vmm;
 using static S2Lab.Kernel.Mm.PageSizes;
@@ -65,7 +66,7 @@ public static class ScenarioRunner
             var name = design ?? h.Design.Name;
             var spec = DesignCatalog.RunRef(name, design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name), variant);
             var kd = KvmDesigns.Create(spec);
-            var lh = new LabHost(h, kd, variant, ram);
+            var lh = new LabHost(h, kd, variant, ram, scenario.Kinds);
             hosts[h.Name] = lh;
             facts.Add(lh.Probe(spec.ToString()));
             designLabels.Add(name);
@@ -77,8 +78,11 @@ public static class ScenarioRunner
             : string.Join(", ", scenario.Hosts.Select(h => string.Join(",", h.Design.Parameters.Select(p => $"{p.Key}={p.Value}"))).Where(x => x.Length > 0).Distinct());
         var run = new RunState(scenario, hosts, variant);
         var steps = new List<StepResult>();
-        foreach (var step in scenario.Steps.Where(s => s is not ExpectStep))
-            steps.Add(run.Execute(step));
+        foreach (var step in scenario.Steps)
+        {
+            if (run.Execute(step) is { } result)
+                steps.Add(result);
+        }
         run.StopAll();
 
         var row = ScorecardCalculator.Compute(label, variantLabel, facts, steps);
@@ -87,25 +91,24 @@ public static class ScenarioRunner
     }
 
 
-    /// <summary>The state of one run: hosts, VMs, and what the guest wrote and saw.</summary>
-    private sealed class RunState(Scenario scenario, Dictionary<string, LabHost> hosts, RunVariant variant)
+    /// <summary>The state of one run: hosts, VMs, and what the guest wrote and saw. Step kinds run against it.</summary>
+    internal sealed class RunState(Scenario scenario, Dictionary<string, LabHost> hosts, RunVariant variant)
     {
-        private readonly Dictionary<string, VmState> _vms = scenario.Vms.ToDictionary(v => v.Name, v => new VmState(v));
+        private readonly Dictionary<string, VmState> _vms = scenario.Vms.ToDictionary(v => v.Name, v => new VmState(v, scenario.Kinds));
 
-        public StepResult Execute(StepSpec step)
+        /// <summary>The run's VMs by name.</summary>
+        public IReadOnlyDictionary<string, VmState> Vms => _vms;
+
+        /// <summary>The run's hosts by name.</summary>
+        public IReadOnlyDictionary<string, LabHost> Hosts => hosts;
+
+        /// <summary>Runs a step through its kind (null: the kind runs nothing, as expect).</summary>
+        public StepResult? Execute(StepSpec step)
         {
-            var result = Run(step);
-            var vmName = step switch
-            {
-                StartStep x => x.Vm,
-                StopStep x => x.Vm,
-                AccessStep x => x.Vm,
-                MprotectStep x => x.Vm,
-                MunmapStep x => x.Vm,
-                MigrateStep x => x.Vm,
-                _ => null,
-            };
-            if (vmName is null)
+            var kind = scenario.Kinds.Step(step.Kind) ?? throw new InvalidOperationException($"no step kind '{step.Kind}' is registered");
+            if (kind.Execute(step, this) is not { } result)
+                return null;
+            if (step is not IVmStep { Vm: var vmName })
                 return result;
             var st = _vms[vmName];
             var id = step.Id is { } i ? $" [{i}]" : "";
@@ -124,24 +127,13 @@ public static class ScenarioRunner
             return result with { Run = st.Runs, Phase = st.Phase };
         }
 
-        private StepResult Run(StepSpec step) => step switch
-        {
-            StartStep s => Start(s),
-            StopStep s => Stop(s),
-            AccessStep s => Access(s),
-            MprotectStep s => Range(s, s.Vm, s.Region, "mprotect", vm => vm.Mprotect(s.Region, s.Offset, s.Size, s.Prot)),
-            MunmapStep s => Range(s, s.Vm, s.Region, "munmap", vm => vm.Munmap(s.Region, s.Offset, s.Size)),
-            MigrateStep s => Migrate(s),
-            _ => throw new InvalidOperationException($"unexpected step {step}"),
-        };
-
         public void StopAll()
         {
             foreach (var v in _vms.Values)
                 v.Destroy();
         }
 
-        private VmmPolicy PolicyFor(VmSpec vm, LabHost host, CapabilityPolicy? policyOverride)
+        public VmmPolicy PolicyFor(VmSpec vm, LabHost host, CapabilityPolicy? policyOverride)
         {
             var kind = policyOverride ?? vm.Policy;
             var flag = variant.MemslotFlag ?? vm.MemslotFlag;
@@ -151,44 +143,16 @@ public static class ScenarioRunner
                 DesignCatalog.HasCacheableFlag(host.Host.Design));
         }
 
-        private static VmConfig ConfigOf(VmSpec vm) => new(vm.Name, vm.IpaBits, vm.Vcpus,
-            vm.Regions.Select(r => new RegionConfig(r.Name, r.Gpa, r.Size, r.ReadOnly,
-                r.IsRam ? r.Backing == RamBacking.Hugetlb ? new HugetlbRam(PMD_SIZE) : new AnonymousRam()
-                    : new DeviceMemory(r.Device!, r.DeviceRegion!))).ToList());
+        /// <summary>The VMM's view of a VM: each region with the backing its backing kind gives.</summary>
+        public VmConfig ConfigOf(VmSpec vm) => new(vm.Name, vm.IpaBits, vm.Vcpus,
+            vm.Regions.Select(r => new RegionConfig(r.Name, r.Gpa, r.Size, r.ReadOnly, BackingOf(r).ToConfig(r))).ToList())
+        { Mte = vm.Mte };
 
-        private StartResult Start(StartStep s)
-        {
-            var st = _vms[s.Vm];
-            st.Destroy();
-            st.Runs++;
-            var host = hosts[s.Host];
-            var vmm = host.NewVmm(s.Vm);
-            var report = Vmm.Vmm.Start(vmm, ConfigOf(st.Spec), PolicyFor(st.Spec, host, null));
-            if (report.Vm is { } vm)
-                st.Attach(vm, host);
-            else
-                st.StartFailed(host, report.Outcome == StartOutcome.Refused ? $"the VMM refused to start it on {host.Name}: {report.Reason}" : $"it failed to start on {host.Name}: {report.Reason}");
-            var outcome = report.Outcome switch
-            {
-                StartOutcome.Started => VmStartOutcome.Ok,
-                StartOutcome.Refused => VmStartOutcome.Refused,
-                _ => VmStartOutcome.Failed,
-            };
-            return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, report.Cap243.ToString(),
-                report.Regions.Select(r => Setup(host, vmm, r)).ToList());
-        }
+        private IBackingKind BackingOf(VmRegionSpec r) =>
+            scenario.Kinds.Backing(r.BackingSpec.Kind) ?? throw new InvalidOperationException($"no backing kind '{r.BackingSpec.Kind}' is registered");
 
-        private StopResult Stop(StopStep s)
-        {
-            var st = _vms[s.Vm];
-            var was = st.Vm is not null ? st.Dead ? "stopped (the guest had failed)" : "stopped" : $"was not running: {st.NotRunningReason}";
-            st.Destroy();
-            if (was.StartsWith("stopped", StringComparison.Ordinal))
-                st.NotRunningReason = $"it was stopped on {st.LastHost} (step {s.Label})";
-            return new StopResult(s.Index, s.Label, s.Vm, was);
-        }
-
-        private RangeResult Range(StepSpec s, string vmName, string region, string op, Func<VirtualMachine, Errno> action)
+        /// <summary>A VMM call on part of a region's mapping (mprotect, munmap), when the VM runs.</summary>
+        public RangeResult Range(StepSpec s, string vmName, string region, string op, Func<VirtualMachine, Errno> action)
         {
             var st = _vms[vmName];
             if (st.Vm is null)
@@ -196,107 +160,6 @@ public static class ScenarioRunner
             var e = action(st.Vm);
             st.ChangedMappings.Add(region);
             return new RangeResult(s.Index, s.Label, op, vmName, region, e, "");
-        }
-
-
-        private AccessResult Access(AccessStep s)
-        {
-            var st = _vms[s.Vm];
-            var view = st.Touch(s.Region, s.Offset, s.Mair, s.Types, s.Value, s.Vcpu, record: true, s);
-            return new AccessResult(s.Index, s.Label, view);
-        }
-
-        private MigrateResult Migrate(MigrateStep s)
-        {
-            var st = _vms[s.Vm];
-            var to = hosts[s.To];
-            // Not running: the source is the host it was last started on (or migrated to), and the reason says why.
-            var from = st.LastHost;
-            var policy = PolicyFor(st.Spec, to, s.Policy);
-            var policyText = policy.ToString();
-            // Every outcome shares these; each case below says what it adds.
-            var result = new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, MigrateOutcome.Refused, "", "", Errno.None, [], [], [], [], [], null, "");
-            if (st.Vm is null || st.Dead)
-            {
-                var why = st.Vm is null ? $"the VM is not running: {st.NotRunningReason}" : $"the guest has already failed on {from}: {st.DeathReason}";
-                return result with { Reason = why };
-            }
-
-            // A VMM that checks the capability also checks it on the source side: cacheable device memory in use
-            // there must find cacheable support on the destination. The destination VMM's start does that check.
-            var source = st.Vm;
-            var sourceHost = st.Host!;
-            var sourceViews = st.LastViews.ToDictionary(kv => kv.Key, kv => kv.Value);
-            var written = st.Written.Keys.Select(k => k.Region).ToHashSet();
-            var guest = new MigrationGuest(st, s, to);
-            var destVmm = to.NewVmm(s.Vm);
-            var report = Migration.Migrate(source, destVmm, policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
-            result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => Setup(to, destVmm, r)).ToList() ?? [] };
-            switch (report.Outcome)
-            {
-                case MigrationOutcome.Refused:
-                    return result;
-                case MigrationOutcome.SetupFailed:
-                    // The failed call and its errno are fields of their own: when the destination's setup failed, the
-                    // reason says where and what it means instead of repeating the call (the VMM's reason names it).
-                    var reason = report.Destination is { } d && d.FailedCall.Length > 0 && d.FailedCall == report.FailedCall
-                        ? "the destination VMM's setup failed; the guest stays on the source"
-                        : report.Reason;
-                    return result with { Outcome = MigrateOutcome.SetupFailed, Reason = reason, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
-            }
-
-            var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
-                $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
-                CopyHazards(c, sourceViews, written))).ToList();
-
-            // Switched over: the VM now lives on the destination, and what the guest saw there is its latest view.
-            st.MoveTo(report.DestinationVm!, to);
-            var after = guest.After;
-            foreach (var v in after)
-                st.LastViews[v.Region] = v;
-            var changes = new List<TypeChange>();
-            foreach (var v in after)
-            {
-                if (sourceViews.TryGetValue(v.Region, out var before) && (before.Stage2 != v.Stage2 || before.Effective != v.Effective))
-                    changes.Add(new TypeChange(v.Region, MappingText(before), MappingText(v)));
-            }
-
-            result = result with { Rounds = report.Rounds, DeviceCopies = copies, AfterSwitchover = after, Changes = changes };
-            if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
-            {
-                st.Dead = true;
-                st.DeathReason = $"after migrating from {from}: {report.Reason}";
-                return result with { Outcome = MigrateOutcome.FailedAfterSwitchover, Errno = guest.FailErrno };
-            }
-
-            var (intact, check) = st.VerifyData();
-            return result with
-            {
-                Outcome = changes.Count == 0 ? MigrateOutcome.SucceededSameTypes : MigrateOutcome.SucceededChangedTypes,
-                Reason = "",
-                DataIntact = intact,
-                DataCheck = check,
-            };
-        }
-
-        /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
-        private static string MappingText(RegionAccessResult v) =>
-            v.Stage2 != Stage2Type.None || v.Effective is not null ? $"{LabText.Stage2(v.Stage2)} / {v.Effective ?? LabText.None}"
-            : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.NotRunning)).Select(a => a.ToString()).DefaultIfEmpty("not accessed"))}";
-
-        /// <summary>
-        /// A device-memory copy is only as good as the VMM's view of it: if the guest used the memory through a
-        /// non-cacheable stage-2 mapping while the VMM's mapping is cacheable, real hardware can hand the VMM stale
-        /// cache lines (the model's memory has no caches, so the bytes it moved are right; on hardware they may not be).
-        /// </summary>
-        private static List<HazardRecord> CopyHazards(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews, HashSet<string> written)
-        {
-            // Only writes the guest made can be missed: a region it only read holds what the copy reads.
-            if (!c.Copied || !written.Contains(c.Region) || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
-                return [];
-            return v.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc
-                ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {LabText.Stage2(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
-                : [];
         }
 
         /// <summary>The region's kind as reports name it: anon, hugetlb, or the device region's kind.</summary>
@@ -345,57 +208,13 @@ public static class ScenarioRunner
             return new VmaFacts(kind, vma.IsCacheable, (vma.Flags & VmFlags.VM_ALLOW_ANY_UNCACHED) != 0, outside, desc);
         }
 
-        /// <summary>The guest during a migration: writes RAM during pre-copy, touches its memory again after switch-over.</summary>
-        private sealed class MigrationGuest(VmState st, MigrateStep step, LabHost destination) : IMigrationGuest
-        {
-            public List<RegionAccessResult> After { get; } = [];
-
-            public Errno FailErrno { get; private set; }
-
-            public void RunDuringPrecopy(VirtualMachine source, int round)
-            {
-                foreach (var d in step.Dirty.Where(d => round <= d.Rounds))
-                {
-                    for (int p = 0; p < d.Pages; p++)
-                    {
-                        var off = d.Offset + ((ulong)p * PAGE_SIZE);
-                        var value = 0xD1_0000_0000_0000UL | ((ulong)(uint)round << 32) | (uint)p;
-                        st.Touch(d.Region, off, 0xFF, [AccessType.Write], value, 0, record: false);
-                    }
-                }
-            }
-
-            public GuestResumeReport ResumeOn(VirtualMachine target)
-            {
-                st.MoveTo(target, destination);
-                foreach (var (region, touch) in st.Touched.ToList())
-                {
-                    // Read first (so data read back is checked before anything else), then what the guest did before.
-                    var types = new List<AccessType> { AccessType.Read };
-                    types.AddRange(touch.Types.Where(t => t != AccessType.Read));
-                    var view = st.Touch(region, touch.Offset, touch.Mair, types, touch.Value, 0, record: false);
-                    After.Add(view);
-                    var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.MmioExit) && touch.Succeeded.Contains(a.Type));
-                    if (failed is not null)
-                    {
-                        FailErrno = failed.Errno;
-                        return new GuestResumeReport(false, $"{region}: {failed} on {destination.Name} ({failed.Detail})");
-                    }
-
-                    if (st.Dead)
-                        return new GuestResumeReport(false, $"{region}: the guest stopped on {destination.Name}");
-                }
-
-                return new GuestResumeReport(true, "");
-            }
-        }
     }
 
     /// <summary>What the guest last did to a region (replayed on the destination after a migration).</summary>
-    private sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, HashSet<AccessType> Succeeded);
+    internal sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, HashSet<AccessType> Succeeded);
 
     /// <summary>One VM of a run: where it runs, whether its guest died, what it wrote and saw.</summary>
-    private sealed class VmState(VmSpec spec)
+    internal sealed class VmState(VmSpec spec, ScenarioKinds kinds)
     {
         public VmSpec Spec { get; } = spec;
 
@@ -475,26 +294,28 @@ public static class ScenarioRunner
         }
 
         /// <summary>The region's kind as its host would map it (for regions of a VM that is not running).</summary>
-        private string SpecKind(VmRegionSpec r) =>
-            r.IsRam ? r.Backing == RamBacking.Hugetlb ? "hugetlb" : "anon"
-            : _lastLab?.Region(r.Device!, r.DeviceRegion!) is { } d ? RunState.KindName(d.Kind, null) : "device";
+        private string SpecKind(VmRegionSpec r) => kinds.Backing(r.BackingSpec.Kind)?.ReportKind(r, _lastLab) ?? r.BackingSpec.Kind;
 
-        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record,
+        /// <summary>
+        /// The guest accesses <paramref name="offset"/> of <paramref name="region"/>; with <paramref name="gpa"/> set,
+        /// that guest-physical address outside every region instead (<paramref name="region"/> is then only a label).
+        /// </summary>
+        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record, ulong? gpa = null,
             AccessStep? step = null)
         {
-            var regionSpec = Spec.Region(region)!;
+            var regionSpec = gpa is null ? Spec.Region(region)! : null;
             if (Vm is null || Dead)
             {
                 var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
-                return new RegionAccessResult(Spec.Name, LastHost, region, SpecKind(regionSpec), mair, null, false,
+                return new RegionAccessResult(Spec.Name, LastHost, region, regionSpec is null ? "none" : SpecKind(regionSpec), mair, null, false,
                     types.Select(t => new AccessRecord(t, AccessOutcome.NotRunning, Errno.None, null, why)).ToList(),
                     Stage2Type.None, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
             }
 
-            var setup = Vm.Region(region);
+            var setup = regionSpec is null ? null : Vm.Region(region);
             var lab = Host!;
-            var kind = RunState.KindOf(lab, Vm.Host, setup);
-            var ipa = regionSpec.Gpa + offset;
+            var kind = setup is null ? "none" : RunState.KindOf(lab, Vm.Host, setup);
+            var ipa = gpa ?? regionSpec!.Gpa + offset;
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
@@ -505,14 +326,14 @@ public static class ScenarioRunner
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
-            Vma? vma = LabHost.VmaOf(Vm.Host, setup);
+            Vma? vma = setup is null ? null : LabHost.VmaOf(Vm.Host, setup);
             // The guest's SCTLR_EL1 for this step (issue 12): with M or C off, its data accesses go around the caches.
             cpu.SctlrM = step?.Mmu ?? true;
             cpu.SctlrC = cpu.SctlrI = step?.Caches ?? true;
-            if (step?.Writer is { } writer)
+            if (step?.Writer is { } writer && setup is not null)
                 explanation.Add(HostWrite(writer, setup, lab, region, offset, value));
             // Registers are not memory: a read need not return the last write (VerifyData skips them too).
-            var dataJudged = !setup.IsDeviceRegisters;
+            var dataJudged = setup is { IsDeviceRegisters: false };
             foreach (var t in types)
             {
                 var req = t switch
@@ -602,11 +423,13 @@ public static class ScenarioRunner
             var cmo = new CmoRecord(needed.Select(c => Kernel.Kvm.Stage2.CmoKindNames.KvmName(c.Op)).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
-                setup.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
+                setup?.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
             {
-                CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup.IsCacheableDeviceMemory &&
+                CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup is { IsCacheableDeviceMemory: true } &&
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
                 MappingChangedByVmm = ChangedMappings.Contains(region),
+                Stage2Size = leaf?.Size,
+                Stage2Level = leaf?.Level,
             };
             log.Keeping = false;
             if (record)

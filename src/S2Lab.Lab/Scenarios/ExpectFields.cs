@@ -26,14 +26,7 @@ public static class ExpectFields
     private static List<string> Words<T>()
         where T : struct, Enum => Enum.GetValues<T>().Select(v => Runner.LabText.Word(v)).ToList();
 
-    /// <summary>The fields allowed for an expect step referring to a step of this kind (null = no step: run-level checks).</summary>
-    public static IReadOnlyList<string> For(string? stepKind) => stepKind switch
-    {
-        "start" => ["outcome", "errno", "memslots", "cap243"],
-        "access" => ["read", "write", "exec", "stage2", "effective", "cmo", "hazards", "value", "expected"],
-        "mprotect" or "munmap" => ["result"],
-        "migrate" => ["outcome", "errno", "call", "changed", "dataIntact", "deviceCopy"],
-        null => ["scorecard"],
-        _ => [],
-    };
+    /// <summary>The fields allowed for an expect step referring to a step of this kind (null = no step: run-level checks), from the kind registry.</summary>
+    public static IReadOnlyList<string> For(string? stepKind) =>
+        stepKind is null ? ["scorecard"] : Kinds.ScenarioKinds.Default.Step(stepKind)?.Expect.Select(f => f.Name).ToList() ?? [];
 }

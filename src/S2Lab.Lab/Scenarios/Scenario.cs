@@ -2,6 +2,7 @@ using S2Lab.Arch.Cpu;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
+using S2Lab.Lab.Scenarios.Kinds;
 using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Scenarios;
@@ -22,6 +23,9 @@ public sealed record Scenario(
     public HostSpec Host(string name) => Hosts.First(h => h.Name == name);
 
     public VmSpec Vm(string name) => Vms.First(v => v.Name == name);
+
+    /// <summary>The step, device and backing kinds the file was read with (the runner dispatches through them).</summary>
+    internal ScenarioKinds Kinds { get; init; } = ScenarioKinds.Default;
 }
 
 /// <summary>A host: its CPU (ID registers), the KVM design it runs, and the devices it can assign.</summary>
@@ -128,6 +132,9 @@ public sealed record VmSpec(
     SourceMark At)
 {
     public VmRegionSpec? Region(string name) => Regions.FirstOrDefault(r => r.Name == name);
+
+    /// <summary>The VMM gives the guest MTE (KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) at start, on every host it starts on).</summary>
+    public bool Mte { get; init; }
 }
 
 /// <summary>One guest-physical region of a VM: RAM, or a device region (then <see cref="Device"/> is set).</summary>
@@ -135,6 +142,9 @@ public sealed record VmRegionSpec(
     string Name, ulong Gpa, ulong Size, bool ReadOnly, RamBacking Backing, string? Device, string? DeviceRegion, SourceMark At)
 {
     public bool IsRam => Device is null;
+
+    /// <summary>The backing as its kind read it (hugetlb carries its page size).</summary>
+    public RegionBackingSpec BackingSpec { get; init; } = RegionBackingSpec.Anon;
 
     public ulong End => Gpa + Size;
 }
@@ -157,13 +167,13 @@ public abstract record StepSpec(int Index, string? Id, SourceMark At)
 }
 
 /// <summary>Start a VM (on its own host, or <see cref="Host"/>).</summary>
-public sealed record StartStep(int Index, string? Id, SourceMark At, string Vm, string Host) : StepSpec(Index, Id, At)
+public sealed record StartStep(int Index, string? Id, SourceMark At, string Vm, string Host) : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "start";
 }
 
 /// <summary>Stop (destroy) a running VM.</summary>
-public sealed record StopStep(int Index, string? Id, SourceMark At, string Vm) : StepSpec(Index, Id, At)
+public sealed record StopStep(int Index, string? Id, SourceMark At, string Vm) : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "stop";
 }
@@ -183,7 +193,7 @@ public enum HostWriter
 /// <summary>Guest accesses to one page of a region, with the guest's stage-1 MAIR attribute byte.</summary>
 public sealed record AccessStep(
     int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, int Vcpu)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "access";
 
@@ -195,18 +205,21 @@ public sealed record AccessStep(
 
     /// <summary>SCTLR_EL1.C (and .I) during the accesses.</summary>
     public bool Caches { get; init; } = true;
+
+    /// <summary>Set for an access to a guest-physical address outside every region (<see cref="Region"/> is then its label).</summary>
+    public ulong? Gpa { get; init; }
 }
 
 /// <summary>The VMM mprotects part of a region's host mapping.</summary>
 public sealed record MprotectStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size, Prot Prot)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "mprotect";
 }
 
 /// <summary>The VMM munmaps part of a region's host mapping.</summary>
 public sealed record MunmapStep(int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, ulong Size)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "munmap";
 }
@@ -217,7 +230,7 @@ public sealed record DirtySpec(string Region, ulong Offset, int Pages, int Round
 /// <summary>Live-migrate a running VM to another host.</summary>
 public sealed record MigrateStep(
     int Index, string? Id, SourceMark At, string Vm, string To, CapabilityPolicy? Policy, IReadOnlyList<DirtySpec> Dirty, int MaxRounds, int StopCopyPages)
-    : StepSpec(Index, Id, At)
+    : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "migrate";
 }

@@ -21,6 +21,9 @@ public static class KvmIoctls
     /// <summary>KVM_CREATE_VCPU = _IO(KVMIO, 0x41); the argument is the vCPU id.</summary>
     public static readonly nuint CREATE_VCPU = Ioctl.IO(KVMIO, 0x41);
 
+    /// <summary>KVM_ENABLE_CAP = _IOW(KVMIO, 0xa3, struct kvm_enable_cap).</summary>
+    public static readonly nuint ENABLE_CAP = Ioctl.IOW<KvmEnableCapNative>(KVMIO, 0xa3);
+
     /// <summary>KVM_GET_DIRTY_LOG = _IOW(KVMIO, 0x42, struct kvm_dirty_log).</summary>
     public static readonly nuint GET_DIRTY_LOG = Ioctl.IOW<KvmDirtyLogNative>(KVMIO, 0x42);
 

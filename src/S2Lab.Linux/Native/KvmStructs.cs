@@ -37,6 +37,16 @@ public unsafe struct KvmCreateGuestMemfdNative
     [FieldOffset(16)] public fixed ulong Reserved[6];
 }
 
+/// <summary>struct kvm_enable_cap, 104 bytes: u32 cap, u32 flags, u64 args[4], u8 pad[64].</summary>
+[StructLayout(LayoutKind.Explicit, Size = 104)]
+public unsafe struct KvmEnableCapNative
+{
+    [FieldOffset(0)] public uint Cap;
+    [FieldOffset(4)] public uint Flags;
+    [FieldOffset(8)] public fixed ulong Args[4];
+    [FieldOffset(40)] public fixed byte Pad[64];
+}
+
 /// <summary>struct kvm_dirty_log, 16 bytes: u32 slot, u32 padding1, then a union of the bitmap pointer and a u64.</summary>
 [StructLayout(LayoutKind.Explicit, Size = 16)]
 public struct KvmDirtyLogNative

@@ -102,6 +102,9 @@ public interface IKvmVm : IDisposable
 
     /// <summary>KVM_CREATE_VCPU.</summary>
     KvmResult<IKvmVcpu> CreateVcpu(uint id);
+
+    /// <summary>KVM_ENABLE_CAP on the VM fd (e.g. KVM_CAP_ARM_MTE before any vCPU exists).</summary>
+    Errno EnableCap(uint cap, ulong arg0 = 0);
 }
 
 /// <summary>Why KVM_RUN returned to userspace.</summary>
