@@ -34,6 +34,25 @@ public sealed class LinuxAddressSpace : IHostAddressSpace
     public KvmResult<Hva> MapDeviceRegion(VfioDevice device, in VfioRegionInfo region, Prot prot) => Errno.ENODEV;
 
     /// <inheritdoc/>
+    public KvmResult<Hva> MapFileFixed(string path, Hva at, ulong size, Prot prot)
+    {
+        if (size == 0)
+            return Errno.EINVAL;
+        var fd = LibC.Open(path, LibC.O_RDWR | LibC.O_CLOEXEC);
+        if (fd < 0)
+            return LinuxErrno.Last();
+        try
+        {
+            var p = LibC.Mmap((nint)at.Value, (nuint)size, (int)prot, LibC.MAP_SHARED | LibC.MAP_FIXED, fd, 0);
+            return p == LibC.MapFailed ? LinuxErrno.Last() : KvmResult<Hva>.Ok(new Hva((ulong)p));
+        }
+        finally
+        {
+            LibC.Close(fd);
+        }
+    }
+
+    /// <inheritdoc/>
     public Errno Unmap(Hva start, ulong size) =>
         LibC.Munmap((nint)start.Value, (nuint)size) == 0 ? Errno.None : LinuxErrno.Last();
 

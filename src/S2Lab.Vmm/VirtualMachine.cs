@@ -251,6 +251,9 @@ public static class Vmm
                 (device, region) = (opened.Value, info);
                 mapped = host.Memory.MapDeviceRegion(device, info, rw);
                 break;
+            case MappedPieces pieces:
+                mapped = MapPieces(host.Memory, rc, pieces, rw);
+                break;
             default:
                 throw new ArgumentException($"unknown backing {rc.Backing}");
         }
@@ -261,6 +264,38 @@ public static class Vmm
         {
             MappedSize = region?.Size ?? rc.Size,
         };
+    }
+
+    /// <summary>The mappings of a <see cref="MappedPieces"/> region (see there); on any failure nothing stays mapped.</summary>
+    private static KvmResult<Hva> MapPieces(IHostAddressSpace memory, RegionConfig rc, MappedPieces pieces, Prot prot)
+    {
+        var reserved = memory.MapAnonymous(rc.Size, Prot.PROT_NONE, rc.Name);
+        if (!reserved.IsOk)
+            return reserved;
+        var start = reserved.Value;
+        var covered = 0UL;
+        foreach (var p in pieces.Pieces.OrderBy(p => p.Offset))
+        {
+            var e = p.Path is null ? memory.Protect(start + p.Offset, p.Size, prot)
+                : memory.MapFileFixed(p.Path, start + p.Offset, p.Size, prot) is { IsOk: false } m ? m.Error : Errno.None;
+            if (e == Errno.None && p.Offset > covered)
+                e = memory.Unmap(start + covered, p.Offset - covered);
+            if (e != Errno.None)
+            {
+                memory.Unmap(start, rc.Size);
+                return e;
+            }
+
+            covered = p.Offset + p.Size;
+        }
+
+        if (covered < rc.Size && memory.Unmap(start + covered, rc.Size - covered) is var u and not Errno.None)
+        {
+            memory.Unmap(start, rc.Size);
+            return u;
+        }
+
+        return reserved;
     }
 
     /// <summary>

@@ -18,6 +18,17 @@ public sealed record HugetlbRam(ulong HugePageSize) : RegionBacking;
 /// </summary>
 public sealed record DeviceMemory(string Device, string Region) : RegionBacking;
 
+/// <summary>One piece of a <see cref="MappedPieces"/> region: [Offset, Offset + Size) of it, mapped from the device file <paramref name="Path"/>, or anonymous RAM where Path is null.</summary>
+public sealed record MappedPiece(ulong Offset, ulong Size, string? Path);
+
+/// <summary>
+/// A region covered by several mappings with holes between them: the VMM reserves the whole range (anonymous,
+/// PROT_NONE), makes each anonymous piece read-write (mprotect), maps each file piece over the reservation
+/// (mmap MAP_SHARED|MAP_FIXED) and unmaps what is left, so that the region's one memslot spans several VMAs and
+/// holes (KVM accepts holes: rule 6 walks only the VMAs there are).
+/// </summary>
+public sealed record MappedPieces(IReadOnlyList<MappedPiece> Pieces) : RegionBacking;
+
 /// <summary>One guest-physical region of a VM: it becomes one memslot.</summary>
 public sealed record RegionConfig(string Name, ulong Gpa, ulong Size, bool ReadOnly, RegionBacking Backing)
 {

@@ -1,4 +1,6 @@
+using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Scenarios;
+using S2Lab.Lab.Scenarios.Kinds;
 
 namespace S2Lab.Lab.Tests;
 
@@ -81,5 +83,61 @@ public class FormatGapValidationTests
         var lvl = OnlyError(Head + "  - { id: a, access: { vm: vm, region: ram, mair: 0xFF, type: read } }\n" +
                             "  - expect: { step: a, stage2.level: 4 }\n");
         Assert.Equal(("steps[2].expect.stage2.level", 9), (lvl.Field, lvl.At.Line));
+    }
+
+    // Issue 12: a memslot over several VMAs with holes (backing `vmas`), each VMA anonymous or a driver's.
+    private static string Vmas(string pieces) => Head.Edit("size: 64MiB }", $"size: 64MiB, backing: vmas, vmas: [ {pieces} ] }}");
+
+    [Fact]
+    public void Vmas_pieces_with_holes_and_arbitrary_driver_vmas_load()
+    {
+        var s = ScenarioLoader.Parse(Vmas("{ offset: 0, size: 2MiB }, { offset: 4MiB, size: 2MiB, map: pfnmap, pgprot: MT_NORMAL_TAGGED, " +
+                                          "allowAnyUncached: true, pfns: ram }, { offset: 8MiB, size: 4KiB, map: mixedmap, pgprot: mt_device_ngnre }"), "gaps.yaml");
+        var spec = Assert.IsType<VmasBackingSpec>(s.Vms[0].Regions[0].BackingSpec);
+        VmaPieceSpec[] expected =
+        [
+            new(0, 2UL << 20, VmaMapKind.Anon, MtIndex.MT_NORMAL, false, VmaPfns.Device),
+            new(4UL << 20, 2UL << 20, VmaMapKind.Pfnmap, MtIndex.MT_NORMAL_TAGGED, true, VmaPfns.Ram),
+            new(8UL << 20, 4096, VmaMapKind.Mixedmap, MtIndex.MT_DEVICE_nGnRE, false, VmaPfns.Device),
+        ];
+        Assert.Equal(expected, spec.Pieces);
+    }
+
+    [Theory]
+    [InlineData("{ offset: 0, size: 4MiB }, { offset: 2MiB, size: 2MiB }", "vms.vm.memory[0].vmas[1].offset", "without overlap")]
+    [InlineData("{ offset: 4MiB, size: 2MiB }, { offset: 0, size: 2MiB }", "vms.vm.memory[0].vmas[1].offset", "address order")]
+    [InlineData("{ offset: 62MiB, size: 4MiB }", "vms.vm.memory[0].vmas[0].size", "ends beyond the region")]
+    [InlineData("{ offset: 64MiB, size: 4KiB }", "vms.vm.memory[0].vmas[0].size", "ends beyond the region")]
+    [InlineData("{ offset: 0x800, size: 4KiB }", "vms.vm.memory[0].vmas[0].offset", "page boundary")]
+    [InlineData("{ offset: 0, size: 6000 }", "vms.vm.memory[0].vmas[0].size", "multiple of the page size")]
+    [InlineData("{ offset: 0, size: 0 }", "vms.vm.memory[0].vmas[0].size", "non-zero")]
+    [InlineData("{ size: 4KiB }", "vms.vm.memory[0].vmas[0].offset", "missing required field")]
+    [InlineData("{ offset: 0, size: 4KiB, pgprot: MT_NORMAL_NC }", "vms.vm.memory[0].vmas[0].pgprot", "needs map: pfnmap or mixedmap")]
+    [InlineData("{ offset: 0, size: 4KiB, allowAnyUncached: true }", "vms.vm.memory[0].vmas[0].allowAnyUncached", "needs map: pfnmap or mixedmap")]
+    [InlineData("{ offset: 0, size: 4KiB, pfns: ram }", "vms.vm.memory[0].vmas[0].pfns", "needs map: pfnmap or mixedmap")]
+    [InlineData("{ offset: 0, size: 4KiB, map: pfnmap }", "vms.vm.memory[0].vmas[0].pgprot", "needs its pgprot")]
+    [InlineData("{ offset: 0, size: 4KiB, map: mixedmap, pgprot: MT_WRITEBACK }", "vms.vm.memory[0].vmas[0].pgprot", "is not one of")]
+    [InlineData("{ offset: 0, size: 4KiB, map: pfnmap, pgprot: MT_NORMAL, pfns: io }", "vms.vm.memory[0].vmas[0].pfns", "is not one of")]
+    [InlineData("{ offset: 0, size: 4KiB, map: vm_io }", "vms.vm.memory[0].vmas[0].map", "is not one of")]
+    [InlineData("{ offset: 0, size: 4KiB, flags: VM_IO }", "vms.vm.memory[0].vmas[0].flags", "unknown field")]
+    public void A_bad_vmas_piece_is_one_error_with_its_field(string pieces, string field, string message)
+    {
+        var err = OnlyError(Vmas(pieces));
+        Assert.Equal(("gaps.yaml", 5, field), (err.File, err.At.Line, err.Field));
+        Assert.Contains(message, err.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_vmas_region_needs_its_list_and_vmas_is_unknown_elsewhere()
+    {
+        var missing = OnlyError(Head.Edit("size: 64MiB }", "size: 64MiB, backing: vmas }"));
+        Assert.Equal(("vms.vm.memory[0].vmas", 5), (missing.Field, missing.At.Line));
+        Assert.Contains("missing required field", missing.Message, StringComparison.Ordinal);
+        var empty = OnlyError(Vmas(""));
+        Assert.Equal("vms.vm.memory[0].vmas", empty.Field);
+        Assert.Contains("at least one VMA", empty.Message, StringComparison.Ordinal);
+        var elsewhere = OnlyError(Head.Edit("size: 64MiB }", "size: 64MiB, vmas: [ { offset: 0, size: 4KiB } ] }"));
+        Assert.Equal("vms.vm.memory[0].vmas", elsewhere.Field);
+        Assert.Contains("unknown field", elsewhere.Message, StringComparison.Ordinal);
     }
 }

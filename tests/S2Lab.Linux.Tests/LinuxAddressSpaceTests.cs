@@ -95,6 +95,28 @@ public class LinuxAddressSpaceTests
     }
 
     [LinuxFact]
+    public void A_file_maps_over_a_reservation_at_its_address_and_a_missing_file_is_ENOENT()
+    {
+        // /dev/zero shared is shmem on Linux; the model's /dev/zero here is a driver giving shared anonymous memory.
+        var files = new ModelFiles().Add("/dev/zero", (p, at, len, prot) =>
+            Kernel.Drivers.AnonymousMemory.Mmap(p, len, prot, at, thp: false, shared: true));
+        var model = new ModelAddressSpace(Host.Create("h", "neoverse-v2", "linux-6.17").CreateProcess("vmm"), files: files);
+        var real = new LinuxAddressSpace();
+        var rw = Prot.PROT_READ | Prot.PROT_WRITE;
+        foreach (var a in (IHostAddressSpace[])[model, real])
+        {
+            var start = a.MapAnonymous(4 * Page, Prot.PROT_NONE, "reserve").Value;
+            Assert.Equal(Errno.ENOENT, a.MapFileFixed("/dev/s2lab-no-such-file", start, Page, rw).Error);
+            Assert.Equal(start + Page, a.MapFileFixed("/dev/zero", start + Page, Page, rw).Value);
+            Assert.Equal(Errno.None, a.Write(start + Page, [0x5A]));
+            var got = new byte[1];
+            Assert.Equal((Errno.None, (byte)0x5A), (a.Read(start + Page, got), got[0]));
+            Assert.Equal(Errno.EFAULT, a.Read(start, got)); // the rest of the reservation is still PROT_NONE
+            Assert.Equal(Errno.None, a.Unmap(start, 4 * Page));
+        }
+    }
+
+    [LinuxFact]
     public void No_vfio_device_opens_on_this_backend()
     {
         Assert.Equal(Errno.ENODEV, new LinuxVfioHost().Open("gpu0").Error);

@@ -25,6 +25,8 @@ public class RealKvmVmmTests
 
         public KvmResult<Hva> MapDeviceRegion(VfioDevice device, in VfioRegionInfo region, Prot prot) => inner.MapDeviceRegion(device, region, prot);
 
+        public KvmResult<Hva> MapFileFixed(string path, Hva at, ulong size, Prot prot) => inner.MapFileFixed(path, at, size, prot);
+
         public Errno Unmap(Hva start, ulong size) => inner.Unmap(start, size);
 
         public Errno Protect(Hva start, ulong size, Prot prot) => inner.Protect(start, size, prot);

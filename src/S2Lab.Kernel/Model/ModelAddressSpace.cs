@@ -10,7 +10,7 @@ namespace S2Lab.Kernel.Model;
 /// (<see cref="MmStruct"/>, <see cref="AnonymousMemory"/>, <see cref="Hugetlbfs"/>, the vfio drivers of
 /// <paramref name="vfio"/>). It also offers <see cref="ISparseAddressSpace"/>, which real userspace has not.
 /// </summary>
-public sealed class ModelAddressSpace(Process process, ModelVfioHost? vfio = null) : IHostAddressSpace, ISparseAddressSpace
+public sealed class ModelAddressSpace(Process process, ModelVfioHost? vfio = null, ModelFiles? files = null) : IHostAddressSpace, ISparseAddressSpace
 {
     private readonly Dictionary<ulong, Vma> _mapped = [];
 
@@ -57,6 +57,19 @@ public sealed class ModelAddressSpace(Process process, ModelVfioHost? vfio = nul
         }
 
         return Start(mapped);
+    }
+
+    /// <summary>
+    /// mmap(MAP_SHARED|MAP_FIXED) of a device file of <see cref="ModelFiles"/>: ENOENT for a path the host lacks,
+    /// EINVAL for an unaligned address or an empty length (do_mmap), else whatever the file's driver returns.
+    /// </summary>
+    public KvmResult<Hva> MapFileFixed(string path, Hva at, ulong size, Prot prot)
+    {
+        if (files is null || !files.TryGet(path, out var mmap))
+            return Errno.ENOENT;
+        if (size == 0 || !IsAligned(at.Value, PAGE_SIZE))
+            return Errno.EINVAL;
+        return Start(mmap(Process, at.Value, AlignUp(size, PAGE_SIZE), prot));
     }
 
     /// <inheritdoc/>

@@ -20,6 +20,7 @@ internal sealed class LabHost
     private readonly Dictionary<(string, string), ModelDeviceRegion> _regions = [];
     private readonly ModelVfioHost _vfio = new();
     private readonly ModelGuestLoader _guest = new();
+    private readonly ModelFiles _files = new();
     private int _processes;
 
     public LabHost(HostSpec spec, IKvmDesign design, RunVariant variant, ulong ramSize, ScenarioKinds? kinds = null)
@@ -40,18 +41,27 @@ internal sealed class LabHost
 
     public string Name => Spec.Name;
 
+    /// <summary>The device files this host's VMMs may mmap (the drivers of <c>vmas</c> regions' pieces).</summary>
+    public ModelFiles Files => _files;
+
     public ModelDeviceRegion? Region(string device, string region) => _regions.GetValueOrDefault((device, region));
 
     /// <summary>A new VMM process on this host with /dev/kvm open.</summary>
     public VmmHost NewVmm(string vmName)
     {
         var p = Host.CreateProcess($"vmm-{vmName}-{++_processes}");
-        return new VmmHost(Name, Host.OpenKvm(p, Spec.KvmProfile), new ModelAddressSpace(p, _vfio), _vfio, _guest);
+        return new VmmHost(Name, Host.OpenKvm(p, Spec.KvmProfile), new ModelAddressSpace(p, _vfio, _files), _vfio, _guest);
     }
 
-    /// <summary>The VMA a VMM of this host created for <paramref name="r"/> (null if it never mapped it): the Lab's view, not the VMM's.</summary>
-    public static Vma? VmaOf(VmmHost vmm, RegionSetup r) =>
-        vmm.Memory is ModelAddressSpace m && r.MappedSize != 0 ? m.MappingAt(new Hva(r.Hva)) : null;
+    /// <summary>
+    /// The VMA a VMM of this host created for <paramref name="r"/> (null if it never mapped it): the Lab's view, not
+    /// the VMM's. For a region of several VMAs (<see cref="MappedPieces"/>), the VMA that is at <paramref name="offset"/> now
+    /// (null in a hole).
+    /// </summary>
+    public static Vma? VmaOf(VmmHost vmm, RegionSetup r, ulong offset = 0) =>
+        vmm.Memory is not ModelAddressSpace m || r.MappedSize == 0 ? null
+        : r.Config.Backing is MappedPieces ? m.Mm.FindVma(r.Hva + offset)
+        : m.MappingAt(new Hva(r.Hva));
 
     /// <summary>Offers a device region to this host's VMMs (device kinds call it from Install).</summary>
     public void Add(string device, string driver, string region, ulong size, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap)

@@ -67,6 +67,8 @@ public static class ScenarioRunner
             var spec = DesignCatalog.RunRef(name, design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name), variant);
             var kd = KvmDesigns.Create(spec);
             var lh = new LabHost(h, kd, variant, ram, scenario.Kinds);
+            foreach (var region in scenario.Vms.SelectMany(v => v.Regions))
+                VmasBackingKind.Install(region, lh);
             hosts[h.Name] = lh;
             facts.Add(lh.Probe(spec.ToString()));
             designLabels.Add(name);
@@ -165,7 +167,7 @@ public static class ScenarioRunner
         /// <summary>The region's kind as reports name it: anon, hugetlb, or the device region's kind.</summary>
         internal static string KindOf(LabHost host, VmmHost vmm, RegionSetup r) =>
             r.Config.Backing is DeviceMemory dm && host.Region(dm.Device, dm.Region) is { } d ? KindName(d.Kind, LabHost.VmaOf(vmm, r))
-            : r.Config.Backing is HugetlbRam ? "hugetlb" : "anon";
+            : r.Config.Backing is HugetlbRam ? "hugetlb" : r.Config.Backing is MappedPieces ? "vmas" : "anon";
 
         internal static RegionSetupResult Setup(LabHost host, VmmHost vmm, RegionSetup r)
         {
@@ -326,7 +328,7 @@ public static class ScenarioRunner
             var hazards = new List<HazardRecord>();
             GuestAccessResult? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
-            Vma? vma = setup is null ? null : LabHost.VmaOf(Vm.Host, setup);
+            Vma? vma = setup is null ? null : LabHost.VmaOf(Vm.Host, setup, offset);
             // The guest's SCTLR_EL1 for this step (issue 12): with M or C off, its data accesses go around the caches.
             cpu.SctlrM = step?.Mmu ?? true;
             cpu.SctlrC = cpu.SctlrI = step?.Caches ?? true;

@@ -362,7 +362,7 @@ public static class ScenarioLoader
                 var backingKind = kinds.RamBackings.FirstOrDefault(k => k.Name == backingName);
                 if (backingKind is null && backingNode is not null)
                     b.Error(backingNode.Start, $"{p}.backing", $"'{backingName}' is not one of: {string.Join(", ", kinds.RamBackings.Select(k => k.Name))}");
-                var backing = backingKind?.Read(new BackingReader(b, rf, p));
+                var backing = backingKind?.Read(new BackingReader(b, rf, p) { RegionSize = size });
                 var ro = b.Bool(rf.Opt("readonly"), $"{p}.readonly") ?? false;
                 rf.Done();
                 if (size == 0)

@@ -15,6 +15,7 @@ internal static unsafe partial class LibC
     public const int PROT_WRITE = 0x2;
     public const int MAP_SHARED = 0x01;
     public const int MAP_PRIVATE = 0x02;
+    public const int MAP_FIXED = 0x10; // x86_64 and arm64 agree
     public const int MAP_ANONYMOUS = 0x20; // x86_64 and arm64 agree
     public const int MAP_NORESERVE = 0x4000; // x86_64 and arm64 agree
     public const int MAP_HUGETLB = 0x40000; // x86_64 and arm64 agree

@@ -33,6 +33,12 @@ public interface IHostAddressSpace
     /// <summary>mmap of region <paramref name="region"/> of an opened vfio device at the region's offset.</summary>
     KvmResult<Hva> MapDeviceRegion(VfioDevice device, in VfioRegionInfo region, Prot prot);
 
+    /// <summary>
+    /// mmap(at, size, prot, MAP_SHARED|MAP_FIXED, open(path, O_RDWR), 0): the file's driver decides the mapping
+    /// (its mmap handler). ENOENT for a path that does not exist; the driver's errno otherwise.
+    /// </summary>
+    KvmResult<Hva> MapFileFixed(string path, Hva at, ulong size, Prot prot);
+
     /// <summary>munmap(2).</summary>
     Errno Unmap(Hva start, ulong size);
 

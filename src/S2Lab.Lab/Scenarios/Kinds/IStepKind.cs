@@ -140,4 +140,8 @@ internal sealed class StepReader(ScenarioLoader.Reader scenario, Binder b, int i
 internal sealed record DeviceReader(Binder B, string Name, Fields F, string Path);
 
 /// <summary>What a backing kind's reader gets: the region entry's fields and the path errors name.</summary>
-internal sealed record BackingReader(Binder B, Fields F, string Path);
+internal sealed record BackingReader(Binder B, Fields F, string Path)
+{
+    /// <summary>The region's size, when it was read without error (backings that cut the region check against it).</summary>
+    public ulong? RegionSize { get; init; }
+}

@@ -11,7 +11,7 @@ internal sealed class ScenarioKinds
     public static ScenarioKinds Default { get; } = new(
         [new StartStepKind(), new StopStepKind(), new AccessStepKind(), new MprotectStepKind(), new MunmapStepKind(), new SetFlagsStepKind(), new MigrateStepKind(), new ExpectStepKind()],
         [new NvgraceGpuDeviceKind(), new VfioPciDeviceKind()],
-        [new AnonBackingKind(), new HugetlbBackingKind(), new DeviceBackingKind()]);
+        [new AnonBackingKind(), new HugetlbBackingKind(), new VmasBackingKind(), new DeviceBackingKind()]);
 
     private readonly Dictionary<string, IStepKind> _steps;
     private readonly Dictionary<string, IDeviceKind> _devices;
