@@ -256,6 +256,7 @@ public static class ScenarioRunner
         public void Attach(VirtualMachine vm, LabHost host)
         {
             Vm = vm;
+            Observe(vm);
             Host = host;
             LastHost = host.Name;
             _lastLab = host;
@@ -265,6 +266,16 @@ public static class ScenarioRunner
             Touched.Clear();
             Written.Clear();
             ChangedMappings.Clear();
+        }
+
+        /// <summary>
+        /// Attaches the event log to the VM's /dev/kvm from the start, so that every stage-2 leaf (<see
+        /// cref="KernelEventLog.LeafAt"/>) and the facts behind it are known when a step touches it.
+        /// </summary>
+        private static void Observe(VirtualMachine vm)
+        {
+            if (vm.Vcpus.Count > 0 && vm.Vcpus[0] is ModelKvmVcpu cpu)
+                KernelEventLog.Of(cpu.Vm.Kvm).Keeping = false;
         }
 
         /// <summary>A start on <paramref name="host"/> that did not produce a VM.</summary>
@@ -279,6 +290,7 @@ public static class ScenarioRunner
         public void MoveTo(VirtualMachine vm, LabHost host)
         {
             Vm = vm;
+            Observe(vm);
             Host = host;
             LastHost = host.Name;
             _lastLab = host;
@@ -408,8 +420,8 @@ public static class ScenarioRunner
                 }
             }
 
-            // The stage-2 mapping now in place for this page (what the fault handler wrote), if any.
-            var leaf = cpu.Vm.Stage2.GetLeaf(ipa) ?? lastDone?.Leaf;
+            // The stage-2 mapping now in place for this page, from the events (Stage2Written, MemoryAccessed): no table walk.
+            var leaf = log.LeafAt(cpu.Vm.Number, ipa);
             var s2 = leaf is { } l ? l.KvmType switch
             {
                 KvmS2MemType.Normal => Stage2Type.Normal,
