@@ -328,6 +328,9 @@ public static class ScenarioRunner
             var lab = Host!;
             var kind = setup is null ? "none" : RunState.KindOf(lab, Vm.Host, setup);
             var ipa = gpa ?? regionSpec!.Gpa + offset;
+            // The cast stays: an access step is one guest access with a given stage-1 attribute and SCTLR_EL1, queued
+            // on the vCPU and answered with its GuestAccessResult. The seams (IKvmVcpu: KVM_RUN; IGuestLoader: a loaded
+            // program) carry neither the request nor the result; the leaf, hazards and CMOs come from events.
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
@@ -502,6 +505,7 @@ public static class ScenarioRunner
         {
             if (Vm is null || Written.Count == 0)
                 return (null, "the guest wrote nothing to check");
+            // The cast stays, as in Touch: a guest read at a given IPA and MAIR returning its bytes is the model's Access.
             var cpu = (ModelKvmVcpu)Vm.Vcpus[0];
             int ok = 0, bad = 0, skipped = 0;
             var firstBad = "";
