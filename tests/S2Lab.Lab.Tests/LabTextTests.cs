@@ -55,7 +55,7 @@ public class LabTextTests
         Assert.Equal("normal-nc", LabText.Stage2(Runner.Stage2Type.NormalNc));
         Assert.Equal("device-ngnre", LabText.Stage2(Runner.Stage2Type.DeviceNgnre));
         Assert.Equal("none", LabText.Stage2(Runner.Stage2Type.None));
-        Assert.Equal("mismatched-alias", LabText.Hazard(HazardKind.MismatchedAlias));
-        Assert.Equal("ram-as-device", LabText.Hazard(HazardKind.RamAsDevice));
+        Assert.Equal("mismatched-alias", LabText.Hazard(S2Lab.Lab.Judging.HazardKind.MismatchedAlias));
+        Assert.Equal("ram-as-device", LabText.Hazard(S2Lab.Lab.Judging.HazardKind.RamAsDevice));
     }
 }

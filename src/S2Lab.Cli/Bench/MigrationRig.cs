@@ -66,6 +66,10 @@ internal static class MigrationRig
         return r.Vm ?? throw new InvalidOperationException($"start failed: {r.Reason}");
     }
 
+    /// <summary>
+    /// The model's vCPU. The cast stays: the bench measures the allocation-free guest Read/Write path, which no seam
+    /// offers (IKvmVcpu has only KVM_RUN; IGuestLoader runs a loaded program and allocates its results).
+    /// </summary>
     public static ModelKvmVcpu Vcpu(VirtualMachine vm) => (ModelKvmVcpu)vm.Vcpus[0];
 
     /// <summary>The value the guest writes at page <paramref name="page"/> in round <paramref name="round"/> (never zero).</summary>

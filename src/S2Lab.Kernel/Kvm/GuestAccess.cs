@@ -63,6 +63,8 @@ public enum DecisionStage
     Cmo,
     Combine,
     Exit,
+
+    /// <summary>A hazard the Lab judged from events (the kernel records none; Lab/Runner/Explainer.cs).</summary>
     Hazard,
 }
 
@@ -70,25 +72,6 @@ public enum DecisionStage
 public readonly record struct DecisionStep(DecisionStage Stage, int Rule, string Text)
 {
     public override string ToString() => Rule > 0 ? $"[{Stage}] (rule {Rule}) {Text}" : $"[{Stage}] {Text}";
-}
-
-/// <summary>A hazard found on an access.</summary>
-public enum HazardKind
-{
-    /// <summary>The host maps the memory cacheable; the guest's effective type is non-cacheable (stale data, leaks).</summary>
-    MismatchedAlias,
-
-    /// <summary>A cacheable stage-2 mapping needs a CMO the host cannot perform (no FWB/DIC, no kernel VA).</summary>
-    ImpossibleMaintenance,
-
-    /// <summary>RAM-like memory the guest sees as Device: unaligned accesses and atomics fault.</summary>
-    RamAsDevice,
-}
-
-/// <summary>A hazard with its explanation.</summary>
-public readonly record struct Hazard(HazardKind Kind, string Detail)
-{
-    public override string ToString() => $"{Kind}: {Detail}";
 }
 
 /// <summary>What one stage-2 fault did (user_mem_abort and its callers).</summary>
@@ -116,12 +99,14 @@ public sealed record FaultRecord
     public IReadOnlyList<CacheMaintenance> Cmos { get; init; } = [];
 }
 
-/// <summary>The full answer to a guest access: outcome, data, stage-2 state, effective type, hazards and the decision chain.</summary>
+/// <summary>
+/// The full answer to a guest access: outcome, data, stage-2 state, effective type and the fault's decision chain.
+/// Hazards are judged in the Lab from the kernel's events (Lab/Judging/Hazards.cs), not here.
+/// </summary>
 public sealed class GuestAccessResult
 {
     private List<DecisionStep>? _steps;
     private List<FaultRecord>? _faults;
-    private List<Hazard>? _hazards;
 
     /// <summary>Whether decision steps are recorded (the vCPU's <see cref="ModelKvmVcpu.Explain"/>).</summary>
     internal bool Explaining { get; init; } = true;
@@ -130,15 +115,6 @@ public sealed class GuestAccessResult
     internal GuestAccessResult? Trace => Explaining ? this : null;
 
     internal void AddFault(FaultRecord f) => (_faults ??= []).Add(f);
-
-    internal void AddHazard(Hazard h)
-    {
-        _hazards ??= [];
-        foreach (var x in _hazards)
-            if (x.Kind == h.Kind)
-                return;
-        _hazards.Add(h);
-    }
 
     public required GuestAccessRequest Request { get; init; }
 
@@ -177,8 +153,6 @@ public sealed class GuestAccessResult
     /// <summary>The combine with its explanation steps (when the vCPU explains).</summary>
     public CombineExplanation? Combine { get; internal set; }
 
-    public IReadOnlyList<Hazard> Hazards => (IReadOnlyList<Hazard>?)_hazards ?? [];
-
     /// <summary>The chain of decisions, in order.</summary>
     public IReadOnlyList<DecisionStep> Steps => (IReadOnlyList<DecisionStep>?)_steps ?? [];
 
@@ -187,8 +161,7 @@ public sealed class GuestAccessResult
     /// <summary>A short one-line summary.</summary>
     public string Summary => Outcome switch
     {
-        GuestAccessOutcome.Completed => $"{Request}: {Effective?.Description ?? "completed"}" +
-                                         (Hazards.Count > 0 ? $" [{string.Join(", ", Hazards.Select(h => h.Kind))}]" : ""),
+        GuestAccessOutcome.Completed => $"{Request}: {Effective?.Description ?? "completed"}",
         GuestAccessOutcome.MmioExit => $"{Request}: MMIO exit",
         GuestAccessOutcome.AbortInjected => $"{Request}: abort injected into the guest",
         _ => $"{Request}: KVM_RUN fails with {RunError}",

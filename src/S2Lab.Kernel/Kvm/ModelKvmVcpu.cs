@@ -365,9 +365,23 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             r.Vma = Vm.Mm.FindVma(s.GfnToHva(req.Ipa >> PAGE_SHIFT));
         if (Explain)
             r.Step(DecisionStage.Stage2, 0, $"translated by {leaf.KvmText()}: PA {pa:x}");
-        AccessAnalysis.Analyse(Vm, this, r, leaf, pa, Explain);
+        // The effective type: the Arm combine of the guest's stage-1 attribute with the leaf's MemAttr. Hazards and the
+        // combine's text are the Lab's, from MemoryAccessed (Lab/Judging/Hazards.cs, Lab/Runner/Explainer.cs).
+        var input = CombineInputFor(req.S1Mair, leaf.MemAttr, req.Type);
+        CombineResult result;
+        if (Explain)
+        {
+            var ex = AttributeCombiner.Explain(input);
+            result = ex.Result;
+            r.Combine = ex;
+        }
+        else
+        {
+            result = AttributeCombiner.Combine(input);
+        }
+        var attrs = result.Attributes;
+        r.Effective = new EffectiveMemoryType(result.ParAttr, attrs);
         // The data moves through the caches with the effective attributes the combine gave (Arch/Caches/README.md).
-        var attrs = r.Effective!.Value.Attributes!.Value;
         if (req.Type == GuestAccessType.Write)
         {
             r.Path = _caches.Write(_cpu, pa, attrs, req.Data);

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Mm;
@@ -16,6 +17,7 @@ public sealed class KernelEventLog : IKernelObserver, IDisposable
     private readonly List<KernelEvent> _events = [];
     private readonly Dictionary<(int Vm, ulong Ipa), FaultFacts> _leafFacts = [];
     private readonly Dictionary<int, FaultFacts> _lastFacts = [];
+    private readonly Dictionary<(int Vm, ulong Ipa), (long Seq, S2Leaf Leaf)> _leaves = [];
     private readonly ModelKvmSystem? _kvm;
     private readonly IKernelObserver? _previous;
     private readonly PhysicalMemory _memory;
@@ -69,8 +71,15 @@ public sealed class KernelEventLog : IKernelObserver, IDisposable
             case Stage2Written { Kind: Stage2WriteKind.Unmap } u:
                 foreach (var k in _leafFacts.Keys.Where(k => k.Vm == u.Vm && k.Ipa - u.Ipa < u.Size).ToList())
                     _leafFacts.Remove(k);
+                // A leaf the range overlaps goes, a block only partly covered too (the unmap walker clears the leaf).
+                foreach (var (k, _) in _leaves.Where(x => x.Key.Vm == u.Vm && x.Key.Ipa < u.Ipa + u.Size && u.Ipa < x.Key.Ipa + x.Value.Leaf.Size).ToList())
+                    _leaves.Remove(k);
                 break;
         }
+        if (e is Stage2Written { Kind: Stage2WriteKind.Map or Stage2WriteKind.RelaxPerms, Leaf: { } written })
+            _leaves[(e.Vm, written.Ipa)] = (e.Seq, written);
+        else if (e is MemoryAccessed a)
+            _leaves[(a.Vm, a.Leaf.Ipa)] = (a.Seq, a.Leaf);
         _previous?.On(e);
     }
 
@@ -80,6 +89,22 @@ public sealed class KernelEventLog : IKernelObserver, IDisposable
         var list = _events.ToList();
         _events.Clear();
         return list;
+    }
+
+    /// <summary>
+    /// The stage-2 leaf covering <paramref name="ipa"/> in VM <paramref name="vm"/> as the events last showed it (a map,
+    /// a permission relax, or an access that used it; an unmap forgets it), or null. Where two known leaves cover the
+    /// IPA (a block split into pages), the later event wins.
+    /// </summary>
+    public S2Leaf? LeafAt(int vm, ulong ipa)
+    {
+        (long Seq, S2Leaf Leaf)? best = null;
+        foreach (var ((v, start), x) in _leaves)
+        {
+            if (v == vm && ipa - start < x.Leaf.Size && (best is null || x.Seq > best.Value.Seq))
+                best = x;
+        }
+        return best?.Leaf;
     }
 
     /// <summary>

@@ -41,7 +41,7 @@ public static class LabText
     public static string Stage2(Stage2Type type) => Word(type);
 
     /// <summary>A hazard's short name: mismatched-alias, impossible-maintenance, ram-as-device.</summary>
-    public static string Hazard(HazardKind kind) => Word(kind);
+    public static string Hazard(Judging.HazardKind kind) => Word(kind);
 
     /// <summary>
     /// A short name for a memory type, as the guest sees it: Device-nGnRE, Normal-WB, Normal-NC, Normal-WT, and

@@ -258,6 +258,7 @@ public static class ScenarioRunner
         public void Attach(VirtualMachine vm, LabHost host)
         {
             Vm = vm;
+            Observe(vm);
             Host = host;
             LastHost = host.Name;
             _lastLab = host;
@@ -267,6 +268,16 @@ public static class ScenarioRunner
             Touched.Clear();
             Written.Clear();
             ChangedMappings.Clear();
+        }
+
+        /// <summary>
+        /// Attaches the event log to the VM's /dev/kvm from the start, so that every stage-2 leaf (<see
+        /// cref="KernelEventLog.LeafAt"/>) and the facts behind it are known when a step touches it.
+        /// </summary>
+        private static void Observe(VirtualMachine vm)
+        {
+            if (vm.Vcpus.Count > 0 && vm.Vcpus[0] is ModelKvmVcpu cpu)
+                KernelEventLog.Of(cpu.Vm.Kvm).Keeping = false;
         }
 
         /// <summary>A start on <paramref name="host"/> that did not produce a VM.</summary>
@@ -281,6 +292,7 @@ public static class ScenarioRunner
         public void MoveTo(VirtualMachine vm, LabHost host)
         {
             Vm = vm;
+            Observe(vm);
             Host = host;
             LastHost = host.Name;
             _lastLab = host;
@@ -318,6 +330,9 @@ public static class ScenarioRunner
             var lab = Host!;
             var kind = setup is null ? "none" : RunState.KindOf(lab, Vm.Host, setup);
             var ipa = gpa ?? regionSpec!.Gpa + offset;
+            // The cast stays: an access step is one guest access with a given stage-1 attribute and SCTLR_EL1, queued
+            // on the vCPU and answered with its GuestAccessResult. The seams (IKvmVcpu: KVM_RUN; IGuestLoader: a loaded
+            // program) carry neither the request nor the result; the leaf, hazards and CMOs come from events.
             var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
@@ -410,8 +425,8 @@ public static class ScenarioRunner
                 }
             }
 
-            // The stage-2 mapping now in place for this page (what the fault handler wrote), if any.
-            var leaf = cpu.Vm.Stage2.GetLeaf(ipa) ?? lastDone?.Leaf;
+            // The stage-2 mapping now in place for this page, from the events (Stage2Written, MemoryAccessed): no table walk.
+            var leaf = log.LeafAt(cpu.Vm.Number, ipa);
             var s2 = leaf is { } l ? l.KvmType switch
             {
                 KvmS2MemType.Normal => Stage2Type.Normal,
@@ -492,6 +507,7 @@ public static class ScenarioRunner
         {
             if (Vm is null || Written.Count == 0)
                 return (null, "the guest wrote nothing to check");
+            // The cast stays, as in Touch: a guest read at a given IPA and MAIR returning its bytes is the model's Access.
             var cpu = (ModelKvmVcpu)Vm.Vcpus[0];
             int ok = 0, bad = 0, skipped = 0;
             var firstBad = "";

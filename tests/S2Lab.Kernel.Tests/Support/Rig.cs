@@ -41,6 +41,54 @@ internal sealed class Rig
     /// <summary>The rule of the last <see cref="FaultDecided"/> at <paramref name="stage"/> (fails when there is none).</summary>
     public int LastFaultRule(DecisionStage stage) => FaultRules(stage)[^1];
 
+    /// <summary>The last completed guest access the kernel reported (fails when there is none).</summary>
+    public MemoryAccessed LastAccessed => Events.Events.OfType<MemoryAccessed>().Last();
+
+    /// <summary>
+    /// What the host maps behind the leaf <paramref name="a"/> used: the facts of the fault that wrote that leaf (the
+    /// last <see cref="FaultDecided"/> before its <see cref="Stage2Written"/> map or relax).
+    /// </summary>
+    public FaultFacts LeafFacts(MemoryAccessed a)
+    {
+        FaultFacts? last = null, found = null;
+        foreach (var e in Events.Events)
+        {
+            if (e is FaultDecided f)
+                last = f.Facts;
+            else if (e is Stage2Written { Kind: Stage2WriteKind.Map or Stage2WriteKind.RelaxPerms, Leaf: { } l } && l.Ipa == a.Leaf.Ipa)
+                found = last;
+        }
+        return Assert.IsType<FaultFacts>(found);
+    }
+
+    /// <summary>
+    /// The facts of a mismatched alias (Lab/Judging/Hazards.cs defines the hazard; the kernel only reports facts): the
+    /// host maps the PA cacheable (linear map, a cacheable VMA per rule 3, or guest_memfd) and the guest's effective
+    /// type is non-cacheable.
+    /// </summary>
+    public bool IsMismatchedAlias(MemoryAccessed a)
+    {
+        var host = LeafFacts(a);
+        return (host.MapMemory || host.VmaCacheable || host.GuestMemfd) && !a.Effective!.Value.Attributes.IsAnyCacheable;
+    }
+
+    /// <summary>The facts of RAM seen as Device: an effective Device type at a PA that is kernel RAM or device memory (HBM).</summary>
+    public bool IsRamAsDevice(MemoryAccessed a) =>
+        a.Effective!.Value.Attributes.IsDevice
+        && Host.Memory.RegionOf(a.Pa) is { } region
+        && (region.IsMapMemory || region.Kind == PhysRegionKind.DeviceMemory);
+
+    /// <summary>Whether any CMO KVM needed so far had no kernel VA (impossible maintenance).</summary>
+    public bool AnyImpossibleCmo => Events.Events.OfType<CmoRequired>().Any(c => c.IsImpossible);
+
+    /// <summary>None of the three hazards' facts hold for <paramref name="a"/> and no CMO was impossible.</summary>
+    public void AssertNoHazard(MemoryAccessed a)
+    {
+        Assert.False(IsMismatchedAlias(a), "mismatched alias");
+        Assert.False(IsRamAsDevice(a), "RAM as Device");
+        Assert.False(AnyImpossibleCmo, "impossible maintenance");
+    }
+
     public Host Host { get; }
 
     public Process Vmm { get; }

@@ -1,0 +1,46 @@
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
+using S2Lab.Kernel.Kvm.Events;
+using S2Lab.Kernel.Mm;
+using S2Lab.Lab.Runner;
+
+namespace S2Lab.Lab.Tests;
+
+/// <summary>
+/// <see cref="KernelEventLog.LeafAt"/>: the stage-2 leaf a report shows for an IPA comes from the kernel's events
+/// (Stage2Written, MemoryAccessed), not from a second walk of the table (docs/architecture.md, step 5).
+/// </summary>
+public class KernelEventLogLeafTests
+{
+    private const ulong Block = 2UL << 20;
+
+    private static S2Leaf Leaf(ulong ipa, int level, KvmS2MemType type) =>
+        new(ipa, S2Descriptor.Leaf(0x8000_0000 + ipa, level, new S2LeafAttributes(KvmS2MemAttr.PageS2MemAttr(type, true), S2Permissions.Read)), level, fwb: true);
+
+    private static Stage2Written Map(long seq, S2Leaf leaf, int vm = 1) =>
+        new(seq, "h", vm, Stage2WriteKind.Map, leaf.Ipa, leaf.Size, leaf, true);
+
+    [Fact]
+    public void A_mapped_block_covers_every_IPA_in_it_and_no_other_VM_sees_it()
+    {
+        var log = KernelEventLog.Detached(new PhysicalMemory(ramSize: 1UL << 30));
+        log.On(Map(1, Leaf(0x4000_0000, 2, KvmS2MemType.Normal)));
+        Assert.Equal(Block, log.LeafAt(1, 0x4000_0000 + Block - 8)!.Value.Size);
+        Assert.Null(log.LeafAt(1, 0x4000_0000 + Block));
+        Assert.Null(log.LeafAt(2, 0x4000_0000));
+    }
+
+    [Fact]
+    public void An_unmap_of_part_of_a_block_forgets_the_block_and_a_later_page_wins_over_an_older_block()
+    {
+        var log = KernelEventLog.Detached(new PhysicalMemory(ramSize: 1UL << 30));
+        log.On(Map(1, Leaf(0x4000_0000, 2, KvmS2MemType.Normal)));
+        log.On(new Stage2Written(2, "h", 1, Stage2WriteKind.Unmap, 0x4001_0000, 0x1000, null, true));
+        Assert.Null(log.LeafAt(1, 0x4000_0000)); // the unmap walker clears the whole block leaf
+
+        log.On(Map(3, Leaf(0x4000_0000, 2, KvmS2MemType.Normal)));
+        log.On(Map(4, Leaf(0x4000_1000, 3, KvmS2MemType.NormalNc)));
+        Assert.Equal(KvmS2MemType.NormalNc, log.LeafAt(1, 0x4000_1008)!.Value.KvmType);
+        Assert.Equal(KvmS2MemType.Normal, log.LeafAt(1, 0x4000_2000)!.Value.KvmType);
+    }
+}
