@@ -146,7 +146,7 @@ public class CacheDataTests
         Assert.Equal(0x1122334455667788UL, BitConverter.ToUInt64(buf));
         rig.Host.DeviceRead(Accessor.NonCoherentDevice(0), pa, buf);
         Assert.Equal(0UL, BitConverter.ToUInt64(buf)); // still only in the cache
-        rig.Host.Caches.Maintain(DataCacheOp.CleanPoc, pa);
+        rig.Host.Caches.Maintain(CacheOp.DcCvac, pa);
         rig.Host.DeviceRead(Accessor.NonCoherentDevice(0), pa, buf);
         Assert.Equal(0x1122334455667788UL, BitConverter.ToUInt64(buf));
     }
@@ -224,7 +224,7 @@ public class CacheDataTests
                             rig.Host.Caches.Evict(rig.Vcpu.Access(GuestAccessRequest.Read(ipa, 0xFF, 1)).HostPhysAddr!.Value);
                             break;
                         case Op.CleanInvalidate:
-                            rig.Host.Caches.Maintain(DataCacheOp.CleanInvalidatePoc, rig.Vcpu.Access(GuestAccessRequest.Read(ipa, 0xFF, 1)).HostPhysAddr!.Value, 4096);
+                            rig.Host.Caches.Maintain(CacheOp.DcCivac, rig.Vcpu.Access(GuestAccessRequest.Read(ipa, 0xFF, 1)).HostPhysAddr!.Value, 4096);
                             break;
                     }
                 }

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
@@ -157,7 +158,7 @@ public class FaultRuleTests
         Assert.True(x.Leaf!.Value.Executable);
         Assert.Equal(13, noDic.LastFaultRule(DecisionStage.Permissions));
         // Without DIC the I-cache invalidation is needed (RAM has a kernel VA, so it is possible).
-        Assert.Contains(x.Faults.Single().Cmos, c => c.Kind == S2CmoKind.IcacheInvalidatePou && c.Needed && c.Possible);
+        Assert.Contains(x.Faults.Single().Cmos, c => c.Kind == CacheOp.IcIvau && c.Needed && c.Possible);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
@@ -44,7 +45,7 @@ public class KernelEventTests
         var written = Assert.Single(ev.OfType<Stage2Written>());
         Assert.Equal((Stage2WriteKind.Map, r.Leaf), (written.Kind, written.Leaf));
         var cmo = Assert.Single(ev.OfType<CmoRequired>());
-        Assert.Equal((S2CmoKind.DcacheCleanInvalidatePoc, true, true), (cmo.Op, cmo.Needed, cmo.Possible));
+        Assert.Equal((CacheOp.DcCivac, true, true), (cmo.Op, cmo.Needed, cmo.Possible));
         Assert.True(ev.IndexOf(written) < ev.IndexOf(cmo));
         var accessed = Assert.IsType<MemoryAccessed>(ev[^1]);
         Assert.Equal(("vm1/vcpu0", GuestAccessType.Write, 0x2000UL, r.HostPhysAddr!.Value), (accessed.Agent, accessed.Access, accessed.Ipa, accessed.Pa));

@@ -65,7 +65,7 @@ public class DesignFindingsTests
     public void Rule6_linux_6_17_refuses_the_migration_to_altra_at_memslot_creation()
     {
         var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
-        Assert.Equal(MigrateOutcome.SetupFailed, m.Outcome);
+        Assert.Equal(MigrationVerdict.SetupFailed, m.Outcome);
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, m.Errno);
         Assert.StartsWith("KVM_SET_USER_MEMORY_REGION", m.FailedCall, StringComparison.Ordinal);
         var usemem = m.DestinationRegions.Single(r => r.Region == "gpu0.usemem");
@@ -79,7 +79,7 @@ public class DesignFindingsTests
     public void A_VMM_checking_capability_243_refuses_the_migration_before_any_memslot()
     {
         var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra-checked");
-        Assert.Equal(MigrateOutcome.Refused, m.Outcome);
+        Assert.Equal(MigrationVerdict.Refused, m.Outcome);
         Assert.Contains("243", m.Reason, StringComparison.Ordinal);
         Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome == SetupOutcome.Ok || (r.Outcome == SetupOutcome.Failed && r.Errno == Kernel.Kvm.Uapi.Errno.EINVAL));
     }

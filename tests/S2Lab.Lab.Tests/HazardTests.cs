@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Cpu;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel;
@@ -36,7 +37,7 @@ public class HazardTests
         return new MemoryAccessed(1, "h", 1, "vm1/vcpu0", 0, GuestAccessType.Read, 0x1000, pa, leaf, input, AttributeCombiner.Combine(input), Array.Empty<byte>());
     }
 
-    private static CmoRequired Cmo(S2CmoKind op, bool needed, bool possible) => new(1, "h", 1, op, 0x8000_0000, 4096, needed, possible, "");
+    private static CmoRequired Cmo(CacheOp op, bool needed, bool possible) => new(1, "h", 1, op, 0x8000_0000, 4096, needed, possible, "");
 
     [Fact]
     public void Mismatched_alias_caused_by_stage_2_over_a_cacheable_VMA()
@@ -109,12 +110,12 @@ public class HazardTests
     [Fact]
     public void Impossible_maintenance_is_a_needed_CMO_without_a_kernel_VA()
     {
-        var d = Hazards.ImpossibleMaintenance(Cmo(S2CmoKind.DcacheCleanInvalidatePoc, true, false));
+        var d = Hazards.ImpossibleMaintenance(Cmo(CacheOp.DcCivac, true, false));
         Assert.Equal(HazardKind.ImpossibleMaintenance, d!.Kind);
         Assert.Contains("D-cache", d.Detail, StringComparison.Ordinal);
-        Assert.Contains("I-cache", Hazards.ImpossibleMaintenance(Cmo(S2CmoKind.IcacheInvalidatePou, true, false))!.Detail, StringComparison.Ordinal);
-        Assert.Null(Hazards.ImpossibleMaintenance(Cmo(S2CmoKind.DcacheCleanInvalidatePoc, true, true)));
-        Assert.Null(Hazards.ImpossibleMaintenance(Cmo(S2CmoKind.DcacheCleanInvalidatePoc, false, false)));
+        Assert.Contains("I-cache", Hazards.ImpossibleMaintenance(Cmo(CacheOp.IcIvau, true, false))!.Detail, StringComparison.Ordinal);
+        Assert.Null(Hazards.ImpossibleMaintenance(Cmo(CacheOp.DcCivac, true, true)));
+        Assert.Null(Hazards.ImpossibleMaintenance(Cmo(CacheOp.DcCivac, false, false)));
     }
 
     [Fact]

@@ -50,6 +50,19 @@ public class LabTextTests
     }
 
     [Fact]
+    public void Start_outcomes_keep_their_report_words_and_the_JSON_writes_them()
+    {
+        // docs/scenario-schema.md: a start step's outcome is ok, refused or failed (Vmm.StartOutcome.Started is "ok").
+        Assert.Equal(["ok", "refused", "failed"], Enum.GetValues<Vmm.StartOutcome>().Select(LabText.Start));
+        Assert.Equal(["ok", "refused", "failed"], Scenarios.ExpectFields.StartOutcomes);
+        var result = new StartResult(0, "s", "vm", "h", Vmm.StartOutcome.Started, "", Errno.None, "1", []);
+        var json = System.Text.Json.JsonSerializer.Serialize(result);
+        Assert.Contains("\"Outcome\":\"ok\"", json, StringComparison.Ordinal);
+        Assert.Equal(Vmm.StartOutcome.Refused,
+            System.Text.Json.JsonSerializer.Deserialize<Vmm.StartOutcome>("\"refused\"", new System.Text.Json.JsonSerializerOptions { Converters = { new StartOutcomeWord() } }));
+    }
+
+    [Fact]
     public void Enum_words_are_the_JSON_words()
     {
         Assert.Equal("normal-nc", LabText.Stage2(Runner.Stage2Type.NormalNc));

@@ -17,7 +17,7 @@ public class MigrationReportTests
         Assert.Equal(256 * 256, first.PagesSent + first.ZeroPages); // round 1 covers all 256 MiB of RAM, page by page
         Assert.True(first.ZeroPages > 0);
         var failed = Demo("linux-6.17").Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra");
-        Assert.Equal(MigrateOutcome.SetupFailed, failed.Outcome);
+        Assert.Equal(MigrationVerdict.SetupFailed, failed.Outcome);
         Assert.Contains("the guest stays on the source", failed.Reason, StringComparison.Ordinal);
     }
 
@@ -43,7 +43,7 @@ public class MigrationReportTests
             """;
         var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "stale.yaml"), null, RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single();
-        Assert.True(m.Outcome is MigrateOutcome.SucceededSameTypes or MigrateOutcome.SucceededChangedTypes, m.Outcome.ToString());
+        Assert.True(m.Outcome is MigrationVerdict.SucceededSameTypes or MigrationVerdict.SucceededChangedTypes, m.Outcome.ToString());
         var copy = m.DeviceCopies.Single(c => c.Region == "gpu0.usemem");
         Assert.Equal(stale, copy.Hazards.Any(h => h.Name == "stale-copy")); // 6.9 maps usemem Device at stage 2
     }
@@ -72,7 +72,7 @@ public class MigrationReportTests
               - { id: new, access: { vm: vm, region: gpu0.usemem, offset: 0x2000, mair: 0xFF, type: read } }
             """;
         var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "leftover.yaml"), null, RunVariant.Default);
-        Assert.True(run.Steps.OfType<MigrateResult>().Single().Outcome is MigrateOutcome.SucceededSameTypes or MigrateOutcome.SucceededChangedTypes);
+        Assert.True(run.Steps.OfType<MigrateResult>().Single().Outcome is MigrationVerdict.SucceededSameTypes or MigrationVerdict.SucceededChangedTypes);
         // The guest never wrote 0x1000 on grace: it reads 0 there on grace, so it must read 0 after the move too.
         Assert.Equal(0UL, run.Steps.OfType<AccessResult>().Single(a => a.Label == "old").Region.Accesses.Single().Value);
         Assert.Equal(0x7777UL, run.Steps.OfType<AccessResult>().Single(a => a.Label == "new").Region.Accesses.Single().Value);

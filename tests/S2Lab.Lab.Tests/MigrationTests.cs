@@ -172,7 +172,7 @@ public class MigrationTests
         var scenario = ScenarioLoader.Parse(text, "demo.yaml");
         var run = ScenarioRunner.RunOnce(scenario, "linux-6.9", RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
-        Assert.Equal(MigrateOutcome.SucceededSameTypes, m.Outcome);
+        Assert.Equal(MigrationVerdict.SucceededSameTypes, m.Outcome);
         Assert.True(m.DataIntact);
         var usemem = m.DeviceCopies.Single(c => c.Region == "gpu0.usemem");
         Assert.Equal(512UL << 20, usemem.Bytes);
@@ -314,7 +314,7 @@ public class MigrationTests
         var scenario = ScenarioLoader.Parse(text.Edit("  - id: grace-to-altra\n    migrate: { vm: vm, to: altra, dirty: [{ region: ram, offset: 0x10000, pages: 16, rounds: 2 }] }\n  - stop: vm",
             "  - id: grace-to-altra\n    migrate: { vm: vm, to: altra }\n  - { id: after-failed, access: { vm: vm, region: ram, offset: 0x2000, mair: 0xFF, type: read } }\n  - stop: vm"), "demo.yaml");
         var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
-        Assert.Equal(MigrateOutcome.SetupFailed, run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Outcome);
+        Assert.Equal(MigrationVerdict.SetupFailed, run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Outcome);
         var after = run.Steps.OfType<AccessResult>().Single(a => a.Label == "after-failed").Region;
         Assert.Equal("grace", after.Host);
         Assert.Equal(AccessOutcome.Ok, after.Accesses.Single().Outcome);
@@ -498,7 +498,7 @@ public class MigrationTests
             """;
         var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "shared-gpu.yaml"), "linux-6.17", RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "m");
-        Assert.Equal(MigrateOutcome.SucceededSameTypes, m.Outcome);
+        Assert.Equal(MigrationVerdict.SucceededSameTypes, m.Outcome);
         Assert.Equal(!overwritten, m.DataIntact);
         if (overwritten)
             Assert.Contains("wrote 0x0000000000001111, read 0x0000000000002222", m.DataCheck, StringComparison.Ordinal);

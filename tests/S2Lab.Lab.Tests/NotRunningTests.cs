@@ -15,7 +15,7 @@ public class NotRunningTests
     {
         var run = Demo617();
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "altra-to-grace");
-        Assert.Equal(MigrateOutcome.Refused, m.Outcome);
+        Assert.Equal(MigrationVerdict.Refused, m.Outcome);
         Assert.Equal("altra", m.From); // the host it was last started on (rule 5: usemem EINVAL there)
         Assert.Contains("failed to start on altra", m.Reason, StringComparison.Ordinal);
         Assert.Contains("gpu0.usemem", m.Reason, StringComparison.Ordinal);
@@ -37,7 +37,7 @@ public class NotRunningTests
         var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), "linux-6.17",
             RunPlan.For(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), "linux-6.17").Single(p => p.Variant.Label == "usemem=mixedmap").Variant);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "altra-to-grace");
-        Assert.Equal(MigrateOutcome.Refused, m.Outcome);
+        Assert.Equal(MigrationVerdict.Refused, m.Outcome);
         Assert.Equal("altra", m.From);
         Assert.Contains("EFAULT", m.Reason, StringComparison.Ordinal); // rule 7: the MIXEDMAP fault that killed it
     }

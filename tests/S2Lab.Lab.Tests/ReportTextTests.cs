@@ -9,7 +9,7 @@ namespace S2Lab.Lab.Tests;
 /// <summary>Report text lives on the records, once: both renderers print these.</summary>
 public class ReportTextTests
 {
-    private static MigrateResult M(MigrateOutcome o, string reason = "", string call = "", Errno e = Errno.None, IReadOnlyList<PrecopyRoundReport>? rounds = null) =>
+    private static MigrateResult M(MigrationVerdict o, string reason = "", string call = "", Errno e = Errno.None, IReadOnlyList<PrecopyRoundReport>? rounds = null) =>
         new(0, "m", "vm", "a", "b", "p", o, reason, call, e, [], rounds ?? [], [], [], [], null, "");
 
     [Fact]
@@ -25,18 +25,18 @@ public class ReportTextTests
     [Fact]
     public void Precopy_rounds_read_in_order_with_the_stop_and_copy_last()
     {
-        var m = M(MigrateOutcome.SucceededSameTypes, rounds: [new(1, 512, 65024, 16), new(2, 16, 0, 0), new(0, 3, 1, 0)]);
+        var m = M(MigrationVerdict.SucceededSameTypes, rounds: [new(1, 512, 65024, 16), new(2, 16, 0, 0), new(0, 3, 1, 0)]);
         Assert.Equal("r1: 512 sent, 65024 zero, 16 dirtied; r2: 16 sent, 0 dirtied; stop-and-copy: 3 sent, 1 zero", m.PrecopyText);
     }
 
     [Fact]
     public void The_failed_call_is_shown_whenever_it_is_set()
     {
-        var failed = M(MigrateOutcome.SetupFailed, "the destination VMM's setup failed; the guest stays on the source", "KVM_SET_USER_MEMORY_REGION2 slot 2 (usemem)", Errno.EINVAL);
+        var failed = M(MigrationVerdict.SetupFailed, "the destination VMM's setup failed; the guest stays on the source", "KVM_SET_USER_MEMORY_REGION2 slot 2 (usemem)", Errno.EINVAL);
         Assert.Equal("KVM_SET_USER_MEMORY_REGION2 slot 2 (usemem): EINVAL", failed.FailedCallText);
         Assert.EndsWith("[KVM_SET_USER_MEMORY_REGION2 slot 2 (usemem): EINVAL]", failed.Summary, StringComparison.Ordinal);
-        Assert.Equal("", M(MigrateOutcome.Refused, "no").FailedCallText);
-        Assert.DoesNotContain("[", M(MigrateOutcome.Refused, "no").Summary, StringComparison.Ordinal);
+        Assert.Equal("", M(MigrationVerdict.Refused, "no").FailedCallText);
+        Assert.DoesNotContain("[", M(MigrationVerdict.Refused, "no").Summary, StringComparison.Ordinal);
     }
 
     [Fact]

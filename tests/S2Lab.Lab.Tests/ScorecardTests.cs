@@ -91,9 +91,9 @@ public class ScorecardTests
     [Fact]
     public void Migration_semantics_break_on_changed_types_or_failures_after_switchover()
     {
-        MigrateResult M(MigrateOutcome outcome) => new(0, "m", "vm", "a", "b", "p", outcome, "", "", Errno.None, [], [], [], [], [], null, "");
+        MigrateResult M(MigrationVerdict outcome) => new(0, "m", "vm", "a", "b", "p", outcome, "", "", Errno.None, [], [], [], [], [], null, "");
         var hosts = new[] { Host("a", true), Host("b", false, "0") };
-        foreach (var (outcome, holds) in new[] { (MigrateOutcome.Refused, true), (MigrateOutcome.SetupFailed, true), (MigrateOutcome.SucceededSameTypes, true), (MigrateOutcome.SucceededChangedTypes, false), (MigrateOutcome.FailedAfterSwitchover, false) })
+        foreach (var (outcome, holds) in new[] { (MigrationVerdict.Refused, true), (MigrationVerdict.SetupFailed, true), (MigrationVerdict.SucceededSameTypes, true), (MigrationVerdict.SucceededChangedTypes, false), (MigrationVerdict.FailedAfterSwitchover, false) })
             Assert.Equal(holds, ScorecardCalculator.Compute("d", "", hosts, [M(outcome)]).ClearMigrationSemantics);
     }
 

@@ -40,34 +40,41 @@ public enum AccessPath : byte
     InstructionUncached,
 }
 
-/// <summary>A data cache maintenance instruction by address to the PoC.</summary>
-public enum DataCacheOp : byte
+/// <summary>
+/// A cache maintenance instruction by address: the data cache ones to the PoC (D7.5.9) and the instruction cache one to
+/// the PoU (D7.5.7). Stage-2 tables ask for DC CIVAC and IC IVAU (docs/arm-reference.md#cmo); guests may use any.
+/// </summary>
+public enum CacheOp : byte
 {
     /// <summary>DC CVAC: write a dirty line back; it stays, clean.</summary>
-    CleanPoc,
+    DcCvac,
+
+    /// <summary>DC CIVAC: write a dirty line back, then drop it (dcache_clean_inval_poc).</summary>
+    DcCivac,
 
     /// <summary>DC IVAC: drop the line; dirty data in it is lost.</summary>
-    InvalidatePoc,
+    DcIvac,
 
-    /// <summary>DC CIVAC: write a dirty line back, then drop it.</summary>
-    CleanInvalidatePoc,
+    /// <summary>IC IVAU: invalidate the line in every CPU's I-cache (icache_inval_pou).</summary>
+    IcIvau,
 }
 
-/// <summary>Operations on <see cref="DataCacheOp"/>.</summary>
-public static class DataCacheOps
+/// <summary>Operations on <see cref="CacheOp"/>.</summary>
+public static class CacheOps
 {
     /// <summary>
     /// The operation a DC executed at EL1 performs: with HCR_EL2.VM=1 an invalidate is a clean and invalidate (so a guest
     /// cannot discard data the hypervisor or another VM wrote; Arm ARM DC IVAC, relied on by the RMM spec A5.2.11).
     /// </summary>
-    public static DataCacheOp AtEl1(DataCacheOp op, bool hcrVm) =>
-        hcrVm && op == DataCacheOp.InvalidatePoc ? DataCacheOp.CleanInvalidatePoc : op;
+    public static CacheOp AtEl1(CacheOp op, bool hcrVm) =>
+        hcrVm && op == CacheOp.DcIvac ? CacheOp.DcCivac : op;
 
-    /// <summary>"DC CVAC", "DC IVAC", "DC CIVAC".</summary>
-    public static string Mnemonic(this DataCacheOp op) => op switch
+    /// <summary>"DC CVAC", "DC CIVAC", "DC IVAC", "IC IVAU".</summary>
+    public static string Mnemonic(this CacheOp op) => op switch
     {
-        DataCacheOp.CleanPoc => "DC CVAC",
-        DataCacheOp.InvalidatePoc => "DC IVAC",
+        CacheOp.DcCvac => "DC CVAC",
+        CacheOp.DcIvac => "DC IVAC",
+        CacheOp.IcIvau => "IC IVAU",
         _ => "DC CIVAC",
     };
 }
@@ -335,14 +342,23 @@ public sealed class CacheSystem
         return true;
     }
 
-    /// <summary>A data cache maintenance instruction by address to the PoC on every line of [pa, pa+length).</summary>
+    /// <summary>
+    /// A cache maintenance instruction by address on every line of [pa, pa+length): a DC to the PoC, or IC IVAU
+    /// (<see cref="InvalidateInstructionCache"/>).
+    /// </summary>
     /// <remarks>
-    /// It acts on the line whatever the memory type or cacheability of the mapping used (D7.5.9.14), so a CMO through a
+    /// A DC acts on the line whatever the memory type or cacheability of the mapping used (D7.5.9.14), so a CMO through a
     /// Device or Non-cacheable alias still cleans the cacheable alias's line. Pass the op through
-    /// <see cref="DataCacheOps.AtEl1"/> for a guest's DC.
+    /// <see cref="CacheOps.AtEl1"/> for a guest's DC.
     /// </remarks>
-    public void Maintain(DataCacheOp op, ulong pa, ulong length = CacheLine.Size)
+    public void Maintain(CacheOp op, ulong pa, ulong length = CacheLine.Size)
     {
+        if (op == CacheOp.IcIvau)
+        {
+            InvalidateInstructionCache(pa, length);
+            return;
+        }
+
         var first = CacheLine.Align(pa);
         var end = pa + Math.Max(length, 1);
         if ((end - first) / CacheLine.Size > (ulong)_data.Capacity)
@@ -371,9 +387,9 @@ public sealed class CacheSystem
         }
     }
 
-    private void Maintain(DataCacheOp op, int slot, ulong linePa)
+    private void Maintain(CacheOp op, int slot, ulong linePa)
     {
-        if (op != DataCacheOp.InvalidatePoc)
+        if (op != CacheOp.DcIvac)
         {
             WriteBack(slot);
         }
@@ -382,7 +398,7 @@ public sealed class CacheSystem
             Counters.DiscardedDirtyLines++;
         }
 
-        if (op != DataCacheOp.CleanPoc)
+        if (op != CacheOp.DcCvac)
         {
             _data.SetState(slot, LineState.Invalid);
             if (Options.Speculation?.MayAllocate(linePa) == true)

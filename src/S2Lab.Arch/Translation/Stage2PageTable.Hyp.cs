@@ -1,3 +1,4 @@
+using S2Lab.Arch.Caches;
 using B = S2Lab.Arch.Translation.S2DescriptorBits;
 
 namespace S2Lab.Arch.Translation;
@@ -99,7 +100,7 @@ public sealed partial class Stage2PageTable
             ulong size = t._geometry.LevelSize(ctx.Level);
             Leaves++;
             t.Counters.DcacheCleanInvalidatePoc++;
-            AddCmo(cmos, S2CmoKind.DcacheCleanInvalidatePoc, ctx.Addr & ~(size - 1), t.Follow(ctx.Old) & ~(size - 1), size);
+            AddCmo(cmos, CacheOp.DcCivac, ctx.Addr & ~(size - 1), t.Follow(ctx.Old) & ~(size - 1), size);
             return 0;
         }
 

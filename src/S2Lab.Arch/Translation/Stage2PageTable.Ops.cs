@@ -1,3 +1,4 @@
+using S2Lab.Arch.Caches;
 using B = S2Lab.Arch.Translation.S2DescriptorBits;
 
 namespace S2Lab.Arch.Translation;
@@ -58,7 +59,7 @@ public sealed partial class Stage2PageTable
             if (needFlush)
             {
                 t.Counters.DcacheCleanInvalidatePoc++;
-                AddCmo(cmos, S2CmoKind.DcacheCleanInvalidatePoc, addr, t.Follow(old) & ~(size - 1), size);
+                AddCmo(cmos, CacheOp.DcCivac, addr, t.Follow(old) & ~(size - 1), size);
             }
 
             return 0;
@@ -131,7 +132,7 @@ public sealed partial class Stage2PageTable
             if (!t.Dic && IsExecutable(pte) && !IsExecutable(old))
             {
                 t.Counters.IcacheInvalidatePou++;
-                AddCmo(cmos, S2CmoKind.IcacheInvalidatePou, addr, t.Follow(pte) & ~(size - 1), size);
+                AddCmo(cmos, CacheOp.IcIvau, addr, t.Follow(pte) & ~(size - 1), size);
             }
 
             // A permission/attribute change of a live leaf needs no break-before-make (only the output address or

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using S2Lab.Arch.Caches;
 using B = S2Lab.Arch.Translation.S2DescriptorBits;
 
 namespace S2Lab.Arch.Translation;
@@ -242,7 +243,7 @@ public sealed partial class Stage2PageTable
         }
     }
 
-    private static void AddCmo(List<S2CacheMaintenance>? cmos, S2CmoKind kind, ulong ipa, ulong pa, ulong size)
+    private static void AddCmo(List<S2CacheMaintenance>? cmos, CacheOp kind, ulong ipa, ulong pa, ulong size)
     {
         if (cmos is null)
         {
@@ -270,14 +271,14 @@ public sealed partial class Stage2PageTable
         if (!Fwb && IsCacheable(desc))
         {
             Counters.DcacheCleanInvalidatePoc++;
-            AddCmo(cmos, S2CmoKind.DcacheCleanInvalidatePoc, ipa, Follow(desc) & ~(size - 1), size);
+            AddCmo(cmos, CacheOp.DcCivac, ipa, Follow(desc) & ~(size - 1), size);
         }
 
         // icache_inval_pou for an executable leaf; only an ISB with DIC.
         if (!Dic && IsExecutable(desc))
         {
             Counters.IcacheInvalidatePou++;
-            AddCmo(cmos, S2CmoKind.IcacheInvalidatePou, ipa, Follow(desc) & ~(size - 1), size);
+            AddCmo(cmos, CacheOp.IcIvau, ipa, Follow(desc) & ~(size - 1), size);
         }
     }
 

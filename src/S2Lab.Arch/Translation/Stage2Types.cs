@@ -1,3 +1,5 @@
+using S2Lab.Arch.Caches;
+
 namespace S2Lab.Arch.Translation;
 
 /// <summary>
@@ -25,25 +27,15 @@ public enum Stage2Errno
     ERANGE = 34,
 }
 
-/// <summary>A cache maintenance operation a table change needs, as data (docs/arm-reference.md#cmo).</summary>
-public enum S2CmoKind
-{
-    /// <summary>DC CIVAC over the range: clean and invalidate the D-cache to the point of coherency (dcache_clean_inval_poc).</summary>
-    DcacheCleanInvalidatePoc,
-
-    /// <summary>IC IVAU over the range: invalidate the I-cache to the point of unification (icache_inval_pou).</summary>
-    IcacheInvalidatePou,
-}
-
 /// <summary>
-/// One CMO: what, for which guest range and which physical range. The host performs it through the kernel linear map
+/// One CMO a table change needs (<see cref="CacheOp.DcCivac"/> or <see cref="CacheOp.IcIvau"/>, docs/arm-reference.md#cmo): what, for which guest range and which physical range. The host performs it through the kernel linear map
 /// (the VA of the PA), so the caller decides whether it can (it cannot for PFNMAP memory without a kernel VA).
 /// Contiguous ranges of the same kind are merged.
 /// </summary>
-public readonly record struct S2CacheMaintenance(S2CmoKind Kind, ulong Ipa, ulong Pa, ulong Size)
+public readonly record struct S2CacheMaintenance(CacheOp Kind, ulong Ipa, ulong Pa, ulong Size)
 {
     public override string ToString() =>
-        $"{(Kind == S2CmoKind.DcacheCleanInvalidatePoc ? "DC CIVAC (clean+inval to PoC)" : "IC IVAU (inval to PoU)")} " +
+        $"{(Kind == CacheOp.IcIvau ? "IC IVAU (inval to PoU)" : "DC CIVAC (clean+inval to PoC)")} " +
         $"IPA 0x{Ipa:x}-0x{Ipa + Size - 1:x} PA 0x{Pa:x}-0x{Pa + Size - 1:x}";
 }
 

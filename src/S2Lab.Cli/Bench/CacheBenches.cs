@@ -125,7 +125,7 @@ internal sealed class CacheCleanInvalidate1GiB : IQuickBench
                     cache.Write(Accessor.Cpu(0), CacheBench.Base + (ulong)i * CacheLine.Size, CacheBench.Wb, buffer);
                 }
             },
-            () => cache.Maintain(DataCacheOp.CleanInvalidatePoc, CacheBench.Base, 1UL << 30));
+            () => cache.Maintain(CacheOp.DcCivac, CacheBench.Base, 1UL << 30));
         yield return new BenchResult(Name, secs * 1e6, "us");
     }
 }

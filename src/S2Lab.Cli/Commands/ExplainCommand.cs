@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Cpu;
 using S2Lab.Cli.Rendering;
 using S2Lab.Kernel.Kvm.Events;
@@ -165,7 +166,8 @@ internal static class ExplainCommand
                 break;
             case CmoRequired c:
                 w.WriteString("event", "cmo-required");
-                w.WriteString("op", c.Op.ToString());
+                // The event's words from before CacheOp (the JSON is a contract).
+                w.WriteString("op", c.Op == CacheOp.IcIvau ? "IcacheInvalidatePou" : "DcacheCleanInvalidatePoc");
                 w.WriteString("pa", $"0x{c.Pa:x}");
                 w.WriteString("size", $"0x{c.Size:x}");
                 w.WriteBoolean("needed", c.Needed);

@@ -186,13 +186,13 @@ internal static class ReportTables
                         current[r.Region] = row;
                     }
 
-                    if (st.Outcome != VmStartOutcome.Ok)
+                    if (st.Outcome != Vmm.StartOutcome.Started)
                     {
                         // The VM never ran in this phase: its accesses are all "not running"; the rows keep the memslot
                         // outcomes and say once why it did not start.
                         current = [];
                         if (block.Count > 0)
-                            block[0].Accesses.Add($"VM not started ({LabText.Word(st.Outcome)}): {st.Reason}");
+                            block[0].Accesses.Add($"VM not started ({LabText.Start(st.Outcome)}): {st.Reason}");
                         else
                             notes.Add(($"{st.Phase}: {LabText.Word(st.Outcome)}: {st.Reason}", null));
                     }
@@ -233,7 +233,7 @@ internal static class ReportTables
                         outcome += $"; data {(ok ? "intact" : "CORRUPTED")}";
                     foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
                         outcome += $"; {c.Region}: {string.Join(", ", c.Hazards.Select(h => h.Name))}";
-                    notes.Add((outcome, m.Outcome is MigrateOutcome.SucceededSameTypes ? null : "bold"));
+                    notes.Add((outcome, m.Outcome is MigrationVerdict.SucceededSameTypes ? null : "bold"));
                     // After a switch-over the guest runs on: later accesses are not rows of this table (the
                     // migration's rows show the guest on the destination).
                     current = [];

@@ -189,7 +189,7 @@ public sealed class PhysicalMemory : IPointOfCoherence
     private void DropCachedLines(ulong pa, ulong size)
     {
         if (Caches is { DataLinesHeld: > 0 } c)
-            c.Maintain(DataCacheOp.InvalidatePoc, pa, size);
+            c.Maintain(CacheOp.DcIvac, pa, size);
     }
 
     private Stack<ulong> FreeList(int order)

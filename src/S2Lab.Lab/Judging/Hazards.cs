@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm;
@@ -84,7 +85,7 @@ public static class Hazards
         if (!c.IsImpossible)
             return null;
         var pfn = c.Pa >> PAGE_SHIFT;
-        return new Hazard(HazardKind.ImpossibleMaintenance, AliasCause.None, c.Op == S2CmoKind.DcacheCleanInvalidatePoc
+        return new Hazard(HazardKind.ImpossibleMaintenance, AliasCause.None, c.Op == CacheOp.DcCivac
             ? $"cacheable stage-2 leaf over pfn {pfn:x} outside the linear map without FWB: the D-cache clean+invalidate to PoC has no kernel VA"
             : $"executable stage-2 leaf over pfn {pfn:x} outside the linear map without DIC: the I-cache invalidation has no kernel VA");
     }

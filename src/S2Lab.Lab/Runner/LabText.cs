@@ -37,6 +37,12 @@ public static class LabText
     public static string Word<T>(T value)
         where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
+    /// <summary>
+    /// How a start step ended, as reports, JSON and expect steps name it: ok (every memslot was created), refused (the
+    /// VMM declined before any memslot), failed (a KVM call failed).
+    /// </summary>
+    public static string Start(Vmm.StartOutcome outcome) => outcome == Vmm.StartOutcome.Started ? "ok" : Word(outcome);
+
     /// <summary>The stage-2 memory type as expect steps and reports name it: normal, normal-nc, device-ngnre, none.</summary>
     public static string Stage2(Stage2Type type) => Word(type);
 

@@ -19,19 +19,6 @@ public enum Stage2Type
     DeviceNgnre,
 }
 
-/// <summary>How a start step ended. JSON writes these kebab-case (ok, refused, failed), as expect steps name them.</summary>
-public enum VmStartOutcome
-{
-    /// <summary>Every memslot was created.</summary>
-    Ok,
-
-    /// <summary>The VMM declined before any memslot (see the reason).</summary>
-    Refused,
-
-    /// <summary>A KVM call failed (see the errno).</summary>
-    Failed,
-}
-
 /// <summary>How setting up one region ended.</summary>
 public enum SetupOutcome
 {
@@ -74,7 +61,7 @@ public enum AccessOutcome
 }
 
 /// <summary>How a migration ended (see docs/scenario-schema.md). JSON writes these kebab-case: setup-failed, ...</summary>
-public enum MigrateOutcome
+public enum MigrationVerdict
 {
     /// <summary>The VMM refused before switch-over (or the VM was not running).</summary>
     Refused,
@@ -262,7 +249,8 @@ public abstract record StepResult(int Index, string Label)
 
 /// <summary>A VM start: the capability the VMM saw, each region's memslot outcome.</summary>
 public sealed record StartResult(
-    int Index, string Label, string Vm, string Host, VmStartOutcome Outcome, string Reason, Errno Errno, string Cap243, IReadOnlyList<RegionSetupResult> Regions)
+    int Index, string Label, string Vm, string Host,
+    [property: JsonConverter(typeof(StartOutcomeWord))] Vmm.StartOutcome Outcome, string Reason, Errno Errno, string Cap243, IReadOnlyList<RegionSetupResult> Regions)
     : StepResult(Index, Label)
 {
     public override string Kind => "start";
@@ -271,7 +259,26 @@ public sealed record StartResult(
     [JsonIgnore]
     public string Cap243Sys { get; init; } = "";
 
-    public override string Summary => Outcome == VmStartOutcome.Ok ? $"{Vm} started on {Host}" : $"{Vm} on {Host}: {LabText.Word(Outcome)}: {Reason}";
+    public override string Summary => Outcome == Vmm.StartOutcome.Started ? $"{Vm} started on {Host}" : $"{Vm} on {Host}: {LabText.Start(Outcome)}: {Reason}";
+}
+
+/// <summary>Writes a start outcome as reports and expect steps name it (<see cref="LabText.Start"/>).</summary>
+public sealed class StartOutcomeWord : JsonConverter<Vmm.StartOutcome>
+{
+    public override Vmm.StartOutcome Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
+    {
+        var word = reader.GetString();
+        foreach (var o in Enum.GetValues<Vmm.StartOutcome>())
+        {
+            if (LabText.Start(o) == word)
+                return o;
+        }
+
+        throw new System.Text.Json.JsonException($"unknown start outcome '{word}'");
+    }
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, Vmm.StartOutcome value, System.Text.Json.JsonSerializerOptions options) =>
+        writer.WriteStringValue(LabText.Start(value));
 }
 
 /// <summary>A VM stop.</summary>
@@ -318,7 +325,7 @@ public sealed record MigrateResult(
     string From,
     string To,
     string Policy,
-    MigrateOutcome Outcome,
+    MigrationVerdict Outcome,
     string Reason,
     string FailedCall,
     Errno Errno,
@@ -347,7 +354,7 @@ public sealed record MigrateResult(
         (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied")));
 
     /// <summary>Whether the guest ran on the destination (the switch-over happened).</summary>
-    public bool SwitchedOver => Outcome is MigrateOutcome.FailedAfterSwitchover or MigrateOutcome.SucceededSameTypes or MigrateOutcome.SucceededChangedTypes;
+    public bool SwitchedOver => Outcome is MigrationVerdict.FailedAfterSwitchover or MigrationVerdict.SucceededSameTypes or MigrationVerdict.SucceededChangedTypes;
 }
 
 /// <summary>An expect step that was checked: each field, expected versus actual.</summary>

@@ -7,10 +7,10 @@ public static class ExpectFields
     public static readonly IReadOnlyList<string> ScorecardProperties = Scorecard.ScorecardRow.Properties.Select(p => p.Json).ToList();
 
     /// <summary>Start outcomes: every memslot created; the VMM refused before any KVM call; a KVM call failed.</summary>
-    public static readonly IReadOnlyList<string> StartOutcomes = Words<Runner.VmStartOutcome>();
+    public static readonly IReadOnlyList<string> StartOutcomes = Enum.GetValues<Vmm.StartOutcome>().Select(Runner.LabText.Start).ToList();
 
     /// <summary>Migration outcomes (see docs/scenario-schema.md).</summary>
-    public static readonly IReadOnlyList<string> MigrationOutcomes = Words<Runner.MigrateOutcome>();
+    public static readonly IReadOnlyList<string> MigrationOutcomes = Words<Runner.MigrationVerdict>();
 
     /// <summary>
     /// Access results: the access completed, KVM_RUN failed with EFAULT, the guest took an abort, the access left KVM as

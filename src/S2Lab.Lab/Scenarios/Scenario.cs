@@ -113,13 +113,6 @@ public sealed record VfioPciSpec(string Name, SourceMark At, IReadOnlyList<(int 
         Bars.Select(b => new DeviceRegionSpec($"bar{b.Index}", DeviceRegionKind.VfioBar, b.Size)).ToList();
 }
 
-/// <summary>Backing of a RAM region.</summary>
-public enum RamBacking
-{
-    Anon,
-    Hugetlb,
-}
-
 /// <summary>A VM: where it starts, its IPA size, RAM, assigned device regions and VMM policy.</summary>
 public sealed record VmSpec(
     string Name,
@@ -139,7 +132,7 @@ public sealed record VmSpec(
 
 /// <summary>One guest-physical region of a VM: RAM, or a device region (then <see cref="Device"/> is set).</summary>
 public sealed record VmRegionSpec(
-    string Name, ulong Gpa, ulong Size, bool ReadOnly, RamBacking Backing, string? Device, string? DeviceRegion, SourceMark At)
+    string Name, ulong Gpa, ulong Size, bool ReadOnly, string? Device, string? DeviceRegion, SourceMark At)
 {
     public bool IsRam => Device is null;
 

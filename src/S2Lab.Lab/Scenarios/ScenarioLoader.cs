@@ -368,7 +368,7 @@ public static class ScenarioLoader
                 if (size == 0)
                     b.Error(rf.Opt("size")!.Start, $"{p}.size", "a RAM region cannot be empty");
                 if (rn is not null && gpa is not null && size is not null && size != 0 && backing is not null)
-                    regions.Add(new VmRegionSpec(rn, gpa.Value, size.Value, ro, backing.Kind == "hugetlb" ? RamBacking.Hugetlb : RamBacking.Anon, null, null, rf.At) { BackingSpec = backing });
+                    regions.Add(new VmRegionSpec(rn, gpa.Value, size.Value, ro, null, null, rf.At) { BackingSpec = backing });
                 else if (rn is not null)
                     _badRegions.Add((name, rn));
             }
@@ -406,7 +406,7 @@ public static class ScenarioLoader
                         if (region is null)
                             b.Error(key.Start, rp, $"device '{dev.Name}' ({dev.Kind}) has no region '{key.Text}'; it has: {Known(dev.Regions.Select(r => r.Name))}");
                         else if (gpa is not null)
-                            regions.Add(new VmRegionSpec($"{dev.Name}.{region.Name}", gpa.Value, region.Size, ro, RamBacking.Anon, dev.Name, region.Name, rf.At) { BackingSpec = RegionBackingSpec.Device });
+                            regions.Add(new VmRegionSpec($"{dev.Name}.{region.Name}", gpa.Value, region.Size, ro, dev.Name, region.Name, rf.At) { BackingSpec = RegionBackingSpec.Device });
                     }
                 }
 

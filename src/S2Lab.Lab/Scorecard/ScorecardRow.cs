@@ -246,7 +246,7 @@ public static class ScorecardCalculator
         foreach (var m in steps.OfType<MigrateResult>())
         {
             bool across = hosts.TryGetValue(m.From, out var a) && hosts.TryGetValue(m.To, out var b) && a.SupportsCacheablePfnmap != b.SupportsCacheablePfnmap;
-            bool bad = m.Outcome is MigrateOutcome.SucceededChangedTypes or MigrateOutcome.FailedAfterSwitchover;
+            bool bad = m.Outcome is MigrationVerdict.SucceededChangedTypes or MigrationVerdict.FailedAfterSwitchover;
             if (bad)
             {
                 var changes = m.Changes.Count == 0 ? "" : $" ({string.Join("; ", m.Changes.Select(c => $"{c.Region}: {c.Before} -> {c.After}"))})";

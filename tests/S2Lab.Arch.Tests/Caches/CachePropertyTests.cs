@@ -133,7 +133,7 @@ public class CachePropertyTests
                 }
 
                 var pa = Base + (ulong)(line * CacheLine.Size);
-                cache.Maintain(DataCacheOp.CleanInvalidatePoc, pa);
+                cache.Maintain(CacheOp.DcCivac, pa);
                 var viaNc = new byte[CacheLine.Size];
                 var viaDma = new byte[CacheLine.Size];
                 cache.Read(Accessor.Cpu(0), pa, Nc, viaNc);
@@ -163,19 +163,19 @@ public class CachePropertyTests
                     {
                         // Before an NC write: clean (and invalidate) the Write-Back copy. Before a WB write: invalidate the
                         // copy too, as for a read, since the line's later write-back carries all its bytes (B2.11).
-                        cache.Maintain(DataCacheOp.CleanInvalidatePoc, s.Pa);
+                        cache.Maintain(CacheOp.DcCivac, s.Pa);
                         cache.Write(Accessor.Cpu(s.Cpu), s.Pa, attr, s.Data);
                         last.Write(s);
                         if (!nonCacheable[i])
                         {
-                            cache.Maintain(DataCacheOp.CleanPoc, s.Pa);
+                            cache.Maintain(CacheOp.DcCvac, s.Pa);
                         }
                     }
                     else
                     {
                         if (!nonCacheable[i])
                         {
-                            cache.Maintain(DataCacheOp.CleanInvalidatePoc, s.Pa);
+                            cache.Maintain(CacheOp.DcCivac, s.Pa);
                         }
 
                         var got = new byte[s.Data.Length];
@@ -322,7 +322,7 @@ public class CachePropertyTests
                 }
 
                 cache.Write(Accessor.Cpu(writer), pa, Wb, newCode);
-                cache.Maintain(DataCacheOp.CleanPoc, pa);
+                cache.Maintain(CacheOp.DcCvac, pa);
                 switch (invalidate)
                 {
                     case 1:
@@ -381,10 +381,10 @@ public class CachePropertyTests
         switch (s.Op)
         {
             case Op.Clean:
-                cache.Maintain(DataCacheOp.CleanPoc, s.Pa);
+                cache.Maintain(CacheOp.DcCvac, s.Pa);
                 break;
             case Op.CleanInvalidate:
-                cache.Maintain(DataCacheOp.CleanInvalidatePoc, s.Pa);
+                cache.Maintain(CacheOp.DcCivac, s.Pa);
                 break;
             case Op.Evict:
                 cache.Evict(s.Pa);

@@ -24,7 +24,7 @@ public class CacheSystemTests
             cache.Write(Accessor.Cpu(0), pa, Wb, [0xAB]);
         }
 
-        cache.Maintain(DataCacheOp.CleanInvalidatePoc, GiB, GiB);
+        cache.Maintain(CacheOp.DcCivac, GiB, GiB);
 
         var one = new byte[1];
         foreach (var pa in inside)
@@ -55,6 +55,23 @@ public class CacheSystemTests
     }
 
     [Fact]
+    public void Maintain_IC_IVAU_invalidates_every_CPUs_icache_line_and_leaves_the_dcache()
+    {
+        // IC IVAU is broadcast to the Inner Shareable domain (D7.5.7) and is not a data cache operation (D7.5.9).
+        var cache = Small(new SparseLineMemory());
+        var code = new byte[4];
+        cache.Write(Accessor.Cpu(0), GiB, Wb, [0xAB]);
+        cache.Fetch(Accessor.Cpu(0), GiB + 0x40, Wb, code);
+        cache.Fetch(Accessor.Cpu(1), GiB + 0x40, Wb, code);
+        cache.Fetch(Accessor.Cpu(1), GiB + 0x1000, Wb, code);
+        cache.Maintain(CacheOp.IcIvau, GiB + 0x40);
+        Assert.False(cache.InstructionCacheHolds(0, GiB + 0x40));
+        Assert.False(cache.InstructionCacheHolds(1, GiB + 0x40));
+        Assert.True(cache.InstructionCacheHolds(1, GiB + 0x1000));
+        Assert.Equal(LineState.Dirty, cache.StateOf(GiB));
+    }
+
+    [Fact]
     public void Speculative_fills_and_demand_misses_are_counted_apart()
     {
         var cache = Small(new SparseLineMemory());
@@ -67,12 +84,12 @@ public class CacheSystemTests
     }
 
     [Theory]
-    [InlineData(DataCacheOp.InvalidatePoc, true, DataCacheOp.CleanInvalidatePoc)]
-    [InlineData(DataCacheOp.InvalidatePoc, false, DataCacheOp.InvalidatePoc)]
-    [InlineData(DataCacheOp.CleanPoc, true, DataCacheOp.CleanPoc)]
-    [InlineData(DataCacheOp.CleanInvalidatePoc, true, DataCacheOp.CleanInvalidatePoc)]
-    public void DC_IVAC_at_EL1_with_HCR_EL2_VM_is_a_clean_and_invalidate(DataCacheOp op, bool vm, DataCacheOp expected) =>
-        Assert.Equal(expected, DataCacheOps.AtEl1(op, vm));
+    [InlineData(CacheOp.DcIvac, true, CacheOp.DcCivac)]
+    [InlineData(CacheOp.DcIvac, false, CacheOp.DcIvac)]
+    [InlineData(CacheOp.DcCvac, true, CacheOp.DcCvac)]
+    [InlineData(CacheOp.DcCivac, true, CacheOp.DcCivac)]
+    public void DC_IVAC_at_EL1_with_HCR_EL2_VM_is_a_clean_and_invalidate(CacheOp op, bool vm, CacheOp expected) =>
+        Assert.Equal(expected, CacheOps.AtEl1(op, vm));
 
     [Theory]
     [InlineData(0x00, DataCaching.None)] // Device-nGnRnE

@@ -104,9 +104,9 @@ internal static class CacheVectorFile
                     {
                         var op = Token(1) switch
                         {
-                            "cvac" => DataCacheOp.CleanPoc,
-                            "ivac" => DataCacheOp.InvalidatePoc,
-                            "civac" => DataCacheOp.CleanInvalidatePoc,
+                            "cvac" => CacheOp.DcCvac,
+                            "ivac" => CacheOp.DcIvac,
+                            "civac" => CacheOp.DcCivac,
                             var o => throw Bad(line, $"unknown DC op '{o}'"),
                         };
                         var length = (ulong)CacheLine.Size;
@@ -114,7 +114,7 @@ internal static class CacheVectorFile
                         {
                             if (extra == "el1-vm")
                             {
-                                op = DataCacheOps.AtEl1(op, hcrVm: true);
+                                op = CacheOps.AtEl1(op, hcrVm: true);
                             }
                             else
                             {

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Translation;
 using static S2Lab.Arch.Tests.Translation.TestTables;
 
@@ -6,8 +7,8 @@ namespace S2Lab.Arch.Tests.Translation;
 /// <summary>The CMOs a change reports (docs/arm-reference.md#cmo; Linux stage2_map_walker_try_leaf, stage2_unmap_walker).</summary>
 public class CacheMaintenanceTests
 {
-    private static readonly S2CmoKind Dc = S2CmoKind.DcacheCleanInvalidatePoc;
-    private static readonly S2CmoKind Ic = S2CmoKind.IcacheInvalidatePou;
+    private static readonly CacheOp Dc = CacheOp.DcCivac;
+    private static readonly CacheOp Ic = CacheOp.IcIvau;
 
     [Fact]
     public void New_cacheable_leaf_without_FWB_needs_DC_clean_invalidate_to_PoC_over_the_whole_leaf()
@@ -131,7 +132,7 @@ public class FlushTests
         t.Map(2 * TestTables.GiB, 4 * TestTables.KiB, 0x9000_0000, TestTables.Device());
         var cmos = new List<S2CacheMaintenance>();
         Assert.Equal(1, t.FlushDcache(0, 1UL << 40, cmos));
-        Assert.Equal([new S2CacheMaintenance(S2CmoKind.DcacheCleanInvalidatePoc, TestTables.GiB, 0x4000_0000, 2 * TestTables.MiB)], cmos);
+        Assert.Equal([new S2CacheMaintenance(CacheOp.DcCivac, TestTables.GiB, 0x4000_0000, 2 * TestTables.MiB)], cmos);
 
         var f = TestTables.Create(fwb: true);
         f.Map(TestTables.GiB, 2 * TestTables.MiB, 0x4000_0000, TestTables.Normal(f));

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Stage2;
@@ -80,7 +81,7 @@ public sealed record Stage2Written(long Seq, string Host, int Vm, Stage2WriteKin
 /// A CMO KVM considered for a new or upgraded leaf: whether it was needed (no FWB / no DIC) and whether it was
 /// possible (the pfn has a kernel VA).
 /// </summary>
-public sealed record CmoRequired(long Seq, string Host, int Vm, S2CmoKind Op, ulong Pa, ulong Size, bool Needed,
+public sealed record CmoRequired(long Seq, string Host, int Vm, CacheOp Op, ulong Pa, ulong Size, bool Needed,
     bool Possible, string Reason) : KernelEvent(Seq, Host, Vm)
 {
     /// <summary>Needed but impossible.</summary>

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Caches;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Events;
@@ -79,15 +80,15 @@ public sealed class Stage2Mmu
         var iNeeded = false;
         foreach (var c in reported)
         {
-            dNeeded |= c.Kind == S2CmoKind.DcacheCleanInvalidatePoc;
-            iNeeded |= c.Kind == S2CmoKind.IcacheInvalidatePou;
+            dNeeded |= c.Kind == CacheOp.DcCivac;
+            iNeeded |= c.Kind == CacheOp.IcIvau;
         }
         var vaText = VaText(mapMemory);
         var list = new List<CacheMaintenance>(2);
         if (dNeeded)
-            list.Add(new CacheMaintenance(S2CmoKind.DcacheCleanInvalidatePoc, pa, size, true, mapMemory, $"no FWB: a cacheable leaf needs it; {vaText}"));
+            list.Add(new CacheMaintenance(CacheOp.DcCivac, pa, size, true, mapMemory, $"no FWB: a cacheable leaf needs it; {vaText}"));
         if (iNeeded)
-            list.Add(new CacheMaintenance(S2CmoKind.IcacheInvalidatePou, pa, size, true, mapMemory, $"no DIC: an executable leaf needs it; {vaText}"));
+            list.Add(new CacheMaintenance(CacheOp.IcIvau, pa, size, true, mapMemory, $"no DIC: an executable leaf needs it; {vaText}"));
         return list;
     }
 
@@ -102,16 +103,16 @@ public sealed class Stage2Mmu
         var cacheable = (prot & (KvmPgtableProt.DEVICE | KvmPgtableProt.NORMAL_NC)) == 0;
         var exec = (prot & KvmPgtableProt.X) != 0;
         var list = new List<CacheMaintenance>(2);
-        var d = needed.FirstOrDefault(c => c.Kind == S2CmoKind.DcacheCleanInvalidatePoc);
+        var d = needed.FirstOrDefault(c => c.Kind == CacheOp.DcCivac);
         if (d.Needed)
             list.Add(d);
         else if (cacheable)
-            list.Add(new CacheMaintenance(S2CmoKind.DcacheCleanInvalidatePoc, pa, size, false, mapMemory, "FWB: skipped"));
-        var i = needed.FirstOrDefault(c => c.Kind == S2CmoKind.IcacheInvalidatePou);
+            list.Add(new CacheMaintenance(CacheOp.DcCivac, pa, size, false, mapMemory, "FWB: skipped"));
+        var i = needed.FirstOrDefault(c => c.Kind == CacheOp.IcIvau);
         if (i.Needed)
             list.Add(i);
         else if (exec)
-            list.Add(new CacheMaintenance(S2CmoKind.IcacheInvalidatePou, pa, size, false, mapMemory, "DIC: a no-op"));
+            list.Add(new CacheMaintenance(CacheOp.IcIvau, pa, size, false, mapMemory, "DIC: a no-op"));
         return list;
     }
 
@@ -171,10 +172,7 @@ public sealed class Stage2Mmu
     {
         foreach (var c in cmos)
         {
-            if (c.Kind == S2CmoKind.DcacheCleanInvalidatePoc)
-                _host.Caches.Maintain(Arch.Caches.DataCacheOp.CleanInvalidatePoc, c.Pa, c.Size);
-            else
-                _host.Caches.InvalidateInstructionCache(c.Pa, c.Size);
+            _host.Caches.Maintain(c.Kind, c.Pa, c.Size);
         }
     }
 

@@ -88,7 +88,7 @@ internal sealed class MigrateStepKind : IStepKind
         var policy = run.PolicyFor(st.Spec, to, s.Policy);
         var policyText = policy.ToString();
         // Every outcome shares these; each case below says what it adds.
-        var result = new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, MigrateOutcome.Refused, "", "", Errno.None, [], [], [], [], [], null, "");
+        var result = new MigrateResult(s.Index, s.Label, s.Vm, from, s.To, policyText, MigrationVerdict.Refused, "", "", Errno.None, [], [], [], [], [], null, "");
         if (st.Vm is null || st.Dead)
         {
             var why = st.Vm is null ? $"the VM is not running: {st.NotRunningReason}" : $"the guest has already failed on {from}: {st.DeathReason}";
@@ -114,7 +114,7 @@ internal sealed class MigrateStepKind : IStepKind
                 var reason = report.Destination is { } d && d.FailedCall.Length > 0 && d.FailedCall == report.FailedCall
                     ? "the destination VMM's setup failed; the guest stays on the source"
                     : report.Reason;
-                return result with { Outcome = MigrateOutcome.SetupFailed, Reason = reason, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
+                return result with { Outcome = MigrationVerdict.SetupFailed, Reason = reason, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
         }
 
         var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
@@ -138,13 +138,13 @@ internal sealed class MigrateStepKind : IStepKind
         {
             st.Dead = true;
             st.DeathReason = $"after migrating from {from}: {report.Reason}";
-            return result with { Outcome = MigrateOutcome.FailedAfterSwitchover, Errno = guest.FailErrno };
+            return result with { Outcome = MigrationVerdict.FailedAfterSwitchover, Errno = guest.FailErrno };
         }
 
         var (intact, check) = st.VerifyData();
         return result with
         {
-            Outcome = changes.Count == 0 ? MigrateOutcome.SucceededSameTypes : MigrateOutcome.SucceededChangedTypes,
+            Outcome = changes.Count == 0 ? MigrationVerdict.SucceededSameTypes : MigrationVerdict.SucceededChangedTypes,
             Reason = "",
             DataIntact = intact,
             DataCheck = check,

@@ -49,20 +49,14 @@ internal sealed class StartStepKind : IStepKind
             st.Attach(vm, host);
         else
             st.StartFailed(host, report.Outcome == StartOutcome.Refused ? $"the VMM refused to start it on {host.Name}: {report.Reason}" : $"it failed to start on {host.Name}: {report.Reason}");
-        var outcome = report.Outcome switch
-        {
-            StartOutcome.Started => VmStartOutcome.Ok,
-            StartOutcome.Refused => VmStartOutcome.Refused,
-            _ => VmStartOutcome.Failed,
-        };
-        return new StartResult(s.Index, s.Label, s.Vm, s.Host, outcome, report.Reason, report.Errno, report.Cap243.ToString(),
+        return new StartResult(s.Index, s.Label, s.Vm, s.Host, report.Outcome, report.Reason, report.Errno, report.Cap243.ToString(),
             report.Regions.Select(r => ScenarioRunner.RunState.Setup(host, vmm, r)).ToList())
         { Cap243Sys = sysCap.ToString() };
     }
 
     public IReadOnlyList<ExpectField> Expect { get; } =
     [
-        new("outcome", ExpectFields.StartOutcomes, (r, _) => LabText.Word(((StartResult)r).Outcome),
+        new("outcome", ExpectFields.StartOutcomes, (r, _) => LabText.Start(((StartResult)r).Outcome),
             x => ExpectFields.StartOutcomes.Contains(x) ? null : $"'{x}' is not an outcome: {string.Join(", ", ExpectFields.StartOutcomes)}"),
         new("errno", null, (r, _) => LabText.Errno(((StartResult)r).Errno), ExpectField.ErrnoProblem, ExpectField.ErrnoMatches),
         new("memslots", null, (r, key) => ((StartResult)r).Regions.FirstOrDefault(x => x.Region == key)?.Text ?? "(no such region)",
