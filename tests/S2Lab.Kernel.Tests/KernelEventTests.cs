@@ -48,7 +48,7 @@ public class KernelEventTests
         Assert.Equal((CacheOp.DcCivac, true, true), (cmo.Op, cmo.Needed, cmo.Possible));
         Assert.True(ev.IndexOf(written) < ev.IndexOf(cmo));
         var accessed = Assert.IsType<MemoryAccessed>(ev[^1]);
-        Assert.Equal(("vm1/vcpu0", GuestAccessType.Write, 0x2000UL, r.HostPhysAddr!.Value), (accessed.Agent, accessed.Access, accessed.Ipa, accessed.Pa));
+        Assert.Equal(("vm1/vcpu0", S2AccessKind.Write, 0x2000UL, r.HostPhysAddr!.Value), (accessed.Agent, accessed.Access, accessed.Ipa, accessed.Pa));
         Assert.Equal(BitConverter.GetBytes(0x1122UL), accessed.Bytes.ToArray());
         Assert.Equal(r.Effective!.Value.ParAttr, accessed.Effective!.Value.ParAttr);
         Assert.Equal((byte)0xFF, accessed.Input!.Value.S1Attr);
@@ -66,7 +66,7 @@ public class KernelEventTests
         Assert.Equal(2, accesses.Count);
         Assert.All(accesses, a => Assert.Null(a.Effective));
         Assert.Equal(new byte[] { 1, 2, 3, 4 }, accesses[1].Bytes.ToArray());
-        Assert.Equal(GuestAccessType.Read, accesses[1].Access);
+        Assert.Equal(S2AccessKind.Read, accesses[1].Access);
         // The fault of the first write was observed although nobody asked for an explanation.
         Assert.Contains(rig.Events.Events.OfType<FaultDecided>(), f => f.Stage == DecisionStage.Design && f.Rule == 11);
     }

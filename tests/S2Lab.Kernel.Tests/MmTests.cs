@@ -1,4 +1,5 @@
 using CsCheck;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
@@ -304,7 +305,7 @@ public class MmTests
         for (var i = 0; i < 3000; i++)
         {
             var ipa = i % 3 == 0 ? (ulong)rnd.NextInt64() << rnd.Next(0, 12) : (ulong)rnd.Next(0, 5 << 20);
-            var type = (GuestAccessType)rnd.Next(0, 5);
+            var type = (S2AccessKind)rnd.Next(0, 5);
             var len = rnd.Next(-3, 5000);
             var req = new GuestAccessRequest(ipa, (byte)rnd.Next(256), type, len, i % 5 == 0 ? null : new byte[rnd.Next(0, 20)]);
             var r = rig.Vcpu.Access(req);

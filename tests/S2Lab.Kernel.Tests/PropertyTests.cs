@@ -1,5 +1,6 @@
 using CsCheck;
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
@@ -117,11 +118,11 @@ public class PropertyTests
                         ? w.Gpas[(uint)b % w.Gpas.Length]
                         : pick.GuestPhysAddr + (((ulong)(uint)c % pick.NPages) << PAGE_SHIFT);
                     ipa += (ulong)(a & 0x7F8);
-                    var type = (GuestAccessType)(((uint)c >> 28) % 3);
+                    var type = (S2AccessKind)(((uint)c >> 28) % 3);
                     var mair = Mairs[(uint)a % Mairs.Length];
-                    var req = type == GuestAccessType.Write ? GuestAccessRequest.Write(ipa, mair, (ulong)c) : new GuestAccessRequest(ipa, mair, type);
+                    var req = type == S2AccessKind.Write ? GuestAccessRequest.Write(ipa, mair, (ulong)c) : new GuestAccessRequest(ipa, mair, type);
                     var r = rig.Vcpu.Access(req);
-                    if (r.Outcome == GuestAccessOutcome.Completed && type == GuestAccessType.Write)
+                    if (r.Outcome == GuestAccessOutcome.Completed && type == S2AccessKind.Write)
                         Assert.Equal((ulong)c, BitConverter.ToUInt64(rig.Read(ipa, mair).Data));
                     break;
                 }

@@ -34,7 +34,7 @@ public class HazardTests
     {
         var leaf = new S2Leaf(0x1000, S2Descriptor.Leaf(pa, 3, new S2LeafAttributes(KvmS2MemAttr.PageS2MemAttr(s2, fwb), S2Permissions.Read)), 3, fwb: fwb);
         var input = new CombineInput(mair, Shareability.ISH, leaf.MemAttr, Shareability.ISH, fwb);
-        return new MemoryAccessed(1, "h", 1, "vm1/vcpu0", 0, GuestAccessType.Read, 0x1000, pa, leaf, input, AttributeCombiner.Combine(input), Array.Empty<byte>());
+        return new MemoryAccessed(1, "h", 1, "vm1/vcpu0", 0, S2AccessKind.Read, 0x1000, pa, leaf, input, AttributeCombiner.Combine(input), Array.Empty<byte>());
     }
 
     private static CmoRequired Cmo(CacheOp op, bool needed, bool possible) => new(1, "h", 1, op, 0x8000_0000, 4096, needed, possible, "");

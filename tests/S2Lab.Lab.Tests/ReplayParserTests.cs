@@ -1,3 +1,4 @@
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Replay;
 
@@ -166,7 +167,7 @@ public class ReplayParserTests
         Assert.Equal(0L, file.Ops[4].ExpectedValue);
         Assert.Equal(new VcpuOp(6, 32000, 0x800_0000, 0x1F_0000_0000) { Expected = Errno.None }, file.Ops[5]);
         var exec = Assert.IsType<AccessOp>(file.Ops[6]);
-        Assert.Equal((Kernel.Kvm.GuestAccessType.Exec, 0x1000_0000UL, "abort", "none"), (exec.Kind, exec.GuestPhysAddr, exec.ExpectedExit, exec.ExpectedLeaf));
+        Assert.Equal((Arch.Translation.S2AccessKind.Execute, 0x1000_0000UL, "abort", "none"), (exec.Kind, exec.GuestPhysAddr, exec.ExpectedExit, exec.ExpectedLeaf));
         Assert.Equal("L3:0x4ff", file.Ops[7].ExpectedLeaf);
         Assert.Equal((Errno.EFAULT, (string?)null), (file.Ops[8].Expected!.Value, file.Ops[8].ExpectedExit));
     }

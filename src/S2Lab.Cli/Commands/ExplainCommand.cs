@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using S2Lab.Arch.Caches;
 using S2Lab.Arch.Cpu;
+using S2Lab.Arch.Translation;
 using S2Lab.Cli.Rendering;
 using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Lab.Runner;
@@ -151,7 +152,7 @@ internal static class ExplainCommand
             case FaultDecided f:
                 w.WriteString("event", "fault-decided");
                 w.WriteString("ipa", $"0x{f.Ipa:x}");
-                w.WriteString("access", f.Access.ToString().ToLowerInvariant());
+                w.WriteString("access", AccessWord(f.Access));
                 w.WriteString("stage", f.Stage.ToString());
                 w.WriteNumber("rule", f.Rule);
                 w.WriteString("reason", f.Reason);
@@ -177,14 +178,14 @@ internal static class ExplainCommand
             case MemoryAccessed a:
                 w.WriteString("event", "memory-accessed");
                 w.WriteString("agent", a.Agent);
-                w.WriteString("access", a.Access.ToString().ToLowerInvariant());
+                w.WriteString("access", AccessWord(a.Access));
                 w.WriteString("ipa", $"0x{a.Ipa:x}");
                 w.WriteString("pa", $"0x{a.Pa:x}");
                 w.WriteString("effective", a.Effective?.ToString());
                 break;
             case AccessEnded a:
                 w.WriteString("event", "access-ended");
-                w.WriteString("access", a.Access.ToString().ToLowerInvariant());
+                w.WriteString("access", AccessWord(a.Access));
                 w.WriteString("ipa", $"0x{a.Ipa:x}");
                 w.WriteString("outcome", a.Outcome.ToString());
                 w.WriteString("errno", a.RunError.ToString());
@@ -192,4 +193,12 @@ internal static class ExplainCommand
         }
         w.WriteEndObject();
     }
+
+    /// <summary>The access as the command line names it: read, write or exec (the <c>--access</c> words).</summary>
+    private static string AccessWord(S2AccessKind kind) => kind switch
+    {
+        S2AccessKind.Read => "read",
+        S2AccessKind.Write => "write",
+        _ => "exec",
+    };
 }

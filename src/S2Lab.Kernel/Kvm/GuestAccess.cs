@@ -7,29 +7,21 @@ using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Kernel.Kvm;
 
-/// <summary>What the guest does at an address.</summary>
-public enum GuestAccessType
-{
-    Read,
-    Write,
-    Exec,
-}
-
 /// <summary>One guest access: an IPA, the stage-1 MAIR byte the guest maps it with, the access type, and data.</summary>
 /// <param name="Ipa">Intermediate physical address.</param>
 /// <param name="S1Mair">The guest's stage-1 attribute (MAIR byte) for the address, e.g. 0xFF, 0x44, 0x04.</param>
 /// <param name="Type">Read, write, or instruction fetch.</param>
 /// <param name="Length">Bytes to read (reads and fetches); writes use <see cref="Data"/>'s length.</param>
 /// <param name="Data">Bytes to write (writes only).</param>
-public readonly record struct GuestAccessRequest(ulong Ipa, byte S1Mair, GuestAccessType Type, int Length = 8, byte[]? Data = null)
+public readonly record struct GuestAccessRequest(ulong Ipa, byte S1Mair, S2AccessKind Type, int Length = 8, byte[]? Data = null)
 {
-    public static GuestAccessRequest Read(ulong ipa, byte mair, int length = 8) => new(ipa, mair, GuestAccessType.Read, length);
+    public static GuestAccessRequest Read(ulong ipa, byte mair, int length = 8) => new(ipa, mair, S2AccessKind.Read, length);
 
-    public static GuestAccessRequest Write(ulong ipa, byte mair, byte[] data) => new(ipa, mair, GuestAccessType.Write, data.Length, data);
+    public static GuestAccessRequest Write(ulong ipa, byte mair, byte[] data) => new(ipa, mair, S2AccessKind.Write, data.Length, data);
 
     public static GuestAccessRequest Write(ulong ipa, byte mair, ulong value) => Write(ipa, mair, BitConverter.GetBytes(value));
 
-    public static GuestAccessRequest Exec(ulong ipa, byte mair) => new(ipa, mair, GuestAccessType.Exec, 4);
+    public static GuestAccessRequest Exec(ulong ipa, byte mair) => new(ipa, mair, S2AccessKind.Execute, 4);
 
     public override string ToString() => $"{Type} IPA {Ipa:x} S1 MAIR 0x{S1Mair:X2}";
 }

@@ -141,14 +141,6 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         return KvmResult<KvmExit>.Ok(new KvmExit(KvmExitReason.Hlt));
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static S2AccessKind Kind(GuestAccessType type) => type switch
-    {
-        GuestAccessType.Read => S2AccessKind.Read,
-        GuestAccessType.Write => S2AccessKind.Write,
-        _ => S2AccessKind.Execute,
-    };
-
     private static bool InOnePage(ulong ipa, int len) => len > 0 && len <= (int)PAGE_SIZE && (ipa & (PAGE_SIZE - 1)) + (ulong)len <= PAGE_SIZE;
 
     /// <summary>
@@ -157,15 +149,15 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     /// costs one walk (the TLB miss) and the fault handler's map; the retry reads the leaf the map installed.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Translate(ulong ipa, GuestAccessType type, bool retry, out S2TranslationResult t, out S2Leaf? existing)
+    private bool Translate(ulong ipa, S2AccessKind type, bool retry, out S2TranslationResult t, out S2Leaf? existing)
     {
-        t = _stage2.Translate(ipa, Kind(type), retry);
+        t = _stage2.Translate(ipa, type, retry);
         return Classify(ipa, type, t, out existing);
     }
 
     /// <summary>What <see cref="Translate"/> concludes from a translation already made.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Classify(ulong ipa, GuestAccessType type, in S2TranslationResult t, out S2Leaf? existing)
+    private bool Classify(ulong ipa, S2AccessKind type, in S2TranslationResult t, out S2Leaf? existing)
     {
         existing = null;
         switch (t.Fault.Kind)
@@ -196,7 +188,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
                 var input = CombineInputFor(request.S1Mair, r.Leaf!.Value.MemAttr, request.Type);
                 var effective = r.Combine?.Result ?? AttributeCombiner.Combine(input);
                 Accessed(o, request.Type, request.Ipa, r.Leaf.Value, input, effective,
-                    request.Type == GuestAccessType.Write ? request.Data ?? [] : r.Data ?? []);
+                    request.Type == S2AccessKind.Write ? request.Data ?? [] : r.Data ?? []);
             }
             else
             {
@@ -208,19 +200,19 @@ public sealed class ModelKvmVcpu : IKvmVcpu
 
     private string Agent => $"vm{Vm.Number}/vcpu{Id}";
 
-    private void Accessed(IKernelObserver o, GuestAccessType type, ulong ipa, in S2Leaf leaf, CombineInput? input,
+    private void Accessed(IKernelObserver o, S2AccessKind type, ulong ipa, in S2Leaf leaf, CombineInput? input,
         CombineResult? effective, ReadOnlySpan<byte> bytes) =>
         o.On(new MemoryAccessed(_kvm.NextSeq(), Vm.Host.Name, Vm.Number, Agent, Id, type, ipa, leaf.Translate(ipa), leaf,
             input, effective, bytes.ToArray()));
 
-    private void Ended(IKernelObserver o, GuestAccessType type, ulong ipa, GuestAccessOutcome outcome, Errno error) =>
+    private void Ended(IKernelObserver o, S2AccessKind type, ulong ipa, GuestAccessOutcome outcome, Errno error) =>
         o.On(new AccessEnded(_kvm.NextSeq(), Vm.Host.Name, Vm.Number, Id, type, ipa, outcome, error));
 
     private GuestAccessResult AccessCore(in GuestAccessRequest request)
     {
         var r = new GuestAccessResult { Request = request, Explaining = Explain };
         var ipa = request.Ipa;
-        var len = request.Type == GuestAccessType.Write ? request.Data?.Length ?? 0 : request.Length;
+        var len = request.Type == S2AccessKind.Write ? request.Data?.Length ?? 0 : request.Length;
         if (!InOnePage(ipa, len))
         {
             // A model restriction: one access stays within one page, as an aligned load/store does.
@@ -240,7 +232,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             {
                 case AbortOutcome.Mmio:
                     r.Outcome = GuestAccessOutcome.MmioExit;
-                    r.Exit = new KvmExit(KvmExitReason.Mmio, ipa, (uint)len, request.Type == GuestAccessType.Write);
+                    r.Exit = new KvmExit(KvmExitReason.Mmio, ipa, (uint)len, request.Type == S2AccessKind.Write);
                     return r;
                 case AbortOutcome.Injected:
                     r.Outcome = GuestAccessOutcome.AbortInjected;
@@ -261,21 +253,21 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     /// A guest load of <c>destination.Length</c> bytes at <paramref name="ipa"/> (within one page), as <see cref="Access"/>
     /// performs it but without an explanation, an effective type or any allocation.
     /// </summary>
-    public GuestAccessStatus Read(ulong ipa, Span<byte> destination) => Fast(ipa, GuestAccessType.Read, destination, default);
+    public GuestAccessStatus Read(ulong ipa, Span<byte> destination) => Fast(ipa, S2AccessKind.Read, destination, default);
 
     /// <summary>A guest store of <paramref name="source"/> at <paramref name="ipa"/> (within one page); see <see cref="Read"/>.</summary>
-    public GuestAccessStatus Write(ulong ipa, ReadOnlySpan<byte> source) => Fast(ipa, GuestAccessType.Write, default, source);
+    public GuestAccessStatus Write(ulong ipa, ReadOnlySpan<byte> source) => Fast(ipa, S2AccessKind.Write, default, source);
 
-    private GuestAccessStatus Fast(ulong ipa, GuestAccessType type, Span<byte> destination, ReadOnlySpan<byte> source)
+    private GuestAccessStatus Fast(ulong ipa, S2AccessKind type, Span<byte> destination, ReadOnlySpan<byte> source)
     {
         var s = FastCore(ipa, type, destination, source);
         if (_kvm.Observer is { } o)
-            FastObserved(o, ipa, type, s, type == GuestAccessType.Write ? source : destination);
+            FastObserved(o, ipa, type, s, type == S2AccessKind.Write ? source : destination);
         return s;
     }
 
     /// <summary>The events of a fast access: no stage-1 attribute is known, so no combine.</summary>
-    private void FastObserved(IKernelObserver o, ulong ipa, GuestAccessType type, GuestAccessStatus s, ReadOnlySpan<byte> bytes)
+    private void FastObserved(IKernelObserver o, ulong ipa, S2AccessKind type, GuestAccessStatus s, ReadOnlySpan<byte> bytes)
     {
         if (s.Completed && _stage2.GetLeaf(ipa) is { } leaf)
             Accessed(o, type, ipa, leaf, null, null, bytes);
@@ -283,13 +275,13 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             Ended(o, type, ipa, s.Outcome, s.Error);
     }
 
-    private GuestAccessStatus FastCore(ulong ipa, GuestAccessType type, Span<byte> destination, ReadOnlySpan<byte> source)
+    private GuestAccessStatus FastCore(ulong ipa, S2AccessKind type, Span<byte> destination, ReadOnlySpan<byte> source)
     {
-        var len = type == GuestAccessType.Write ? source.Length : destination.Length;
+        var len = type == S2AccessKind.Write ? source.Length : destination.Length;
         if (!InOnePage(ipa, len))
             return new GuestAccessStatus(GuestAccessOutcome.AbortInjected);
         // The common case first: the TLB (or a walk) permits the access, with no leaf to look at.
-        var t = _stage2.Translate(ipa, Kind(type), false);
+        var t = _stage2.Translate(ipa, type, false);
         if (t.Fault.Kind == S2FaultKind.None)
         {
             Transfer(t.Pa, t.MemAttr, type, destination, source);
@@ -298,7 +290,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         for (var attempt = 0; attempt < 4; attempt++)
         {
             if (attempt > 0)
-                t = _stage2.Translate(ipa, Kind(type), true);
+                t = _stage2.Translate(ipa, type, true);
             if (Classify(ipa, type, t, out var leaf))
             {
                 if (leaf is { } l)
@@ -322,34 +314,34 @@ public sealed class ModelKvmVcpu : IKvmVcpu
 
     /// <summary>The fast path's data access through the host's caches with the effective attributes (cacheable: through, else around).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Transfer(ulong pa, byte memAttr, GuestAccessType type, Span<byte> destination, ReadOnlySpan<byte> source)
+    private void Transfer(ulong pa, byte memAttr, S2AccessKind type, Span<byte> destination, ReadOnlySpan<byte> source)
     {
         var i = memAttr & 0xF;
         if ((_attrsKnown & (1u << i)) == 0)
         {
-            _fastAttrs[i] = AttributeCombiner.Combine(CombineInputFor(FastPathS1Mair, (byte)i, GuestAccessType.Read)).Attributes;
+            _fastAttrs[i] = AttributeCombiner.Combine(CombineInputFor(FastPathS1Mair, (byte)i, S2AccessKind.Read)).Attributes;
             _attrsKnown |= 1u << i;
         }
-        if (type == GuestAccessType.Write)
+        if (type == S2AccessKind.Write)
             _caches.Write(_cpu, pa, _fastAttrs[i], source);
         else
             _caches.Read(_cpu, pa, _fastAttrs[i], destination);
     }
 
     /// <summary>The combine's input for this vCPU: its S1 attribute, the leaf's MemAttr, FWB and SCTLR_EL1.M/C/I.</summary>
-    internal CombineInput CombineInputFor(byte s1Mair, byte memAttr, GuestAccessType type) =>
+    internal CombineInput CombineInputFor(byte s1Mair, byte memAttr, S2AccessKind type) =>
         new(s1Mair, Shareability.ISH, memAttr, Shareability.ISH, _stage2.Fwb)
         {
-            Access = type == GuestAccessType.Exec ? AccessKind.InstructionFetch : AccessKind.Data,
+            Access = type == S2AccessKind.Execute ? AccessKind.InstructionFetch : AccessKind.Data,
             SctlrM = _sctlrM,
             SctlrC = _sctlrC,
             SctlrI = _sctlrI,
         };
 
-    private static bool Permits(in S2Leaf leaf, GuestAccessType type) => type switch
+    private static bool Permits(in S2Leaf leaf, S2AccessKind type) => type switch
     {
-        GuestAccessType.Read => leaf.Readable,
-        GuestAccessType.Write => leaf.Writable,
+        S2AccessKind.Read => leaf.Readable,
+        S2AccessKind.Write => leaf.Writable,
         _ => leaf.Executable,
     };
 
@@ -382,14 +374,14 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         var attrs = result.Attributes;
         r.Effective = new EffectiveMemoryType(result.ParAttr, attrs);
         // The data moves through the caches with the effective attributes the combine gave (Arch/Caches/README.md).
-        if (req.Type == GuestAccessType.Write)
+        if (req.Type == S2AccessKind.Write)
         {
             r.Path = _caches.Write(_cpu, pa, attrs, req.Data);
         }
         else
         {
             var data = new byte[len];
-            r.Path = req.Type == GuestAccessType.Exec ? _caches.Fetch(_cpu, pa, attrs, data) : _caches.Read(_cpu, pa, attrs, data);
+            r.Path = req.Type == S2AccessKind.Execute ? _caches.Fetch(_cpu, pa, attrs, data) : _caches.Read(_cpu, pa, attrs, data);
             r.Data = data;
         }
         if (Explain)

@@ -68,9 +68,9 @@ internal sealed class FaultDecisions
     private readonly IKernelObserver? _observer;
     private readonly uint _vcpu;
     private readonly ulong _ipa;
-    private readonly GuestAccessType _access;
+    private readonly S2AccessKind _access;
 
-    private FaultDecisions(ModelKvmVm vm, GuestAccessResult? trace, IKernelObserver? observer, uint vcpu, ulong ipa, GuestAccessType access)
+    private FaultDecisions(ModelKvmVm vm, GuestAccessResult? trace, IKernelObserver? observer, uint vcpu, ulong ipa, S2AccessKind access)
     {
         _vm = vm;
         _trace = trace;
@@ -83,7 +83,7 @@ internal sealed class FaultDecisions
     /// <summary>The facts the handler has established so far (VMA, pfn, type, mapping size).</summary>
     public FaultFacts Facts { get; set; } = FaultFacts.None;
 
-    public static FaultDecisions? For(ModelKvmVm vm, uint vcpu, ulong ipa, GuestAccessType access, GuestAccessResult? r)
+    public static FaultDecisions? For(ModelKvmVm vm, uint vcpu, ulong ipa, S2AccessKind access, GuestAccessResult? r)
     {
         var trace = r?.Trace;
         var observer = vm.Kvm.Observer;
@@ -103,13 +103,13 @@ public sealed partial class ModelKvmVm
     /// kvm_handle_guest_abort(): a stage-2 translation fault (no leaf) or permission fault (<paramref name="existing"/>
     /// lacks the permission) at <paramref name="ipa"/>. Appends its decisions to <paramref name="r"/> (may be null).
     /// </summary>
-    internal AbortOutcome HandleGuestAbort(uint vcpu, ulong ipa, GuestAccessType type, S2Leaf? existing, GuestAccessResult? r, out Errno error)
+    internal AbortOutcome HandleGuestAbort(uint vcpu, ulong ipa, S2AccessKind type, S2Leaf? existing, GuestAccessResult? r, out Errno error)
     {
         var d = FaultDecisions.For(this, vcpu, ipa, type, r);
         error = Errno.None;
         var isPerm = existing is not null;
-        var exec = type == GuestAccessType.Exec;
-        var write = type == GuestAccessType.Write;
+        var exec = type == S2AccessKind.Execute;
+        var write = type == S2AccessKind.Write;
         if (!isPerm)
         {
             if (ipa >= 1UL << Host.Cpu.IpaLimitBits)
@@ -160,10 +160,10 @@ public sealed partial class ModelKvmVm
     }
 
     /// <summary>user_mem_abort(): memslot -> hva -> VMA -> pfn, the design's type, mapping size, permissions, map.</summary>
-    private FaultInfo UserMemAbort(ulong faultIpa, GuestAccessType type, Memslot slot, S2Leaf? existing, GuestAccessResult? r, FaultDecisions? d)
+    private FaultInfo UserMemAbort(ulong faultIpa, S2AccessKind type, Memslot slot, S2Leaf? existing, GuestAccessResult? r, FaultDecisions? d)
     {
-        var exec = type == GuestAccessType.Exec;
-        var write = type == GuestAccessType.Write;
+        var exec = type == S2AccessKind.Execute;
+        var write = type == S2AccessKind.Write;
         var isPerm = existing is not null;
         var logging = slot.IsLogging;
 

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
 using static S2Lab.Kernel.Mm.PageSizes;
@@ -231,11 +232,11 @@ public static class Arm64OracleOps
             }
             var kind = rng.Next(100) switch
             {
-                < 45 => GuestAccessType.Read,
-                < 80 => GuestAccessType.Write,
-                _ => GuestAccessType.Exec,
+                < 45 => S2AccessKind.Read,
+                < 80 => S2AccessKind.Write,
+                _ => S2AccessKind.Execute,
             };
-            if (kind == GuestAccessType.Exec)
+            if (kind == S2AccessKind.Execute)
                 gpa &= ~3UL;
             ops.Add(new AccessOp(0, kind, gpa));
             last = gpa;

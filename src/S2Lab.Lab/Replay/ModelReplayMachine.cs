@@ -1,3 +1,4 @@
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
@@ -102,8 +103,8 @@ public sealed class ModelReplayMachine : IReplayMachine
         // Stage 1 is off in the oracle's guest: data accesses are Device-nGnRnE, instruction fetches Normal.
         var request = op.Kind switch
         {
-            GuestAccessType.Read => GuestAccessRequest.Read(op.GuestPhysAddr, 0x00),
-            GuestAccessType.Write => GuestAccessRequest.Write(op.GuestPhysAddr, 0x00, 0xf900007ff900007fUL),
+            S2AccessKind.Read => GuestAccessRequest.Read(op.GuestPhysAddr, 0x00),
+            S2AccessKind.Write => GuestAccessRequest.Write(op.GuestPhysAddr, 0x00, 0xf900007ff900007fUL),
             _ => GuestAccessRequest.Exec(op.GuestPhysAddr, 0xFF),
         };
         vcpu.Explain = false;

@@ -1,3 +1,4 @@
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
 
@@ -101,7 +102,7 @@ public sealed record VcpuOp(int Line, uint Slot, ulong GuestPhysAddr, ulong User
 /// <c>{"op":"access","kind":"read"|"write"|"exec","gpa":G}</c>: the guest does one 8-byte load, store or an
 /// instruction fetch at G (stage 1 off), then KVM_RUN returns.
 /// </summary>
-public sealed record AccessOp(int Line, GuestAccessType Kind, ulong GuestPhysAddr) : ReplayOp(Line);
+public sealed record AccessOp(int Line, S2AccessKind Kind, ulong GuestPhysAddr) : ReplayOp(Line);
 
 /// <summary><c>{"op":"enable_cap","cap":N}</c>: KVM_ENABLE_CAP on the newest VM (the model knows KVM_CAP_ARM_MTE, 205).</summary>
 public sealed record EnableCapOp(int Line, uint Cap) : ReplayOp(Line);
@@ -134,7 +135,7 @@ public readonly record struct ReplayStep(ReplayOp Op, Errno Result, long? Value 
         (Op.ExpectedLeaf is not { } l || l == Leaf);
 }
 
-/// <summary>The names replay files use for <see cref="ReplayVmaKind"/> and <see cref="GuestAccessType"/>.</summary>
+/// <summary>The names replay files use for <see cref="ReplayVmaKind"/> and <see cref="S2AccessKind"/>.</summary>
 public static class ReplayNames
 {
     private static readonly string[] VmaKindNames =
@@ -151,7 +152,7 @@ public static class ReplayNames
 
     public static string Name(ReplayVmaKind kind) => VmaKindNames[(int)kind];
 
-    public static string Name(GuestAccessType type) => AccessNames[(int)type];
+    public static string Name(S2AccessKind type) => AccessNames[(int)type];
 
     public static bool TryParseVmaKind(string text, out ReplayVmaKind kind)
     {
@@ -160,10 +161,10 @@ public static class ReplayNames
         return i >= 0;
     }
 
-    public static bool TryParseAccess(string text, out GuestAccessType type)
+    public static bool TryParseAccess(string text, out S2AccessKind type)
     {
         var i = Array.IndexOf(AccessNames, text);
-        type = (GuestAccessType)Math.Max(i, 0);
+        type = (S2AccessKind)Math.Max(i, 0);
         return i >= 0;
     }
 }

@@ -54,7 +54,7 @@ public sealed record FaultFacts(string? Vma, VmFlags VmaFlags, string? VmaPgProt
 /// One stage of kvm_handle_guest_abort/user_mem_abort (memslot, VMA, pfn, design, mapping size, permissions, stage-2
 /// write, exit), with its rule (0 if none) and the one-line reason.
 /// </summary>
-public sealed record FaultDecided(long Seq, string Host, int Vm, uint Vcpu, ulong Ipa, GuestAccessType Access,
+public sealed record FaultDecided(long Seq, string Host, int Vm, uint Vcpu, ulong Ipa, S2AccessKind Access,
     DecisionStage Stage, int Rule, string Reason, FaultFacts Facts) : KernelEvent(Seq, Host, Vm);
 
 /// <summary>What a stage-2 write did.</summary>
@@ -97,10 +97,10 @@ public sealed record CmoRequired(long Seq, string Host, int Vm, CacheOp Op, ulon
 /// <see cref="ModelKvmVcpu.Read"/>/<see cref="ModelKvmVcpu.Write"/> carry no stage-1 attribute: Input and Effective
 /// are null. Bytes are the data read or written.
 /// </summary>
-public sealed record MemoryAccessed(long Seq, string Host, int Vm, string Agent, uint Vcpu, GuestAccessType Access,
+public sealed record MemoryAccessed(long Seq, string Host, int Vm, string Agent, uint Vcpu, S2AccessKind Access,
     ulong Ipa, ulong Pa, S2Leaf Leaf, CombineInput? Input, CombineResult? Effective, ReadOnlyMemory<byte> Bytes)
     : KernelEvent(Seq, Host, Vm);
 
 /// <summary>A guest access that did not complete: the MMIO exit, the abort injected, or KVM_RUN's errno.</summary>
-public sealed record AccessEnded(long Seq, string Host, int Vm, uint Vcpu, GuestAccessType Access, ulong Ipa,
+public sealed record AccessEnded(long Seq, string Host, int Vm, uint Vcpu, S2AccessKind Access, ulong Ipa,
     GuestAccessOutcome Outcome, Errno RunError) : KernelEvent(Seq, Host, Vm);
