@@ -305,10 +305,15 @@ public static class Vmm
     public static bool WantsCacheable(RegionSetup r, VmmPolicy policy) =>
         r.IsCacheableDeviceMemory && (!policy.KernelHasCacheableFlag || policy.FlagChoice == CacheableFlagChoice.PreferCacheable);
 
-    /// <summary>The memslot flags the VMM asks for: READONLY for read-only regions; the cacheable flag per policy.</summary>
+    /// <summary>
+    /// The memslot flags the VMM asks for: READONLY for read-only regions; LOG_DIRTY_PAGES for regions logged from
+    /// creation; the cacheable flag per policy.
+    /// </summary>
     private static KvmMemFlags FlagsFor(RegionSetup r, VmmPolicy policy)
     {
         var flags = r.Config.ReadOnly ? KvmMemFlags.READONLY : KvmMemFlags.None;
+        if (r.Config.LogDirty)
+            flags |= KvmMemFlags.LOG_DIRTY_PAGES;
         if (policy.KernelHasCacheableFlag && WantsCacheable(r, policy))
             flags |= KvmMemFlags.ENABLE_CACHEABLE_PFNMAP;
         return flags;

@@ -76,6 +76,39 @@ public class FormatGapValidationTests
     }
 
     [Fact]
+    public void LogDirty_on_a_region_is_a_bool_and_reaches_the_region()
+    {
+        // Rule 6 at creation: the VMM asks for KVM_MEM_LOG_DIRTY_PAGES when it creates the memslot.
+        var err = OnlyError(Head.Edit("size: 64MiB }", "size: 64MiB, logDirty: later }"));
+        Assert.Equal(("gaps.yaml", 5, "vms.vm.memory[0].logDirty"), (err.File, err.At.Line, err.Field));
+        var s = ScenarioLoader.Parse(Head.Edit("size: 64MiB }", "size: 64MiB, logDirty: true }"), "gaps.yaml");
+        Assert.True(s.Vms[0].Regions[0].LogDirty);
+        Assert.False(ScenarioLoader.Parse(Head, "gaps.yaml").Vms[0].Regions[0].LogDirty);
+    }
+
+    [Fact]
+    public void LogDirty_on_a_device_region_is_a_bool()
+    {
+        var dev = """
+            name: gaps
+            hosts:
+              grace:
+                cpu: neoverse-v2
+                design: linux-6.17
+                devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 1GiB } }
+            vms:
+              vm: { host: grace, devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000, logDirty: 2 } } } ] }
+            steps:
+              - start: vm
+
+            """;
+        var err = OnlyError(dev);
+        Assert.Equal(("gaps.yaml", 8, "vms.vm.devices[0].regions.usemem.logDirty"), (err.File, err.At.Line, err.Field));
+        var s = ScenarioLoader.Parse(dev.Edit("logDirty: 2", "logDirty: true"), "gaps.yaml");
+        Assert.True(s.Vms[0].Region("gpu0.usemem")!.LogDirty);
+    }
+
+    [Fact]
     public void Mte_is_a_bool_and_stage2_level_a_level()
     {
         var err = OnlyError(Head.Edit("{ host: grace,", "{ host: grace, mte: sometimes,"));

@@ -147,7 +147,7 @@ public static class ScenarioRunner
 
         /// <summary>The VMM's view of a VM: each region with the backing its backing kind gives.</summary>
         public VmConfig ConfigOf(VmSpec vm) => new(vm.Name, vm.IpaBits, vm.Vcpus,
-            vm.Regions.Select(r => new RegionConfig(r.Name, r.Gpa, r.Size, r.ReadOnly, BackingOf(r).ToConfig(r))).ToList())
+            vm.Regions.Select(r => new RegionConfig(r.Name, r.Gpa, r.Size, r.ReadOnly, BackingOf(r).ToConfig(r)) { LogDirty = r.LogDirty }).ToList())
         { Mte = vm.Mte };
 
         private IBackingKind BackingOf(VmRegionSpec r) =>
