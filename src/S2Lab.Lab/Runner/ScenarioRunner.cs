@@ -69,6 +69,8 @@ public static class ScenarioRunner
             var lh = new LabHost(h, kd, variant, ram, scenario.Kinds);
             foreach (var region in scenario.Vms.SelectMany(v => v.Regions))
                 VmasBackingKind.Install(region, lh);
+            foreach (var remap in scenario.Steps.OfType<RemapStep>())
+                RemapStepKind.Install(remap, lh);
             hosts[h.Name] = lh;
             facts.Add(lh.Probe(spec.ToString()));
             designLabels.Add(name);
