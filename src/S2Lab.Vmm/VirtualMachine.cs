@@ -115,6 +115,13 @@ public sealed class VirtualMachine : IDisposable
         Host.Memory.Unmap(new Hva(Region(region).Hva + offset), size);
 
     /// <summary>
+    /// mmap(2) of the device file <paramref name="path"/> with MAP_SHARED|MAP_FIXED, read-write, over part of a region's
+    /// host mapping, as the VMM process; the memslot stays as it is (KVM sees the new VMA only at the next fault).
+    /// </summary>
+    public Errno MapFile(string region, ulong offset, ulong size, string path) =>
+        Host.Memory.MapFileFixed(path, new Hva(Region(region).Hva + offset), size, Prot.PROT_READ | Prot.PROT_WRITE) is { IsOk: false } m ? m.Error : Errno.None;
+
+    /// <summary>
     /// Turns KVM_MEM_LOG_DIRTY_PAGES on or off for a region's memslot (KVM_MR_FLAGS_ONLY), as a VMM starting or ending
     /// dirty tracking does; KVM's errno comes back (EINVAL for a VM_PFNMAP region, rule 6).
     /// </summary>
@@ -305,10 +312,15 @@ public static class Vmm
     public static bool WantsCacheable(RegionSetup r, VmmPolicy policy) =>
         r.IsCacheableDeviceMemory && (!policy.KernelHasCacheableFlag || policy.FlagChoice == CacheableFlagChoice.PreferCacheable);
 
-    /// <summary>The memslot flags the VMM asks for: READONLY for read-only regions; the cacheable flag per policy.</summary>
+    /// <summary>
+    /// The memslot flags the VMM asks for: READONLY for read-only regions; LOG_DIRTY_PAGES for regions logged from
+    /// creation; the cacheable flag per policy.
+    /// </summary>
     private static KvmMemFlags FlagsFor(RegionSetup r, VmmPolicy policy)
     {
         var flags = r.Config.ReadOnly ? KvmMemFlags.READONLY : KvmMemFlags.None;
+        if (r.Config.LogDirty)
+            flags |= KvmMemFlags.LOG_DIRTY_PAGES;
         if (policy.KernelHasCacheableFlag && WantsCacheable(r, policy))
             flags |= KvmMemFlags.ENABLE_CACHEABLE_PFNMAP;
         return flags;

@@ -33,6 +33,12 @@ public sealed record MappedPieces(IReadOnlyList<MappedPiece> Pieces) : RegionBac
 public sealed record RegionConfig(string Name, ulong Gpa, ulong Size, bool ReadOnly, RegionBacking Backing)
 {
     public bool IsRam => Backing is not DeviceMemory;
+
+    /// <summary>
+    /// Create the memslot with KVM_MEM_LOG_DIRTY_PAGES (dirty logging from the start, as a migration target or a VMM
+    /// that tracks writes does). KVM refuses it over a VM_PFNMAP VMA with EINVAL (rule 6).
+    /// </summary>
+    public bool LogDirty { get; init; }
 }
 
 /// <summary>The VMM's description of a VM (host-independent: device regions are found by name on each host).</summary>

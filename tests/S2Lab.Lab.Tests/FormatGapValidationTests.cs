@@ -76,6 +76,65 @@ public class FormatGapValidationTests
     }
 
     [Fact]
+    public void LogDirty_on_a_region_is_a_bool_and_reaches_the_region()
+    {
+        // Rule 6 at creation: the VMM asks for KVM_MEM_LOG_DIRTY_PAGES when it creates the memslot.
+        var err = OnlyError(Head.Edit("size: 64MiB }", "size: 64MiB, logDirty: later }"));
+        Assert.Equal(("gaps.yaml", 5, "vms.vm.memory[0].logDirty"), (err.File, err.At.Line, err.Field));
+        var s = ScenarioLoader.Parse(Head.Edit("size: 64MiB }", "size: 64MiB, logDirty: true }"), "gaps.yaml");
+        Assert.True(s.Vms[0].Regions[0].LogDirty);
+        Assert.False(ScenarioLoader.Parse(Head, "gaps.yaml").Vms[0].Regions[0].LogDirty);
+    }
+
+    [Fact]
+    public void LogDirty_on_a_device_region_is_a_bool()
+    {
+        var dev = """
+            name: gaps
+            hosts:
+              grace:
+                cpu: neoverse-v2
+                design: linux-6.17
+                devices: { gpu0: { kind: nvgrace-gpu, model: gb200, usemem: 1GiB } }
+            vms:
+              vm: { host: grace, devices: [ { device: gpu0, regions: { usemem: { gpa: 0x4000000000, logDirty: 2 } } } ] }
+            steps:
+              - start: vm
+
+            """;
+        var err = OnlyError(dev);
+        Assert.Equal(("gaps.yaml", 8, "vms.vm.devices[0].regions.usemem.logDirty"), (err.File, err.At.Line, err.Field));
+        var s = ScenarioLoader.Parse(dev.Edit("logDirty: 2", "logDirty: true"), "gaps.yaml");
+        Assert.True(s.Vms[0].Region("gpu0.usemem")!.LogDirty);
+    }
+
+    // Issue 12: the VMM maps a driver's VMA over part of a running VM's region (MTE's fault-time EFAULT).
+    private const string Remap = "  - remap: { vm: vm, region: ram, offset: 2MiB, size: 2MiB, map: pfnmap, pgprot: MT_NORMAL, pfns: ram }\n";
+
+    [Fact]
+    public void A_remap_step_loads_its_driver_vma()
+    {
+        var s = ScenarioLoader.Parse(Head + Remap, "gaps.yaml");
+        var step = Assert.IsType<RemapStep>(s.Steps[1]);
+        Assert.Equal(("vm", "ram"), (step.Vm, step.Region));
+        Assert.Equal(new VmaPieceSpec(2UL << 20, 2UL << 20, VmaMapKind.Pfnmap, MtIndex.MT_NORMAL, false, VmaPfns.Ram), step.Piece);
+    }
+
+    [Theory]
+    [InlineData("map: pfnmap", "map: anon", "steps[1].remap.map", "pfnmap or mixedmap")]
+    [InlineData("map: pfnmap", "map: vm_io", "steps[1].remap.map", "is not one of")]
+    [InlineData(", pgprot: MT_NORMAL", "", "steps[1].remap.pgprot", "missing required field")]
+    [InlineData("pfns: ram", "pfns: io", "steps[1].remap.pfns", "is not one of")]
+    [InlineData("size: 2MiB", "size: 64MiB", "steps[1].remap.size", "whole pages inside region 'ram'")]
+    [InlineData("pfns: ram", "pfns: ram, prot: rw", "steps[1].remap.prot", "unknown field")]
+    public void A_bad_remap_step_is_one_error_with_its_field(string old, string replacement, string field, string message)
+    {
+        var err = OnlyError(Head + Remap.Edit(old, replacement));
+        Assert.Equal(("gaps.yaml", 8, field), (err.File, err.At.Line, err.Field));
+        Assert.Contains(message, err.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Mte_is_a_bool_and_stage2_level_a_level()
     {
         var err = OnlyError(Head.Edit("{ host: grace,", "{ host: grace, mte: sometimes,"));

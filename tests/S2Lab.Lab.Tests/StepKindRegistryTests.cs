@@ -128,6 +128,6 @@ public class StepKindRegistryTests
         var e = Assert.Throws<ScenarioException>(() => ScenarioLoader.Parse(Text, "probe.yaml"));
         var first = e.Errors[0];
         Assert.Equal(("steps[0]", 7), (first.Field, first.At.Line));
-        Assert.Contains("a step needs one action: start, stop, access, mprotect, munmap, set-flags, migrate, expect", first.Message, StringComparison.Ordinal);
+        Assert.Contains("a step needs one action: start, stop, access, mprotect, munmap, remap, set-flags, migrate, expect", first.Message, StringComparison.Ordinal);
     }
 }

@@ -69,6 +69,8 @@ public static class ScenarioRunner
             var lh = new LabHost(h, kd, variant, ram, scenario.Kinds);
             foreach (var region in scenario.Vms.SelectMany(v => v.Regions))
                 VmasBackingKind.Install(region, lh);
+            foreach (var remap in scenario.Steps.OfType<RemapStep>())
+                RemapStepKind.Install(remap, lh);
             hosts[h.Name] = lh;
             facts.Add(lh.Probe(spec.ToString()));
             designLabels.Add(name);
@@ -147,7 +149,7 @@ public static class ScenarioRunner
 
         /// <summary>The VMM's view of a VM: each region with the backing its backing kind gives.</summary>
         public VmConfig ConfigOf(VmSpec vm) => new(vm.Name, vm.IpaBits, vm.Vcpus,
-            vm.Regions.Select(r => new RegionConfig(r.Name, r.Gpa, r.Size, r.ReadOnly, BackingOf(r).ToConfig(r))).ToList())
+            vm.Regions.Select(r => new RegionConfig(r.Name, r.Gpa, r.Size, r.ReadOnly, BackingOf(r).ToConfig(r)) { LogDirty = r.LogDirty }).ToList())
         { Mte = vm.Mte };
 
         private IBackingKind BackingOf(VmRegionSpec r) =>

@@ -139,6 +139,9 @@ public sealed record VmRegionSpec(
     /// <summary>The backing as its kind read it (hugetlb carries its page size).</summary>
     public RegionBackingSpec BackingSpec { get; init; } = RegionBackingSpec.Anon;
 
+    /// <summary>The memslot is created with KVM_MEM_LOG_DIRTY_PAGES (<c>logDirty: true</c>; EINVAL on VM_PFNMAP, rule 6).</summary>
+    public bool LogDirty { get; init; }
+
     public ulong End => Gpa + Size;
 }
 

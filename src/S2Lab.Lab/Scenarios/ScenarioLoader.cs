@@ -364,11 +364,12 @@ public static class ScenarioLoader
                     b.Error(backingNode.Start, $"{p}.backing", $"'{backingName}' is not one of: {string.Join(", ", kinds.RamBackings.Select(k => k.Name))}");
                 var backing = backingKind?.Read(new BackingReader(b, rf, p) { RegionSize = size });
                 var ro = b.Bool(rf.Opt("readonly"), $"{p}.readonly") ?? false;
+                var logDirty = b.Bool(rf.Opt("logDirty"), $"{p}.logDirty") ?? false;
                 rf.Done();
                 if (size == 0)
                     b.Error(rf.Opt("size")!.Start, $"{p}.size", "a RAM region cannot be empty");
                 if (rn is not null && gpa is not null && size is not null && size != 0 && backing is not null)
-                    regions.Add(new VmRegionSpec(rn, gpa.Value, size.Value, ro, null, null, rf.At) { BackingSpec = backing });
+                    regions.Add(new VmRegionSpec(rn, gpa.Value, size.Value, ro, null, null, rf.At) { BackingSpec = backing, LogDirty = logDirty });
                 else if (rn is not null)
                     _badRegions.Add((name, rn));
             }
@@ -397,6 +398,7 @@ public static class ScenarioLoader
                             continue;
                         var gpa = b.Size(rf.Req("gpa"), $"{rp}.gpa");
                         var ro = b.Bool(rf.Opt("readonly"), $"{rp}.readonly") ?? false;
+                        var logDirty = b.Bool(rf.Opt("logDirty"), $"{rp}.logDirty") ?? false;
                         rf.Done();
                         if (devName is not null && (dev is null || gpa is null))
                             _badRegions.Add((name, $"{devName}.{key.Text}"));
@@ -406,7 +408,7 @@ public static class ScenarioLoader
                         if (region is null)
                             b.Error(key.Start, rp, $"device '{dev.Name}' ({dev.Kind}) has no region '{key.Text}'; it has: {Known(dev.Regions.Select(r => r.Name))}");
                         else if (gpa is not null)
-                            regions.Add(new VmRegionSpec($"{dev.Name}.{region.Name}", gpa.Value, region.Size, ro, dev.Name, region.Name, rf.At) { BackingSpec = RegionBackingSpec.Device });
+                            regions.Add(new VmRegionSpec($"{dev.Name}.{region.Name}", gpa.Value, region.Size, ro, dev.Name, region.Name, rf.At) { BackingSpec = RegionBackingSpec.Device, LogDirty = logDirty });
                     }
                 }
 

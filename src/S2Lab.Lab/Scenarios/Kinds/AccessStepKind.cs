@@ -162,7 +162,7 @@ internal sealed class AccessStepKind : IStepKind
     ];
 }
 
-/// <summary><c>mprotect</c> and <c>munmap</c>: the VMM changes part of a region's host mapping.</summary>
+/// <summary><c>mprotect</c>, <c>munmap</c> and <c>remap</c>: the VMM changes part of a region's host mapping.</summary>
 internal abstract class RangeStepKind : IStepKind
 {
     private const ulong PageSize = 4096;
@@ -189,14 +189,21 @@ internal abstract class RangeStepKind : IStepKind
                 b.Error(pn!.Start, $"{path}.prot", $"'{ps}' is not a protection: none, r, rw, rx, rwx");
         }
 
+        var more = ReadMore(r, f);
         f.Done();
-        if (rr is not { } x)
+        if (rr is not { } x || (more is null && NeedsMore))
             return null;
         var len = size ?? (x.Item2.Size - Math.Min(offset, x.Item2.Size));
-        return Create(r, x.Item1.Name, x.Item2.Name, offset, len, prot);
+        return Create(r, x.Item1.Name, x.Item2.Name, offset, len, prot, more);
     }
 
-    protected abstract StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, Prot prot);
+    /// <summary>Whether <see cref="ReadMore"/> must return something for the step to exist.</summary>
+    protected virtual bool NeedsMore => false;
+
+    /// <summary>The kind's own fields beyond the range (null: none, or an error was reported).</summary>
+    protected virtual object? ReadMore(StepReader r, Fields f) => null;
+
+    protected abstract StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, Prot prot, object? more);
 
     protected abstract (string Vm, string Region, ulong Offset, ulong Size) RangeOf(StepSpec step);
 
@@ -244,7 +251,7 @@ internal sealed class MprotectStepKind : RangeStepKind
 
     protected override bool HasProt => true;
 
-    protected override StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, Prot prot) =>
+    protected override StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, Prot prot, object? more) =>
         new MprotectStep(r.Index, r.Id, r.Body.Start, vm, region, offset, size, prot);
 
     protected override (string, string, ulong, ulong) RangeOf(StepSpec step) =>
@@ -264,7 +271,7 @@ internal sealed class MunmapStepKind : RangeStepKind
 
     protected override bool HasProt => false;
 
-    protected override StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, Prot prot) =>
+    protected override StepSpec Create(StepReader r, string vm, string region, ulong offset, ulong size, Prot prot, object? more) =>
         new MunmapStep(r.Index, r.Id, r.Body.Start, vm, region, offset, size);
 
     protected override (string, string, ulong, ulong) RangeOf(StepSpec step) =>

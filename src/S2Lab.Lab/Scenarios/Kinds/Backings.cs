@@ -109,14 +109,14 @@ public sealed record VmasBackingSpec(IReadOnlyList<VmaPieceSpec> Pieces) : Regio
 /// </summary>
 internal sealed class VmasBackingKind : IBackingKind
 {
-    private static readonly Dictionary<string, VmaMapKind> MapWords = new()
+    internal static readonly Dictionary<string, VmaMapKind> MapWords = new()
     {
         ["anon"] = VmaMapKind.Anon,
         ["pfnmap"] = VmaMapKind.Pfnmap,
         ["mixedmap"] = VmaMapKind.Mixedmap,
     };
 
-    private static readonly Dictionary<string, MtIndex> PgProtWords = new()
+    internal static readonly Dictionary<string, MtIndex> PgProtWords = new()
     {
         ["mt_normal"] = MtIndex.MT_NORMAL,
         ["mt_normal_tagged"] = MtIndex.MT_NORMAL_TAGGED,
@@ -125,7 +125,7 @@ internal sealed class VmasBackingKind : IBackingKind
         ["mt_device_ngnre"] = MtIndex.MT_DEVICE_nGnRE,
     };
 
-    private static readonly Dictionary<string, VmaPfns> PfnWords = new()
+    internal static readonly Dictionary<string, VmaPfns> PfnWords = new()
     {
         ["device"] = VmaPfns.Device,
         ["ram"] = VmaPfns.Ram,

@@ -9,7 +9,7 @@ internal sealed class ScenarioKinds
 {
     /// <summary>The kinds scenario files use.</summary>
     public static ScenarioKinds Default { get; } = new(
-        [new StartStepKind(), new StopStepKind(), new AccessStepKind(), new MprotectStepKind(), new MunmapStepKind(), new SetFlagsStepKind(), new MigrateStepKind(), new ExpectStepKind()],
+        [new StartStepKind(), new StopStepKind(), new AccessStepKind(), new MprotectStepKind(), new MunmapStepKind(), new RemapStepKind(), new SetFlagsStepKind(), new MigrateStepKind(), new ExpectStepKind()],
         [new NvgraceGpuDeviceKind(), new VfioPciDeviceKind()],
         [new AnonBackingKind(), new HugetlbBackingKind(), new VmasBackingKind(), new DeviceBackingKind()]);
 
