@@ -24,6 +24,28 @@ public class MigrationTests
         return ModelVmm.Host(h.Name, p, h.OpenKvm(p));
     }
 
+    /// <summary>A GB200 GPU's usemem region of <paramref name="size"/> on <paramref name="h"/>, offered through the model's vfio host.</summary>
+    private static ModelVfioHost UsememOf(Host h, ulong size, Kernel.Drivers.NvGraceUsememMapping mapping = Kernel.Drivers.NvGraceUsememMapping.Pfnmap)
+    {
+        var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, size, MemblkSize: size,
+            UsememMapping: mapping));
+        return new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, Kernel.Drivers.NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
+    }
+
+    /// <summary>A VMM process on <paramref name="h"/> with /dev/kvm open and the devices of <paramref name="vfio"/>.</summary>
+    private static VmmHost WithDevice(Host h, ModelVfioHost vfio)
+    {
+        var p = h.CreateProcess("vmm");
+        return ModelVmm.Host(h.Name, p, h.OpenKvm(p), vfio);
+    }
+
+    /// <summary>A VM with RAM and gpu0's usemem of <paramref name="size"/> at <paramref name="gpa"/>.</summary>
+    private static VmConfig UsememVm(ulong size, ulong gpa) => new("vm", 40, 1,
+    [
+        new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
+        new RegionConfig("usemem", gpa, size, false, new DeviceMemory("gpu0", "usemem")),
+    ]);
+
     private static Host NewHost(string name, string preset, string design = "linux-6.17") =>
         new(name, CpuPresets.Get(preset).Model, KvmDesigns.Create(design));
 
@@ -196,26 +218,9 @@ public class MigrationTests
         var src = NewHost("a", "neoverse-v2", "linux-6.17");
         var dst = NewHost("b", "neoverse-v2", "linux-6.17");
         const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
-        ModelVfioHost Usemem(Host h)
-        {
-            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size,
-                UsememMapping: mapping));
-            return new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, Kernel.Drivers.NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
-        }
-
-        var srcRegion = Usemem(src);
-        var dstRegion = Usemem(dst);
-        VmmHost WithDevice(Host h, ModelVfioHost r)
-        {
-            var p = h.CreateProcess("vmm");
-            return ModelVmm.Host(h.Name, p, h.OpenKvm(p), r);
-        }
-
-        var cfg = new VmConfig("vm", 40, 1,
-        [
-            new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
-            new RegionConfig("usemem", Gpa, Size, false, new DeviceMemory("gpu0", "usemem")),
-        ]);
+        var srcRegion = UsememOf(src, Size, mapping);
+        var dstRegion = UsememOf(dst, Size, mapping);
+        var cfg = UsememVm(Size, Gpa);
         var vm = Vmm.Vmm.Start(WithDevice(src, srcRegion), cfg, VmmPolicy.TrustKernel).Vm!;
         var vcpu = (ModelKvmVcpu)vm.Vcpus[0];
         // The first and last words of the region, one in the middle, and one page written and then zeroed again.
@@ -243,23 +248,8 @@ public class MigrationTests
         var src = NewHost("a", "neoverse-v2", "linux-6.9");
         var dst = NewHost("b", "neoverse-v2", "linux-6.9");
         const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
-        ModelVfioHost Usemem(Host h)
-        {
-            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size));
-            return new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, Kernel.Drivers.NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
-        }
-
-        VmmHost WithDevice(Host h, ModelVfioHost r)
-        {
-            var p = h.CreateProcess("vmm");
-            return ModelVmm.Host(h.Name, p, h.OpenKvm(p), r);
-        }
-
-        var cfg = new VmConfig("vm", 40, 1,
-        [
-            new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
-            new RegionConfig("usemem", Gpa, Size, false, new DeviceMemory("gpu0", "usemem")),
-        ]);
+        ModelVfioHost Usemem(Host h) => UsememOf(h, Size);
+        var cfg = UsememVm(Size, Gpa);
         var vm = Vmm.Vmm.Start(WithDevice(src, Usemem(src)), cfg, VmmPolicy.TrustKernel).Vm!;
         var vcpu = (ModelKvmVcpu)vm.Vcpus[0];
         var w = vcpu.Access(GuestAccessRequest.Write(Gpa + 0x40, 0xFF, 0x1111UL));
@@ -280,23 +270,8 @@ public class MigrationTests
         var src = NewHost("a", "neoverse-v2", "linux-6.9");
         var dst = NewHost("b", "neoverse-v2", "linux-6.9");
         const ulong Size = 64UL << 20, Gpa = 0x40_0000_0000;
-        ModelVfioHost Usemem(Host h)
-        {
-            var gpu = new Kernel.Drivers.NvGraceGpu(h, "gpu0", new Kernel.Drivers.NvGraceGpuConfig(Kernel.Drivers.NvGraceGpuModel.GB200, Size, MemblkSize: Size));
-            return new ModelVfioHost().Add("gpu0", DeviceMemoryPolicy.NvgraceDriver, Kernel.Drivers.NvGraceGpu.UsememRegionIndex, gpu.Usemem.Size, p => gpu.MmapUsemem(p));
-        }
-
-        VmmHost WithDevice(Host h, ModelVfioHost r)
-        {
-            var p = h.CreateProcess("vmm");
-            return ModelVmm.Host(h.Name, p, h.OpenKvm(p), r);
-        }
-
-        var cfg = new VmConfig("vm", 40, 1,
-        [
-            new RegionConfig("ram", RamGpa, RamSize, false, new AnonymousRam()),
-            new RegionConfig("usemem", Gpa, Size, false, new DeviceMemory("gpu0", "usemem")),
-        ]);
+        ModelVfioHost Usemem(Host h) => UsememOf(h, Size);
+        var cfg = UsememVm(Size, Gpa);
         var vm = Vmm.Vmm.Start(WithDevice(src, Usemem(src)), cfg, VmmPolicy.TrustKernel).Vm!;
         Assert.Equal(GuestAccessOutcome.Completed, ((ModelKvmVcpu)vm.Vcpus[0]).Access(GuestAccessRequest.Write(Gpa, 0xFF, 7)).Outcome);
         // The VMM makes one never-written page of its mapping unreadable: reading the region whole would fail there.

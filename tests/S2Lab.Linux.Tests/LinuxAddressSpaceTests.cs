@@ -19,7 +19,10 @@ public class LinuxAddressSpaceTests
     /// <summary>One call: 0 store, 1 load, 2 mprotect, 3 munmap, 4 mincore, over pages [First, First+Count).</summary>
     private readonly record struct Op(int Kind, int First, int Count, int Prot, byte Value, bool Misaligned);
 
-    private static readonly Gen<Op> OpGen = Gen.Select(Gen.Int[0, 4], Gen.Int[0, Pages - 1], Gen.Int[1, 4], Gen.Int[0, 2], Gen.Byte, Gen.Int[0, 15])
+    // No munmap in the random sequence: a hole in the real range is free address space that the .NET runtime may map
+    // between two calls (a store there would write into the runtime's memory, and the final munmap would unmap it; a
+    // run aborted that way). Only a whole-range munmap is compared with real Linux, in the fixed tests below.
+    private static readonly Gen<Op> OpGen = Gen.Select(Gen.Int[0, 3].Select(k => k == 3 ? 4 : k), Gen.Int[0, Pages - 1], Gen.Int[1, 4], Gen.Int[0, 2], Gen.Byte, Gen.Int[0, 15])
         .Select((k, f, c, p, v, m) => new Op(k, f, Math.Min(c, Pages - f), p, v, m == 0));
 
     private static string Apply(IHostAddressSpace a, Hva start, Op op)
@@ -74,7 +77,7 @@ public class LinuxAddressSpaceTests
             {
                 real.Unmap(r, Pages * Page);
             }
-        }, iter: 60);
+        }, iter: 60, threads: 1); // one at a time: an iteration's final munmap covers its whole original range, where a parallel one may have mapped
     }
 
     [LinuxFact]
