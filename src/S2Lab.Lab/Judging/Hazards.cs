@@ -21,6 +21,9 @@ public enum HazardKind
 
     /// <summary>Memory (kernel RAM or device memory such as GPU HBM) the guest sees as Device.</summary>
     RamAsDevice,
+
+    /// <summary>A read returned bytes other than the last write anyone made there (issue 12).</summary>
+    StaleRead,
 }
 
 /// <summary>What makes a mismatched alias non-cacheable.</summary>
@@ -102,5 +105,21 @@ public static class Hazards
             return null;
         return new Hazard(HazardKind.RamAsDevice, AliasCause.None,
             $"{(region.IsMapMemory ? "RAM" : region.Name)} is memory, but the guest sees {eff.Attributes.Description}: unaligned accesses and atomics fault, no speculation or caching");
+    }
+
+    /// <summary>
+    /// Stale read: a completed read returned <paramref name="got"/> where the last write anyone made there, in program
+    /// order, was <paramref name="want"/>. Around the cache (<paramref name="path"/> Bypass) it read the PoC under a
+    /// line a cacheable alias holds; through it, a line the PoC has moved past. Null when the bytes match.
+    /// </summary>
+    public static Hazard? StaleRead(ulong got, ulong want, Arch.Caches.AccessPath? path, string? effective)
+    {
+        if (got == want)
+            return null;
+        var route = path is { } p ? Runner.LabText.Word(p) : "?";
+        return new Hazard(HazardKind.StaleRead, AliasCause.None, $"read 0x{got:X16}, expected 0x{want:X16} ({route}, {effective}): " +
+            (path == Arch.Caches.AccessPath.Bypass
+                ? "a Non-cacheable or Device read goes around a line a cacheable alias holds (B2.11, D7.5.1)"
+                : "a cacheable read hit a line the PoC has moved past (B2.11)"));
     }
 }

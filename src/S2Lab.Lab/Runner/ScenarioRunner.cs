@@ -404,16 +404,12 @@ public static class ScenarioRunner
 
                 ulong? data = r.Data is { Length: >= 8 } d && t == AccessType.Read ? BitConverter.ToUInt64(d) : t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
                 var record1 = new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail);
-                if (dataJudged && t == AccessType.Read && data is { } got && Written.TryGetValue((region, offset), out var want) && got != want)
+                if (dataJudged && t == AccessType.Read && data is { } got && Written.TryGetValue((region, offset), out var want)
+                    && Judging.Hazards.StaleRead(got, want, r.Path, r.Effective?.Description) is { } stale)
                 {
-                    // A stale read: the bytes differ from the last write anyone made there, in program order.
-                    var path = r.Path is { } p ? LabText.Word(p) : "?";
-                    record1 = record1 with { Expected = want, Path = path };
-                    if (!hazards.Any(x => x.Name == StaleRead))
-                        hazards.Add(new HazardRecord(StaleRead, $"read 0x{got:X16}, expected 0x{want:X16} ({path}, {r.Effective?.Description}): " +
-                            (r.Path == Arch.Caches.AccessPath.Bypass
-                                ? "a Non-cacheable or Device read goes around a line a cacheable alias holds (B2.11, D7.5.1)"
-                                : "a cacheable read hit a line the PoC has moved past (B2.11)")));
+                    record1 = record1 with { Expected = want, Path = r.Path is { } p ? LabText.Word(p) : "?" };
+                    if (!hazards.Any(x => x.Name == stale.Name))
+                        hazards.Add(new HazardRecord(stale.Name, stale.Detail));
                 }
 
                 records.Add(record1);
@@ -460,9 +456,6 @@ public static class ScenarioRunner
 
             return view;
         }
-
-        /// <summary>The hazard a stale read records (issue 12).</summary>
-        public const string StaleRead = "stale-read";
 
         /// <summary>
         /// A host-side writer writes <paramref name="value"/> at the region's offset before the guest's accesses, and
