@@ -228,6 +228,20 @@ public static class Migration
         public byte[] Resident { get; } = new byte[ChunkPages];
 
         public byte[] One { get; } = new byte[1];
+
+        /// <summary>The destination's residency of a run of zero pages.</summary>
+        public byte[] DestResident { get; } = new byte[ChunkPages];
+
+        /// <summary>Page offsets a sparse hint returned.</summary>
+        public List<ulong> Offsets { get; } = [];
+
+        /// <summary>Page offsets of the destination's pages a sparse hint returned.</summary>
+        public List<ulong> DestOffsets { get; } = [];
+
+        /// <summary>A page of zeros (never written).</summary>
+        public static ReadOnlySpan<byte> ZeroPage => ZeroBytes;
+
+        private static readonly byte[] ZeroBytes = new byte[PAGE_SIZE];
     }
 
     /// <summary>
@@ -267,6 +281,18 @@ public static class Migration
 
                         zero += next;
                         i += next;
+                        if (from is ISparseAddressSpace sparse)
+                        {
+                            // A run of resident pages: the hint says which may hold data; the others read as zeros
+                            // (the same answer a read gives, without reading them).
+                            var end = vec[i..].IndexOf((byte)0);
+                            var run = end < 0 ? n - i : end;
+                            if (SendRun(from, sparse, to, pages.Name, src.Hva, dst.Hva, first + (ulong)i, run, buffers, ref sent, ref zero) is { } re)
+                                return (sent, zero, re);
+                            i += run;
+                            continue;
+                        }
+
                         if (SendPage(from, to, pages.Name, src.Hva, dst.Hva, first + (ulong)i, buffers, ref sent, ref zero) is { } pe)
                             return (sent, zero, pe);
                         i++;
@@ -314,6 +340,99 @@ public static class Migration
         return mc != Errno.None ? new($"{name}+0x{off:x}: mincore failed with {mc}", mc) : null;
     }
 
+    /// <summary>
+    /// Sends <paramref name="count"/> resident pages from <paramref name="page"/> with the model's sparse hint: the pages
+    /// that may hold data are read and sent as <see cref="SendPage"/> does; the others hold only zeros and are sent as
+    /// zero-page markers (<see cref="SendZeros"/>) without being read. Reading them would give the same bytes.
+    /// </summary>
+    private static SendFailure? SendRun(IHostAddressSpace from, ISparseAddressSpace sparse, IHostAddressSpace to, string name, ulong srcHva,
+        ulong dstHva, ulong page, int count, SendBuffers buffers, ref long sent, ref long zero)
+    {
+        var off = page << PAGE_SHIFT;
+        var data = buffers.Offsets;
+        data.Clear();
+        if (sparse.PagesThatMayHoldData(new Hva(srcHva + off), (ulong)count << PAGE_SHIFT, data) != Errno.None)
+        {
+            // Some page cannot be read: page by page, so the send stops at that page with the same pages sent.
+            for (var i = 0; i < count; i++)
+            {
+                if (SendPage(from, to, name, srcHva, dstHva, page + (ulong)i, buffers, ref sent, ref zero) is { } pe)
+                    return pe;
+            }
+
+            return null;
+        }
+
+        var next = page;
+        foreach (var o in data)
+        {
+            var p = page + (o >> PAGE_SHIFT);
+            if (p > next && SendZeros(to, name, dstHva, next, (int)(p - next), buffers, ref zero) is { } ze)
+                return ze;
+            if (SendPage(from, to, name, srcHva, dstHva, p, buffers, ref sent, ref zero) is { } pe)
+                return pe;
+            next = p + 1;
+        }
+
+        var last = page + (ulong)count;
+        return last > next ? SendZeros(to, name, dstHva, next, (int)(last - next), buffers, ref zero) : null;
+    }
+
+    /// <summary>
+    /// Zero-page markers for <paramref name="count"/> pages from <paramref name="page"/> (at most a chunk):
+    /// <see cref="SendZero"/> for each. Where the destination offers the sparse hint, only its populated pages that may
+    /// hold data are checked; every other page reads as zeros there already.
+    /// </summary>
+    private static SendFailure? SendZeros(IHostAddressSpace to, string name, ulong dstHva, ulong page, int count, SendBuffers buffers, ref long zero)
+    {
+        if (to is not ISparseAddressSpace sparse)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                if (SendZero(to, name, dstHva, page + (ulong)i, buffers, ref zero) is { } ze)
+                    return ze;
+            }
+
+            return null;
+        }
+
+        zero += count;
+        var off = page << PAGE_SHIFT;
+        var vec = buffers.DestResident.AsSpan(0, count);
+        if (to.Residency(new Hva(dstHva + off), (ulong)count << PAGE_SHIFT, vec) is var de and not Errno.None)
+            return new($"{name}+0x{off:x}: mincore on the destination failed with {de}", de);
+        var i0 = 0;
+        while (i0 < count)
+        {
+            var start = vec[i0..].IndexOfAnyExcept((byte)0);
+            if (start < 0)
+                break;
+            i0 += start;
+            var end = vec[i0..].IndexOf((byte)0);
+            var run = end < 0 ? count - i0 : end;
+            var runOff = (page + (ulong)i0) << PAGE_SHIFT;
+            var held = buffers.DestOffsets;
+            held.Clear();
+            if (sparse.PagesThatMayHoldData(new Hva(dstHva + runOff), (ulong)run << PAGE_SHIFT, held) != Errno.None)
+            {
+                // Some page cannot be read: check every page of the run, so the failure is the same page's.
+                held.Clear();
+                for (var k = 0; k < run; k++)
+                    held.Add((ulong)k << PAGE_SHIFT);
+            }
+
+            foreach (var o in held)
+            {
+                if (ClearIfNotZero(to, name, dstHva, page + (ulong)i0 + (o >> PAGE_SHIFT), buffers) is { } ce)
+                    return ce;
+            }
+
+            i0 += run;
+        }
+
+        return null;
+    }
+
     /// <summary>Sends one resident page: its data, or a zero-page marker when it holds only zeros.</summary>
     private static SendFailure? SendPage(IHostAddressSpace from, IHostAddressSpace to, string name, ulong srcHva, ulong dstHva, ulong page,
         SendBuffers buffers, ref long sent, ref long zero)
@@ -331,8 +450,9 @@ public static class Migration
     }
 
     /// <summary>
-    /// A zero-page marker. ram_handle_zero: the destination clears its page only if it is populated (an earlier round
-    /// sent data there); an unpopulated page reads as zeros already.
+    /// A zero-page marker. ram_handle_zero (QEMU migration/ram.c): the destination clears its page only if it does not
+    /// read as zeros already. An unpopulated page reads as zeros, so it is left unpopulated (not read, which would
+    /// fault it in).
     /// </summary>
     private static SendFailure? SendZero(IHostAddressSpace to, string name, ulong dstHva, ulong page, SendBuffers buffers, ref long zero)
     {
@@ -341,11 +461,19 @@ public static class Migration
         var one = buffers.One.AsSpan();
         if (to.Residency(new Hva(dstHva + off), PAGE_SIZE, one) is var de and not Errno.None)
             return new($"{name}+0x{off:x}: mincore on the destination failed with {de}", de);
-        if ((one[0] & 1) == 0)
-            return null;
+        return (one[0] & 1) == 0 ? null : ClearIfNotZero(to, name, dstHva, page, buffers);
+    }
+
+    /// <summary>ram_handle_zero on a populated destination page: if (!buffer_is_zero(page)) memset(page, 0).</summary>
+    private static SendFailure? ClearIfNotZero(IHostAddressSpace to, string name, ulong dstHva, ulong page, SendBuffers buffers)
+    {
+        var off = page << PAGE_SHIFT;
         var buf = buffers.Page.AsSpan();
-        buf.Clear();
-        return to.Write(new Hva(dstHva + off), buf) is var we and not Errno.None
+        if (to.Read(new Hva(dstHva + off), buf) is var re and not Errno.None)
+            return new($"{name}+0x{off:x}: reading the destination page failed with {re}", re);
+        if (buf.IndexOfAnyExcept((byte)0) < 0)
+            return null;
+        return to.Write(new Hva(dstHva + off), SendBuffers.ZeroPage) is var we and not Errno.None
             ? new($"{name}+0x{off:x}: clearing the destination page failed with {we}", we)
             : null;
     }

@@ -162,6 +162,20 @@ public sealed class CacheSystem
     /// <param name="dest">Receives the bytes.</param>
     public AccessPath Read(Accessor who, ulong pa, in MemoryAttributes attributes, Span<byte> dest)
     {
+        // The common case first (a guest's load that hits): a CPU's cacheable access within one held line.
+        var lineOffset = (int)(pa & (CacheLine.Size - 1));
+        if (who.Kind == AccessorKind.Cpu && lineOffset + dest.Length <= CacheLine.Size && CachingOf(attributes) != DataCaching.None)
+        {
+            var held = _data.Find(pa >> CacheLine.Shift);
+            if (held >= 0)
+            {
+                Counters.DataHits++;
+                _data.Touch(held);
+                _data.Data(held).Slice(lineOffset, dest.Length).CopyTo(dest);
+                return AccessPath.DataCacheHit;
+            }
+        }
+
         var caching = who.Kind == AccessorKind.Cpu ? CachingOf(attributes) : DataCaching.None;
         if (who.Kind == AccessorKind.CoherentDevice)
         {
@@ -191,6 +205,7 @@ public sealed class CacheSystem
         }
 
         var missed = false;
+        BeginWindow(pa, dest.Length);
         for (var c = new LineChunks(pa, dest.Length); c.MoveNext();)
         {
             var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
@@ -199,6 +214,7 @@ public sealed class CacheSystem
             _data.Data(slot).Slice(offset, n).CopyTo(dest.Slice(index, n));
         }
 
+        EndWindow();
         return missed ? AccessPath.DataCacheMiss : AccessPath.DataCacheHit;
     }
 
@@ -209,6 +225,22 @@ public sealed class CacheSystem
     /// <param name="src">The bytes written.</param>
     public AccessPath Write(Accessor who, ulong pa, in MemoryAttributes attributes, ReadOnlySpan<byte> src)
     {
+        // The common case first (a guest's store that hits): a CPU's Write-Back store within one held line.
+        var lineOffset = (int)(pa & (CacheLine.Size - 1));
+        if (who.Kind == AccessorKind.Cpu && lineOffset + src.Length <= CacheLine.Size && Options.DirtyLines == DirtyLinePolicy.Retain &&
+            CachingOf(attributes) == DataCaching.WriteBack)
+        {
+            var held = _data.Find(pa >> CacheLine.Shift);
+            if (held >= 0)
+            {
+                Counters.DataHits++;
+                _data.Touch(held);
+                src.CopyTo(_data.Data(held)[lineOffset..]);
+                _data.SetState(held, LineState.Dirty);
+                return AccessPath.DataCacheHit;
+            }
+        }
+
         var caching = who.Kind == AccessorKind.Cpu ? CachingOf(attributes) : DataCaching.None;
         if (who.Kind == AccessorKind.CoherentDevice)
         {
@@ -242,11 +274,13 @@ public sealed class CacheSystem
         }
 
         var missed = false;
+        BeginWindow(pa, src.Length);
         for (var c = new LineChunks(pa, src.Length); c.MoveNext();)
         {
             var (linePa, offset, index, n) = (c.LinePa, c.Offset, c.Index, c.Length);
-            // Every cacheable write allocates (allocation hints are only hints: D7.5.3).
-            var slot = Lookup(linePa, out var hit);
+            // Every cacheable write allocates (allocation hints are only hints: D7.5.3). A write of the whole line
+            // replaces every byte of the fill, so the fill's bytes are not read from the PoC.
+            var slot = Lookup(linePa, out var hit, fill: n < CacheLine.Size);
             missed |= !hit;
             src.Slice(index, n).CopyTo(_data.Data(slot)[offset..]);
             if (caching == DataCaching.WriteThrough)
@@ -264,6 +298,7 @@ public sealed class CacheSystem
             }
         }
 
+        EndWindow();
         return missed ? AccessPath.DataCacheMiss : AccessPath.DataCacheHit;
     }
 
@@ -525,6 +560,31 @@ public sealed class CacheSystem
         }
     }
 
+    /// <summary>
+    /// Whether the data cache holds a line of [<paramref name="pa"/>, +<paramref name="length"/>) whose bytes are not all
+    /// zero. Looks up each line of the range, so it suits small ranges (a page); <see cref="CollectNonZeroLines"/>
+    /// visits the whole cache instead.
+    /// </summary>
+    public bool HoldsNonZeroLineIn(ulong pa, ulong length)
+    {
+        if (_data.Occupied == 0 || length == 0)
+        {
+            return false;
+        }
+
+        var end = pa + length;
+        for (var linePa = CacheLine.Align(pa); linePa < end; linePa += CacheLine.Size)
+        {
+            var slot = _data.Find(linePa >> CacheLine.Shift);
+            if (slot >= 0 && _data.Data(slot).IndexOfAnyExcept((byte)0) >= 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>True when CPU <paramref name="cpu"/>'s I-cache holds the line of <paramref name="pa"/>.</summary>
     public bool InstructionCacheHolds(int cpu, ulong pa) =>
         _instruction.TryGetValue(cpu, out var icache) && icache.Find(pa >> CacheLine.Shift) >= 0;
@@ -557,8 +617,11 @@ public sealed class CacheSystem
         }
     }
 
-    /// <summary>The data-cache slot of <paramref name="linePa"/>, allocating and filling it from the PoC on a miss.</summary>
-    private int Lookup(ulong linePa, out bool hit)
+    /// <summary>
+    /// The data-cache slot of <paramref name="linePa"/>, allocating it on a miss and, unless <paramref name="fill"/> is
+    /// false (the caller overwrites the whole line), filling it from the PoC.
+    /// </summary>
+    private int Lookup(ulong linePa, out bool hit, bool fill = true)
     {
         var slot = _data.Find(linePa >> CacheLine.Shift);
         if (slot >= 0)
@@ -571,11 +634,14 @@ public sealed class CacheSystem
 
         hit = false;
         Counters.DataMisses++;
-        return Allocate(linePa);
+        return Allocate(linePa, fill);
     }
 
-    /// <summary>Allocates <paramref name="linePa"/> (not held): replaces a victim (writing it back if dirty), fills from the PoC, clean.</summary>
-    private int Allocate(ulong linePa)
+    /// <summary>
+    /// Allocates <paramref name="linePa"/> (not held): replaces a victim (writing it back if dirty), fills from the PoC
+    /// (unless <paramref name="fill"/> is false), clean.
+    /// </summary>
+    private int Allocate(ulong linePa, bool fill = true)
     {
         var number = linePa >> CacheLine.Shift;
         var slot = _data.Victim(number);
@@ -586,7 +652,11 @@ public sealed class CacheSystem
         }
 
         _data.Install(slot, number, LineState.Clean);
-        _memory.ReadLine(linePa, _data.Data(slot));
+        if (fill)
+        {
+            Fill(linePa, _data.Data(slot));
+        }
+
         return slot;
     }
 
@@ -599,8 +669,72 @@ public sealed class CacheSystem
         }
 
         Counters.WriteBacks++;
-        _memory.WriteLine(_data.LineNumber(slot) << CacheLine.Shift, _data.Data(slot));
+        var linePa = _data.LineNumber(slot) << CacheLine.Shift;
+        _memory.WriteLine(linePa, _data.Data(slot));
+        if (_windowState == WindowState.Read && linePa - _windowPa < (ulong)_windowLength)
+        {
+            // The window is a copy of the PoC: it follows the write-back of one of its lines (a tiny cache can evict
+            // a line of the access before the access reaches it).
+            _data.Data(slot).CopyTo(_window.AsSpan((int)(linePa - _windowPa)));
+        }
+
         _data.SetState(slot, LineState.Clean);
+    }
+
+    // The fill window of a multi-line access: the PoC bytes of the lines the access covers, read from the PoC in one
+    // call (IPointOfCoherence.ReadLines: one look-up per page in a sparse store, not one per line) at the access's
+    // first miss. The bytes are those a line-by-line fill would read: a line is filled at most once per access, and
+    // a write-back into the window updates the copy.
+    private enum WindowState : byte
+    {
+        Off,
+        Armed,
+        Read,
+    }
+
+    private byte[] _window = new byte[4096];
+    private ulong _windowPa;
+    private int _windowLength;
+    private WindowState _windowState;
+
+    /// <summary>Arms the fill window for an access of <paramref name="length"/> bytes at <paramref name="pa"/> that crosses a line.</summary>
+    private void BeginWindow(ulong pa, int length)
+    {
+        var first = CacheLine.Align(pa);
+        var end = CacheLine.Align(pa + (ulong)length + CacheLine.Size - 1);
+        if (end - first <= CacheLine.Size)
+        {
+            return; // one line: filled directly
+        }
+
+        _windowPa = first;
+        _windowLength = (int)(end - first);
+        if (_window.Length < _windowLength)
+        {
+            _window = new byte[Math.Max(_windowLength, _window.Length * 2)];
+        }
+
+        _windowState = WindowState.Armed;
+    }
+
+    private void EndWindow() => _windowState = WindowState.Off;
+
+    /// <summary>Fills one line from the PoC: from the window when the access has one, else line by line.</summary>
+    private void Fill(ulong linePa, Span<byte> line)
+    {
+        if (_windowState != WindowState.Off && linePa - _windowPa < (ulong)_windowLength)
+        {
+            if (_windowState == WindowState.Armed)
+            {
+                _memory.ReadLines(_windowPa, _window.AsSpan(0, _windowLength));
+                _windowState = WindowState.Read;
+            }
+
+            _window.AsSpan((int)(linePa - _windowPa), CacheLine.Size).CopyTo(line);
+            return;
+        }
+
+        _memory.ReadLine(linePa, line);
     }
 
     /// <summary>Where an I-cache line fill reads from: the data cache's copy with IDC and a cacheable fetch, else the PoC.</summary>

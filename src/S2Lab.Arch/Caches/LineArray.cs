@@ -24,6 +24,9 @@ internal sealed class LineArray
 {
     private readonly int _ways;
     private readonly ulong _setMask;
+    /// <summary>The line number an invalid slot holds (no physical address has it: line numbers are below 2^58).</summary>
+    private const ulong NoLine = ulong.MaxValue;
+
     private readonly ulong[] _lineNumbers;
     private readonly LineState[] _states;
     private readonly ulong[] _lastUse;
@@ -35,6 +38,7 @@ internal sealed class LineArray
         _ways = ways;
         _setMask = (ulong)(lines / ways) - 1;
         _lineNumbers = new ulong[lines];
+        Array.Fill(_lineNumbers, NoLine);
         _states = new LineState[lines];
         _lastUse = new ulong[lines];
         _data = new byte[lines * CacheLine.Size];
@@ -49,12 +53,12 @@ internal sealed class LineArray
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Find(ulong lineNumber)
     {
+        // An invalid slot holds NoLine, which no line number equals: one array is compared.
         var first = (int)(lineNumber & _setMask) * _ways;
-        var states = _states;
         var numbers = _lineNumbers;
         for (var slot = first; slot < first + _ways; slot++)
         {
-            if (numbers[slot] == lineNumber && states[slot] != LineState.Invalid)
+            if (numbers[slot] == lineNumber)
             {
                 return slot;
             }
@@ -110,6 +114,10 @@ internal sealed class LineArray
         }
 
         _states[slot] = state;
+        if (state == LineState.Invalid)
+        {
+            _lineNumbers[slot] = NoLine;
+        }
     }
 
     /// <summary>Makes <paramref name="slot"/> hold <paramref name="lineNumber"/> in <paramref name="state"/>; the caller fills the data.</summary>
@@ -136,6 +144,7 @@ internal sealed class LineArray
     public void Clear()
     {
         Array.Clear(_states);
+        Array.Fill(_lineNumbers, NoLine);
         Occupied = 0;
     }
 }

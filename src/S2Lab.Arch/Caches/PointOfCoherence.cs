@@ -28,6 +28,19 @@ public interface IPointOfCoherence
 
     /// <summary>Replaces the 64 bytes of the line at <paramref name="linePa"/> (aligned) with <paramref name="line"/>.</summary>
     void WriteLine(ulong linePa, ReadOnlySpan<byte> line);
+
+    /// <summary>
+    /// Copies the consecutive lines from <paramref name="linePa"/> (aligned) into <paramref name="lines"/> (a whole number
+    /// of lines): the same bytes as <see cref="ReadLine"/> line by line. A sparse store overrides it to look up each page
+    /// once rather than each line.
+    /// </summary>
+    void ReadLines(ulong linePa, Span<byte> lines)
+    {
+        for (var i = 0; i < lines.Length; i += CacheLine.Size)
+        {
+            ReadLine(linePa + (ulong)i, lines.Slice(i, CacheLine.Size));
+        }
+    }
 }
 
 /// <summary>Byte-granular helpers over a line-granular <see cref="IPointOfCoherence"/>.</summary>

@@ -62,9 +62,20 @@ internal sealed class LineStore
     /// <summary>The mask of present lines of page <paramref name="pfn"/> (0: the page reads as zeros).</summary>
     public ulong PageMask(ulong pfn)
     {
-        var i = FindIndex(_pageKeys, pfn + 1);
-        return i >= 0 ? _pageMasks[i] : 0;
+        // A cache's write-backs come a line at a time, mostly several from one page: the last page's slot is kept
+        // until the page index changes shape (an insert, a delete or a grow), and its mask read fresh each time.
+        var key = pfn + 1;
+        if (key != _memoKey)
+        {
+            _memoIndex = FindIndex(_pageKeys, key);
+            _memoKey = key;
+        }
+        return _memoIndex >= 0 ? _pageMasks[_memoIndex] : 0;
     }
+
+    // PageMask's memo: the key (pfn + 1; 0 = none) and its FindIndex answer in _pageKeys.
+    private ulong _memoKey;
+    private int _memoIndex;
 
     private Span<byte> Line(int slot) => _chunks[slot >> ChunkShift].AsSpan((slot & (ChunkLines - 1)) << LineShift, LineSize);
 
@@ -218,6 +229,7 @@ internal sealed class LineStore
 
     private void SetPageBit(ulong line)
     {
+        _memoKey = 0;
         var key = (line >> (PageSizes.PAGE_SHIFT - LineShift)) + 1;
         var bit = 1UL << (int)(line & (LinesPerPage - 1));
         var i = FindIndex(_pageKeys, key);
@@ -259,6 +271,7 @@ internal sealed class LineStore
         _pageMasks[pi] &= ~(1UL << (int)(line & (LinesPerPage - 1)));
         if (_pageMasks[pi] == 0)
         {
+            _memoKey = 0;
             DeleteAt(_pageKeys, _pageMasks, pi);
             _pages--;
         }
@@ -273,6 +286,7 @@ internal sealed class LineStore
         if (pi < 0)
             return;
         var mask = _pageMasks[pi];
+        _memoKey = 0;
         DeleteAt(_pageKeys, _pageMasks, pi);
         _pages--;
         var first = pfn << (PageSizes.PAGE_SHIFT - LineShift);

@@ -248,6 +248,8 @@ public sealed class PhysicalMemory : IPointOfCoherence
 
     void IPointOfCoherence.WriteLine(ulong linePa, ReadOnlySpan<byte> line) => _data.Write(linePa, line);
 
+    void IPointOfCoherence.ReadLines(ulong linePa, Span<byte> lines) => _data.Read(linePa, lines);
+
     /// <summary>Number of pages that hold non-zero data at the PoC.</summary>
     public int PagesWithData => _data.PageCount;
 
@@ -258,7 +260,7 @@ public sealed class PhysicalMemory : IPointOfCoherence
     /// Whether the page <paramref name="pfn"/> may hold non-zero data: at the PoC, or in a line the cache holds (else it
     /// reads as zeros). A page whose non-zero PoC bytes a cached line of zeros hides still counts: reading it is exact.
     /// </summary>
-    public bool HasData(ulong pfn) => _data.HasData(pfn) || (Caches is { DataLinesHeld: > 0 } && CachedPagesWithData().Contains(pfn));
+    public bool HasData(ulong pfn) => _data.HasData(pfn) || (Caches is { DataLinesHeld: > 0 } c && c.HoldsNonZeroLineIn(pfn << PAGE_SHIFT, PAGE_SIZE));
 
     private HashSet<ulong>? _cachedPages;
     private long _cachedPagesStamp = -1;
