@@ -38,7 +38,6 @@ internal sealed class FaultRig
         var vmm = host.CreateProcess("vmm");
         var vm = host.OpenKvm(vmm).CreateModelVm().Value;
         var vcpu = vm.CreateModelVcpu(0).Value;
-        vcpu.Explain = false;
         var ram = AnonymousMemory.Mmap(vmm, (ulong)pages * PageSize, thp: false).Value;
         for (ulong o = 0; o < ram.Size; o += PageSize)
             _ = vmm.Mm.FaultIn(ram.Start + o, write: true);
@@ -61,7 +60,7 @@ internal sealed class FaultRig
 
     /// <summary>
     /// Reads every page once through <see cref="ModelKvmVcpu.Access"/>, the path that returns a full result (no
-    /// explanation: <see cref="ModelKvmVcpu.Explain"/> is off).
+    /// observer is attached, so no event is built).
     /// </summary>
     public void FaultAllWithResults()
     {

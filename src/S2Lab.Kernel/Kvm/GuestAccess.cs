@@ -1,4 +1,3 @@
-using System.Text;
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
@@ -42,7 +41,10 @@ public enum GuestAccessOutcome
     RunFailed,
 }
 
-/// <summary>Where a decision step was made.</summary>
+/// <summary>
+/// The stage of kvm_handle_guest_abort/user_mem_abort a <see cref="Events.FaultDecided"/> reports; the Lab's
+/// explanation lines reuse the names for the stages it adds (Combine, Hazard: Lab/Runner/Explainer.cs).
+/// </summary>
 public enum DecisionStage
 {
     Memslot,
@@ -58,12 +60,6 @@ public enum DecisionStage
 
     /// <summary>A hazard the Lab judged from events (the kernel records none; Lab/Runner/Explainer.cs).</summary>
     Hazard,
-}
-
-/// <summary>One step of the chain that explains an access: where, which spec rule (0 if none), and what.</summary>
-public readonly record struct DecisionStep(DecisionStage Stage, int Rule, string Text)
-{
-    public override string ToString() => Rule > 0 ? $"[{Stage}] (rule {Rule}) {Text}" : $"[{Stage}] {Text}";
 }
 
 /// <summary>What one stage-2 fault did (user_mem_abort and its callers).</summary>
@@ -84,27 +80,19 @@ public sealed record FaultRecord
     /// <summary>The prot given to the table.</summary>
     public KvmPgtableProt Prot { get; init; }
 
-    /// <summary>The leaf written, if any.</summary>
-    public S2Leaf? Leaf { get; init; }
-
     /// <summary>The CMOs this mapping needed, and whether the host could do them.</summary>
     public IReadOnlyList<CacheMaintenance> Cmos { get; init; } = [];
 }
 
 /// <summary>
-/// The full answer to a guest access: outcome, data, stage-2 state, effective type and the fault's decision chain.
-/// Hazards are judged in the Lab from the kernel's events (Lab/Judging/Hazards.cs), not here.
+/// The full answer to a guest access: outcome, data, stage-2 state, effective type and the faults taken. Why each
+/// fault decided what it did is reported as <see cref="Events.FaultDecided"/> events to
+/// <see cref="ModelKvmSystem.Observer"/>; explanations and hazards are built from the events in the Lab
+/// (Lab/Runner/Explainer.cs, Lab/Judging/Hazards.cs), not here.
 /// </summary>
 public sealed class GuestAccessResult
 {
-    private List<DecisionStep>? _steps;
     private List<FaultRecord>? _faults;
-
-    /// <summary>Whether decision steps are recorded (the vCPU's <see cref="ModelKvmVcpu.Explain"/>).</summary>
-    internal bool Explaining { get; init; } = true;
-
-    /// <summary>This result when it records steps, else null: <c>r.Trace?.Step($"...")</c> skips formatting.</summary>
-    internal GuestAccessResult? Trace => Explaining ? this : null;
 
     internal void AddFault(FaultRecord f) => (_faults ??= []).Add(f);
 
@@ -142,14 +130,6 @@ public sealed class GuestAccessResult
     /// <summary>The combine of the guest's stage-1 attribute with the stage-2 MemAttr, for completed accesses.</summary>
     public EffectiveMemoryType? Effective { get; internal set; }
 
-    /// <summary>The combine with its explanation steps (when the vCPU explains).</summary>
-    public CombineExplanation? Combine { get; internal set; }
-
-    /// <summary>The chain of decisions, in order.</summary>
-    public IReadOnlyList<DecisionStep> Steps => (IReadOnlyList<DecisionStep>?)_steps ?? [];
-
-    internal void Step(DecisionStage stage, int rule, string text) => (_steps ??= []).Add(new DecisionStep(stage, rule, text));
-
     /// <summary>A short one-line summary.</summary>
     public string Summary => Outcome switch
     {
@@ -159,14 +139,7 @@ public sealed class GuestAccessResult
         _ => $"{Request}: KVM_RUN fails with {RunError}",
     };
 
-    /// <summary>The whole explanation as text.</summary>
-    public override string ToString()
-    {
-        var sb = new StringBuilder().AppendLine(Summary);
-        foreach (var s in Steps)
-            sb.Append("  ").AppendLine(s.ToString());
-        return sb.ToString();
-    }
+    public override string ToString() => Summary;
 }
 
 /// <summary>The effective memory type the guest gets: the PAR_EL1-style attribute byte, its description and class.</summary>

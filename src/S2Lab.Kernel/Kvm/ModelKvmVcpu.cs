@@ -21,7 +21,7 @@ public readonly record struct GuestAccessStatus(GuestAccessOutcome Outcome, Errn
 /// <summary>
 /// A model vCPU. The guest's behaviour is a queue of <see cref="GuestAccessRequest"/>s: <see cref="Run"/> executes
 /// them until one exits to userspace (MMIO) or fails (EFAULT), as KVM_RUN would. <see cref="Access"/> performs one
-/// access directly and returns the full explanation; <see cref="Read"/> and <see cref="Write"/> perform one access
+/// access directly and returns its full result; <see cref="Read"/> and <see cref="Write"/> perform one access
 /// and return only how it ended, allocating nothing. Every access translates through the VM's stage-2 MMU: a TLB hit
 /// serves a mapped page; after an unmap or a break-before-make the entry is gone, so the access walks and faults.
 /// </summary>
@@ -106,12 +106,6 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     /// <summary>Accesses <see cref="Run"/> has executed in all (including those <see cref="History"/> dropped).</summary>
     public long AccessesRun => _historyCount;
 
-    /// <summary>
-    /// Whether <see cref="Access"/> records the decision chain (Steps, the combine's explanation, the CMOs considered).
-    /// Off by default: callers that show explanations ask for them.
-    /// </summary>
-    public bool Explain { get; set; }
-
     /// <summary>Adds accesses to the guest's program.</summary>
     public void Enqueue(params GuestAccessRequest[] accesses)
     {
@@ -177,7 +171,10 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         }
     }
 
-    /// <summary>One guest access with its whole explanation: faults handled on the way, data, effective type, hazards.</summary>
+    /// <summary>
+    /// One guest access with its full result: the faults handled on the way, the data and the effective type. The
+    /// decisions behind it go to <see cref="ModelKvmSystem.Observer"/> as events.
+    /// </summary>
     public GuestAccessResult Access(in GuestAccessRequest request)
     {
         var r = AccessCore(request);
@@ -186,7 +183,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             if (r.Outcome == GuestAccessOutcome.Completed)
             {
                 var input = CombineInputFor(request.S1Mair, r.Leaf!.Value.MemAttr, request.Type);
-                var effective = r.Combine?.Result ?? AttributeCombiner.Combine(input);
+                var effective = AttributeCombiner.Combine(input);
                 Accessed(o, request.Type, request.Ipa, r.Leaf.Value, input, effective,
                     request.Type == S2AccessKind.Write ? request.Data ?? [] : r.Data ?? []);
             }
@@ -210,14 +207,13 @@ public sealed class ModelKvmVcpu : IKvmVcpu
 
     private GuestAccessResult AccessCore(in GuestAccessRequest request)
     {
-        var r = new GuestAccessResult { Request = request, Explaining = Explain };
+        var r = new GuestAccessResult { Request = request };
         var ipa = request.Ipa;
         var len = request.Type == S2AccessKind.Write ? request.Data?.Length ?? 0 : request.Length;
         if (!InOnePage(ipa, len))
         {
             // A model restriction: one access stays within one page, as an aligned load/store does.
             r.Outcome = GuestAccessOutcome.AbortInjected;
-            r.Step(DecisionStage.Exit, 0, "the access crosses a page or has no size: alignment fault injected");
             return r;
         }
         for (var attempt = 0; attempt < 4; attempt++)
@@ -245,7 +241,6 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         }
         r.Outcome = GuestAccessOutcome.RunFailed;
         r.RunError = Errno.EFAULT;
-        r.Step(DecisionStage.Exit, 0, "the fault did not resolve after repeated attempts");
         return r;
     }
 
@@ -355,22 +350,9 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         r.Memslot ??= Vm.Memslots().Find(req.Ipa >> PAGE_SHIFT);
         if (r.Vma is null && r.Memslot is { GmemOnly: false } s)
             r.Vma = Vm.Mm.FindVma(s.GfnToHva(req.Ipa >> PAGE_SHIFT));
-        if (Explain)
-            r.Step(DecisionStage.Stage2, 0, $"translated by {leaf.KvmText()}: PA {pa:x}");
         // The effective type: the Arm combine of the guest's stage-1 attribute with the leaf's MemAttr. Hazards and the
         // combine's text are the Lab's, from MemoryAccessed (Lab/Judging/Hazards.cs, Lab/Runner/Explainer.cs).
-        var input = CombineInputFor(req.S1Mair, leaf.MemAttr, req.Type);
-        CombineResult result;
-        if (Explain)
-        {
-            var ex = AttributeCombiner.Explain(input);
-            result = ex.Result;
-            r.Combine = ex;
-        }
-        else
-        {
-            result = AttributeCombiner.Combine(input);
-        }
+        var result = AttributeCombiner.Combine(CombineInputFor(req.S1Mair, leaf.MemAttr, req.Type));
         var attrs = result.Attributes;
         r.Effective = new EffectiveMemoryType(result.ParAttr, attrs);
         // The data moves through the caches with the effective attributes the combine gave (Arch/Caches/README.md).
@@ -384,8 +366,6 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             r.Path = req.Type == S2AccessKind.Execute ? _caches.Fetch(_cpu, pa, attrs, data) : _caches.Read(_cpu, pa, attrs, data);
             r.Data = data;
         }
-        if (Explain)
-            r.Step(DecisionStage.Stage2, 0, $"{req.Type} by {_cpu}: {r.Path} ({(CacheSystem.CachingOf(attrs) == DataCaching.None ? "around the cache" : "through the cache")})");
     }
 
     public void Dispose()

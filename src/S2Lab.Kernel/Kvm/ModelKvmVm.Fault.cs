@@ -40,8 +40,6 @@ internal readonly struct FaultInfo
 
     public KvmPgtableProt Prot { get; init; }
 
-    public S2Leaf? Leaf { get; init; }
-
     public IReadOnlyList<CacheMaintenance> Cmos { get; init; }
 
     public FaultRecord ToRecord() => new()
@@ -51,29 +49,26 @@ internal readonly struct FaultInfo
         Decision = Decision,
         MappingSize = MappingSize,
         Prot = Prot,
-        Leaf = Leaf,
         Cmos = Cmos ?? [],
     };
 }
 
 /// <summary>
-/// Where one fault's decisions go: the explaining result's steps and, when an observer is attached,
-/// <see cref="FaultDecided"/> events carrying the facts known so far. <see cref="For"/> returns null when neither
-/// listens, so the fast path formats and allocates nothing.
+/// Where one fault's decisions go: <see cref="FaultDecided"/> events, carrying the facts known so far, to the
+/// observer of the VM's /dev/kvm. <see cref="For"/> returns null when no observer is attached, so a fault nobody
+/// observes formats and allocates nothing.
 /// </summary>
 internal sealed class FaultDecisions
 {
     private readonly ModelKvmVm _vm;
-    private readonly GuestAccessResult? _trace;
-    private readonly IKernelObserver? _observer;
+    private readonly IKernelObserver _observer;
     private readonly uint _vcpu;
     private readonly ulong _ipa;
     private readonly S2AccessKind _access;
 
-    private FaultDecisions(ModelKvmVm vm, GuestAccessResult? trace, IKernelObserver? observer, uint vcpu, ulong ipa, S2AccessKind access)
+    private FaultDecisions(ModelKvmVm vm, IKernelObserver observer, uint vcpu, ulong ipa, S2AccessKind access)
     {
         _vm = vm;
-        _trace = trace;
         _observer = observer;
         _vcpu = vcpu;
         _ipa = ipa;
@@ -83,29 +78,24 @@ internal sealed class FaultDecisions
     /// <summary>The facts the handler has established so far (VMA, pfn, type, mapping size).</summary>
     public FaultFacts Facts { get; set; } = FaultFacts.None;
 
-    public static FaultDecisions? For(ModelKvmVm vm, uint vcpu, ulong ipa, S2AccessKind access, GuestAccessResult? r)
-    {
-        var trace = r?.Trace;
-        var observer = vm.Kvm.Observer;
-        return trace is null && observer is null ? null : new FaultDecisions(vm, trace, observer, vcpu, ipa, access);
-    }
+    public static FaultDecisions? For(ModelKvmVm vm, uint vcpu, ulong ipa, S2AccessKind access) =>
+        vm.Kvm.Observer is { } observer ? new FaultDecisions(vm, observer, vcpu, ipa, access) : null;
 
-    public void Step(DecisionStage stage, int rule, string reason)
-    {
-        _trace?.Step(stage, rule, reason);
-        _observer?.On(new FaultDecided(_vm.Kvm.NextSeq(), _vm.Host.Name, _vm.Number, _vcpu, _ipa, _access, stage, rule, reason, Facts));
-    }
+    /// <summary>Emits one <see cref="FaultDecided"/>: the stage, the rule that decided it (0 if none) and the reason.</summary>
+    public void Step(DecisionStage stage, int rule, string reason) =>
+        _observer.On(new FaultDecided(_vm.Kvm.NextSeq(), _vm.Host.Name, _vm.Number, _vcpu, _ipa, _access, stage, rule, reason, Facts));
 }
 
 public sealed partial class ModelKvmVm
 {
     /// <summary>
     /// kvm_handle_guest_abort(): a stage-2 translation fault (no leaf) or permission fault (<paramref name="existing"/>
-    /// lacks the permission) at <paramref name="ipa"/>. Appends its decisions to <paramref name="r"/> (may be null).
+    /// lacks the permission) at <paramref name="ipa"/>. Records the fault in <paramref name="r"/> (null on the vCPU's
+    /// allocation-free path) and reports each decision as a <see cref="FaultDecided"/> to the observer, if any.
     /// </summary>
     internal AbortOutcome HandleGuestAbort(uint vcpu, ulong ipa, S2AccessKind type, S2Leaf? existing, GuestAccessResult? r, out Errno error)
     {
-        var d = FaultDecisions.For(this, vcpu, ipa, type, r);
+        var d = FaultDecisions.For(this, vcpu, ipa, type);
         error = Errno.None;
         var isPerm = existing is not null;
         var exec = type == S2AccessKind.Execute;
@@ -304,15 +294,11 @@ public sealed partial class ModelKvmVm
             d?.Step(DecisionStage.Stage2, 14, $"the page-table layer refuses prot {prot}: -{e}");
             return new FaultInfo { IsPermissionFault = isPerm, Error = e, Decision = decision, Prot = prot };
         }
-        // The leaf as written (a walk; skipped on the fast path, where the vCPU reads it on its retry anyway).
-        var leaf = r is null || r.Explaining || d is not null ? Stage2.GetLeaf(faultIpa) : null;
-        d?.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {leaf?.KvmText()}");
-        if (r?.Trace is { } t)
-        {
-            var considered = isPerm && size == existing!.Value.Size ? cmos : Stage2Mmu.Explain(AlignDown(pa, size), size, prot, mapMemory, cmos);
-            foreach (var c in considered)
-                t.Step(DecisionStage.Cmo, 0, c.ToString());
-        }
+        // user_mem_abort does not read the leaf back: the vCPU finds it on its retry. Only the reason of the
+        // FaultDecided names it, so the table is walked only when an observer listens. The CMOs KVM considered are
+        // Stage2Mmu's CmoRequired events.
+        if (d is not null)
+            d.Step(DecisionStage.Stage2, 0, $"{(isPerm && size == existing!.Value.Size ? "relax_perms" : "map")}: {Stage2.GetLeaf(faultIpa)?.KvmText()}");
         if (writable)
             slot.MarkDirty(faultIpa >> PAGE_SHIFT);
         return new FaultInfo
@@ -321,7 +307,6 @@ public sealed partial class ModelKvmVm
             Decision = decision,
             MappingSize = size,
             Prot = prot,
-            Leaf = leaf,
             Cmos = cmos,
         };
     }
@@ -346,9 +331,9 @@ public sealed partial class ModelKvmVm
         var ipa = faultIpa & ~(PAGE_SIZE - 1);
         var mapMemory = Host.Memory.PfnIsMapMemory(pfn);
         var e = Stage2.Map(ipa, PAGE_SIZE, pfn << PAGE_SHIFT, prot, mapMemory, out var cmos, report: r is not null);
-        // The leaf as written (a walk; skipped on the fast path, as in user_mem_abort).
-        var leaf = r is null || r.Explaining || d is not null ? Stage2.GetLeaf(ipa) : null;
-        d?.Step(DecisionStage.Stage2, 0, $"map: {leaf?.KvmText()}");
+        // The leaf is walked for the reason only, as in user_mem_abort.
+        if (d is not null)
+            d.Step(DecisionStage.Stage2, 0, $"map: {Stage2.GetLeaf(ipa)?.KvmText()}");
         if ((prot & KvmPgtableProt.W) != 0)
             slot.MarkDirty(gfn);
         return new FaultInfo
@@ -358,7 +343,6 @@ public sealed partial class ModelKvmVm
             Decision = decision,
             MappingSize = PAGE_SIZE,
             Prot = prot,
-            Leaf = leaf,
             Cmos = cmos,
         };
     }

@@ -107,7 +107,6 @@ public sealed class ModelReplayMachine : IReplayMachine
             S2AccessKind.Write => GuestAccessRequest.Write(op.GuestPhysAddr, 0x00, 0xf900007ff900007fUL),
             _ => GuestAccessRequest.Exec(op.GuestPhysAddr, 0xFF),
         };
-        vcpu.Explain = false;
         var r = vcpu.Access(request);
         var leaf = FormatLeaf(vcpu.Vm.Stage2.GetLeaf(op.GuestPhysAddr));
         return r.Outcome switch

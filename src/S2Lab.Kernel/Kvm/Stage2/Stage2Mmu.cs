@@ -93,7 +93,7 @@ public sealed class Stage2Mmu
     }
 
     /// <summary>
-    /// For an explanation only: every CMO a new leaf of <paramref name="prot"/> is considered for, in the order KVM
+    /// For the <see cref="CmoRequired"/> events only: every CMO a new leaf of <paramref name="prot"/> is considered for, in the order KVM
     /// considers them, the <paramref name="needed"/> ones as they are and the others marked not needed with the reason
     /// (FWB skips the D-cache clean, DIC makes the I-cache invalidate a no-op).
     /// </summary>
