@@ -155,6 +155,31 @@ public sealed class CacheSystem
             : DataCaching.WriteThrough;
     }
 
+    /// <summary>
+    /// The hit case of <see cref="Read"/> alone, for a caller that knows its access is a CPU's cacheable data read (a
+    /// vCPU's fast path): when the bytes lie in one line the data cache holds, copies them and returns true; otherwise
+    /// does nothing and returns false (call <see cref="Read"/>).
+    /// </summary>
+    public bool TryReadHit(ulong pa, Span<byte> dest)
+    {
+        var lineOffset = (int)(pa & (CacheLine.Size - 1));
+        if (lineOffset + dest.Length > CacheLine.Size)
+        {
+            return false;
+        }
+
+        var held = _data.Find(pa >> CacheLine.Shift);
+        if (held < 0)
+        {
+            return false;
+        }
+
+        Counters.DataHits++;
+        _data.Touch(held);
+        _data.Data(held).Slice(lineOffset, dest.Length).CopyTo(dest);
+        return true;
+    }
+
     /// <summary>A data read of <paramref name="dest"/>.Length bytes at <paramref name="pa"/>.</summary>
     /// <param name="who">The agent reading.</param>
     /// <param name="pa">Physical address (any alignment; may cross lines).</param>

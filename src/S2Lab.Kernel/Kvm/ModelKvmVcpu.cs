@@ -45,6 +45,9 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     // The fast path's effective data attributes per stage-2 MemAttr (bit n of _attrsKnown: entry n is computed).
     private readonly MemoryAttributes[] _fastAttrs = new MemoryAttributes[16];
     private uint _attrsKnown;
+
+    // Bit n: the fast path's attributes for MemAttr n are cacheable, so a read may be served by the data cache's hit path.
+    private uint _fastCacheable;
     private bool _sctlrM = true;
     private bool _sctlrC = true;
     private bool _sctlrI = true;
@@ -315,8 +318,14 @@ public sealed class ModelKvmVcpu : IKvmVcpu
         if ((_attrsKnown & (1u << i)) == 0)
         {
             _fastAttrs[i] = AttributeCombiner.Combine(CombineInputFor(FastPathS1Mair, (byte)i, S2AccessKind.Read)).Attributes;
+            if (CacheSystem.CachingOf(_fastAttrs[i]) != DataCaching.None)
+                _fastCacheable |= 1u << i;
+            else
+                _fastCacheable &= ~(1u << i);
             _attrsKnown |= 1u << i;
         }
+        if (type != S2AccessKind.Write && (_fastCacheable & (1u << i)) != 0 && _caches.TryReadHit(pa, destination))
+            return;
         if (type == S2AccessKind.Write)
             _caches.Write(_cpu, pa, _fastAttrs[i], source);
         else

@@ -219,4 +219,21 @@ public class CacheBulkPathTests
 
             Assert.Equal(held.Count > 0, cache.HoldsNonZeroLineIn(Base, Lines * CacheLine.Size));
         }, iter: 200);
+
+    [Fact]
+    public void TryReadHit_serves_only_a_read_within_one_held_line_and_leaves_a_miss_untouched()
+    {
+        var poc = new CountingPoc();
+        var cache = new CacheSystem(poc);
+        var buf = new byte[8];
+        Assert.False(cache.TryReadHit(0x1000, buf)); // not held: nothing allocated, nothing counted
+        Assert.Equal((0, 0L, 0L), (cache.DataLinesHeld, cache.Counters.DataHits, cache.Counters.DataMisses));
+
+        cache.Write(Accessor.Cpu(0), 0x1000, Wb, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        Assert.True(cache.TryReadHit(0x1001, buf));
+        Assert.Equal(new byte[] { 2, 3, 4, 5, 6, 7, 8, 9 }, buf);
+        Assert.Equal(1, cache.Counters.DataHits);
+        Assert.False(cache.TryReadHit(0x103C, buf)); // crosses into the next line
+        Assert.Equal(1, cache.Counters.DataHits);
+    }
 }
