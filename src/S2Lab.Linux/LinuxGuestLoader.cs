@@ -19,7 +19,11 @@ namespace S2Lab.Linux;
 /// the address and value then STR; a load is LDR then STR to the slot; the program ends with HVC PSCI SYSTEM_OFF
 /// (KVM_EXIT_SYSTEM_EVENT). This path is not exercised on the x86_64 machine the tests run on.</item>
 /// </list>
-/// Fetch ops are EINVAL on both: the real guest would need code at the fetched address.
+/// Fetch ops are EINVAL on both: the real guest would need code at the fetched address. So is what the guest's own
+/// translation regime would have to express: a stage-1 attribute other than Normal write-back (<see cref="GuestOp.Mair"/>
+/// 0xFF; x86_64 real mode has no page tables and its memory is write-back, and the arm64 code builds no page tables
+/// either) and an SCTLR_EL1 setting (<see cref="GuestProgram.Sctlr"/>; x86_64 has no such register, and the arm64 code
+/// does not yet write it). <see cref="LastRefusal"/> says why the last load was refused.
 /// </summary>
 public sealed class LinuxGuestLoader(IHostAddressSpace memory, KvmArch arch) : IGuestLoader
 {
@@ -29,21 +33,30 @@ public sealed class LinuxGuestLoader(IHostAddressSpace memory, KvmArch arch) : I
     private const int PageBytes = 0x1000;
     private readonly Dictionary<IKvmVcpu, (Hva Slots, int Loads)> _loaded = new(ReferenceEqualityComparer.Instance);
 
+    /// <summary>Why the last <see cref="Load"/> returned EINVAL, in words; null when it did not.</summary>
+    public string? LastRefusal { get; private set; }
+
     /// <inheritdoc/>
     public KvmExitReason EndExit => arch == KvmArch.X86_64 ? KvmExitReason.Hlt : KvmExitReason.SystemEvent;
 
     /// <summary>
-    /// Assembles, writes and points the vCPU at the program. EBADF for a vCPU that is not a real one; EINVAL for a
-    /// code page that is not page aligned (or, on x86_64, not below 1 MiB), a fetch, an address the architecture's
-    /// code cannot reach (x86_64: at or above 4 GiB; arm64: not 8-byte aligned), or a program whose code or loaded
-    /// values do not fit in the code page; else the errno of the write or the register ioctls.
+    /// Assembles, writes and points the vCPU at the program. EBADF for a vCPU that is not a real one; EINVAL (with
+    /// <see cref="LastRefusal"/>) for a code page that is not page aligned (or, on x86_64, not below 1 MiB), a fetch, a
+    /// stage-1 attribute other than 0xFF, an SCTLR_EL1 setting (on arm64: other than all off), an address the
+    /// architecture's code cannot reach (x86_64: at or above 4 GiB; arm64: not 8-byte aligned), or a program whose
+    /// code or loaded values do not fit in the code page; else the errno of the write or the register ioctls.
     /// </summary>
     public Errno Load(IKvmVcpu vcpu, Hva codeHva, ulong codeIpa, GuestProgram program)
     {
+        LastRefusal = null;
         if (vcpu is not LinuxKvmVcpu cpu)
             return Errno.EBADF;
-        if ((codeIpa & (PageBytes - 1)) != 0)
+        if (Refusal(program, codeIpa) is { } why)
+        {
+            LastRefusal = why;
             return Errno.EINVAL;
+        }
+
         var code = new byte[CodeBytes];
         var slot = codeIpa + CodeBytes;
         int loads = 0;
@@ -51,7 +64,10 @@ public sealed class LinuxGuestLoader(IHostAddressSpace memory, KvmArch arch) : I
             ? AssembleX86(program, codeIpa, code, ref loads)
             : AssembleArm64(program, slot, code, ref loads);
         if (length < 0 || loads * 8 > PageBytes - CodeBytes)
+        {
+            LastRefusal = $"the program's code or its loaded values do not fit in the code page ({CodeBytes} bytes of code)";
             return Errno.EINVAL;
+        }
         var page = new byte[PageBytes];
         code.AsSpan(0, length).CopyTo(page);
         if (memory.Write(codeHva, page) is var we and not Errno.None)
@@ -61,6 +77,42 @@ public sealed class LinuxGuestLoader(IHostAddressSpace memory, KvmArch arch) : I
             return e;
         _loaded[vcpu] = (codeHva + CodeBytes, loads);
         return Errno.None;
+    }
+
+    /// <summary>Why the program cannot run as this loader writes code, or null when it can.</summary>
+    private string? Refusal(GuestProgram program, ulong codeIpa)
+    {
+        if ((codeIpa & (PageBytes - 1)) != 0)
+            return $"the code page IPA 0x{codeIpa:x} is not page aligned";
+        if (arch == KvmArch.X86_64 && codeIpa >= 1UL << 20)
+            return $"the code page IPA 0x{codeIpa:x} is not below 1 MiB (x86_64 real mode)";
+        if (program.Sctlr is { } sctlr)
+        {
+            if (arch == KvmArch.X86_64)
+                return $"SCTLR_EL1 ({sctlr}) is an arm64 register: an x86_64 guest has none";
+            // KVM_ARM_VCPU_INIT resets SCTLR_EL1 with M, C and I clear: that state needs no code, any other would.
+            if (sctlr != SctlrEl1.None)
+                return $"SCTLR_EL1 ({sctlr}) is not written by this loader: its guest runs with the MMU and caches off, as KVM_ARM_VCPU_INIT leaves them";
+        }
+
+        for (int i = 0; i < program.Ops.Count; i++)
+        {
+            var op = program.Ops[i];
+            if (op.Kind == GuestOpKind.Fetch)
+                return $"op {i}: an instruction fetch needs code at IPA 0x{op.Ipa:x}, which the loader does not write";
+            if (op.Mair != 0xFF)
+            {
+                return $"op {i}: the stage-1 attribute MAIR 0x{op.Mair:X2} needs guest page tables, which this loader does not build " +
+                       (arch == KvmArch.X86_64 ? "(x86_64 real mode: memory is write-back)" : "(arm64 with the MMU off)");
+            }
+
+            if (arch == KvmArch.X86_64 && op.Ipa > (1UL << 32) - 8)
+                return $"op {i}: IPA 0x{op.Ipa:x} is not below 4 GiB (x86_64 unreal mode)";
+            if (arch != KvmArch.X86_64 && (op.Ipa & 7) != 0)
+                return $"op {i}: IPA 0x{op.Ipa:x} is not 8-byte aligned (arm64 with the MMU off: Device memory)";
+        }
+
+        return null;
     }
 
     /// <summary>The loaded values read back from the code page's second half (zeros for loads that did not run).</summary>

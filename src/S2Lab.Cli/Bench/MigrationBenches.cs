@@ -156,7 +156,7 @@ internal sealed class MigrationHalfWritten64G : IQuickBench
         VirtualMachine? dest = null;
         var cost = RunCost.Measure(() => dest = MigrationRig.Migrate(vm, dst, new DirtyingGuest(0, 1, 0), new MigrationOptions()));
         Verify(Vcpu(dest!), RamGpa, 0, pages, 2, 0);
-        var contents = Model(src).Mm.Memory.ContentBytes + Model(dst).Mm.Memory.ContentBytes;
+        var contents = Model(src).Memory.Mm.Memory.ContentBytes + Model(dst).Memory.Mm.Memory.ContentBytes;
         yield return new BenchResult($"{prefix}_us_per_page", cost.CpuSeconds * 1e6 / pages, "us");
         yield return new BenchResult($"{prefix}_guest_write_ns_per_page", write.CpuSeconds * 1e9 / pages, "ns");
         yield return new BenchResult($"{prefix}_pages_written", pages, "pages");

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using S2Lab.Kernel;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
@@ -33,11 +34,25 @@ internal static class MigrationRig
         }
 
         var p = host.CreateProcess("vmm");
-        return new VmmHost(name, host.OpenKvm(p), new ModelAddressSpace(p, vfio), vfio, new ModelGuestLoader());
+        var model = new RigModel(host.OpenKvm(p), new ModelAddressSpace(p, vfio));
+        var vmm = new VmmHost(name, model.Kvm, model.Memory, vfio, new ModelGuestLoader());
+        Models.Add(vmm, model);
+        return vmm;
     }
 
-    /// <summary>The model address space behind a rig host (for its memory statistics).</summary>
-    public static ModelAddressSpace Model(VmmHost host) => (ModelAddressSpace)host.Memory;
+    /// <summary>The model objects behind a rig host, kept typed when <see cref="NewHost"/> makes them.</summary>
+    public sealed record RigModel(ModelKvmSystem Kvm, ModelAddressSpace Memory);
+
+    private static readonly ConditionalWeakTable<VmmHost, RigModel> Models = [];
+
+    /// <summary>
+    /// The one accessor of the model under a rig host (no seam is cast to a model type). The benches measure the model
+    /// itself: its memory statistics, and the vCPU's allocation-free guest <see cref="ModelKvmVcpu.Read"/>/<see
+    /// cref="ModelKvmVcpu.Write"/> path (<see cref="Vcpu"/>), which no seam offers: a guest program through
+    /// <c>IGuestLoader</c> and KVM_RUN allocates its requests and results.
+    /// </summary>
+    public static RigModel Model(VmmHost host) =>
+        Models.TryGetValue(host, out var m) ? m : throw new InvalidOperationException($"{host.HostName} is not a rig host");
 
     /// <summary>The IPA of usemem: the first 512 GiB boundary after RAM.</summary>
     public static ulong HbmGpa(ulong ram) => (RamGpa + ram + (512 * GiB) - 1) & ~((512 * GiB) - 1);
@@ -66,11 +81,9 @@ internal static class MigrationRig
         return r.Vm ?? throw new InvalidOperationException($"start failed: {r.Reason}");
     }
 
-    /// <summary>
-    /// The model's vCPU. The cast stays: the bench measures the allocation-free guest Read/Write path, which no seam
-    /// offers (IKvmVcpu has only KVM_RUN; IGuestLoader runs a loaded program and allocates its results).
-    /// </summary>
-    public static ModelKvmVcpu Vcpu(VirtualMachine vm) => (ModelKvmVcpu)vm.Vcpus[0];
+    /// <summary>vCPU 0 of <paramref name="vm"/> as the model's vCPU, found through <see cref="Model"/>.</summary>
+    public static ModelKvmVcpu Vcpu(VirtualMachine vm) =>
+        Model(vm.Host).Kvm.Vms.Single(v => ReferenceEquals(v, vm.Kvm)).Vcpus.Single(c => c.Id == 0);
 
     /// <summary>The value the guest writes at page <paramref name="page"/> in round <paramref name="round"/> (never zero).</summary>
     public static ulong Value(ulong page, int round) => 0x5EED_0000_0000_0000UL | ((ulong)(uint)round << 32) | (uint)page;

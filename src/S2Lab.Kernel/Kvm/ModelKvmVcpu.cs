@@ -188,7 +188,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
                 var input = CombineInputFor(request.S1Mair, r.Leaf!.Value.MemAttr, request.Type);
                 var effective = AttributeCombiner.Combine(input);
                 Accessed(o, request.Type, request.Ipa, r.Leaf.Value, input, effective,
-                    request.Type == S2AccessKind.Write ? request.Data ?? [] : r.Data ?? []);
+                    request.Type == S2AccessKind.Write ? request.Data ?? [] : r.Data ?? [], r.Path);
             }
             else
             {
@@ -201,9 +201,9 @@ public sealed class ModelKvmVcpu : IKvmVcpu
     private string Agent => $"vm{Vm.Number}/vcpu{Id}";
 
     private void Accessed(IKernelObserver o, S2AccessKind type, ulong ipa, in S2Leaf leaf, CombineInput? input,
-        CombineResult? effective, ReadOnlySpan<byte> bytes) =>
+        CombineResult? effective, ReadOnlySpan<byte> bytes, AccessPath? path = null) =>
         o.On(new MemoryAccessed(_kvm.NextSeq(), Vm.Host.Name, Vm.Number, Agent, Id, type, ipa, leaf.Translate(ipa), leaf,
-            input, effective, bytes.ToArray()));
+            input, effective, bytes.ToArray(), path));
 
     private void Ended(IKernelObserver o, S2AccessKind type, ulong ipa, GuestAccessOutcome outcome, Errno error) =>
         o.On(new AccessEnded(_kvm.NextSeq(), Vm.Host.Name, Vm.Number, Id, type, ipa, outcome, error));

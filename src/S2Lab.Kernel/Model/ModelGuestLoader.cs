@@ -7,7 +7,11 @@ namespace S2Lab.Kernel.Model;
 /// <summary>
 /// <see cref="IGuestLoader"/> for model vCPUs: the model guest has no instructions, so a program is enqueued as
 /// <see cref="GuestAccessRequest"/>s (<see cref="ModelKvmVcpu.Enqueue"/>) that the next KVM_RUN executes; nothing is
-/// written to the code page. The loads' values come from the vCPU's <see cref="ModelKvmVcpu.History"/>.
+/// written to the code page. The loads' values come from the vCPU's <see cref="ModelKvmVcpu.History"/>. Each op keeps
+/// its stage-1 attribute (<see cref="GuestOp.Mair"/>), and the program's SCTLR_EL1 (<see cref="GuestProgram.Sctlr"/>)
+/// is set on the vCPU at load: the model vCPU runs nothing between the load and KVM_RUN, so this is the same as the
+/// program setting it first. What each op did comes back as kernel events (<c>MemoryAccessed</c>, <c>AccessEnded</c>,
+/// with the fault decisions, stage-2 writes and CMOs before them) when someone observes the /dev/kvm.
 /// </summary>
 public sealed class ModelGuestLoader : IGuestLoader
 {
@@ -44,6 +48,13 @@ public sealed class ModelGuestLoader : IGuestLoader
                 _ => GuestAccessRequest.Exec(op.Ipa, op.Mair),
             };
             isLoad[i] = op.Kind == GuestOpKind.Load;
+        }
+
+        if (program.Sctlr is { } sctlr)
+        {
+            cpu.SctlrM = (sctlr & SctlrEl1.M) != 0;
+            cpu.SctlrC = (sctlr & SctlrEl1.C) != 0;
+            cpu.SctlrI = (sctlr & SctlrEl1.I) != 0;
         }
 
         _loaded.AddOrUpdate(cpu, new Loaded { FirstAccess = cpu.AccessesRun, IsLoad = isLoad });

@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel;
+using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -14,10 +16,29 @@ namespace S2Lab.Lab.Runner;
 /// <summary>A device region a Lab host offers its VMMs through vfio (<see cref="ModelVfioHost"/>), with the Lab's name for its kind.</summary>
 internal sealed record ModelDeviceRegion(string Device, string Region, ulong Size, DeviceRegionKind Kind);
 
+/// <summary>
+/// The model objects behind one VMM a <see cref="LabHost"/> made: its /dev/kvm and its address space. The VMM sees them
+/// only as seams (<see cref="VmmHost"/>); the Lab may read the model under them (docs/architecture.md), and does so
+/// through this one route (<see cref="LabHost.ModelOf"/>): VMA facts, the page behind an HVA, the kernel's events.
+/// </summary>
+internal sealed record VmmModel(ModelKvmSystem Kvm, ModelAddressSpace Memory)
+{
+    /// <summary>The VMM process's mm (VMAs and page tables, which userspace cannot see).</summary>
+    public MmStruct Mm => Memory.Mm;
+
+    /// <summary>The Lab's event log on this /dev/kvm (attached on first use, kept for the system's life).</summary>
+    public KernelEventLog Events => KernelEventLog.Of(Kvm);
+
+    /// <summary>The number the kernel's events give <paramref name="vm"/> (its 1-based number on this /dev/kvm).</summary>
+    public int VmNumber(IKvmVm vm) =>
+        Kvm.Vms.FirstOrDefault(v => ReferenceEquals(v, vm))?.Number ?? throw new InvalidOperationException("the VM is not one of this /dev/kvm's");
+}
+
 /// <summary>One model host of a run: the kernel <see cref="Host"/>, its devices, and what the runner probed.</summary>
 internal sealed class LabHost
 {
     private readonly Dictionary<(string, string), ModelDeviceRegion> _regions = [];
+    private readonly ConditionalWeakTable<VmmHost, VmmModel> _vmms = [];
     private readonly ModelVfioHost _vfio = new();
     private readonly ModelGuestLoader _guest = new();
     private readonly ModelFiles _files = new();
@@ -50,18 +71,28 @@ internal sealed class LabHost
     public VmmHost NewVmm(string vmName)
     {
         var p = Host.CreateProcess($"vmm-{vmName}-{++_processes}");
-        return new VmmHost(Name, Host.OpenKvm(p, Spec.KvmProfile), new ModelAddressSpace(p, _vfio, _files), _vfio, _guest);
+        var model = new VmmModel(Host.OpenKvm(p, Spec.KvmProfile), new ModelAddressSpace(p, _vfio, _files));
+        var vmm = new VmmHost(Name, model.Kvm, model.Memory, _vfio, _guest);
+        _vmms.Add(vmm, model);
+        return vmm;
     }
+
+    /// <summary>
+    /// The model behind <paramref name="vmm"/>, a VMM this host made (<see cref="NewVmm"/>): the one place where the Lab
+    /// looks under the seams, so that it needs no cast of a seam to a model type.
+    /// </summary>
+    public VmmModel ModelOf(VmmHost vmm) =>
+        _vmms.TryGetValue(vmm, out var m) ? m : throw new InvalidOperationException($"the VMM was not made by host {Name}");
 
     /// <summary>
     /// The VMA a VMM of this host created for <paramref name="r"/> (null if it never mapped it): the Lab's view, not
     /// the VMM's. For a region of several VMAs (<see cref="MappedPieces"/>), the VMA that is at <paramref name="offset"/> now
     /// (null in a hole).
     /// </summary>
-    public static Vma? VmaOf(VmmHost vmm, RegionSetup r, ulong offset = 0) =>
-        vmm.Memory is not ModelAddressSpace m || r.MappedSize == 0 ? null
-        : r.Config.Backing is MappedPieces ? m.Mm.FindVma(r.Hva + offset)
-        : m.MappingAt(new Hva(r.Hva));
+    public Vma? VmaOf(VmmHost vmm, RegionSetup r, ulong offset = 0) =>
+        r.MappedSize == 0 ? null
+        : r.Config.Backing is MappedPieces ? ModelOf(vmm).Mm.FindVma(r.Hva + offset)
+        : ModelOf(vmm).Memory.MappingAt(new Hva(r.Hva));
 
     /// <summary>Offers a device region to this host's VMMs (device kinds call it from Install).</summary>
     public void Add(string device, string driver, string region, ulong size, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap)

@@ -168,13 +168,13 @@ public static class ScenarioRunner
 
         /// <summary>The region's kind as reports name it: anon, hugetlb, or the device region's kind.</summary>
         internal static string KindOf(LabHost host, VmmHost vmm, RegionSetup r) =>
-            r.Config.Backing is DeviceMemory dm && host.Region(dm.Device, dm.Region) is { } d ? KindName(d.Kind, LabHost.VmaOf(vmm, r))
+            r.Config.Backing is DeviceMemory dm && host.Region(dm.Device, dm.Region) is { } d ? KindName(d.Kind, host.VmaOf(vmm, r))
             : r.Config.Backing is HugetlbRam ? "hugetlb" : r.Config.Backing is MappedPieces ? "vmas" : "anon";
 
         internal static RegionSetupResult Setup(LabHost host, VmmHost vmm, RegionSetup r)
         {
             var kind = KindOf(host, vmm, r);
-            var vma = LabHost.VmaOf(vmm, r);
+            var vma = host.VmaOf(vmm, r);
             var outcome = r.Outcome switch
             {
                 RegionOutcome.Created => SetupOutcome.Ok,
@@ -260,7 +260,7 @@ public static class ScenarioRunner
         public void Attach(VirtualMachine vm, LabHost host)
         {
             Vm = vm;
-            Observe(vm);
+            Observe(vm, host);
             Host = host;
             LastHost = host.Name;
             _lastLab = host;
@@ -276,11 +276,7 @@ public static class ScenarioRunner
         /// Attaches the event log to the VM's /dev/kvm from the start, so that every stage-2 leaf (<see
         /// cref="KernelEventLog.LeafAt"/>) and the facts behind it are known when a step touches it.
         /// </summary>
-        private static void Observe(VirtualMachine vm)
-        {
-            if (vm.Vcpus.Count > 0 && vm.Vcpus[0] is ModelKvmVcpu cpu)
-                KernelEventLog.Of(cpu.Vm.Kvm).Keeping = false;
-        }
+        private static void Observe(VirtualMachine vm, LabHost host) => host.ModelOf(vm.Host).Events.Keeping = false;
 
         /// <summary>A start on <paramref name="host"/> that did not produce a VM.</summary>
         public void StartFailed(LabHost host, string why)
@@ -294,7 +290,7 @@ public static class ScenarioRunner
         public void MoveTo(VirtualMachine vm, LabHost host)
         {
             Vm = vm;
-            Observe(vm);
+            Observe(vm, host);
             Host = host;
             LastHost = host.Name;
             _lastLab = host;
@@ -332,41 +328,40 @@ public static class ScenarioRunner
             var lab = Host!;
             var kind = setup is null ? "none" : RunState.KindOf(lab, Vm.Host, setup);
             var ipa = gpa ?? regionSpec!.Gpa + offset;
-            // The cast stays: an access step is one guest access with a given stage-1 attribute and SCTLR_EL1, queued
-            // on the vCPU and answered with its GuestAccessResult. The seams (IKvmVcpu: KVM_RUN; IGuestLoader: a loaded
-            // program) carry neither the request nor the result; the leaf, hazards and CMOs come from events.
-            var cpu = (ModelKvmVcpu)Vm.Vcpus[vcpu];
+            // Each access is a one-op guest program loaded through the guest seam and run with KVM_RUN; what it did
+            // (the access, its fault decisions, stage-2 writes and CMOs) comes back as the kernel's events.
+            var cpu = Vm.Vcpus[vcpu];
+            var model = lab.ModelOf(Vm.Host);
+            var vmNumber = model.VmNumber(Vm.Kvm);
             var records = new List<AccessRecord>();
             var explanation = new List<string>();
             var cmos = new List<CmoRequired>();
-            var log = KernelEventLog.Of(cpu.Vm.Kvm);
+            var log = model.Events;
             log.Take(); // what happened before this step is not this step's
             log.Keeping = true;
             var hazards = new List<HazardRecord>();
-            GuestAccessResult? lastDone = null;
+            MemoryAccessed? lastDone = null;
             var fwb = lab.Host.Cpu.HasStage2Fwb;
-            Vma? vma = setup is null ? null : LabHost.VmaOf(Vm.Host, setup, offset);
+            Vma? vma = setup is null ? null : lab.VmaOf(Vm.Host, setup, offset);
             // The guest's SCTLR_EL1 for this step (issue 12): with M or C off, its data accesses go around the caches.
-            cpu.SctlrM = step?.Mmu ?? true;
-            cpu.SctlrC = cpu.SctlrI = step?.Caches ?? true;
+            var sctlr = (step?.Mmu ?? true ? SctlrEl1.M : SctlrEl1.None) | (step?.Caches ?? true ? SctlrEl1.C | SctlrEl1.I : SctlrEl1.None);
             if (step?.Writer is { } writer && setup is not null)
                 explanation.Add(HostWrite(writer, setup, lab, region, offset, value));
             // Registers are not memory: a read need not return the last write (VerifyData skips them too).
             var dataJudged = setup is { IsDeviceRegisters: false };
             foreach (var t in types)
             {
-                var req = t switch
+                var op = t switch
                 {
-                    AccessType.Read => GuestAccessRequest.Read(ipa, mair),
-                    AccessType.Write => GuestAccessRequest.Write(ipa, mair, value),
-                    _ => GuestAccessRequest.Exec(ipa, mair),
+                    AccessType.Read => GuestOp.Load(ipa, mair),
+                    AccessType.Write => GuestOp.Store(ipa, value, mair),
+                    _ => GuestOp.Fetch(ipa, mair),
                 };
-                // KVM_RUN with the access queued: it returns (Hlt when done, an MMIO exit) or fails with an errno.
-                cpu.Enqueue(req);
-                cpu.Run();
-                var r = cpu.History[^1];
+                // KVM_RUN returns (the loader's end exit when done, an MMIO exit) or fails with an errno.
+                var exit = RunGuest(cpu, op, sctlr);
                 explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
                 var events = log.Take();
+                var r = AccessOf(events, vmNumber, cpu.Id, exit);
                 var judged = log.Judge(events);
                 explanation.AddRange(Explainer.Lines(events, judged).Select(x => "  " + x));
                 cmos.AddRange(events.OfType<CmoRequired>());
@@ -376,15 +371,14 @@ public static class ScenarioRunner
                         hazards.Add(new HazardRecord(h.Name, h.Detail) { Cause = h.Cause });
                 }
 
-                vma = r.Vma ?? vma;
                 AccessOutcome outcome;
                 string detail;
                 switch (r.Outcome)
                 {
                     case GuestAccessOutcome.Completed:
                         outcome = AccessOutcome.Ok;
-                        detail = r.Effective?.Description ?? "completed";
-                        lastDone = r;
+                        detail = r.Done!.Effective?.Description ?? "completed";
+                        lastDone = r.Done;
                         break;
                     case GuestAccessOutcome.MmioExit:
                         outcome = AccessOutcome.MmioExit;
@@ -402,12 +396,15 @@ public static class ScenarioRunner
                         break;
                 }
 
-                ulong? data = r.Data is { Length: >= 8 } d && t == AccessType.Read ? BitConverter.ToUInt64(d) : t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
+                // The VMA the kernel found for this access (a completed access's memslot, or the fault's VMA stage).
+                if (r.Outcome == GuestAccessOutcome.Completed || events.OfType<FaultDecided>().Any(f => f.Vcpu == cpu.Id && f.Stage == DecisionStage.Vma))
+                    vma = VmaBehind(lab, ipa, setup) ?? vma;
+                ulong? data = r.Done is { Bytes.Length: >= 8 } d && t == AccessType.Read ? BitConverter.ToUInt64(d.Bytes.Span) : t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
                 var record1 = new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail);
                 if (dataJudged && t == AccessType.Read && data is { } got && Written.TryGetValue((region, offset), out var want)
-                    && Judging.Hazards.StaleRead(got, want, r.Path, r.Effective?.Description) is { } stale)
+                    && Judging.Hazards.StaleRead(got, want, r.Done?.Path, r.Done?.Effective?.Description) is { } stale)
                 {
-                    record1 = record1 with { Expected = want, Path = r.Path is { } p ? LabText.Word(p) : "?" };
+                    record1 = record1 with { Expected = want, Path = r.Done?.Path is { } p ? LabText.Word(p) : "?" };
                     if (!hazards.Any(x => x.Name == stale.Name))
                         hazards.Add(new HazardRecord(stale.Name, stale.Detail));
                 }
@@ -424,7 +421,7 @@ public static class ScenarioRunner
             }
 
             // The stage-2 mapping now in place for this page, from the events (Stage2Written, MemoryAccessed): no table walk.
-            var leaf = log.LeafAt(cpu.Vm.Number, ipa);
+            var leaf = log.LeafAt(vmNumber, ipa);
             var s2 = leaf is { } l ? l.KvmType switch
             {
                 KvmS2MemType.Normal => Stage2Type.Normal,
@@ -432,13 +429,13 @@ public static class ScenarioRunner
                 _ => Stage2Type.DeviceNgnre,
             } : Stage2Type.None;
             var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.KvmType, fwb)} (0x{lf.MemAttr:X})" : null;
-            var eff = lastDone?.Effective;
+            var eff = lastDone?.Effective?.Attributes;
             var effText = eff is { } e ? LabText.MemoryType(e) : null;
             var needed = cmos.Where(c => c.Needed).ToList();
             var cmo = new CmoRecord(needed.Select(c => Kernel.Kvm.Stage2.CmoKindNames.KvmName(c.Op)).Distinct().ToList(), needed.All(c => c.Possible),
                 string.Join("; ", needed.Where(c => !c.Possible).Select(c => c.Reason).Distinct()));
             var view = new RegionAccessResult(Spec.Name, lab.Name, region, kind, mair, vma is null ? null : RunState.Facts(lab, vma),
-                setup?.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
+                setup?.Outcome == RegionOutcome.Created, records, s2, s2Text, effText, eff?.IsAnyCacheable ?? false, eff?.IsWriteBack ?? false, cmo, hazards, explanation)
             {
                 CacheableDeclined = Vm.Policy.KernelHasCacheableFlag && setup is { IsCacheableDeviceMemory: true } &&
                                     (setup.Flags & KvmMemFlags.ENABLE_CACHEABLE_PFNMAP) == 0,
@@ -455,6 +452,56 @@ public static class ScenarioRunner
             }
 
             return view;
+        }
+
+        /// <summary>How one guest access ended, from its event (<see cref="MemoryAccessed"/> or <see cref="AccessEnded"/>) and KVM_RUN's exit.</summary>
+        private readonly record struct GuestAccessSeen(GuestAccessOutcome Outcome, Errno RunError, MemoryAccessed? Done);
+
+        /// <summary>
+        /// The access of vCPU <paramref name="vcpu"/> among <paramref name="events"/>: completed when the kernel reports it
+        /// accessed memory, else the outcome its <see cref="AccessEnded"/> gives; the errno is KVM_RUN's.
+        /// </summary>
+        private static GuestAccessSeen AccessOf(IReadOnlyList<KernelEvent> events, int vm, uint vcpu, KvmResult<KvmExit> exit)
+        {
+            var done = events.OfType<MemoryAccessed>().LastOrDefault(a => a.Vm == vm && a.Vcpu == vcpu);
+            if (done is not null)
+                return new GuestAccessSeen(GuestAccessOutcome.Completed, Errno.None, done);
+            var ended = events.OfType<AccessEnded>().LastOrDefault(a => a.Vm == vm && a.Vcpu == vcpu)
+                        ?? throw new InvalidOperationException($"KVM_RUN returned {exit} with no access event from vcpu {vcpu}");
+            return new GuestAccessSeen(ended.Outcome, exit.IsOk ? Errno.None : exit.Error, null);
+        }
+
+        /// <summary>
+        /// Loads <paramref name="op"/> as a one-op program with <paramref name="sctlr"/> (the guest seam) and runs it with
+        /// KVM_RUN. The code page is the model loader's to ignore: it writes no code (<see cref="ModelGuestLoader"/>).
+        /// </summary>
+        private KvmResult<KvmExit> RunGuest(IKvmVcpu cpu, GuestOp op, SctlrEl1 sctlr)
+        {
+            var (codeHva, codeIpa) = CodePage();
+            var e = Vm!.Host.Guest.Load(cpu, codeHva, codeIpa, GuestProgram.Access(op, sctlr));
+            if (e != Errno.None)
+                throw new InvalidOperationException($"the guest loader refused {op}: {e}");
+            return cpu.Run();
+        }
+
+        /// <summary>
+        /// Where the access programs' code goes: the last page of the VM's first RAM region (a real backend's loader would
+        /// write the code there; scenarios touch the start of their regions). The model's loader writes nothing.
+        /// </summary>
+        private (Hva Hva, ulong Ipa) CodePage()
+        {
+            var ram = Vm!.Regions.FirstOrDefault(r => r.Outcome == RegionOutcome.Created && r.Config.Backing is AnonymousRam or HugetlbRam);
+            return ram is null ? (new Hva(0), 0) : (new Hva(ram.Hva + ram.Config.Size - PAGE_SIZE), ram.Config.Gpa + ram.Config.Size - PAGE_SIZE);
+        }
+
+        /// <summary>
+        /// The VMA the host has now at the HVA of <paramref name="ipa"/>'s memslot: in <paramref name="setup"/>'s mapping,
+        /// or for an access by guest-physical address, in the region whose memslot holds it (null in none, or in a hole).
+        /// </summary>
+        private Vma? VmaBehind(LabHost lab, ulong ipa, RegionSetup? setup)
+        {
+            setup ??= Vm!.Regions.FirstOrDefault(r => r.Outcome == RegionOutcome.Created && ipa - r.Config.Gpa < r.Config.Size);
+            return setup is null ? null : lab.ModelOf(Vm!.Host).Mm.FindVma(setup.Hva + ((ipa - setup.Config.Gpa) & ~(PAGE_SIZE - 1)));
         }
 
         /// <summary>
@@ -477,7 +524,7 @@ public static class ScenarioRunner
             }
 
             // The device and a previous VM are not the VMM: they need the page's PA, which only the model knows.
-            var mm = ((ModelAddressSpace)Vm!.Host.Memory).Mm;
+            var mm = lab.ModelOf(Vm!.Host).Mm;
             var pte = mm.FaultIn(hva, write: false);
             if (!pte.IsOk)
                 return $"{word} writes 0x{value:X16}: no page behind HVA 0x{hva:x} ({LabText.Errno(pte.Error)})";
@@ -502,8 +549,8 @@ public static class ScenarioRunner
         {
             if (Vm is null || Written.Count == 0)
                 return (null, "the guest wrote nothing to check");
-            // The cast stays, as in Touch: a guest read at a given IPA and MAIR returning its bytes is the model's Access.
-            var cpu = (ModelKvmVcpu)Vm.Vcpus[0];
+            // Each read is a one-op program through the guest seam, as in Touch; its value is the loader's (LoadedValues).
+            var cpu = Vm.Vcpus[0];
             int ok = 0, bad = 0, skipped = 0;
             var firstBad = "";
             foreach (var ((region, offset), value) in Written)
@@ -515,8 +562,9 @@ public static class ScenarioRunner
                     continue;
                 }
 
-                var r = cpu.Access(GuestAccessRequest.Read(Spec.Region(region)!.Gpa + offset, 0xFF));
-                var got = r.Data is { Length: >= 8 } d ? BitConverter.ToUInt64(d) : (ulong?)null;
+                var exit = RunGuest(cpu, GuestOp.Load(Spec.Region(region)!.Gpa + offset, 0xFF), SctlrEl1.Enabled);
+                var loaded = Vm.Host.Guest.LoadedValues(cpu);
+                ulong? got = loaded.Count == 1 ? loaded[0] : null;
                 if (got == value)
                 {
                     ok++;
@@ -525,9 +573,15 @@ public static class ScenarioRunner
                 {
                     bad++;
                     if (firstBad.Length == 0)
-                        firstBad = $"; {region}+0x{offset:x}: wrote 0x{value:X16}, read {(got is { } g ? $"0x{g:X16}" : r.Outcome.ToString())}";
+                        firstBad = $"; {region}+0x{offset:x}: wrote 0x{value:X16}, read {(got is { } g ? $"0x{g:X16}" : Unread(exit))}";
                 }
             }
+
+            // A load with no value did not complete: its exit says how (the words of GuestAccessOutcome).
+            string Unread(KvmResult<KvmExit> exit) =>
+                !exit.IsOk ? nameof(GuestAccessOutcome.RunFailed)
+                : exit.Value.Reason == KvmExitReason.Mmio ? nameof(GuestAccessOutcome.MmioExit)
+                : nameof(GuestAccessOutcome.AbortInjected);
 
             var skippedText = skipped > 0 ? $", {skipped} register write(s) not compared (device registers are not memory)" : "";
             return (bad == 0, $"{ok} of {ok + bad} value(s) the guest wrote read back equal on the destination{skippedText}{firstBad}");

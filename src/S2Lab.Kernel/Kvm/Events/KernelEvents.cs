@@ -95,10 +95,12 @@ public sealed record CmoRequired(long Seq, string Host, int Vm, CacheOp Op, ulon
 /// A completed guest access: the vCPU, IPA, PA, the stage-2 leaf used, and, when the guest gave its stage-1 attribute
 /// (<see cref="ModelKvmVcpu.Access"/>), the combine's input and effective result. The allocation-free
 /// <see cref="ModelKvmVcpu.Read"/>/<see cref="ModelKvmVcpu.Write"/> carry no stage-1 attribute: Input and Effective
-/// are null. Bytes are the data read or written.
+/// are null. Bytes are the data read (or fetched) or written; Path is the route the data took through the host's
+/// caches (null on the allocation-free path, which does not report it).
 /// </summary>
 public sealed record MemoryAccessed(long Seq, string Host, int Vm, string Agent, uint Vcpu, S2AccessKind Access,
-    ulong Ipa, ulong Pa, S2Leaf Leaf, CombineInput? Input, CombineResult? Effective, ReadOnlyMemory<byte> Bytes)
+    ulong Ipa, ulong Pa, S2Leaf Leaf, CombineInput? Input, CombineResult? Effective, ReadOnlyMemory<byte> Bytes,
+    AccessPath? Path = null)
     : KernelEvent(Seq, Host, Vm);
 
 /// <summary>A guest access that did not complete: the MMIO exit, the abort injected, or KVM_RUN's errno.</summary>

@@ -118,8 +118,12 @@ public enum GuestOpKind
     Fetch,
 }
 
-/// <summary>One guest op.</summary>
-/// <param name="Mair">The stage-1 memory attribute (MAIR byte) the arm64 guest uses; x86_64 real mode has none.</param>
+/// <summary>
+/// One guest op: what a guest access is through the seams. <paramref name="Mair"/> is the stage-1 attribute the
+/// guest's page tables give the address (a MAIR_EL1 byte; 0xFF, Normal inner and outer write-back, is how a guest maps
+/// its RAM). A real x86_64 guest in real mode has no stage-1 attribute: its loader refuses any other value (EINVAL).
+/// </summary>
+/// <param name="Mair">The stage-1 memory attribute (MAIR byte) the arm64 guest uses for <paramref name="Ipa"/>.</param>
 public readonly record struct GuestOp(GuestOpKind Kind, ulong Ipa, ulong Value = 0, byte Mair = 0xFF)
 {
     public static GuestOp Load(ulong ipa, byte mair = 0xFF) => new(GuestOpKind.Load, ipa, 0, mair);
@@ -129,15 +133,54 @@ public readonly record struct GuestOp(GuestOpKind Kind, ulong Ipa, ulong Value =
     public static GuestOp Fetch(ulong ipa, byte mair = 0xFF) => new(GuestOpKind.Fetch, ipa, 0, mair);
 }
 
-/// <summary>What a guest does, as data: the model enqueues it, a real backend assembles it into code ending in a halt.</summary>
-public sealed record GuestProgram(IReadOnlyList<GuestOp> Ops);
+/// <summary>
+/// SCTLR_EL1's MMU and cache enables, with their bit positions in the register (Arm DDI 0487, SCTLR_EL1: M is bit 0,
+/// C bit 2, I bit 12). Off, M makes the guest's data accesses Device-nGnRnE and C its Normal data accesses
+/// Non-cacheable; I off makes instruction fetches Non-cacheable (D8.2.11).
+/// </summary>
+[Flags]
+public enum SctlrEl1 : ulong
+{
+    None = 0,
+
+    /// <summary>SCTLR_EL1.M: the stage-1 MMU.</summary>
+    M = 1UL << 0,
+
+    /// <summary>SCTLR_EL1.C: data caching.</summary>
+    C = 1UL << 2,
+
+    /// <summary>SCTLR_EL1.I: instruction caching.</summary>
+    I = 1UL << 12,
+
+    /// <summary>A booted guest: MMU and both caches on.</summary>
+    Enabled = M | C | I,
+}
+
+/// <summary>
+/// What a guest does, as data: the model enqueues it, a real backend assembles it into code ending in a halt. A
+/// scenario's guest access is a program of one op (docs/architecture.md, "the guest-access seam").
+/// </summary>
+/// <param name="Ops">The loads, stores and fetches, in program order.</param>
+public sealed record GuestProgram(IReadOnlyList<GuestOp> Ops)
+{
+    /// <summary>
+    /// SCTLR_EL1.M/C/I as the program sets them before its first op (on arm64, an MSR SCTLR_EL1 and an ISB at the
+    /// start of the code). Null: the program leaves them as the vCPU has them. It is an arm64 register: a real
+    /// x86_64 loader refuses a program that sets it (EINVAL).
+    /// </summary>
+    public SctlrEl1? Sctlr { get; init; }
+
+    /// <summary>A program of one access: <paramref name="op"/> with SCTLR_EL1 set to <paramref name="sctlr"/> first.</summary>
+    public static GuestProgram Access(GuestOp op, SctlrEl1? sctlr = null) => new([op]) { Sctlr = sctlr };
+}
 
 /// <summary>Loads guest code and initialises vCPUs; the caller then runs the vCPU with KVM_RUN until it halts.</summary>
 public interface IGuestLoader
 {
     /// <summary>
     /// Writes <paramref name="program"/> as code into the page at <paramref name="codeIpa"/> (mapped by the VMM at
-    /// <paramref name="codeHva"/>) and points the vCPU there. EINVAL for an op the architecture's loader cannot express.
+    /// <paramref name="codeHva"/>) and points the vCPU there. EINVAL for an op the architecture's loader cannot express
+    /// (a fetch, a stage-1 attribute or an SCTLR_EL1 setting the real guest cannot give; see the loader).
     /// </summary>
     Errno Load(IKvmVcpu vcpu, Hva codeHva, ulong codeIpa, GuestProgram program);
 
