@@ -1,5 +1,6 @@
 using System.Globalization;
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
@@ -215,7 +216,7 @@ public static class ScenarioRunner
     }
 
     /// <summary>What the guest last did to a region (replayed on the destination after a migration).</summary>
-    internal sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, HashSet<AccessType> Succeeded);
+    internal sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<S2AccessKind> Types, ulong Value, HashSet<S2AccessKind> Succeeded);
 
     /// <summary>One VM of a run: where it runs, whether its guest died, what it wrote and saw.</summary>
     internal sealed class VmState(VmSpec spec, ScenarioKinds kinds)
@@ -316,7 +317,7 @@ public static class ScenarioRunner
         /// The guest accesses <paramref name="offset"/> of <paramref name="region"/>; with <paramref name="gpa"/> set,
         /// that guest-physical address outside every region instead (<paramref name="region"/> is then only a label).
         /// </summary>
-        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record, ulong? gpa = null,
+        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<S2AccessKind> types, ulong value, int vcpu, bool record, ulong? gpa = null,
             AccessStep? step = null)
         {
             var regionSpec = gpa is null ? Spec.Region(region)! : null;
@@ -325,7 +326,7 @@ public static class ScenarioRunner
                 var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
                 return new RegionAccessResult(Spec.Name, LastHost, region, regionSpec is null ? "none" : SpecKind(regionSpec), mair, null, false,
                     types.Select(t => new AccessRecord(t, AccessOutcome.NotRunning, Errno.None, null, why)).ToList(),
-                    Stage2Type.None, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
+                    null, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
             }
 
             var setup = regionSpec is null ? null : Vm.Region(region);
@@ -357,15 +358,15 @@ public static class ScenarioRunner
             {
                 var req = t switch
                 {
-                    AccessType.Read => GuestAccessRequest.Read(ipa, mair),
-                    AccessType.Write => GuestAccessRequest.Write(ipa, mair, value),
+                    S2AccessKind.Read => GuestAccessRequest.Read(ipa, mair),
+                    S2AccessKind.Write => GuestAccessRequest.Write(ipa, mair, value),
                     _ => GuestAccessRequest.Exec(ipa, mair),
                 };
                 // KVM_RUN with the access queued: it returns (Hlt when done, an MMIO exit) or fails with an errno.
                 cpu.Enqueue(req);
                 cpu.Run();
                 var r = cpu.History[^1];
-                explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
+                explanation.Add($"{LabText.Access(t)} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
                 var events = log.Take();
                 var judged = log.Judge(events);
                 explanation.AddRange(Explainer.Lines(events, judged).Select(x => "  " + x));
@@ -391,20 +392,20 @@ public static class ScenarioRunner
                         detail = $"KVM_EXIT_MMIO at IPA 0x{ipa:x}; the VMM has no device model there";
                         break;
                     case GuestAccessOutcome.AbortInjected:
-                        outcome = t == AccessType.Exec ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
+                        outcome = t == S2AccessKind.Execute ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
                         detail = events.OfType<FaultDecided>().LastOrDefault()?.Reason ?? "abort injected";
                         break;
                     default:
                         outcome = r.RunError == Errno.EFAULT ? AccessOutcome.Efault : AccessOutcome.RunFailed;
                         detail = $"KVM_RUN failed with {r.RunError}";
                         Dead = true;
-                        DeathReason = $"{region} {t.ToString().ToLowerInvariant()}: {detail}";
+                        DeathReason = $"{region} {LabText.Access(t)}: {detail}";
                         break;
                 }
 
-                ulong? data = r.Data is { Length: >= 8 } d && t == AccessType.Read ? BitConverter.ToUInt64(d) : t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
+                ulong? data = r.Data is { Length: >= 8 } d && t == S2AccessKind.Read ? BitConverter.ToUInt64(d) : t == S2AccessKind.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
                 var record1 = new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail);
-                if (dataJudged && t == AccessType.Read && data is { } got && Written.TryGetValue((region, offset), out var want)
+                if (dataJudged && t == S2AccessKind.Read && data is { } got && Written.TryGetValue((region, offset), out var want)
                     && Judging.Hazards.StaleRead(got, want, r.Path, r.Effective?.Description) is { } stale)
                 {
                     record1 = record1 with { Expected = want, Path = r.Path is { } p ? LabText.Word(p) : "?" };
@@ -413,7 +414,7 @@ public static class ScenarioRunner
                 }
 
                 records.Add(record1);
-                if (t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed)
+                if (t == S2AccessKind.Write && r.Outcome == GuestAccessOutcome.Completed)
                     Written[(region, offset)] = value;
                 if (Dead)
                 {
@@ -425,12 +426,7 @@ public static class ScenarioRunner
 
             // The stage-2 mapping now in place for this page, from the events (Stage2Written, MemoryAccessed): no table walk.
             var leaf = log.LeafAt(cpu.Vm.Number, ipa);
-            var s2 = leaf is { } l ? l.KvmType switch
-            {
-                KvmS2MemType.Normal => Stage2Type.Normal,
-                KvmS2MemType.NormalNc => Stage2Type.NormalNc,
-                _ => Stage2Type.DeviceNgnre,
-            } : Stage2Type.None;
+            KvmS2MemType? s2 = leaf is { } l ? l.KvmType : null;
             var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.KvmType, fwb)} (0x{lf.MemAttr:X})" : null;
             var eff = lastDone?.Effective;
             var effText = eff is { } e ? LabText.MemoryType(e) : null;

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Lab.Runner;
 
 namespace S2Lab.Lab.Scorecard;
@@ -117,7 +118,7 @@ public static class ScorecardCalculator
             var refused = asked.Any(x => !x.View.MemslotAccepted);
             if (seen.Count == 0 && !refused)
                 continue;
-            bool worked = seen.Any(x => x.View.Stage2 == Stage2Type.Normal);
+            bool worked = seen.Any(x => x.View.Stage2 == KvmS2MemType.Normal);
             if (!h.CapabilityRecognized)
             {
                 failures.Add($"{h.Name}: capability 243 answers {h.Cap243Vm} on a VM fd and {h.Cap243System} on /dev/kvm, exactly as an unknown capability does; the VMM cannot learn anything before running");
@@ -127,7 +128,7 @@ public static class ScorecardCalculator
             bool says = h.Cap243Vm == "1";
             if (says != worked)
             {
-                var first = seen.FirstOrDefault(x => x.View.Stage2 == Stage2Type.Normal == worked);
+                var first = seen.FirstOrDefault(x => x.View.Stage2 == KvmS2MemType.Normal == worked);
                 failures.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, but cacheable device memory {(worked ? "was" : "was not")} mapped cacheable ({first.Step?.Label ?? "memslot refused"})");
             }
             else
@@ -214,7 +215,7 @@ public static class ScorecardCalculator
             .ToList();
         // Issue 12: also an observed stale read around the cache (B2.11) where stage 2 made the access non-cacheable
         // (a design is judged by what KVM forces, not by the guest's own MAIR or SCTLR_EL1).
-        bad.AddRange(StaleReads(views.Where(x => x.View.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc).ToList(), a => a.Path == "bypass"));
+        bad.AddRange(StaleReads(views.Where(x => x.View.Stage2 is KvmS2MemType.DeviceNGnRE or KvmS2MemType.NormalNc).ToList(), a => a.Path == "bypass"));
         return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["no non-cacheable stage-2 mapping of host-cacheable memory"] : bad);
     }
 
