@@ -1,6 +1,7 @@
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Judging;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
@@ -137,5 +138,57 @@ public class ScorecardTests
         Assert.True(Score([Host("h", true)], guestChoice).CacheableWherePossible);
         // The control: with a write-back MAIR the same demotion fails the property.
         Assert.False(Score([Host("h", true)], guestChoice with { Mair = 0xFF }).CacheableWherePossible);
+    }
+
+    /// <summary>A start step on host h whose one cacheable usemem region failed with EINVAL, for the reason given.</summary>
+    private static StartResult RefusedStart(string? vmmRequest) =>
+        new(0, "start", "vm", "h", Vmm.StartOutcome.Failed, "", Errno.EINVAL, "1",
+            [new RegionSetupResult("gpu0.usemem", "nvgrace-usemem", 0x40_0000_0000, 1UL << 30, Usemem, KvmMemFlags.None, SetupOutcome.Failed, Errno.EINVAL, "KVM_SET_USER_MEMORY_REGION2 slot 1 failed with EINVAL")
+            {
+                RefusedForVmmRequest = vmmRequest,
+            }]);
+
+    [Fact]
+    public void Property3_counts_a_refused_memslot_of_cacheable_device_memory_unless_the_VMM_request_caused_it()
+    {
+        // A refusal on a host with FWB and DIC: the guest did not get the memory as Normal write-back.
+        var byKvm = ScorecardCalculator.Compute("d", "", [Host("h", true)], [RefusedStart(null)]);
+        Assert.False(byKvm.CacheableWherePossible);
+        // The same refusal for what the VMM asked (MTE, or dirty logging of a VM_PFNMAP VMA: rule 6 refuses it in every
+        // design and for any memory type): no design could have mapped it, so it is not judged, and the evidence says so.
+        var byRequest = ScorecardCalculator.Compute("d", "", [Host("h", true)], [RefusedStart("the VMM enabled MTE and usemem lacks VM_MTE_ALLOWED (rule 6, in every design)")]);
+        Assert.True(byRequest.CacheableWherePossible);
+        Assert.Contains(byRequest.Evidence["cacheableWherePossible"].Evidence, e => e.Contains("not judged", StringComparison.Ordinal) && e.Contains("VM_MTE_ALLOWED", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("mte-vm.yaml", "gpu", "VM_MTE_ALLOWED")]
+    [InlineData("dirty-log-device.yaml", "start-logged", "dirty logging")]
+    public void Property3_does_not_count_the_memslots_the_scenarios_VMM_request_made_KVM_refuse(string file, string step, string why)
+    {
+        // Both refusals happen before the design sees the VMA (rule 6), so every design gets the same EINVAL: they do
+        // not tell designs apart, and linux-6.17 (which maps usemem Normal on this host) holds property 3.
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file)), "linux-6.17", RunVariant.Default);
+        var refused = run.Steps.OfType<StartResult>().Single(s => s.Label == step).Regions.Single(r => r.Region == "gpu0.usemem");
+        Assert.Equal(Errno.EINVAL, refused.Errno);
+        Assert.Contains(why, refused.RefusedForVmmRequest, StringComparison.Ordinal);
+        Assert.True(run.Scorecard.CacheableWherePossible);
+    }
+
+    [Fact]
+    public void Rule6_the_VMM_request_explains_only_the_refusals_made_before_the_design_sees_the_VMA()
+    {
+        static Vma V(VmFlags flags) => new(0x1000_0000, 0x2000_0000, flags, default, 0, null!, "usemem");
+        var pfnmap = V(VmFlags.VM_PFNMAP | VmFlags.VM_IO);
+        var mixed = V(VmFlags.VM_MIXEDMAP);
+        var log = KvmMemFlags.LOG_DIRTY_PAGES;
+        Assert.Contains("VM_MTE_ALLOWED", VmmRequests.RefusalCause(pfnmap, KvmMemFlags.None, mte: true, Errno.EINVAL), StringComparison.Ordinal);
+        Assert.Contains("dirty logging", VmmRequests.RefusalCause(pfnmap, log, mte: false, Errno.EINVAL), StringComparison.Ordinal);
+        // Not the VMM's request: dirty logging of VM_MIXEDMAP and MTE over a VMA that allows tags pass rule 6, so an
+        // EINVAL there is the design's; and an errno other than rule 6's EINVAL is not these checks'.
+        Assert.Null(VmmRequests.RefusalCause(mixed, log, mte: false, Errno.EINVAL));
+        Assert.Null(VmmRequests.RefusalCause(V(VmFlags.VM_PFNMAP | VmFlags.VM_MTE_ALLOWED), KvmMemFlags.None, mte: true, Errno.EINVAL));
+        Assert.Null(VmmRequests.RefusalCause(pfnmap, KvmMemFlags.None, mte: false, Errno.EINVAL));
+        Assert.Null(VmmRequests.RefusalCause(pfnmap, log, mte: true, Errno.EFAULT));
     }
 }

@@ -216,6 +216,14 @@ public sealed record RegionSetupResult(
     [JsonPropertyName("outcome")]
     [JsonPropertyOrder(1)]
     public string Text => Outcome == SetupOutcome.Failed ? LabText.Errno(Errno) : LabText.Word(Outcome);
+
+    /// <summary>
+    /// For a failed memslot: why the VMM's own request made KVM refuse it in every design, whatever the memory type
+    /// (<see cref="Judging.VmmRequests.RefusalCause"/>: MTE, or dirty logging of a VM_PFNMAP VMA); null otherwise.
+    /// Scorecard property 3 does not count such a refusal. Not in the JSON.
+    /// </summary>
+    [JsonIgnore]
+    public string? RefusedForVmmRequest { get; init; }
 }
 
 /// <summary>The result of one step.</summary>

@@ -172,7 +172,8 @@ public static class ScenarioRunner
             r.Config.Backing is DeviceMemory dm && host.Region(dm.Device, dm.Region) is { } d ? KindName(d.Kind, LabHost.VmaOf(vmm, r))
             : r.Config.Backing is HugetlbRam ? "hugetlb" : r.Config.Backing is MappedPieces ? "vmas" : "anon";
 
-        internal static RegionSetupResult Setup(LabHost host, VmmHost vmm, RegionSetup r)
+        /// <summary>A region's setup as reports show it; <paramref name="mte"/>: the VM was created with MTE on.</summary>
+        internal static RegionSetupResult Setup(LabHost host, VmmHost vmm, RegionSetup r, bool mte)
         {
             var kind = KindOf(host, vmm, r);
             var vma = LabHost.VmaOf(vmm, r);
@@ -184,7 +185,10 @@ public static class ScenarioRunner
                 _ => SetupOutcome.Failed,
             };
             return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, vma is null ? null : Facts(host, vma), r.Flags, outcome, r.Errno,
-                r.Outcome == RegionOutcome.Created ? "" : r.Detail);
+                r.Outcome == RegionOutcome.Created ? "" : r.Detail)
+            {
+                RefusedForVmmRequest = outcome == SetupOutcome.Failed && vma is not null ? Judging.VmmRequests.RefusalCause(vma, r.Flags, mte, r.Errno) : null,
+            };
         }
 
         internal static string KindName(DeviceRegionKind k, Vma? vma) => k switch

@@ -158,11 +158,14 @@ public static class ScorecardCalculator
 
     /// <summary>
     /// Property 3: on every host with FWB and DIC, every cacheable device region the guest touched with a cacheable
-    /// stage-1 attribute was seen as Normal write-back; regions the VMM or KVM refused there count as failures.
+    /// stage-1 attribute was seen as Normal write-back; regions the VMM or KVM refused there count as failures, except
+    /// a memslot KVM refused for what the VMM asked (MTE, dirty logging of a VM_PFNMAP VMA: rule 6, in every design and
+    /// for any memory type), where no design could have mapped the memory at all.
     /// </summary>
     private static PropertyVerdict CacheableWherePossible(Dictionary<string, HostFacts> hosts, IReadOnlyList<StepResult> steps, List<(StepResult Step, RegionAccessResult View)> views)
     {
         var failures = new List<string>();
+        var notJudged = new List<string>();
         int checkedCount = 0;
         foreach (var (step, v) in views)
         {
@@ -187,13 +190,19 @@ public static class ScorecardCalculator
                 continue;
             foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome is not (SetupOutcome.Ok or SetupOutcome.Skipped)))
             {
+                if (r.RefusedForVmmRequest is { } why)
+                {
+                    notJudged.Add($"{s.Label}: {r.Region} on {host} not judged: {r.Text}, {why}");
+                    continue;
+                }
+
                 checkedCount++;
                 failures.Add($"{s.Label}: {r.Region} on {host} (FWB and DIC present): {r.Text} {r.Detail}".TrimEnd());
             }
         }
 
         var ok = checkedCount == 0 ? "no cacheable device memory touched on a host with FWB and DIC" : "every cacheable device region on a host with FWB and DIC was Normal write-back";
-        return new PropertyVerdict(failures.Count == 0, failures.Count == 0 ? [ok] : failures.Distinct().ToList());
+        return new PropertyVerdict(failures.Count == 0, failures.Count == 0 ? [ok, .. notJudged.Distinct()] : failures.Distinct().ToList());
     }
 
     /// <summary>

@@ -105,7 +105,7 @@ internal sealed class MigrateStepKind : IStepKind
         var guest = new MigrationGuest(st, s, to);
         var destVmm = to.NewVmm(s.Vm);
         var report = Migration.Migrate(source, destVmm, policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
-        result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => ScenarioRunner.RunState.Setup(to, destVmm, r)).ToList() ?? [] };
+        result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => ScenarioRunner.RunState.Setup(to, destVmm, r, st.Spec.Mte)).ToList() ?? [] };
         switch (report.Outcome)
         {
             case MigrationOutcome.Refused:
