@@ -267,7 +267,7 @@ public static class Migration
                 {
                     var n = (int)Math.Min(SendBuffers.ChunkPages, pages.NPages - first);
                     var vec = buffers.Resident.AsSpan(0, n);
-                    if (Mincore(from, pages.Name, src.Hva, first, n, vec) is { } me)
+                    if (Mincore(from, pages.Name, src.Hva, src.Config.Gpa, first, n, vec) is { } me)
                         return (sent, zero, me);
                     var i = 0;
                     while (i < n)
@@ -311,7 +311,7 @@ public static class Migration
                     bits[w] &= bits[w] - 1;
                     var page = ((ulong)w << 6) + (ulong)b;
                     var one = buffers.One.AsSpan();
-                    if (Mincore(from, pages.Name, src.Hva, page, 1, one) is { } me)
+                    if (Mincore(from, pages.Name, src.Hva, src.Config.Gpa, page, 1, one) is { } me)
                         return (sent, zero, me);
                     if ((one[0] & 1) == 0)
                     {
@@ -329,14 +329,31 @@ public static class Migration
         return (sent, zero, null);
     }
 
-    /// <summary>mincore(2) of <paramref name="count"/> pages of a region from page <paramref name="first"/>.</summary>
-    private static SendFailure? Mincore(IHostAddressSpace mm, string name, ulong hva, ulong first, int count, Span<byte> vec)
+    /// <summary>
+    /// mincore(2) of <paramref name="count"/> pages of a region (at <paramref name="hva"/>, guest-physical
+    /// <paramref name="gpa"/>) from page <paramref name="first"/>.
+    /// </summary>
+    private static SendFailure? Mincore(IHostAddressSpace mm, string name, ulong hva, ulong gpa, ulong first, int count, Span<byte> vec)
     {
         var off = first << PAGE_SHIFT;
         var mc = mm.Residency(new Hva(hva + off), (ulong)count << PAGE_SHIFT, vec);
-        // A hole (mincore ENOMEM) is memory the VMM can no longer read: reading it would fail with EFAULT.
         if (mc == Errno.ENOMEM)
-            return new($"{name}+0x{off:x}: the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent", Errno.EFAULT);
+        {
+            // A hole (mincore ENOMEM) is memory the VMM can no longer read: reading it would fail with EFAULT. mincore
+            // says only that some page of the range is unmapped; ask page by page for the first one, and name it.
+            Span<byte> one = stackalloc byte[1];
+            for (var p = first; p < first + (ulong)count; p++)
+            {
+                if (mm.Residency(new Hva(hva + (p << PAGE_SHIFT)), PAGE_SIZE, one) == Errno.ENOMEM)
+                {
+                    off = p << PAGE_SHIFT;
+                    break;
+                }
+            }
+
+            return new($"{name}+0x{off:x} (GPA 0x{gpa + off:x}, HVA 0x{hva + off:x}): the source VMM has no mapping there (it unmapped guest RAM); the page cannot be sent", Errno.EFAULT);
+        }
+
         return mc != Errno.None ? new($"{name}+0x{off:x}: mincore failed with {mc}", mc) : null;
     }
 

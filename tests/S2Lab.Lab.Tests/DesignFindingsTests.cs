@@ -1,3 +1,5 @@
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
@@ -44,9 +46,9 @@ public class DesignFindingsTests
     public void Rule18_linux_6_9_demotes_usemem_to_Device_on_grace()
     {
         var usemem = Run("linux-6.9").Steps.OfType<AccessResult>().First(a => a.Label == "grace-usemem").Region;
-        Assert.Equal(Stage2Type.DeviceNgnre, usemem.Stage2);
+        Assert.Equal(KvmS2MemType.DeviceNGnRE, usemem.Stage2);
         Assert.Equal("Device-nGnRE", usemem.Effective);
-        Assert.Equal(AccessOutcome.InstructionAbort, usemem.Accesses.Single(a => a.Type == AccessType.Exec).Outcome);
+        Assert.Equal(AccessOutcome.InstructionAbort, usemem.Accesses.Single(a => a.Type == S2AccessKind.Execute).Outcome);
     }
 
     [Fact]
@@ -57,7 +59,7 @@ public class DesignFindingsTests
         Assert.True(row.NoMismatchedAlias);
         Assert.True(row.NoImpossibleMaintenance);
         var usemem = Run("linux-6.17").Steps.OfType<AccessResult>().First(a => a.Label == "grace-usemem").Region;
-        Assert.Equal(Stage2Type.Normal, usemem.Stage2);
+        Assert.Equal(KvmS2MemType.Normal, usemem.Stage2);
         Assert.Equal("Normal-WB", usemem.Effective);
     }
 
@@ -118,7 +120,7 @@ public class DesignFindingsTests
     }
 
     private static AccessRecord LastRead(RunResult run, string step) =>
-        run.Steps.OfType<AccessResult>().Single(s => s.Label == step).Region.Accesses.Last(a => a.Type == AccessType.Read);
+        run.Steps.OfType<AccessResult>().Single(s => s.Label == step).Region.Accesses.Last(a => a.Type == S2AccessKind.Read);
 
     /// <summary>
     /// Issue 12, the thread's first case as bytes: linux-6.9 on altra (no FWB) maps usemem Device at stage 2 while the
@@ -255,7 +257,7 @@ public class DesignFindingsTests
         var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "guest-mair.yaml"), design, RunVariant.Default);
         var view = run.Steps.OfType<AccessResult>().Single(a => a.Label == "touch").Region;
         Assert.All(view.Accesses, a => Assert.Equal(AccessOutcome.Ok, a.Outcome));
-        Assert.Equal(design == "linux-6.17" ? Stage2Type.Normal : Stage2Type.DeviceNgnre, view.Stage2);
+        Assert.Equal(design == "linux-6.17" ? KvmS2MemType.Normal : KvmS2MemType.DeviceNGnRE, view.Stage2);
         Assert.Equal(design == "linux-6.17", view.EffectiveWriteBack); // FWB forces write-back over any stage-1 type
         Assert.Equal(holds, run.Scorecard.CacheableWherePossible);
     }

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Runner;
@@ -65,10 +66,38 @@ public class LabTextTests
     [Fact]
     public void Enum_words_are_the_JSON_words()
     {
-        Assert.Equal("normal-nc", LabText.Stage2(Runner.Stage2Type.NormalNc));
-        Assert.Equal("device-ngnre", LabText.Stage2(Runner.Stage2Type.DeviceNgnre));
-        Assert.Equal("none", LabText.Stage2(Runner.Stage2Type.None));
+        Assert.Equal("normal", LabText.Stage2(Kernel.Arm64.KvmS2MemType.Normal));
+        Assert.Equal("normal-nc", LabText.Stage2(Kernel.Arm64.KvmS2MemType.NormalNc));
+        Assert.Equal("device-ngnre", LabText.Stage2(Kernel.Arm64.KvmS2MemType.DeviceNGnRE));
+        Assert.Equal("none", LabText.Stage2(null));
+        Assert.Equal("exec", LabText.Access(Arch.Translation.S2AccessKind.Execute));
         Assert.Equal("mismatched-alias", LabText.Hazard(S2Lab.Lab.Judging.HazardKind.MismatchedAlias));
         Assert.Equal("ram-as-device", LabText.Hazard(S2Lab.Lab.Judging.HazardKind.RamAsDevice));
+    }
+
+    [Fact]
+    public void Stage2_types_and_access_kinds_have_one_word_each_in_reports_expect_steps_and_JSON()
+    {
+        var opts = new System.Text.Json.JsonSerializerOptions { Converters = { new Stage2Word(), new AccessWord() } };
+        KvmS2MemType?[] types = [KvmS2MemType.Normal, KvmS2MemType.NormalNc, KvmS2MemType.DeviceNGnRE, KvmS2MemType.AsS1, null];
+        foreach (var t in types)
+        {
+            var json = System.Text.Json.JsonSerializer.Serialize(t, opts);
+            Assert.Equal($"\"{LabText.Stage2(t)}\"", json);
+            Assert.Equal(t, System.Text.Json.JsonSerializer.Deserialize<KvmS2MemType?>(json, opts));
+            Assert.True(LabText.TryParseStage2(LabText.Stage2(t), out var back) && back == t);
+        }
+
+        // A guest's stage 2 is never AS_S1 (pKVM's host stage 2), so expect steps accept only the other four.
+        Assert.Equal(["normal", "normal-nc", "device-ngnre", "none"], LabText.Stage2Words);
+        foreach (var k in Enum.GetValues<Arch.Translation.S2AccessKind>())
+        {
+            var json = System.Text.Json.JsonSerializer.Serialize(k, opts);
+            Assert.Equal($"\"{LabText.Access(k)}\"", json);
+            Assert.Equal(k, System.Text.Json.JsonSerializer.Deserialize<Arch.Translation.S2AccessKind>(json, opts));
+            Assert.Equal(k, LabText.AccessWords[LabText.Access(k)]);
+        }
+
+        Assert.Equal(["read", "write", "exec"], LabText.AccessWords.Keys);
     }
 }

@@ -1,4 +1,7 @@
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Judging;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
@@ -15,9 +18,9 @@ public class ScorecardTests
     private static HostFacts Host(string name, bool fwb, string cap = "1", string sys = "EINVAL") =>
         new(name, "cpu", "preset", fwb, true, true, "d", cap, sys, "0", "0");
 
-    private static RegionAccessResult View(string host, VmaFacts vma, Stage2Type s2, string? effective, bool cacheable, AccessOutcome outcome = AccessOutcome.Ok,
+    private static RegionAccessResult View(string host, VmaFacts vma, KvmS2MemType? s2, string? effective, bool cacheable, AccessOutcome outcome = AccessOutcome.Ok,
         Errno errno = Errno.None, CmoRecord? cmo = null, bool accepted = true, bool? writeBack = null, IReadOnlyList<HazardRecord>? hazards = null) =>
-        new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(AccessType.Read, outcome, errno, null, "")], s2, s2.ToString(), effective, cacheable, writeBack ?? cacheable,
+        new("vm", host, "r", "k", 0xFF, vma, accepted, [new AccessRecord(S2AccessKind.Read, outcome, errno, null, "")], s2, s2?.ToString(), effective, cacheable, writeBack ?? cacheable,
             cmo ?? CmoRecord.NoneNeeded, hazards ?? [], []);
 
     private static HazardRecord Alias(AliasCause cause) => new("mismatched-alias", "the host maps it cacheable") { Cause = cause };
@@ -35,7 +38,7 @@ public class ScorecardTests
     [Fact]
     public void An_EFAULT_on_an_accepted_memslot_is_fault_time_death_unless_the_VMM_changed_the_mapping()
     {
-        var death = View("h", Usemem, Stage2Type.None, null, false, AccessOutcome.Efault, Errno.EFAULT);
+        var death = View("h", Usemem, null, null, false, AccessOutcome.Efault, Errno.EFAULT);
         Assert.False(Score([Host("h", false, "0")], death).NoFaultTimeDeath);
         Assert.True(Score([Host("h", false, "0")], death with { MappingChangedByVmm = true }).NoFaultTimeDeath);
     }
@@ -48,37 +51,37 @@ public class ScorecardTests
     [Fact]
     public void A_non_cacheable_stage_2_over_host_cacheable_memory_is_a_mismatched_alias()
     {
-        Assert.False(Score([Host("h", true)], View("h", Usemem, Stage2Type.NormalNc, "Normal-NC", false, hazards: [Alias(AliasCause.Stage2)])).NoMismatchedAlias);
-        Assert.True(Score([Host("h", true)], View("h", Usemem with { Cacheable = false }, Stage2Type.NormalNc, "Normal-NC", false)).NoMismatchedAlias);
-        Assert.True(Score([Host("h", true)], View("h", Ram, Stage2Type.Normal, "Normal-WB", true)).NoMismatchedAlias);
-        Assert.True(Score([Host("h", true)], View("h", Ram, Stage2Type.Normal, "Normal-NC", false, hazards: [Alias(AliasCause.GuestStage1)])).NoMismatchedAlias);
+        Assert.False(Score([Host("h", true)], View("h", Usemem, KvmS2MemType.NormalNc, "Normal-NC", false, hazards: [Alias(AliasCause.Stage2)])).NoMismatchedAlias);
+        Assert.True(Score([Host("h", true)], View("h", Usemem with { Cacheable = false }, KvmS2MemType.NormalNc, "Normal-NC", false)).NoMismatchedAlias);
+        Assert.True(Score([Host("h", true)], View("h", Ram, KvmS2MemType.Normal, "Normal-WB", true)).NoMismatchedAlias);
+        Assert.True(Score([Host("h", true)], View("h", Ram, KvmS2MemType.Normal, "Normal-NC", false, hazards: [Alias(AliasCause.GuestStage1)])).NoMismatchedAlias);
     }
 
     [Fact]
     public void Impossible_maintenance_comes_from_the_CMO_record()
     {
         var cmo = new CmoRecord(["DcacheCleanInvalPoc"], false, "no kernel VA");
-        Assert.False(Score([Host("h", false, "0")], View("h", Usemem, Stage2Type.Normal, "Normal-WB", true, cmo: cmo)).NoImpossibleMaintenance);
-        Assert.True(Score([Host("h", false, "0")], View("h", Usemem, Stage2Type.Normal, "Normal-WB", true, cmo: cmo with { Possible = true })).NoImpossibleMaintenance);
+        Assert.False(Score([Host("h", false, "0")], View("h", Usemem, KvmS2MemType.Normal, "Normal-WB", true, cmo: cmo)).NoImpossibleMaintenance);
+        Assert.True(Score([Host("h", false, "0")], View("h", Usemem, KvmS2MemType.Normal, "Normal-WB", true, cmo: cmo with { Possible = true })).NoImpossibleMaintenance);
     }
 
     [Fact]
     public void Cacheable_where_possible_only_judges_hosts_with_FWB_and_DIC()
     {
-        var demoted = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false);
+        var demoted = View("h", Usemem, KvmS2MemType.DeviceNGnRE, "Device-nGnRE", false);
         Assert.False(Score([Host("h", true)], demoted).CacheableWherePossible);
         Assert.True(Score([Host("h", false, "0")], demoted).CacheableWherePossible);
         // Cacheable is not enough: property 3 asks for Normal write-back, and write-through is cacheable but not that.
-        var writeThrough = View("h", Usemem, Stage2Type.Normal, "Normal-WT", true, writeBack: false);
+        var writeThrough = View("h", Usemem, KvmS2MemType.Normal, "Normal-WT", true, writeBack: false);
         Assert.False(Score([Host("h", true)], writeThrough).CacheableWherePossible);
-        Assert.True(Score([Host("h", true)], View("h", Usemem, Stage2Type.Normal, "Normal-WB", true)).CacheableWherePossible);
+        Assert.True(Score([Host("h", true)], View("h", Usemem, KvmS2MemType.Normal, "Normal-WB", true)).CacheableWherePossible);
     }
 
     [Fact]
     public void Early_discovery_needs_a_recognized_capability_that_predicts_the_mapping()
     {
-        var normal = View("h", Usemem, Stage2Type.Normal, "Normal-WB", true);
-        var demoted = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false);
+        var normal = View("h", Usemem, KvmS2MemType.Normal, "Normal-WB", true);
+        var demoted = View("h", Usemem, KvmS2MemType.DeviceNGnRE, "Device-nGnRE", false);
         Assert.True(Score([Host("h", true, "1")], normal).EarlyDiscovery);
         Assert.False(Score([Host("h", true, "0")], normal).EarlyDiscovery);
         Assert.True(Score([Host("h", false, "0")], demoted with { MemslotAccepted = false }).EarlyDiscovery);
@@ -101,7 +104,7 @@ public class ScorecardTests
     public void Each_verdict_is_stored_once_and_every_property_needs_one()
     {
         var hosts = new[] { Host("h", true) };
-        var death = View("h", Ram, Stage2Type.None, null, false, AccessOutcome.Efault, Errno.EFAULT);
+        var death = View("h", Ram, null, null, false, AccessOutcome.Efault, Errno.EFAULT);
         var row = Score(hosts, death);
         bool[] typed = [row.EarlyDiscovery, row.NoFaultTimeDeath, row.CacheableWherePossible, row.NoMismatchedAlias, row.NoImpossibleMaintenance, row.ClearMigrationSemantics];
         Assert.Equal(ScorecardRow.Properties.Select(p => row.Evidence[p.Json].Holds), typed);
@@ -117,7 +120,7 @@ public class ScorecardTests
     {
         // The VMM asked for cacheable device memory on a host whose VM fd promised it, and never got a memslot: the
         // capability did not predict the outcome (nothing was seen mapped, so "refused" is the only evidence).
-        var refused = View("h", Usemem, Stage2Type.None, null, false, accepted: false);
+        var refused = View("h", Usemem, null, null, false, accepted: false);
         Assert.False(Score([Host("h", true, "1")], refused).EarlyDiscovery);
         // The same refusal where the capability says 0 is what it predicted.
         Assert.True(Score([Host("h", false, "0")], refused).EarlyDiscovery);
@@ -131,9 +134,61 @@ public class ScorecardTests
     {
         // A demoting design (Device stage 2) over memory the guest mapped non-write-back itself: the guest did not ask
         // for what property 3 checks.
-        var guestChoice = View("h", Usemem, Stage2Type.DeviceNgnre, "Device-nGnRE", false) with { Mair = mair };
+        var guestChoice = View("h", Usemem, KvmS2MemType.DeviceNGnRE, "Device-nGnRE", false) with { Mair = mair };
         Assert.True(Score([Host("h", true)], guestChoice).CacheableWherePossible);
         // The control: with a write-back MAIR the same demotion fails the property.
         Assert.False(Score([Host("h", true)], guestChoice with { Mair = 0xFF }).CacheableWherePossible);
+    }
+
+    /// <summary>A start step on host h whose one cacheable usemem region failed with EINVAL, for the reason given.</summary>
+    private static StartResult RefusedStart(string? vmmRequest) =>
+        new(0, "start", "vm", "h", Vmm.StartOutcome.Failed, "", Errno.EINVAL, "1",
+            [new RegionSetupResult("gpu0.usemem", "nvgrace-usemem", 0x40_0000_0000, 1UL << 30, Usemem, KvmMemFlags.None, SetupOutcome.Failed, Errno.EINVAL, "KVM_SET_USER_MEMORY_REGION2 slot 1 failed with EINVAL")
+            {
+                RefusedForVmmRequest = vmmRequest,
+            }]);
+
+    [Fact]
+    public void Property3_counts_a_refused_memslot_of_cacheable_device_memory_unless_the_VMM_request_caused_it()
+    {
+        // A refusal on a host with FWB and DIC: the guest did not get the memory as Normal write-back.
+        var byKvm = ScorecardCalculator.Compute("d", "", [Host("h", true)], [RefusedStart(null)]);
+        Assert.False(byKvm.CacheableWherePossible);
+        // The same refusal for what the VMM asked (MTE, or dirty logging of a VM_PFNMAP VMA: rule 6 refuses it in every
+        // design and for any memory type): no design could have mapped it, so it is not judged, and the evidence says so.
+        var byRequest = ScorecardCalculator.Compute("d", "", [Host("h", true)], [RefusedStart("the VMM enabled MTE and usemem lacks VM_MTE_ALLOWED (rule 6, in every design)")]);
+        Assert.True(byRequest.CacheableWherePossible);
+        Assert.Contains(byRequest.Evidence["cacheableWherePossible"].Evidence, e => e.Contains("not judged", StringComparison.Ordinal) && e.Contains("VM_MTE_ALLOWED", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("mte-vm.yaml", "gpu", "VM_MTE_ALLOWED")]
+    [InlineData("dirty-log-device.yaml", "start-logged", "dirty logging")]
+    public void Property3_does_not_count_the_memslots_the_scenarios_VMM_request_made_KVM_refuse(string file, string step, string why)
+    {
+        // Both refusals happen before the design sees the VMA (rule 6), so every design gets the same EINVAL: they do
+        // not tell designs apart, and linux-6.17 (which maps usemem Normal on this host) holds property 3.
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file)), "linux-6.17", RunVariant.Default);
+        var refused = run.Steps.OfType<StartResult>().Single(s => s.Label == step).Regions.Single(r => r.Region == "gpu0.usemem");
+        Assert.Equal(Errno.EINVAL, refused.Errno);
+        Assert.Contains(why, refused.RefusedForVmmRequest, StringComparison.Ordinal);
+        Assert.True(run.Scorecard.CacheableWherePossible);
+    }
+
+    [Fact]
+    public void Rule6_the_VMM_request_explains_only_the_refusals_made_before_the_design_sees_the_VMA()
+    {
+        static Vma V(VmFlags flags) => new(0x1000_0000, 0x2000_0000, flags, default, 0, null!, "usemem");
+        var pfnmap = V(VmFlags.VM_PFNMAP | VmFlags.VM_IO);
+        var mixed = V(VmFlags.VM_MIXEDMAP);
+        var log = KvmMemFlags.LOG_DIRTY_PAGES;
+        Assert.Contains("VM_MTE_ALLOWED", VmmRequests.RefusalCause(pfnmap, KvmMemFlags.None, mte: true, Errno.EINVAL), StringComparison.Ordinal);
+        Assert.Contains("dirty logging", VmmRequests.RefusalCause(pfnmap, log, mte: false, Errno.EINVAL), StringComparison.Ordinal);
+        // Not the VMM's request: dirty logging of VM_MIXEDMAP and MTE over a VMA that allows tags pass rule 6, so an
+        // EINVAL there is the design's; and an errno other than rule 6's EINVAL is not these checks'.
+        Assert.Null(VmmRequests.RefusalCause(mixed, log, mte: false, Errno.EINVAL));
+        Assert.Null(VmmRequests.RefusalCause(V(VmFlags.VM_PFNMAP | VmFlags.VM_MTE_ALLOWED), KvmMemFlags.None, mte: true, Errno.EINVAL));
+        Assert.Null(VmmRequests.RefusalCause(pfnmap, KvmMemFlags.None, mte: false, Errno.EINVAL));
+        Assert.Null(VmmRequests.RefusalCause(pfnmap, log, mte: true, Errno.EFAULT));
     }
 }

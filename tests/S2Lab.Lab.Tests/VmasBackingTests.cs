@@ -40,4 +40,37 @@ public class VmasBackingTests
         Assert.Null(r.Vma);
         Assert.Equal((AccessOutcome.Efault, Errno.EFAULT), (r.Accesses[0].Outcome, r.Accesses[0].Errno));
     }
+
+    [Fact]
+    public void A_migration_that_reaches_a_hole_names_the_holes_first_page_not_the_region_start()
+    {
+        // RAM over pieces and holes (rule 6 accepts it). Pre-copy reads the region a chunk at a time: mincore(2) of a
+        // chunk with a hole fails with ENOMEM, and the error names the first page that has no mapping.
+        const string text = """
+            name: vmas-hole-migration
+            hosts:
+              a: { cpu: neoverse-v2, design: linux-6.17 }
+              b: { cpu: neoverse-v2, design: linux-6.17 }
+            vms:
+              vm:
+                host: a
+                memory:
+                  - name: holes
+                    gpa: 0x40000000
+                    size: 8MiB
+                    backing: vmas
+                    vmas:
+                      - { offset: 0, size: 2MiB }
+                      - { offset: 3MiB, size: 1MiB }
+                      - { offset: 6MiB, size: 2MiB }
+            steps:
+              - start: vm
+              - { id: go, migrate: { vm: vm, to: b } }
+            """;
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "vmas-hole-migration.yaml"), "linux-6.17", RunVariant.Default);
+        var m = run.Steps.OfType<MigrateResult>().Single(s => s.Label == "go");
+        Assert.NotEqual(MigrationVerdict.SucceededSameTypes, m.Outcome);
+        Assert.Contains("holes+0x200000 (GPA 0x40200000, HVA 0x", m.Reason, StringComparison.Ordinal);
+        Assert.Contains("the source VMM has no mapping there", m.Reason, StringComparison.Ordinal);
+    }
 }

@@ -80,7 +80,7 @@ public static class MarkdownReport
         sb.AppendLine("| region | host | MAIR | accesses | stage-2 MemAttr | guest sees | CMOs | hazards |").AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var v in regions)
         {
-            var acc = string.Join(", ", v.Accesses.Select(a => $"{LabText.Word(a.Type)}: {a.OutcomeText}{a.StaleText}"));
+            var acc = string.Join(", ", v.Accesses.Select(a => $"{LabText.Access(a.Type)}: {a.OutcomeText}{a.StaleText}"));
             var cmo = v.Cmo.Text;
             var hz = v.Hazards.Count == 0 ? "none" : string.Join("; ", v.Hazards.Select(h => h.Name));
             sb.AppendLine($"| {v.Region} | {v.Host} | 0x{v.Mair:X2} | {acc} | {Escape(v.Stage2MemAttr ?? LabText.None)} | {Escape(v.Effective ?? LabText.None)} | {Escape(cmo)} | {Escape(hz)} |");

@@ -15,9 +15,14 @@ namespace S2Lab.Lab.Runner;
 public sealed class KernelEventLog : IKernelObserver, IDisposable
 {
     private readonly List<KernelEvent> _events = [];
-    private readonly Dictionary<(int Vm, ulong Ipa), FaultFacts> _leafFacts = [];
     private readonly Dictionary<int, FaultFacts> _lastFacts = [];
-    private readonly Dictionary<(int Vm, ulong Ipa), (long Seq, S2Leaf Leaf)> _leaves = [];
+
+    /// <summary>
+    /// The leaves the events showed, by VM and start IPA: the event that last showed each, and the facts of the fault
+    /// that wrote it (null: written with no fault seen, or before the log was attached). One table, so that an unmap
+    /// forgets a leaf and its facts by one rule.
+    /// </summary>
+    private readonly Dictionary<(int Vm, ulong Ipa), (long Seq, S2Leaf Leaf, FaultFacts? Facts)> _leaves = [];
     private readonly ModelKvmSystem? _kvm;
     private readonly IKernelObserver? _previous;
     private readonly PhysicalMemory _memory;
@@ -64,22 +69,20 @@ public sealed class KernelEventLog : IKernelObserver, IDisposable
             case FaultDecided f:
                 _lastFacts[f.Vm] = f.Facts;
                 break;
-            case Stage2Written { Kind: Stage2WriteKind.Map or Stage2WriteKind.RelaxPerms, Leaf: { } leaf } w
-                when _lastFacts.TryGetValue(w.Vm, out var facts):
-                _leafFacts[(w.Vm, leaf.Ipa)] = facts;
+            case Stage2Written { Kind: Stage2WriteKind.Map or Stage2WriteKind.RelaxPerms, Leaf: { } leaf } w:
+                _leaves[(w.Vm, leaf.Ipa)] = (w.Seq, leaf, _lastFacts.TryGetValue(w.Vm, out var facts) ? facts : null);
                 break;
             case Stage2Written { Kind: Stage2WriteKind.Unmap } u:
-                foreach (var k in _leafFacts.Keys.Where(k => k.Vm == u.Vm && k.Ipa - u.Ipa < u.Size).ToList())
-                    _leafFacts.Remove(k);
-                // A leaf the range overlaps goes, a block only partly covered too (the unmap walker clears the leaf).
+                // Every leaf the range overlaps goes with its facts, a block only partly covered too: KVM's
+                // stage2_unmap_walker clears the whole leaf it visits and does not split a block (Arch's UnmapVisitor
+                // does the same). A later fault maps the rest again, with the facts it sees then.
                 foreach (var (k, _) in _leaves.Where(x => x.Key.Vm == u.Vm && x.Key.Ipa < u.Ipa + u.Size && u.Ipa < x.Key.Ipa + x.Value.Leaf.Size).ToList())
                     _leaves.Remove(k);
                 break;
+            case MemoryAccessed a:
+                _leaves[(a.Vm, a.Leaf.Ipa)] = (a.Seq, a.Leaf, _leaves.TryGetValue((a.Vm, a.Leaf.Ipa), out var known) ? known.Facts : null);
+                break;
         }
-        if (e is Stage2Written { Kind: Stage2WriteKind.Map or Stage2WriteKind.RelaxPerms, Leaf: { } written })
-            _leaves[(e.Vm, written.Ipa)] = (e.Seq, written);
-        else if (e is MemoryAccessed a)
-            _leaves[(a.Vm, a.Leaf.Ipa)] = (a.Seq, a.Leaf);
         _previous?.On(e);
     }
 
@@ -98,7 +101,7 @@ public sealed class KernelEventLog : IKernelObserver, IDisposable
     /// </summary>
     public S2Leaf? LeafAt(int vm, ulong ipa)
     {
-        (long Seq, S2Leaf Leaf)? best = null;
+        (long Seq, S2Leaf Leaf, FaultFacts? Facts)? best = null;
         foreach (var ((v, start), x) in _leaves)
         {
             if (v == vm && ipa - start < x.Leaf.Size && (best is null || x.Seq > best.Value.Seq))
@@ -112,7 +115,7 @@ public sealed class KernelEventLog : IKernelObserver, IDisposable
     /// mapped before this log was attached, only pfn_is_map_memory of the PA (no VMA known).
     /// </summary>
     public FaultFacts HostFacts(MemoryAccessed a) =>
-        _leafFacts.TryGetValue((a.Vm, a.Leaf.Ipa), out var f)
+        _leaves.TryGetValue((a.Vm, a.Leaf.Ipa), out var known) && known.Facts is { } f
             ? f
             : FaultFacts.None with { Pfn = a.Pa >> PageSizes.PAGE_SHIFT, MapMemory = _memory.PfnIsMapMemory(a.Pa >> PageSizes.PAGE_SHIFT) };
 

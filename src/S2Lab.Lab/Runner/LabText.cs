@@ -1,5 +1,7 @@
 using System.Text.Json;
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Replay;
@@ -31,8 +33,8 @@ public static class LabText
     public const string None = "-";
 
     /// <summary>
-    /// An enum member as one word, the way <c>--format json</c> writes enums (kebab-case): Stage2Type.NormalNc is
-    /// "normal-nc", HazardKind.MismatchedAlias is "mismatched-alias".
+    /// An enum member as one word, the way <c>--format json</c> writes enums (kebab-case): AccessOutcome.InstructionAbort is
+    /// "instruction-abort", HazardKind.MismatchedAlias is "mismatched-alias".
     /// </summary>
     public static string Word<T>(T value)
         where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
@@ -43,8 +45,75 @@ public static class LabText
     /// </summary>
     public static string Start(Vmm.StartOutcome outcome) => outcome == Vmm.StartOutcome.Started ? "ok" : Word(outcome);
 
-    /// <summary>The stage-2 memory type as expect steps and reports name it: normal, normal-nc, device-ngnre, none.</summary>
-    public static string Stage2(Stage2Type type) => Word(type);
+    /// <summary>
+    /// The words for KVM's stage-2 memory types (the prot type bits of kvm_pgtable_prot, before encoding) in reports,
+    /// expect steps and JSON; null is "none", no mapping was written. One table: <see cref="Stage2(KvmS2MemType?)"/>,
+    /// <see cref="Stage2Words"/> and <see cref="Stage2Word"/> read it.
+    /// </summary>
+    private static readonly (KvmS2MemType? Type, string Word)[] Stage2Table =
+    [
+        (KvmS2MemType.Normal, "normal"),
+        (KvmS2MemType.NormalNc, "normal-nc"),
+        (KvmS2MemType.DeviceNGnRE, "device-ngnre"),
+        (null, "none"),
+
+        // MT_S2_AS_S1 is pKVM's host stage 2; KVM never maps a guest with it, so expect steps do not offer the word.
+        (KvmS2MemType.AsS1, "as-s1"),
+    ];
+
+    /// <summary>The stage-2 memory type as expect steps and reports name it: normal, normal-nc, device-ngnre, none (null).</summary>
+    public static string Stage2(KvmS2MemType? type)
+    {
+        foreach (var (t, w) in Stage2Table)
+        {
+            if (t == type)
+                return w;
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(type), type, "a KvmS2MemType without a word");
+    }
+
+    /// <summary>The inverse of <see cref="Stage2(KvmS2MemType?)"/>; false for a word that is none of them.</summary>
+    public static bool TryParseStage2(string word, out KvmS2MemType? type)
+    {
+        foreach (var (t, w) in Stage2Table)
+        {
+            if (w == word)
+            {
+                type = t;
+                return true;
+            }
+        }
+
+        type = null;
+        return false;
+    }
+
+    /// <summary>The stage-2 types a guest's mapping can have, as expect steps accept them: normal, normal-nc, device-ngnre, none.</summary>
+    public static readonly IReadOnlyList<string> Stage2Words = [.. Stage2Table.Where(x => x.Type != KvmS2MemType.AsS1).Select(x => x.Word)];
+
+    /// <summary>The words of a scenario's access types (<c>type: [read, write, exec]</c>), in reports and JSON too.</summary>
+    private static readonly (S2AccessKind Kind, string Word)[] AccessTable =
+    [
+        (S2AccessKind.Read, "read"),
+        (S2AccessKind.Write, "write"),
+        (S2AccessKind.Execute, "exec"),
+    ];
+
+    /// <summary>An access kind as scenarios, reports and JSON name it: read, write, exec.</summary>
+    public static string Access(S2AccessKind kind)
+    {
+        foreach (var (k, w) in AccessTable)
+        {
+            if (k == kind)
+                return w;
+        }
+
+        throw new ArgumentOutOfRangeException(nameof(kind), kind, "an S2AccessKind without a word");
+    }
+
+    /// <summary>Scenario words to access kinds: read, write, exec (the words <see cref="Access"/> writes).</summary>
+    public static readonly IReadOnlyDictionary<string, S2AccessKind> AccessWords = AccessTable.ToDictionary(x => x.Word, x => x.Kind);
 
     /// <summary>A hazard's short name: mismatched-alias, impossible-maintenance, ram-as-device.</summary>
     public static string Hazard(Judging.HazardKind kind) => Word(kind);

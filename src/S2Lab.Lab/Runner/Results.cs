@@ -1,23 +1,9 @@
 using System.Text.Json.Serialization;
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 
 namespace S2Lab.Lab.Runner;
-
-/// <summary>The stage-2 memory type KVM chose (the prot type bits of kvm_pgtable_prot), before encoding.</summary>
-public enum Stage2Type
-{
-    /// <summary>No mapping was written.</summary>
-    None,
-
-    /// <summary>Normal (write-back; FWB encoding 6 forces WB whatever the guest's stage 1 says).</summary>
-    Normal,
-
-    /// <summary>KVM_PGTABLE_PROT_NORMAL_NC.</summary>
-    NormalNc,
-
-    /// <summary>KVM_PGTABLE_PROT_DEVICE: Device-nGnRE.</summary>
-    DeviceNgnre,
-}
 
 /// <summary>How setting up one region ended.</summary>
 public enum SetupOutcome
@@ -118,7 +104,7 @@ public sealed record HazardRecord(string Name, string Detail)
 /// <summary>One guest access of an access step.</summary>
 /// <param name="Errno">The errno KVM_RUN failed with, if it failed.</param>
 /// <param name="Value">The value read (reads) or written (writes), when the access completed.</param>
-public sealed record AccessRecord(Scenarios.AccessType Type, AccessOutcome Outcome, Errno Errno, ulong? Value, string Detail)
+public sealed record AccessRecord([property: JsonConverter(typeof(AccessWord))] S2AccessKind Type, AccessOutcome Outcome, Errno Errno, ulong? Value, string Detail)
 {
     /// <summary>
     /// For a stale read (issue 12): the value the last write anyone made left there, in program order, which
@@ -156,10 +142,14 @@ public sealed record AccessRecord(Scenarios.AccessType Type, AccessOutcome Outco
     }
 
     /// <summary>"read ok", "exec instruction-abort": the access and its outcome for reports (and a stale read's bytes).</summary>
-    public override string ToString() => $"{LabText.Word(Type)} {OutcomeText}{StaleText}";
+    public override string ToString() => $"{LabText.Access(Type)} {OutcomeText}{StaleText}";
 }
 
 /// <summary>The facts about one region as the guest sees it on one host: the mapping and what the accesses did.</summary>
+/// <param name="Stage2">
+/// The stage-2 memory type KVM chose for the page (the prot type bits of kvm_pgtable_prot), null when no mapping was
+/// written; reports, expect steps and JSON write it as <see cref="LabText.Stage2"/> does (null is "none").
+/// </param>
 /// <param name="Stage2MemAttr">The stage-2 MemAttr written ("NORMAL (0x6)"), null when there is no mapping (JSON writes null).</param>
 /// <param name="Effective">What the guest sees ("Normal-WB"), null when no access completed (JSON writes null).</param>
 /// <param name="EffectiveCacheable">The guest's effective type is Normal with at least one cacheable half (WT or WB).</param>
@@ -176,7 +166,7 @@ public sealed record RegionAccessResult(
     VmaFacts? Vma,
     bool MemslotAccepted,
     IReadOnlyList<AccessRecord> Accesses,
-    Stage2Type Stage2,
+    [property: JsonConverter(typeof(Stage2Word)), JsonIgnore(Condition = JsonIgnoreCondition.Never)] KvmS2MemType? Stage2,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Stage2MemAttr,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.Never)] string? Effective,
     bool EffectiveCacheable,
@@ -226,6 +216,14 @@ public sealed record RegionSetupResult(
     [JsonPropertyName("outcome")]
     [JsonPropertyOrder(1)]
     public string Text => Outcome == SetupOutcome.Failed ? LabText.Errno(Errno) : LabText.Word(Outcome);
+
+    /// <summary>
+    /// For a failed memslot: why the VMM's own request made KVM refuse it in every design, whatever the memory type
+    /// (<see cref="Judging.VmmRequests.RefusalCause"/>: MTE, or dirty logging of a VM_PFNMAP VMA); null otherwise.
+    /// Scorecard property 3 does not count such a refusal. Not in the JSON.
+    /// </summary>
+    [JsonIgnore]
+    public string? RefusedForVmmRequest { get; init; }
 }
 
 /// <summary>The result of one step.</summary>
@@ -279,6 +277,32 @@ public sealed class StartOutcomeWord : JsonConverter<Vmm.StartOutcome>
 
     public override void Write(System.Text.Json.Utf8JsonWriter writer, Vmm.StartOutcome value, System.Text.Json.JsonSerializerOptions options) =>
         writer.WriteStringValue(LabText.Start(value));
+}
+
+/// <summary>JSON for a stage-2 type: the words of <see cref="LabText.Stage2"/> ("none" for null, no mapping).</summary>
+public sealed class Stage2Word : JsonConverter<KvmS2MemType?>
+{
+    public override bool HandleNull => true;
+
+    public override KvmS2MemType? Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
+        reader.GetString() is { } word && LabText.TryParseStage2(word, out var type)
+            ? type
+            : throw new System.Text.Json.JsonException($"unknown stage-2 type '{reader.GetString()}'");
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, KvmS2MemType? value, System.Text.Json.JsonSerializerOptions options) =>
+        writer.WriteStringValue(LabText.Stage2(value));
+}
+
+/// <summary>JSON for an access kind: the scenario words of <see cref="LabText.Access"/> (read, write, exec).</summary>
+public sealed class AccessWord : JsonConverter<S2AccessKind>
+{
+    public override S2AccessKind Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options) =>
+        reader.GetString() is { } word && LabText.AccessWords.TryGetValue(word, out var kind)
+            ? kind
+            : throw new System.Text.Json.JsonException($"unknown access type '{reader.GetString()}'");
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, S2AccessKind value, System.Text.Json.JsonSerializerOptions options) =>
+        writer.WriteStringValue(LabText.Access(value));
 }
 
 /// <summary>A VM stop.</summary>

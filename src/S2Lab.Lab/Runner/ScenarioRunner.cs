@@ -1,5 +1,6 @@
 using System.Globalization;
 using S2Lab.Arch.Attributes;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
@@ -171,7 +172,8 @@ public static class ScenarioRunner
             r.Config.Backing is DeviceMemory dm && host.Region(dm.Device, dm.Region) is { } d ? KindName(d.Kind, host.VmaOf(vmm, r))
             : r.Config.Backing is HugetlbRam ? "hugetlb" : r.Config.Backing is MappedPieces ? "vmas" : "anon";
 
-        internal static RegionSetupResult Setup(LabHost host, VmmHost vmm, RegionSetup r)
+        /// <summary>A region's setup as reports show it; <paramref name="mte"/>: the VM was created with MTE on.</summary>
+        internal static RegionSetupResult Setup(LabHost host, VmmHost vmm, RegionSetup r, bool mte)
         {
             var kind = KindOf(host, vmm, r);
             var vma = host.VmaOf(vmm, r);
@@ -183,7 +185,10 @@ public static class ScenarioRunner
                 _ => SetupOutcome.Failed,
             };
             return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, vma is null ? null : Facts(host, vma), r.Flags, outcome, r.Errno,
-                r.Outcome == RegionOutcome.Created ? "" : r.Detail);
+                r.Outcome == RegionOutcome.Created ? "" : r.Detail)
+            {
+                RefusedForVmmRequest = outcome == SetupOutcome.Failed && vma is not null ? Judging.VmmRequests.RefusalCause(vma, r.Flags, mte, r.Errno) : null,
+            };
         }
 
         internal static string KindName(DeviceRegionKind k, Vma? vma) => k switch
@@ -215,7 +220,7 @@ public static class ScenarioRunner
     }
 
     /// <summary>What the guest last did to a region (replayed on the destination after a migration).</summary>
-    internal sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, HashSet<AccessType> Succeeded);
+    internal sealed record TouchRecord(ulong Offset, byte Mair, IReadOnlyList<S2AccessKind> Types, ulong Value, HashSet<S2AccessKind> Succeeded);
 
     /// <summary>One VM of a run: where it runs, whether its guest died, what it wrote and saw.</summary>
     internal sealed class VmState(VmSpec spec, ScenarioKinds kinds)
@@ -312,7 +317,7 @@ public static class ScenarioRunner
         /// The guest accesses <paramref name="offset"/> of <paramref name="region"/>; with <paramref name="gpa"/> set,
         /// that guest-physical address outside every region instead (<paramref name="region"/> is then only a label).
         /// </summary>
-        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<AccessType> types, ulong value, int vcpu, bool record, ulong? gpa = null,
+        public RegionAccessResult Touch(string region, ulong offset, byte mair, IReadOnlyList<S2AccessKind> types, ulong value, int vcpu, bool record, ulong? gpa = null,
             AccessStep? step = null)
         {
             var regionSpec = gpa is null ? Spec.Region(region)! : null;
@@ -321,7 +326,7 @@ public static class ScenarioRunner
                 var why = Vm is null ? $"the VM is not running: {NotRunningReason}" : $"the guest failed earlier: {DeathReason}";
                 return new RegionAccessResult(Spec.Name, LastHost, region, regionSpec is null ? "none" : SpecKind(regionSpec), mair, null, false,
                     types.Select(t => new AccessRecord(t, AccessOutcome.NotRunning, Errno.None, null, why)).ToList(),
-                    Stage2Type.None, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
+                    null, null, null, false, false, CmoRecord.NoneNeeded, [], [why]);
             }
 
             var setup = regionSpec is null ? null : Vm.Region(region);
@@ -353,13 +358,13 @@ public static class ScenarioRunner
             {
                 var op = t switch
                 {
-                    AccessType.Read => GuestOp.Load(ipa, mair),
-                    AccessType.Write => GuestOp.Store(ipa, value, mair),
+                    S2AccessKind.Read => GuestOp.Load(ipa, mair),
+                    S2AccessKind.Write => GuestOp.Store(ipa, value, mair),
                     _ => GuestOp.Fetch(ipa, mair),
                 };
                 // KVM_RUN returns (the loader's end exit when done, an MMIO exit) or fails with an errno.
                 var exit = RunGuest(cpu, op, sctlr);
-                explanation.Add($"{t.ToString().ToLowerInvariant()} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
+                explanation.Add($"{LabText.Access(t)} IPA 0x{ipa:x} with MAIR 0x{mair:X2}:");
                 var events = log.Take();
                 var r = AccessOf(events, vmNumber, cpu.Id, exit);
                 var judged = log.Judge(events);
@@ -385,23 +390,23 @@ public static class ScenarioRunner
                         detail = $"KVM_EXIT_MMIO at IPA 0x{ipa:x}; the VMM has no device model there";
                         break;
                     case GuestAccessOutcome.AbortInjected:
-                        outcome = t == AccessType.Exec ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
+                        outcome = t == S2AccessKind.Execute ? AccessOutcome.InstructionAbort : AccessOutcome.DataAbort;
                         detail = events.OfType<FaultDecided>().LastOrDefault()?.Reason ?? "abort injected";
                         break;
                     default:
                         outcome = r.RunError == Errno.EFAULT ? AccessOutcome.Efault : AccessOutcome.RunFailed;
                         detail = $"KVM_RUN failed with {r.RunError}";
                         Dead = true;
-                        DeathReason = $"{region} {t.ToString().ToLowerInvariant()}: {detail}";
+                        DeathReason = $"{region} {LabText.Access(t)}: {detail}";
                         break;
                 }
 
                 // The VMA the kernel found for this access (a completed access's memslot, or the fault's VMA stage).
                 if (r.Outcome == GuestAccessOutcome.Completed || events.OfType<FaultDecided>().Any(f => f.Vcpu == cpu.Id && f.Stage == DecisionStage.Vma))
                     vma = VmaBehind(lab, ipa, setup) ?? vma;
-                ulong? data = r.Done is { Bytes.Length: >= 8 } d && t == AccessType.Read ? BitConverter.ToUInt64(d.Bytes.Span) : t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
+                ulong? data = r.Done is { Bytes.Length: >= 8 } d && t == S2AccessKind.Read ? BitConverter.ToUInt64(d.Bytes.Span) : t == S2AccessKind.Write && r.Outcome == GuestAccessOutcome.Completed ? value : null;
                 var record1 = new AccessRecord(t, outcome, r.Outcome == GuestAccessOutcome.RunFailed ? r.RunError : Errno.None, data, detail);
-                if (dataJudged && t == AccessType.Read && data is { } got && Written.TryGetValue((region, offset), out var want)
+                if (dataJudged && t == S2AccessKind.Read && data is { } got && Written.TryGetValue((region, offset), out var want)
                     && Judging.Hazards.StaleRead(got, want, r.Done?.Path, r.Done?.Effective?.Description) is { } stale)
                 {
                     record1 = record1 with { Expected = want, Path = r.Done?.Path is { } p ? LabText.Word(p) : "?" };
@@ -410,7 +415,7 @@ public static class ScenarioRunner
                 }
 
                 records.Add(record1);
-                if (t == AccessType.Write && r.Outcome == GuestAccessOutcome.Completed)
+                if (t == S2AccessKind.Write && r.Outcome == GuestAccessOutcome.Completed)
                     Written[(region, offset)] = value;
                 if (Dead)
                 {
@@ -422,12 +427,7 @@ public static class ScenarioRunner
 
             // The stage-2 mapping now in place for this page, from the events (Stage2Written, MemoryAccessed): no table walk.
             var leaf = log.LeafAt(vmNumber, ipa);
-            var s2 = leaf is { } l ? l.KvmType switch
-            {
-                KvmS2MemType.Normal => Stage2Type.Normal,
-                KvmS2MemType.NormalNc => Stage2Type.NormalNc,
-                _ => Stage2Type.DeviceNgnre,
-            } : Stage2Type.None;
+            KvmS2MemType? s2 = leaf is { } l ? l.KvmType : null;
             var s2Text = leaf is { } lf ? $"{KvmS2MemAttr.Name(lf.KvmType, fwb)} (0x{lf.MemAttr:X})" : null;
             var eff = lastDone?.Effective?.Attributes;
             var effText = eff is { } e ? LabText.MemoryType(e) : null;

@@ -19,8 +19,7 @@ public static class ExpectFields
     public static readonly IReadOnlyList<string> AccessOutcomes = Words<Runner.AccessOutcome>();
 
     /// <summary>Stage-2 memory types as KVM's prot names them.</summary>
-    public static readonly IReadOnlyList<string> Stage2Types =
-        Enum.GetValues<Runner.Stage2Type>().OrderBy(t => t == Runner.Stage2Type.None).Select(Runner.LabText.Stage2).ToList();
+    public static readonly IReadOnlyList<string> Stage2Types = Runner.LabText.Stage2Words;
 
     /// <summary>Every member of an outcome enum as results and JSON write it.</summary>
     private static List<string> Words<T>()

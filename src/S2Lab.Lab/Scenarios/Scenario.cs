@@ -1,4 +1,5 @@
 using S2Lab.Arch.Cpu;
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -145,14 +146,6 @@ public sealed record VmRegionSpec(
     public ulong End => Gpa + Size;
 }
 
-/// <summary>Guest access types.</summary>
-public enum AccessType
-{
-    Read,
-    Write,
-    Exec,
-}
-
 /// <summary>A step of a scenario.</summary>
 public abstract record StepSpec(int Index, string? Id, SourceMark At)
 {
@@ -188,7 +181,7 @@ public enum HostWriter
 
 /// <summary>Guest accesses to one page of a region, with the guest's stage-1 MAIR attribute byte.</summary>
 public sealed record AccessStep(
-    int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, byte Mair, IReadOnlyList<AccessType> Types, ulong Value, int Vcpu)
+    int Index, string? Id, SourceMark At, string Vm, string Region, ulong Offset, byte Mair, IReadOnlyList<S2AccessKind> Types, ulong Value, int Vcpu)
     : StepSpec(Index, Id, At), IVmStep
 {
     public override string Kind => "access";

@@ -1,4 +1,5 @@
 using S2Lab.Arch.Attributes;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Lab.Runner;
 
 namespace S2Lab.Lab.Scorecard;
@@ -117,7 +118,7 @@ public static class ScorecardCalculator
             var refused = asked.Any(x => !x.View.MemslotAccepted);
             if (seen.Count == 0 && !refused)
                 continue;
-            bool worked = seen.Any(x => x.View.Stage2 == Stage2Type.Normal);
+            bool worked = seen.Any(x => x.View.Stage2 == KvmS2MemType.Normal);
             if (!h.CapabilityRecognized)
             {
                 failures.Add($"{h.Name}: capability 243 answers {h.Cap243Vm} on a VM fd and {h.Cap243System} on /dev/kvm, exactly as an unknown capability does; the VMM cannot learn anything before running");
@@ -127,7 +128,7 @@ public static class ScorecardCalculator
             bool says = h.Cap243Vm == "1";
             if (says != worked)
             {
-                var first = seen.FirstOrDefault(x => x.View.Stage2 == Stage2Type.Normal == worked);
+                var first = seen.FirstOrDefault(x => x.View.Stage2 == KvmS2MemType.Normal == worked);
                 failures.Add($"{h.Name}: capability 243 = {h.Cap243Vm}, but cacheable device memory {(worked ? "was" : "was not")} mapped cacheable ({first.Step?.Label ?? "memslot refused"})");
             }
             else
@@ -157,11 +158,14 @@ public static class ScorecardCalculator
 
     /// <summary>
     /// Property 3: on every host with FWB and DIC, every cacheable device region the guest touched with a cacheable
-    /// stage-1 attribute was seen as Normal write-back; regions the VMM or KVM refused there count as failures.
+    /// stage-1 attribute was seen as Normal write-back; regions the VMM or KVM refused there count as failures, except
+    /// a memslot KVM refused for what the VMM asked (MTE, dirty logging of a VM_PFNMAP VMA: rule 6, in every design and
+    /// for any memory type), where no design could have mapped the memory at all.
     /// </summary>
     private static PropertyVerdict CacheableWherePossible(Dictionary<string, HostFacts> hosts, IReadOnlyList<StepResult> steps, List<(StepResult Step, RegionAccessResult View)> views)
     {
         var failures = new List<string>();
+        var notJudged = new List<string>();
         int checkedCount = 0;
         foreach (var (step, v) in views)
         {
@@ -186,13 +190,19 @@ public static class ScorecardCalculator
                 continue;
             foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome is not (SetupOutcome.Ok or SetupOutcome.Skipped)))
             {
+                if (r.RefusedForVmmRequest is { } why)
+                {
+                    notJudged.Add($"{s.Label}: {r.Region} on {host} not judged: {r.Text}, {why}");
+                    continue;
+                }
+
                 checkedCount++;
                 failures.Add($"{s.Label}: {r.Region} on {host} (FWB and DIC present): {r.Text} {r.Detail}".TrimEnd());
             }
         }
 
         var ok = checkedCount == 0 ? "no cacheable device memory touched on a host with FWB and DIC" : "every cacheable device region on a host with FWB and DIC was Normal write-back";
-        return new PropertyVerdict(failures.Count == 0, failures.Count == 0 ? [ok] : failures.Distinct().ToList());
+        return new PropertyVerdict(failures.Count == 0, failures.Count == 0 ? [ok, .. notJudged.Distinct()] : failures.Distinct().ToList());
     }
 
     /// <summary>
@@ -214,7 +224,7 @@ public static class ScorecardCalculator
             .ToList();
         // Issue 12: also an observed stale read around the cache (B2.11) where stage 2 made the access non-cacheable
         // (a design is judged by what KVM forces, not by the guest's own MAIR or SCTLR_EL1).
-        bad.AddRange(StaleReads(views.Where(x => x.View.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc).ToList(), a => a.Path == "bypass"));
+        bad.AddRange(StaleReads(views.Where(x => x.View.Stage2 is KvmS2MemType.DeviceNGnRE or KvmS2MemType.NormalNc).ToList(), a => a.Path == "bypass"));
         return new PropertyVerdict(bad.Count == 0, bad.Count == 0 ? ["no non-cacheable stage-2 mapping of host-cacheable memory"] : bad);
     }
 

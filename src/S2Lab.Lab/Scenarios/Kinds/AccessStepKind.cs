@@ -1,3 +1,4 @@
+using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Runner;
 
@@ -6,13 +7,6 @@ namespace S2Lab.Lab.Scenarios.Kinds;
 /// <summary><c>access</c>: the guest touches one page of a region with a stage-1 MAIR byte, once per access type.</summary>
 internal sealed class AccessStepKind : IStepKind
 {
-    private static readonly Dictionary<string, AccessType> AccessWords = new()
-    {
-        ["read"] = AccessType.Read,
-        ["write"] = AccessType.Write,
-        ["exec"] = AccessType.Exec,
-    };
-
     public string Name => "access";
 
     public StepSpec? Read(StepReader r)
@@ -45,13 +39,13 @@ internal sealed class AccessStepKind : IStepKind
         if (mair > 0xFF)
             b.Error(mairNode!.Start, $"{path}.mair", "a MAIR attribute is one byte (0x00 .. 0xFF)");
         var typeNode = f.Req("type");
-        var types = new List<AccessType>();
+        var types = new List<S2AccessKind>();
         if (typeNode is not null)
         {
             var items = typeNode is SequenceNode ? b.List(typeNode, $"{path}.type") : [typeNode];
             foreach (var item in items)
             {
-                if (b.Enum(item, $"{path}.type", AccessWords) is { } t)
+                if (b.Enum(item, $"{path}.type", LabText.AccessWords) is { } t)
                     types.Add(t);
             }
 
@@ -132,17 +126,20 @@ internal sealed class AccessStepKind : IStepKind
 
     private static RegionAccessResult View(StepResult r) => ((AccessResult)r).Region;
 
-    private static string Last(StepResult r, string field) =>
-        View(r).Accesses.LastOrDefault(x => x.Type.ToString().Equals(field, StringComparison.OrdinalIgnoreCase)) is { } x ? LabText.Word(x.Outcome) : "(not accessed)";
+    private static string Last(StepResult r, S2AccessKind kind) =>
+        View(r).Accesses.LastOrDefault(x => x.Type == kind) is { } x ? LabText.Word(x.Outcome) : "(not accessed)";
+
+    /// <summary>The expect field for the last access of one kind: its name is the kind's scenario word (read, write, exec).</summary>
+    private static ExpectField Outcome(S2AccessKind kind) => new(LabText.Access(kind), ExpectFields.AccessOutcomes, (r, _) => Last(r, kind), AccessProblem);
 
     private static string? AccessProblem(string x) =>
         ExpectFields.AccessOutcomes.Contains(x.ToLowerInvariant()) ? null : $"'{x}' is not an access outcome: {string.Join(", ", ExpectFields.AccessOutcomes)}";
 
     public IReadOnlyList<ExpectField> Expect { get; } =
     [
-        new("read", ExpectFields.AccessOutcomes, (r, _) => Last(r, "read"), AccessProblem),
-        new("write", ExpectFields.AccessOutcomes, (r, _) => Last(r, "write"), AccessProblem),
-        new("exec", ExpectFields.AccessOutcomes, (r, _) => Last(r, "exec"), AccessProblem),
+        Outcome(S2AccessKind.Read),
+        Outcome(S2AccessKind.Write),
+        Outcome(S2AccessKind.Execute),
         new("stage2", ExpectFields.Stage2Types, (r, _) => LabText.Stage2(View(r).Stage2),
             x => ExpectFields.Stage2Types.Contains(x.ToLowerInvariant()) ? null : $"'{x}' is not a stage-2 type: {string.Join(", ", ExpectFields.Stage2Types)}"),
         new("stage2.size", null, (r, _) => View(r).Stage2Size is { } s ? $"0x{s:X}" : "none",
@@ -154,10 +151,10 @@ internal sealed class AccessStepKind : IStepKind
             x => x is "none" or "possible" or "impossible" ? null : $"'{x}' is not one of: none, possible, impossible"),
         new("hazards", null, (r, _) => View(r).Hazards.Count == 0 ? "none" : string.Join(",", View(r).Hazards.Select(h => h.Name)),
             Match: ExpectField.SetMatches),
-        new("value", null, (r, _) => View(r).Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
+        new("value", null, (r, _) => View(r).Accesses.LastOrDefault(x => x.Type == S2AccessKind.Read && x.Value is not null)?.Value is { } val ? $"0x{val:X}" : "(no read)",
             Match: ExpectField.NumberMatches),
         // What the last read should have returned (the last write anyone made): its value unless it was stale (issue 12).
-        new("expected", null, (r, _) => View(r).Accesses.LastOrDefault(x => x.Type == AccessType.Read && x.Value is not null) is { } rd ? $"0x{rd.Expected ?? rd.Value:X}" : "(no read)",
+        new("expected", null, (r, _) => View(r).Accesses.LastOrDefault(x => x.Type == S2AccessKind.Read && x.Value is not null) is { } rd ? $"0x{rd.Expected ?? rd.Value:X}" : "(no read)",
             Match: ExpectField.NumberMatches),
     ];
 }

@@ -1,3 +1,5 @@
+using S2Lab.Arch.Translation;
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Runner;
 using S2Lab.Vmm;
@@ -103,7 +105,7 @@ internal sealed class MigrateStepKind : IStepKind
         var guest = new MigrationGuest(st, s, to);
         var destVmm = to.NewVmm(s.Vm);
         var report = Migration.Migrate(source, destVmm, policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
-        result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => ScenarioRunner.RunState.Setup(to, destVmm, r)).ToList() ?? [] };
+        result = result with { Reason = report.Reason, DestinationRegions = report.Destination?.Regions.Select(r => ScenarioRunner.RunState.Setup(to, destVmm, r, st.Spec.Mte)).ToList() ?? [] };
         switch (report.Outcome)
         {
             case MigrationOutcome.Refused:
@@ -153,7 +155,7 @@ internal sealed class MigrateStepKind : IStepKind
 
     /// <summary>"stage-2 type / what the guest sees", or why there is no mapping ("no mapping: read efault").</summary>
     private static string MappingText(RegionAccessResult v) =>
-        v.Stage2 != Stage2Type.None || v.Effective is not null ? $"{LabText.Stage2(v.Stage2)} / {v.Effective ?? LabText.None}"
+        v.Stage2 is not null || v.Effective is not null ? $"{LabText.Stage2(v.Stage2)} / {v.Effective ?? LabText.None}"
         : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.NotRunning)).Select(a => a.ToString()).DefaultIfEmpty("not accessed"))}";
 
     /// <summary>
@@ -166,7 +168,7 @@ internal sealed class MigrateStepKind : IStepKind
         // Only writes the guest made can be missed: a region it only read holds what the copy reads.
         if (!c.Copied || !written.Contains(c.Region) || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
             return [];
-        return v.Stage2 is Stage2Type.DeviceNgnre or Stage2Type.NormalNc
+        return v.Stage2 is KvmS2MemType.DeviceNGnRE or KvmS2MemType.NormalNc
             ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {LabText.Stage2(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
             : [];
     }
@@ -186,7 +188,7 @@ internal sealed class MigrateStepKind : IStepKind
                 {
                     var off = d.Offset + ((ulong)p * PAGE_SIZE);
                     var value = 0xD1_0000_0000_0000UL | ((ulong)(uint)round << 32) | (uint)p;
-                    st.Touch(d.Region, off, 0xFF, [AccessType.Write], value, 0, record: false);
+                    st.Touch(d.Region, off, 0xFF, [S2AccessKind.Write], value, 0, record: false);
                 }
             }
         }
@@ -197,8 +199,8 @@ internal sealed class MigrateStepKind : IStepKind
             foreach (var (region, touch) in st.Touched.ToList())
             {
                 // Read first (so data read back is checked before anything else), then what the guest did before.
-                var types = new List<AccessType> { AccessType.Read };
-                types.AddRange(touch.Types.Where(t => t != AccessType.Read));
+                var types = new List<S2AccessKind> { S2AccessKind.Read };
+                types.AddRange(touch.Types.Where(t => t != S2AccessKind.Read));
                 var view = st.Touch(region, touch.Offset, touch.Mair, types, touch.Value, 0, record: false);
                 After.Add(view);
                 var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.MmioExit) && touch.Succeeded.Contains(a.Type));

@@ -50,7 +50,7 @@ internal sealed class StartStepKind : IStepKind
         else
             st.StartFailed(host, report.Outcome == StartOutcome.Refused ? $"the VMM refused to start it on {host.Name}: {report.Reason}" : $"it failed to start on {host.Name}: {report.Reason}");
         return new StartResult(s.Index, s.Label, s.Vm, s.Host, report.Outcome, report.Reason, report.Errno, report.Cap243.ToString(),
-            report.Regions.Select(r => ScenarioRunner.RunState.Setup(host, vmm, r)).ToList())
+            report.Regions.Select(r => ScenarioRunner.RunState.Setup(host, vmm, r, st.Spec.Mte)).ToList())
         { Cap243Sys = sysCap.ToString() };
     }
 
