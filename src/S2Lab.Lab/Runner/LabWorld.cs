@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel;
+using S2Lab.Kernel.Kvm;
 using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
@@ -21,6 +23,7 @@ internal sealed class LabHost
     private readonly ModelVfioHost _vfio = new();
     private readonly ModelGuestLoader _guest = new();
     private readonly ModelFiles _files = new();
+    private readonly ConditionalWeakTable<VmmHost, ModelKvmSystem> _kvms = [];
     private int _processes;
 
     public LabHost(HostSpec spec, IKvmDesign design, RunVariant variant, ulong ramSize, ScenarioKinds? kinds = null)
@@ -50,8 +53,19 @@ internal sealed class LabHost
     public VmmHost NewVmm(string vmName)
     {
         var p = Host.CreateProcess($"vmm-{vmName}-{++_processes}");
-        return new VmmHost(Name, Host.OpenKvm(p, Spec.KvmProfile), new ModelAddressSpace(p, _vfio, _files), _vfio, _guest);
+        var kvm = Host.OpenKvm(p, Spec.KvmProfile);
+        var vmm = new VmmHost(Name, kvm, new ModelAddressSpace(p, _vfio, _files), _vfio, _guest);
+        _kvms.Add(vmm, kvm);
+        return vmm;
     }
+
+    /// <summary>
+    /// The Lab's event log of the /dev/kvm that <paramref name="vmm"/> (made by <see cref="NewVmm"/>) opened, attached on
+    /// first use (<see cref="KernelEventLog.Of"/>): what the Lab learns of the kernel's decisions, beside what the VMM's
+    /// calls return.
+    /// </summary>
+    public KernelEventLog Events(VmmHost vmm) =>
+        _kvms.TryGetValue(vmm, out var kvm) ? KernelEventLog.Of(kvm) : throw new ArgumentException($"VMM {vmm.HostName} was not made by this host", nameof(vmm));
 
     /// <summary>
     /// The VMA a VMM of this host created for <paramref name="r"/> (null if it never mapped it): the Lab's view, not
