@@ -21,6 +21,15 @@ public sealed class LinuxAddressSpace : IHostAddressSpace
     public KvmResult<Hva> MapAnonymous(ulong size, Prot prot, string name) =>
         Map(size, prot, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE);
 
+    /// <summary>mmap(at, size, prot, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED|MAP_NORESERVE).</summary>
+    public KvmResult<Hva> MapAnonymousFixed(Hva at, ulong size, Prot prot, string name)
+    {
+        if (size == 0)
+            return Errno.EINVAL;
+        var p = LibC.Mmap((nint)at.Value, (nuint)size, (int)prot, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_FIXED | LibC.MAP_NORESERVE, -1, 0);
+        return p == LibC.MapFailed ? LinuxErrno.Last() : KvmResult<Hva>.Ok(new Hva((ulong)p));
+    }
+
     /// <summary>mmap with MAP_HUGETLB|MAP_HUGE_&lt;log2 size&gt;: EINVAL for a size that is not a power of two; ENOMEM where the pool has too few pages.</summary>
     public KvmResult<Hva> MapHugetlb(ulong size, ulong hugePageSize, Prot prot, string name)
     {

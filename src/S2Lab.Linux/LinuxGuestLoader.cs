@@ -22,8 +22,9 @@ namespace S2Lab.Linux;
 /// Fetch ops are EINVAL on both: the real guest would need code at the fetched address. So is what the guest's own
 /// translation regime would have to express: a stage-1 attribute other than Normal write-back (<see cref="GuestOp.Mair"/>
 /// 0xFF; x86_64 real mode has no page tables and its memory is write-back, and the arm64 code builds no page tables
-/// either) and an SCTLR_EL1 setting (<see cref="GuestProgram.Sctlr"/>; x86_64 has no such register, and the arm64 code
-/// does not yet write it). <see cref="LastRefusal"/> says why the last load was refused.
+/// either) and an SCTLR_EL1 setting other than M, C and I clear (<see cref="GuestProgram.Sctlr"/>; x86_64 has no such
+/// register, its real mode has translation off, and the arm64 code does not yet write it). <see cref="LastRefusal"/>
+/// says why the last load was refused.
 /// </summary>
 public sealed class LinuxGuestLoader(IHostAddressSpace memory, KvmArch arch) : IGuestLoader
 {
@@ -88,8 +89,10 @@ public sealed class LinuxGuestLoader(IHostAddressSpace memory, KvmArch arch) : I
             return $"the code page IPA 0x{codeIpa:x} is not below 1 MiB (x86_64 real mode)";
         if (program.Sctlr is { } sctlr)
         {
-            if (arch == KvmArch.X86_64)
-                return $"SCTLR_EL1 ({sctlr}) is an arm64 register: an x86_64 guest has none";
+            // x86_64 real mode has paging off, the state SCTLR_EL1 with M, C and I clear names (the memory type then comes
+            // from the MTRRs, write-back, where arm64 would use Device-nGnRnE for data: outcomes compare, types do not).
+            if (arch == KvmArch.X86_64 && sctlr != SctlrEl1.None)
+                return $"SCTLR_EL1 ({sctlr}) is an arm64 register: an x86_64 guest has none, and real mode has translation off";
             // KVM_ARM_VCPU_INIT resets SCTLR_EL1 with M, C and I clear: that state needs no code, any other would.
             if (sctlr != SctlrEl1.None)
                 return $"SCTLR_EL1 ({sctlr}) is not written by this loader: its guest runs with the MMU and caches off, as KVM_ARM_VCPU_INIT leaves them";

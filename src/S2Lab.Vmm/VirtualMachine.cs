@@ -234,7 +234,12 @@ public static class Vmm
             new VirtualMachine(config, host, policy, vm, vcpus, regions, cap, region2));
     }
 
-    private static RegionSetup MapRegion(VmmHost host, RegionConfig rc, uint slot)
+    /// <summary>
+    /// Step 1 of <see cref="Start"/> for one region: maps it into the VMM (anonymous or hugetlb RAM, a vfio region, or
+    /// the pieces of a <see cref="MappedPieces"/> region), with no memslot yet. <c>s2lab explain</c> maps its one
+    /// region with it too, so that it sets up memory as a run does.
+    /// </summary>
+    public static RegionSetup MapRegion(VmmHost host, RegionConfig rc, uint slot)
     {
         const Prot rw = Prot.PROT_READ | Prot.PROT_WRITE;
         RegionSetup Failed(string call, Errno e, string detail, VfioDevice? dev = null, VfioRegionInfo? info = null) =>

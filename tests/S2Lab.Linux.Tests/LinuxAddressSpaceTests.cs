@@ -119,6 +119,34 @@ public class LinuxAddressSpaceTests
         }
     }
 
+    /// <summary>
+    /// MAP_FIXED anonymous memory (a replay's anon lines): it replaces what was at the address, reads as zeros,
+    /// takes stores, and an unaligned address or an empty length is EINVAL, on Linux as in the model.
+    /// </summary>
+    [LinuxFact]
+    public void Fixed_anonymous_memory_replaces_a_reservation_at_its_address()
+    {
+        var model = new ModelAddressSpace(Host.Create("h", "neoverse-v2", "linux-6.17").CreateProcess("vmm"));
+        var real = new LinuxAddressSpace();
+        var rw = Prot.PROT_READ | Prot.PROT_WRITE;
+        foreach (var a in (IHostAddressSpace[])[model, real])
+        {
+            var start = a.MapAnonymous(4 * Page, Prot.PROT_NONE, "reserve").Value;
+            Assert.Equal(Errno.EINVAL, a.MapAnonymousFixed(start + 8, Page, rw, "anon").Error);
+            Assert.Equal(Errno.EINVAL, a.MapAnonymousFixed(start, 0, rw, "anon").Error);
+            Assert.Equal(start + Page, a.MapAnonymousFixed(start + Page, 2 * Page, rw, "anon").Value);
+            var got = new byte[8];
+            Assert.Equal((Errno.None, 0UL), (a.Read(start + (2 * Page), got), BitConverter.ToUInt64(got)));
+            Assert.Equal(Errno.None, a.Write(start + Page, [0x5A]));
+            Assert.Equal(Errno.EFAULT, a.Read(start, got)); // the rest of the reservation is still PROT_NONE
+            Assert.Equal(Errno.EFAULT, a.Read(start + (3 * Page), got));
+            // Mapping again over it replaces the pages: the store is gone.
+            Assert.Equal(start + Page, a.MapAnonymousFixed(start + Page, Page, rw, "anon").Value);
+            Assert.Equal((Errno.None, 0UL), (a.Read(start + Page, got), BitConverter.ToUInt64(got)));
+            Assert.Equal(Errno.None, a.Unmap(start, 4 * Page));
+        }
+    }
+
     [LinuxFact]
     public void No_vfio_device_opens_on_this_backend()
     {

@@ -21,6 +21,8 @@ public class RealKvmVmmTests
 
         public KvmResult<Hva> MapAnonymous(ulong size, Prot prot, string name) => inner.MapAnonymous(size, prot, name);
 
+        public KvmResult<Hva> MapAnonymousFixed(Hva at, ulong size, Prot prot, string name) => inner.MapAnonymousFixed(at, size, prot, name);
+
         public KvmResult<Hva> MapHugetlb(ulong size, ulong hugePageSize, Prot prot, string name) => inner.MapHugetlb(size, hugePageSize, prot, name);
 
         public KvmResult<Hva> MapDeviceRegion(VfioDevice device, in VfioRegionInfo region, Prot prot) => inner.MapDeviceRegion(device, region, prot);

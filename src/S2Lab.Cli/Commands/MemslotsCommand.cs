@@ -56,16 +56,14 @@ internal static class MemslotsCommand
             stderr.WriteLine("s2lab memslots replay: --host-profile configures the model; the kernel backend is the host itself.");
             return ExitCodes.BadInput;
         }
-        var (kvm, exit) = backend == "kernel" ? OpenKernel(profile, stderr) : OpenModel(profile, design, hostProfile, stderr);
+        // The model also runs enable_cap, mmap, munmap, vcpu and access lines through its seams; the kernel backend is
+        // given none (those lines are ENOSYS): its mmap lines would map at the file's addresses in this process.
+        var (kvm, host, exit) = backend == "kernel" ? OpenKernel(profile, stderr) : OpenModel(profile, design, hostProfile, stderr);
         if (kvm is null)
             return exit;
         IReadOnlyList<ReplayStep> steps;
         using (kvm)
-        {
-            // The model also runs mmap, vcpu and access lines; the kernel backend has no probe machine (ENOSYS).
-            var machine = kvm is ModelKvmSystem model ? new ModelReplayMachine(model) : null;
-            steps = ReplayRunner.Run(kvm, parsed!.Ops, machine);
-        }
+            steps = ReplayRunner.Run(kvm, parsed!.Ops, host);
 
         var mismatches = steps.Count(s => !s.MatchesExpectation);
         if (asJson)
@@ -128,25 +126,25 @@ internal static class MemslotsCommand
     private static string Show(Errno e, long? value, string? exit, string? leaf) =>
         ErrnoText.Format(e) + (value is { } v ? $" value={v}" : "") + (exit is null ? "" : $" exit={exit}") + (leaf is null ? "" : $" leaf={leaf}");
 
-    private static (IKvmSystem? Kvm, int Exit) OpenKernel(string? profile, TextWriter stderr)
+    private static (IKvmSystem? Kvm, ReplayHost? Host, int Exit) OpenKernel(string? profile, TextWriter stderr)
     {
         var kvm = LinuxKvmSystem.Open();
         if (!kvm.IsOk)
         {
             stderr.WriteLine($"s2lab memslots replay: cannot use {LinuxKvmSystem.DefaultPath}: {ErrnoText.Format(kvm.Error)}. Run 's2lab probe' for details.");
-            return (null, ExitCodes.NoKvm);
+            return (null, null, ExitCodes.NoKvm);
         }
         var machine = ProbeCommand.ArchName(kvm.Value.Arch);
         if (profile is not null && profile != machine)
         {
             kvm.Value.Dispose();
             stderr.WriteLine($"s2lab memslots replay: --profile {profile} does not match this machine's kernel ({machine}); the kernel backend only runs the host's own architecture.");
-            return (null, 2);
+            return (null, null, 2);
         }
-        return (kvm.Value, 0);
+        return (kvm.Value, null, 0);
     }
 
-    private static (IKvmSystem? Kvm, int Exit) OpenModel(string? profile, string design, FileInfo? hostProfile, TextWriter stderr)
+    private static (IKvmSystem? Kvm, ReplayHost? Host, int Exit) OpenModel(string? profile, string design, FileInfo? hostProfile, TextWriter stderr)
     {
         var p = KvmProfile.Find(profile ?? "arm64")!;
         if (hostProfile is not null)
@@ -155,12 +153,12 @@ internal static class MemslotsCommand
             if (fromHost is null)
             {
                 stderr.WriteLine($"s2lab memslots replay: --host-profile {why}");
-                return (null, 2);
+                return (null, null, 2);
             }
             if (profile is not null && fromHost.Name != p.Name)
             {
                 stderr.WriteLine($"s2lab memslots replay: --profile {profile} does not match the host profile's architecture ({fromHost.Name}).");
-                return (null, 2);
+                return (null, null, 2);
             }
             p = fromHost;
         }
@@ -176,15 +174,14 @@ internal static class MemslotsCommand
         if (choice is null)
         {
             stderr.WriteLine($"s2lab memslots replay: --design: {choiceError}");
-            return (null, 2);
+            return (null, null, 2);
         }
 
-        var kvm = ModelBackend.TryCreate(p, DesignCatalog.KernelSpec(choice, []).ToString(), out var error);
-        if (kvm is null)
+        if (ModelBackend.TryCreateWithHost(p, DesignCatalog.KernelSpec(choice, []).ToString(), out var error) is not { } model)
         {
             stderr.WriteLine($"s2lab memslots replay: --design: {error}");
-            return (null, 2);
+            return (null, null, 2);
         }
-        return (kvm, 0);
+        return (model.Kvm, model.Host, 0);
     }
 }

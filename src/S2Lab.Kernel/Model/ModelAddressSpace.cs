@@ -26,9 +26,20 @@ public sealed class ModelAddressSpace(Process process, ModelVfioHost? vfio = nul
     /// </summary>
     public Vma? MappingAt(Hva start) => _mapped.GetValueOrDefault(start.Value);
 
+    /// <summary>
+    /// Whether the host backs anonymous memory with transparent huge pages where it can (sysfs
+    /// transparent_hugepage/enabled). Off for a kernel built without CONFIG_TRANSPARENT_HUGEPAGE, as the arm64
+    /// oracle's is.
+    /// </summary>
+    public bool TransparentHugepages { get; init; } = true;
+
     /// <inheritdoc/>
     public KvmResult<Hva> MapAnonymous(ulong size, Prot prot, string name) =>
-        Start(AnonymousMemory.Mmap(Process, size, prot, name: name));
+        Start(AnonymousMemory.Mmap(Process, size, prot, thp: TransparentHugepages, name: name));
+
+    /// <inheritdoc/>
+    public KvmResult<Hva> MapAnonymousFixed(Hva at, ulong size, Prot prot, string name) =>
+        Start(AnonymousMemory.Mmap(Process, size, prot, at.Value, thp: TransparentHugepages, name: name));
 
     /// <inheritdoc/>
     public KvmResult<Hva> MapHugetlb(ulong size, ulong hugePageSize, Prot prot, string name) =>

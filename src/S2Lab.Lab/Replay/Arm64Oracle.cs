@@ -105,14 +105,14 @@ public sealed record OracleHeader(
 
     /// <summary>
     /// The model of the recorded machine: this CPU, the design for the kernel, QEMU virt's 1 GiB of RAM of which the
-    /// kernel owns 768 MiB (the rest is the carved RAM), one CPU; and the replay machine over it.
+    /// kernel owns 768 MiB (the rest is the carved RAM), one CPU; and the seams a replay on it runs through.
     /// </summary>
-    public (ModelKvmSystem Kvm, ModelReplayMachine Machine) CreateModel()
+    public (ModelKvmSystem Kvm, ReplayHost Machine) CreateModel()
     {
-        var memory = new PhysicalMemory(ramBase: 0x4000_0000, ramSize: ModelReplayMachine.CarvedBase - 0x4000_0000);
+        var memory = new PhysicalMemory(ramBase: 0x4000_0000, ramSize: ModelReplayMappings.CarvedBase - 0x4000_0000);
         var host = new Host("oracle", CpuModel(), KvmDesigns.Create(Design), memory, cpuCount: 1);
         var kvm = new ModelKvmSystem(host, KvmProfile.Arm64);
-        return (kvm, new ModelReplayMachine(kvm));
+        return (kvm, ModelReplayMappings.Host(kvm));
     }
 
     /// <summary>The header as its JSON object (what the oracle script writes after <see cref="Prefix"/>).</summary>

@@ -111,8 +111,8 @@ public static class Arm64OracleOps
                 cursor = AlignUp(cursor, PMD_SIZE);
             var size = block ? PMD_SIZE : (ulong)(1 << rng.Next(5)) * PAGE_SIZE;
             var offset = block ? (ulong)rng.Next(64) * PMD_SIZE : (ulong)rng.Next(0x10000) * PAGE_SIZE;
-            if (offset + size > ModelReplayMachine.CarvedSize)
-                offset = ModelReplayMachine.CarvedSize - size;
+            if (offset + size > ModelReplayMappings.CarvedSize)
+                offset = ModelReplayMappings.CarvedSize - size;
             ops.Add(new MmapOp(0, kind, cursor, size, kind is ReplayVmaKind.Anon or ReplayVmaKind.AnonRo ? 0 : offset));
             regions.Add(new Region(cursor, size, kind));
             cursor += size + (rng.Next(100) < 25 ? PAGE_SIZE : 0);

@@ -15,7 +15,17 @@ public static class ModelBackend
     public const string DefaultCpu = "neoverse-v2";
 
     /// <summary>The model KVM for <paramref name="profile"/> and <paramref name="design"/>; null with an error for an unknown design or CPU.</summary>
-    public static IKvmSystem? TryCreate(KvmProfile profile, string design, out string? error, string cpu = DefaultCpu)
+    public static IKvmSystem? TryCreate(KvmProfile profile, string design, out string? error, string cpu = DefaultCpu) =>
+        TryCreateModel(profile, design, out error, cpu);
+
+    /// <summary>
+    /// <see cref="TryCreate"/> with the seams a replay's mmap, munmap, enable_cap, vcpu and access lines run through
+    /// (<see cref="ModelReplayMappings.Host"/>).
+    /// </summary>
+    public static (IKvmSystem Kvm, ReplayHost Host)? TryCreateWithHost(KvmProfile profile, string design, out string? error, string cpu = DefaultCpu) =>
+        TryCreateModel(profile, design, out error, cpu) is { } kvm ? (kvm, ModelReplayMappings.Host(kvm)) : null;
+
+    private static ModelKvmSystem? TryCreateModel(KvmProfile profile, string design, out string? error, string cpu)
     {
         var d = KvmDesigns.TryCreate(design, out error);
         if (d is null)

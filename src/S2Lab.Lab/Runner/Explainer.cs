@@ -1,6 +1,5 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Arch.Cpu;
-using S2Lab.Kernel;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
@@ -8,7 +7,9 @@ using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Model;
 using S2Lab.Lab.Replay;
+using S2Lab.Lab.Scenarios;
 using S2Lab.Vmm;
 using static S2Lab.Kernel.Mm.PageSizes;
 
@@ -42,6 +43,18 @@ public static class Explainer
 
     private const ulong Gpa = 0x1_0000_0000;
 
+    /// <summary>The guest code page's memslot and IPA (below the explained region).</summary>
+    private const uint CodeSlot = 1;
+
+    private const ulong CodeIpa = 0x4000_0000;
+
+    /// <summary>Host RAM of the explained host: the model's default, 16 GiB.</summary>
+    private const ulong RamSize = 16UL << 30;
+
+    private const string VfioName = "0000:01:00.0";
+
+    private const string NvgraceName = "gpu0";
+
     /// <param name="cpuPreset">A CPU preset name.</param>
     /// <param name="design">
     /// A design choice as <c>s2lab run --design</c> takes it (<see cref="Scenarios.DesignCatalog.ParseChoice"/>):
@@ -59,8 +72,13 @@ public static class Explainer
         var variant = Scenarios.DesignCatalog.VariantOf(choice, Scenarios.DesignCatalog.ExplainVariants);
         var cpu = CpuPresets.Get(cpuPreset);
         var kd = KvmDesigns.Create(Scenarios.DesignCatalog.KernelSpec(choice, Scenarios.DesignCatalog.ExplainVariants));
-        var host = new Host(cpuPreset, cpu.Model, kd);
-        var vmm = host.CreateProcess("vmm");
+        if (!RegionKinds.Contains(regionKind))
+            throw new ArgumentException($"unknown region kind '{regionKind}'; known: {string.Join(", ", RegionKinds)}", nameof(regionKind));
+
+        // The host as a run builds it (LabHost: the kernel host, its devices installed by their device kinds), and one
+        // VMM process on it that sees only the seams (VmmHost).
+        var lab = new LabHost(new HostSpec(cpuPreset, cpu.Model, cpu.Name, new DesignSpec(kd.Name, new Dictionary<string, string>()),
+            DevicesFor(regionKind), default), kd, variant, RamSize);
         var lines = new List<ExplainLine>
         {
             new("Host", 1, $"{cpu.Name}: FWB {(cpu.Model.HasStage2Fwb ? "present" : "absent")} (ID_AA64MMFR2_EL1.FWB = {cpu.Model.Mmfr2.Fwb}), " +
@@ -69,71 +87,85 @@ public static class Explainer
         };
 
         var kind = regionKind;
-        var usemem = variant.UsememMapping.TryGetValue("gpu0", out var m) && m == NvGraceUsememMapping.Mixedmap
+        var usemem = variant.UsememMapping.TryGetValue(NvgraceName, out var m) && m == NvGraceUsememMapping.Mixedmap
             ? NvGraceUsememMapping.Mixedmap
             : NvGraceUsememMapping.Pfnmap;
-        var mapped = MapRegion(host, vmm, regionKind, usemem);
-        if (!mapped.IsOk)
+        var region = RegionFor(lab, regionKind, usemem);
+        var vmm = lab.NewVmm("explain");
+        using var kvm = vmm.Kvm;
+        // The VMM maps the region as Vmm.Start maps each region of a run.
+        var setup = Vmm.Vmm.MapRegion(vmm, region, 0);
+        if (setup.Outcome != RegionOutcome.Created)
         {
-            lines.Add(new("Mm", 0, $"mmap of the {regionKind} region failed with {mapped.Error}"));
-            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"mmap failed: {mapped.Error}", "-", "-", []);
+            lines.Add(new("Mm", 0, $"mmap of the {regionKind} region failed with {setup.Errno}"));
+            return new Explanation(lab.Name, kd.Name, regionKind, mair, access, lines, $"mmap failed: {setup.Errno}", "-", "-", []);
         }
 
-        var vma = mapped.Value;
+        // The Lab's view of the VMA the VMM made (the VMM cannot see it).
+        var vma = lab.VmaOf(vmm, setup)!;
         var pte = vma.Backing.Lookup(vma, vma.Start);
-        var mapMemory = pte is { } p && host.Memory.PfnIsMapMemory(p.Pfn);
+        var mapMemory = pte is { } p && lab.Host.Memory.PfnIsMapMemory(p.Pfn);
         var where = pte is { } first
             ? $"; first page at PA 0x{first.Pfn << PAGE_SHIFT:x}, {(mapMemory ? "kernel map memory (struct page, linear map)" : "outside the linear map (no struct page, no kernel VA)")}"
             : "";
         lines.Add(new("Mmap", 3, $"the VMM maps {kind}: VMA [0x{vma.Start:x}, 0x{vma.End:x}), pgprot {vma.PageProt} (MAIR 0x{vma.PageProt.MairByte:X2}, {(vma.IsCacheable ? "cacheable" : "not cacheable")}){where}"));
+        // The guest's code page (the loader's; the model guest runs no instructions from it), mapped after the region
+        // so that the region lies where a lone mmap puts it.
+        var code = vmm.Memory.MapAnonymous(PAGE_SIZE, Prot.PROT_READ | Prot.PROT_WRITE, "guest code");
 
-        using var kvm = host.OpenKvm(vmm);
-        using var log = KernelEventLog.Attach(kvm);
-        var vmResult = kvm.CreateModelVm();
+        var vmResult = vmm.Kvm.CreateVm();
         if (!vmResult.IsOk)
-            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"KVM_CREATE_VM failed: {vmResult.Error}", "-", "-", []);
+            return new Explanation(lab.Name, kd.Name, regionKind, mair, access, lines, $"KVM_CREATE_VM failed: {vmResult.Error}", "-", "-", []);
         using var vm = vmResult.Value;
         var cap = vm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
-        var sysCap = kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
+        var sysCap = vmm.Kvm.CheckExtension(KvmCap.ARM_CACHEABLE_PFNMAP_SUPPORTED);
         lines.Add(new("Capability", 2, $"KVM_CHECK_EXTENSION(243): VM fd {cap}, /dev/kvm {sysCap}"));
+        // The code page's memslot, made before the Lab observes: it is not part of the explanation.
+        if (code.IsOk)
+            vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(CodeSlot, 0, CodeIpa, PAGE_SIZE, code.Value.Value, 0, 0));
+        using var log = lab.Events(vmm);
 
-        // The VMM's memslot-flag choice, as the Vmm makes it: the flag goes on cacheable device memory (a cacheable
-        // VM_PFNMAP or VM_MIXEDMAP mapping) when the kernel has it and the VMM prefers cacheable.
+        // The VMM's memslot-flag choice: the flag goes on cacheable device memory (a cacheable VM_PFNMAP or
+        // VM_MIXEDMAP mapping) when the kernel has it and the VMM prefers cacheable.
         var preferCacheable = (variant.MemslotFlag ?? CacheableFlagChoice.PreferCacheable) == CacheableFlagChoice.PreferCacheable;
         var memslotFlag = Scenarios.DesignCatalog.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
         var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
-        var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(0, (uint)flags, Gpa, vma.Size, vma.Start, 0, 0));
+        var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(setup.Slot, (uint)flags, Gpa, setup.MappedSize, setup.Hva, 0, 0));
         var memslotEvents = log.Take();
         var md = memslotEvents.OfType<MemslotDecided>().Single();
         lines.Add(new("Memslot", md.Rule, $"KVM_SET_USER_MEMORY_REGION2 slot {md.Slot} flags {md.Flags} [0x{md.Gpa:x}, +0x{md.Size:x}): {ErrnoText.Format(md.Result)}: {md.Reason}"));
         if (e != Errno.None)
-            return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []) { Events = memslotEvents };
+            return new Explanation(lab.Name, kd.Name, regionKind, mair, access, lines, $"memslot refused: {e}", "-", "-", []) { Events = memslotEvents };
 
-        var vcpu = vm.CreateModelVcpu(0).Value;
-        var type = access switch
+        // The guest does one access: a one-op program, loaded and run with KVM_RUN.
+        var vcpu = vm.CreateVcpu(0).Value;
+        var op = access switch
         {
-            "write" => GuestAccessRequest.Write(Gpa, mair, 0x1122334455667788UL),
-            "exec" => GuestAccessRequest.Exec(Gpa, mair),
-            _ => GuestAccessRequest.Read(Gpa, mair),
+            "write" => GuestOp.Store(Gpa, 0x1122334455667788UL, mair),
+            "exec" => GuestOp.Fetch(Gpa, mair),
+            _ => GuestOp.Load(Gpa, mair),
         };
-        var r = vcpu.Access(type);
+        var loaded = vmm.Guest.Load(vcpu, code.IsOk ? code.Value : default, CodeIpa, new GuestProgram([op]));
+        var run = loaded == Errno.None ? vcpu.Run() : loaded;
         var events = log.Take();
         var hazards = log.Judge(events);
         lines.AddRange(Lines(events, hazards));
+        // What became of the access, the leaf now in place and the effective type: from the events, not the table.
         var accessed = events.OfType<MemoryAccessed>().LastOrDefault();
-        var leaf = vm.Stage2.GetLeaf(Gpa) ?? r.Leaf;
+        var ended = events.OfType<AccessEnded>().LastOrDefault();
+        var leaf = log.LeafAt(md.Vm, Gpa);
         var fwb = cpu.Model.HasStage2Fwb;
         var s2 = leaf is { } l ? $"{KvmS2MemAttr.Name(l.KvmType, fwb)} (0x{l.MemAttr:X}), prot {l.KvmProt}" : "-";
         var eff = accessed?.Effective is { } ce ? new EffectiveMemoryType(ce.ParAttr, ce.Attributes) : (EffectiveMemoryType?)null;
-        var outcome = r.Outcome switch
+        var outcome = accessed is not null ? "completed" : ended?.Outcome switch
         {
-            GuestAccessOutcome.Completed => "completed",
             GuestAccessOutcome.MmioExit => "KVM_EXIT_MMIO",
             GuestAccessOutcome.AbortInjected => access == "exec" ? "instruction abort injected into the guest" : "data abort injected into the guest",
-            _ => $"KVM_RUN fails with {r.RunError}",
+            GuestAccessOutcome.RunFailed => $"KVM_RUN fails with {ended.RunError}",
+            _ => $"KVM_RUN fails with {(run.IsOk ? Errno.None : run.Error)}",
         };
         var effective = eff is { } ev ? $"{LabText.MemoryType(ev)} (0x{ev.ParAttr:X2} {ev.Description})" : "-";
-        return new Explanation(host.Name, kd.Name, regionKind, mair, access, lines, outcome, s2, effective,
+        return new Explanation(lab.Name, kd.Name, regionKind, mair, access, lines, outcome, s2, effective,
             hazards.Select(h => $"{h.Name}: {h.Detail}").ToList())
         {
             Events = [.. memslotEvents, .. events],
@@ -192,30 +224,50 @@ public static class Explainer
             yield return new(nameof(DecisionStage.Hazard), 0, h.ToString());
     }
 
-    private static KvmResult<Vma> MapRegion(Host host, Process vmm, string kind, NvGraceUsememMapping usemem)
+    /// <summary>The explained host's devices: a vfio-pci device with one 16 MiB BAR for <c>vfio-bar</c>, none otherwise.</summary>
+    private static IReadOnlyList<DeviceSpec> DevicesFor(string kind) =>
+        kind == "vfio-bar" ? [new VfioPciSpec(VfioName, default, [(0, 16UL << 20)])] : [];
+
+    /// <summary>
+    /// The explained region as the VMM's <see cref="RegionConfig"/>: RAM for anon and hugetlb, BAR0 of the vfio-pci
+    /// device for vfio-bar. The other kinds are a 2 MiB window of a driver's memory, which the VMM maps as a run maps a
+    /// <c>vmas</c> region's driver piece: the driver's mmap offered as a device file of the host (<see cref="LabHost.Files"/>),
+    /// mapped with MAP_FIXED over a reservation.
+    /// </summary>
+    private static RegionConfig RegionFor(LabHost lab, string kind, NvGraceUsememMapping usemem)
     {
         const ulong size = 2UL << 20;
         switch (kind)
         {
             case "anon":
-                return AnonymousMemory.Mmap(vmm, size);
+                return new RegionConfig(kind, Gpa, size, false, new AnonymousRam());
             case "hugetlb":
-                return Hugetlbfs.Mmap(vmm, size);
+                return new RegionConfig(kind, Gpa, size, false, new HugetlbRam(PMD_SIZE));
             case "vfio-bar":
-                return new VfioPciDevice(host, "0000:01:00.0", 16UL << 20).MmapBar(vmm, 0);
+                return new RegionConfig(kind, Gpa, 16UL << 20, false, new DeviceMemory(VfioName, "bar0"));
             case "nvgrace-usemem":
             case "nvgrace-resmem":
                 {
-                    var gpu = new NvGraceGpu(host, "gpu0", new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20, UsememMapping: usemem));
-                    return kind == "nvgrace-usemem" ? gpu.MmapUsemem(vmm, 0, size) : gpu.MmapResmem(vmm, 0, size);
+                    var gpu = new NvGraceGpu(lab.Host, NvgraceName, new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20, UsememMapping: usemem));
+                    return File(kind == "nvgrace-usemem"
+                        ? (p, at, len, _) => gpu.MmapUsemem(p, 0, len, at)
+                        : (p, at, len, _) => gpu.MmapResmem(p, 0, len, at));
                 }
 
             case "devmem":
-                return DevMem.Mmap(vmm, host.Memory.Ram.Base + (1UL << 30), size);
-            case "mixedmap":
-                return new MixedMapDevice(host, "mixed0", size).Mmap(vmm);
+                var pa = lab.Host.Memory.Ram.Base + (1UL << 30);
+                return File((p, at, len, prot) => DevMem.Mmap(p, pa, len, prot: prot, fixedAddress: at));
             default:
-                throw new ArgumentException($"unknown region kind '{kind}'; known: {string.Join(", ", RegionKinds)}", nameof(kind));
+                var device = new MixedMapDevice(lab.Host, "mixed0", size);
+                return File((p, at, len, prot) => device.Mmap(p, 0, len, prot, at));
+        }
+
+        // The model's device files have no file offset: each file maps its driver's memory from the explained start.
+        RegionConfig File(ModelFiles.MmapHandler mmap)
+        {
+            var path = $"/dev/s2lab-explain/{kind}";
+            lab.Files.Add(path, mmap);
+            return new RegionConfig(kind, Gpa, size, false, new MappedPieces([new MappedPiece(0, size, path)]));
         }
     }
 }

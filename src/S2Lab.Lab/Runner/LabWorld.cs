@@ -85,6 +85,13 @@ internal sealed class LabHost
         _vmms.TryGetValue(vmm, out var m) ? m : throw new InvalidOperationException($"the VMM was not made by host {Name}");
 
     /// <summary>
+    /// The Lab's event log of the /dev/kvm that <paramref name="vmm"/> (made by <see cref="NewVmm"/>) opened, attached on
+    /// first use (<see cref="KernelEventLog.Of"/>): what the Lab learns of the kernel's decisions, beside what the VMM's
+    /// calls return.
+    /// </summary>
+    public KernelEventLog Events(VmmHost vmm) => ModelOf(vmm).Events;
+
+    /// <summary>
     /// The VMA a VMM of this host created for <paramref name="r"/> (null if it never mapped it): the Lab's view, not
     /// the VMM's. For a region of several VMAs (<see cref="MappedPieces"/>), the VMA that is at <paramref name="offset"/> now
     /// (null in a hole).

@@ -27,6 +27,12 @@ public interface IHostAddressSpace
     /// <summary>mmap(MAP_PRIVATE|MAP_ANONYMOUS), THP allowed: the new mapping's start, or the errno.</summary>
     KvmResult<Hva> MapAnonymous(ulong size, Prot prot, string name);
 
+    /// <summary>
+    /// mmap(at, size, prot, MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED): anonymous memory at <paramref name="at"/>, replacing
+    /// whatever was mapped there (replay files name their addresses). EINVAL for an unaligned address or an empty length.
+    /// </summary>
+    KvmResult<Hva> MapAnonymousFixed(Hva at, ulong size, Prot prot, string name);
+
     /// <summary>mmap of hugetlbfs memory with <paramref name="hugePageSize"/> pages (MAP_HUGETLB|MAP_HUGE_*).</summary>
     KvmResult<Hva> MapHugetlb(ulong size, ulong hugePageSize, Prot prot, string name);
 

@@ -1,18 +1,21 @@
-using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Drivers;
 using S2Lab.Kernel.Kvm;
+using S2Lab.Kernel.Kvm.Events;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
+using S2Lab.Kernel.Model;
+using S2Lab.Lab.Runner;
 using static S2Lab.Kernel.Mm.PageSizes;
 
 namespace S2Lab.Lab.Replay;
 
 /// <summary>
-/// The model side of mmap, vcpu and access replay lines, shaped like the arm64 oracle's guest (oracle/arm64): the
-/// VMM's mappings are those of the probe, and the module's kinds map a range of RAM the host kernel does not own
-/// (booted with mem=), which the model holds as memory outside the linear map.
+/// The model side of a replay's special lines, shaped like the arm64 oracle's (oracle/arm64): the module's mmap kinds
+/// map a range of RAM the host kernel does not own (booted with mem=), which the model holds as memory outside the
+/// linear map; and what the oracle's probe reads besides KVM_RUN's return (an abort the guest took, the stage-2 leaf)
+/// comes from the kernel events (<see cref="KernelEventLog"/>), not from a table walk.
 /// </summary>
-public sealed class ModelReplayMachine : IReplayMachine
+public sealed class ModelReplayMappings : IReplayMappings
 {
     /// <summary>Where the oracle guest's carved RAM starts: QEMU virt RAM at 1 GiB, the kernel told mem=768M.</summary>
     public const ulong CarvedBase = 0x7000_0000;
@@ -25,30 +28,33 @@ public sealed class ModelReplayMachine : IReplayMachine
 
     private readonly ModelKvmSystem _kvm;
     private readonly PhysRegion _carved;
-    private readonly Dictionary<IKvmVm, ModelKvmVcpu> _vcpus = new(ReferenceEqualityComparer.Instance);
+    private readonly KernelEventLog _log;
 
-    /// <summary>A machine over <paramref name="kvm"/>'s process; adds the carved RAM to its host's memory map.</summary>
-    public ModelReplayMachine(ModelKvmSystem kvm)
+    /// <summary>The mappings of <paramref name="kvm"/>'s process; adds the carved RAM to its host's memory map and observes the kvm.</summary>
+    public ModelReplayMappings(ModelKvmSystem kvm)
     {
         _kvm = kvm;
         var mem = kvm.Host.Memory;
         _carved = mem.Regions.FirstOrDefault(r => r.Base == CarvedBase && r.Size == CarvedSize)
                   ?? mem.AddDeviceRegion("carved RAM (mem=)", CarvedSize, PhysRegionKind.DeviceMemory, CarvedBase);
+        _log = KernelEventLog.Of(kvm);
     }
+
+    /// <summary>
+    /// The seams a replay on <paramref name="kvm"/> runs through: the VMM process's address space (its host without
+    /// transparent huge pages, as the oracle's kernel is built), the model guest loader, and these mappings.
+    /// </summary>
+    public static ReplayHost Host(ModelKvmSystem kvm) =>
+        new(new ModelAddressSpace(kvm.Process) { TransparentHugepages = false }, new ModelGuestLoader(), new ModelReplayMappings(kvm));
 
     private MmStruct Mm => _kvm.Process.Mm;
 
-    public Errno Mmap(MmapOp op)
+    /// <summary>The module's mmap handler: the range must lie inside the carved RAM.</summary>
+    public Errno Map(MmapOp op)
     {
         const Prot rw = Prot.PROT_READ | Prot.PROT_WRITE;
         if (op.Kind is ReplayVmaKind.Anon or ReplayVmaKind.AnonRo)
-        {
-            var anon = AnonymousMemory.Mmap(_kvm.Process, op.Size, rw, op.UserspaceAddr, thp: false);
-            if (!anon.IsOk)
-                return anon.Error;
-            return op.Kind == ReplayVmaKind.AnonRo ? Mm.Mprotect(op.UserspaceAddr, op.Size, Prot.PROT_READ) : Errno.None;
-        }
-        // The module's mmap handler: the range must lie inside the carved RAM.
+            return Errno.EINVAL; // anonymous memory is the address space's (IHostAddressSpace), not the module's
         if (op.Size == 0 || !IsAligned(op.UserspaceAddr, PAGE_SIZE) || !IsAligned(op.Offset, PAGE_SIZE))
             return Errno.EINVAL;
         var len = AlignUp(op.Size, PAGE_SIZE);
@@ -75,47 +81,18 @@ public sealed class ModelReplayMachine : IReplayMachine
             Mm.InsertVma(len, pfnmap | extra, new PgProt(index), pa >> PAGE_SHIFT, new LinearPfnBacking(name), name, op.UserspaceAddr);
     }
 
-    public Errno Munmap(MunmapOp op) => Mm.Munmap(op.UserspaceAddr, op.Size);
-
-    /// <summary>KVM_CAP_ARM_MTE is the one capability the model enables; any other is EINVAL, as for an unknown cap.</summary>
-    public Errno EnableCap(IKvmVm vm, uint cap) =>
-        cap == KvmCap.ARM_MTE && vm is ModelKvmVm model ? model.EnableMte() : Errno.EINVAL;
-
-    public Errno CreateVcpu(IKvmVm vm, VcpuOp op)
+    /// <summary>
+    /// From the events since the last call, of which the access's come last: an abort KVM injected into the guest
+    /// (<see cref="AccessEnded"/>), and the leaf at <paramref name="gpa"/> in the accessing VM as the events last showed
+    /// it (<see cref="KernelEventLog.LeafAt"/>).
+    /// </summary>
+    public (bool Aborted, string? Leaf) AfterAccess(ulong gpa)
     {
-        var code = AnonymousMemory.Mmap(_kvm.Process, PAGE_SIZE, Prot.PROT_READ | Prot.PROT_WRITE, op.UserspaceAddr, thp: false);
-        if (!code.IsOk)
-            return code.Error;
-        var set = vm.SetUserMemoryRegion(new KvmUserspaceMemoryRegion(op.Slot, 0, op.GuestPhysAddr, PAGE_SIZE, op.UserspaceAddr));
-        if (set != Errno.None)
-            return set;
-        var vcpu = vm.CreateVcpu(0);
-        if (!vcpu.IsOk)
-            return vcpu.Error;
-        _vcpus[vm] = (ModelKvmVcpu)vcpu.Value;
-        return Errno.None;
-    }
-
-    public (Errno Result, string? Exit, string? Leaf) Access(IKvmVm vm, AccessOp op)
-    {
-        if (!_vcpus.TryGetValue(vm, out var vcpu))
-            return (Errno.EBADF, null, null);
-        // Stage 1 is off in the oracle's guest: data accesses are Device-nGnRnE, instruction fetches Normal.
-        var request = op.Kind switch
-        {
-            S2AccessKind.Read => GuestAccessRequest.Read(op.GuestPhysAddr, 0x00),
-            S2AccessKind.Write => GuestAccessRequest.Write(op.GuestPhysAddr, 0x00, 0xf900007ff900007fUL),
-            _ => GuestAccessRequest.Exec(op.GuestPhysAddr, 0xFF),
-        };
-        var r = vcpu.Access(request);
-        var leaf = FormatLeaf(vcpu.Vm.Stage2.GetLeaf(op.GuestPhysAddr));
-        return r.Outcome switch
-        {
-            GuestAccessOutcome.Completed => (Errno.None, "done", leaf),
-            GuestAccessOutcome.MmioExit => (Errno.None, "mmio", leaf),
-            GuestAccessOutcome.AbortInjected => (Errno.None, "abort", leaf),
-            _ => (r.RunError, null, leaf),
-        };
+        var events = _log.Take();
+        var end = events.LastOrDefault(e => e is MemoryAccessed or AccessEnded);
+        if (end is null)
+            return (false, null);
+        return (end is AccessEnded { Outcome: GuestAccessOutcome.AbortInjected }, FormatLeaf(_log.LeafAt(end.Vm, gpa)));
     }
 
     /// <summary>"none", or L&lt;level&gt;:0x&lt;descriptor &amp; <see cref="LeafAttributeMask"/>&gt; (the oracle probe's format).</summary>
