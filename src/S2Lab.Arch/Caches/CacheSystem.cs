@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using S2Lab.Arch.Attributes;
 
 namespace S2Lab.Arch.Caches;
@@ -176,7 +178,17 @@ public sealed class CacheSystem
 
         Counters.DataHits++;
         _data.Touch(held);
-        _data.Data(held).Slice(lineOffset, dest.Length).CopyTo(dest);
+        // In bounds: lineOffset + dest.Length <= the line size (checked above). A guest's doubleword is one load.
+        ref var src = ref Unsafe.Add(ref _data.DataRef(held), lineOffset);
+        if (dest.Length == sizeof(ulong))
+        {
+            Unsafe.WriteUnaligned(ref MemoryMarshal.GetReference(dest), Unsafe.ReadUnaligned<ulong>(ref src));
+        }
+        else
+        {
+            MemoryMarshal.CreateReadOnlySpan(ref src, dest.Length).CopyTo(dest);
+        }
+
         return true;
     }
 

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace S2Lab.Arch.Caches;
 
@@ -54,13 +55,14 @@ internal sealed class LineArray
     public int Find(ulong lineNumber)
     {
         // An invalid slot holds NoLine, which no line number equals: one array is compared.
+        // The set's ways lie inside the array (sets * ways == lines), so the look-up needs no bounds check.
         var first = (int)(lineNumber & _setMask) * _ways;
-        var numbers = _lineNumbers;
-        for (var slot = first; slot < first + _ways; slot++)
+        ref var way = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_lineNumbers), first);
+        for (var w = 0; w < _ways; w++)
         {
-            if (numbers[slot] == lineNumber)
+            if (Unsafe.Add(ref way, w) == lineNumber)
             {
-                return slot;
+                return first + w;
             }
         }
 
@@ -98,6 +100,10 @@ internal sealed class LineArray
     public LineState State(int slot) => _states[slot];
 
     public Span<byte> Data(int slot) => _data.AsSpan(slot * CacheLine.Size, CacheLine.Size);
+
+    /// <summary>The first byte of <paramref name="slot"/>'s line, for a caller that has checked its offsets against the line size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref byte DataRef(int slot) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_data), slot * CacheLine.Size);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Touch(int slot) => _lastUse[slot] = ++_clock;
