@@ -150,4 +150,43 @@ public class HazardTests
         Assert.Equal(AliasCause.Stage2, hazards[0].Cause);
         Assert.Contains("usemem", hazards[0].Detail, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// Observed stale copy: a word arrived other than the source's last write. The bytes are the hazard, whatever the
+    /// types (a cacheable line the PoC moved past, B2.11); with a non-cacheable stage 2 the reason names it.
+    /// </summary>
+    [Fact]
+    public void Stale_copy_observed_reports_the_bytes_copied_and_expected()
+    {
+        var h = Hazards.StaleCopy("gpu0.usemem", KvmS2MemType.DeviceNGnRE, vmmCacheable: true, guestWrote: true, new CopiedWord(0x40, 0x1111, 0x2222));
+        Assert.Equal((HazardKind.StaleCopy, "stale-copy"), (h!.Kind, h.Name));
+        Assert.StartsWith("copied 0x0000000000001111 at +0x40, expected 0x0000000000002222", h.Detail, StringComparison.Ordinal);
+        Assert.Contains("device-ngnre stage-2 mapping", h.Detail, StringComparison.Ordinal);
+        var cacheable = Hazards.StaleCopy("gpu0.usemem", KvmS2MemType.Normal, vmmCacheable: true, guestWrote: true, new CopiedWord(0, 1, 2));
+        Assert.Contains("a line older than the last write", cacheable!.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Possible stale copy: every word arrived, but the guest wrote through a Device or Normal-NC stage 2 while the VMM's
+    /// mapping is cacheable (a mismatched alias, B2.11; a cacheable line can be allocated at any time, D7.5.1).
+    /// </summary>
+    [Theory]
+    [InlineData(KvmS2MemType.DeviceNGnRE)]
+    [InlineData(KvmS2MemType.NormalNc)]
+    public void Stale_copy_is_possible_when_the_guest_wrote_around_the_caches_the_VMM_reads_through(KvmS2MemType s2)
+    {
+        var h = Hazards.StaleCopy("gpu0.usemem", s2, vmmCacheable: true, guestWrote: true, null);
+        Assert.Equal(HazardKind.StaleCopy, h!.Kind);
+        Assert.Contains("possible", h.Detail, StringComparison.Ordinal);
+        Assert.Contains("can miss the guest's writes", h.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void No_stale_copy_when_the_copy_arrived_and_no_alias_or_no_write_could_hide_one()
+    {
+        Assert.Null(Hazards.StaleCopy("gpu0.usemem", KvmS2MemType.Normal, vmmCacheable: true, guestWrote: true, null)); // one cacheable path
+        Assert.Null(Hazards.StaleCopy("gpu0.resmem", KvmS2MemType.NormalNc, vmmCacheable: false, guestWrote: true, null)); // both around
+        Assert.Null(Hazards.StaleCopy("gpu0.usemem", KvmS2MemType.DeviceNGnRE, vmmCacheable: true, guestWrote: false, null)); // nothing to miss
+        Assert.Null(Hazards.StaleCopy("gpu0.usemem", null, vmmCacheable: true, guestWrote: true, null));
+    }
 }

@@ -232,7 +232,7 @@ internal static class ReportTables
                     if (m.DataIntact is { } ok)
                         outcome += $"; data {(ok ? "intact" : "CORRUPTED")}";
                     foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
-                        outcome += $"; {c.Region}: {string.Join(", ", c.Hazards.Select(h => h.Name))}";
+                        outcome += $"; {c.Region}: {c.HazardText}";
                     notes.Add((outcome, m.Outcome is MigrationVerdict.SucceededSameTypes ? null : "bold"));
                     // After a switch-over the guest runs on: later accesses are not rows of this table (the
                     // migration's rows show the guest on the destination).

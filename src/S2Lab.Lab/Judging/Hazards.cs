@@ -24,7 +24,19 @@ public enum HazardKind
 
     /// <summary>A read returned bytes other than the last write anyone made there (issue 12).</summary>
     StaleRead,
+
+    /// <summary>
+    /// A migration's device copy, made through the VMM's cacheable mapping, can miss (possible) or did miss (observed)
+    /// the guest's last write.
+    /// </summary>
+    StaleCopy,
 }
+
+/// <summary>
+/// One word of device memory a migration's copy moved wrong: at <paramref name="Offset"/> of the region, the destination
+/// VMM's mapping holds <paramref name="Copied"/> where the last write on the source left <paramref name="Expected"/>.
+/// </summary>
+public readonly record struct CopiedWord(ulong Offset, ulong Copied, ulong Expected);
 
 /// <summary>What makes a mismatched alias non-cacheable.</summary>
 public enum AliasCause
@@ -121,5 +133,37 @@ public static class Hazards
             (path == Arch.Caches.AccessPath.Bypass
                 ? "a Non-cacheable or Device read goes around a line a cacheable alias holds (B2.11, D7.5.1)"
                 : "a cacheable read hit a line the PoC has moved past (B2.11)"));
+    }
+
+    /// <summary>
+    /// Stale copy: a migration copied device memory <paramref name="region"/> through the VMM's mapping during
+    /// stop-and-copy. Observed (<paramref name="wrong"/> set): a word arrived other than the last write on the source,
+    /// so the copy read a line the PoC had moved past (B2.11), whatever the reason. Possible (<paramref name="wrong"/>
+    /// null): the guest wrote the region through a non-cacheable stage-2 mapping (<paramref name="stage2"/> Device or
+    /// Normal-NC: its writes went to the PoC, around the caches) while the VMM's mapping is cacheable
+    /// (<paramref name="vmmCacheable"/>). That is a mismatched alias between the guest's writes and the VMM's reads:
+    /// on hardware the VMM's reads can hit a line its mapping allocated at any time (D7.5.1, speculation included),
+    /// even where the model's copy happened to read the PoC. Null otherwise (a region the guest only read holds what
+    /// the copy reads).
+    /// </summary>
+    public static Hazard? StaleCopy(string region, KvmS2MemType? stage2, bool vmmCacheable, bool guestWrote, CopiedWord? wrong)
+    {
+        var nonCacheable = stage2 is KvmS2MemType.DeviceNGnRE or KvmS2MemType.NormalNc;
+        var why = nonCacheable && vmmCacheable
+            ? $"the guest wrote {region} through a {Runner.LabText.Stage2(stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping"
+            : null;
+        if (wrong is { } w)
+        {
+            return new Hazard(HazardKind.StaleCopy, AliasCause.None,
+                $"copied 0x{w.Copied:X16} at +0x{w.Offset:x}, expected 0x{w.Expected:X16}: " +
+                (why is null
+                    ? "the VMM's copy read a line older than the last write (B2.11)"
+                    : $"{why}, which held a line older than the guest's write (B2.11)"));
+        }
+
+        return why is not null && guestWrote
+            ? new Hazard(HazardKind.StaleCopy, AliasCause.None,
+                $"{why}: on hardware the copy can miss the guest's writes (possible: B2.11, D7.5.1; in the model it carried them)")
+            : null;
     }
 }

@@ -101,6 +101,31 @@ internal sealed class LabHost
         : r.Config.Backing is MappedPieces ? ModelOf(vmm).Mm.FindVma(r.Hva + offset)
         : ModelOf(vmm).Memory.MappingAt(new Hva(r.Hva));
 
+    /// <summary>
+    /// The 8 bytes at <paramref name="offset"/> of <paramref name="r"/> as a read through <paramref name="vmm"/>'s mapping
+    /// would return them now, found without making that read: the data cache's line if the mapping is cacheable and the
+    /// line is held, else the point of coherency (<see cref="Arch.Caches.CacheSystem.TryPeekLine"/>, so the Lab's look
+    /// allocates no line and faults in no page). A page the mapping has not faulted in reads as zeros (the copy left
+    /// it: zeros on both sides). Null where the VMM has no mapping there.
+    /// </summary>
+    public ulong? PeekThroughVmm(VmmHost vmm, RegionSetup r, ulong offset)
+    {
+        if (VmaOf(vmm, r, offset) is not { } vma)
+            return null;
+        var hva = r.Hva + offset;
+        if (vma.Backing.Lookup(vma, hva) is not { } pte)
+            return 0;
+        var pa = (pte.Pfn << PAGE_SHIFT) + (hva & (PAGE_SIZE - 1));
+        Span<byte> word = stackalloc byte[8];
+        Span<byte> line = stackalloc byte[Arch.Caches.CacheLine.Size];
+        var attrs = Arch.Attributes.Mair.Decode(vma.PageProt.MairByte, Arch.Attributes.AttributeFeatures.None).Attributes;
+        if (Arch.Caches.CacheSystem.CachingOf(attrs) != Arch.Caches.DataCaching.None && Host.Caches.TryPeekLine(pa, line))
+            line.Slice((int)(pa & (Arch.Caches.CacheLine.Size - 1)), 8).CopyTo(word);
+        else
+            Host.Memory.ReadPoc(pa, word);
+        return BitConverter.ToUInt64(word);
+    }
+
     /// <summary>Offers a device region to this host's VMMs (device kinds call it from Install).</summary>
     public void Add(string device, string driver, string region, ulong size, DeviceRegionKind kind, Func<Process, KvmResult<Vma>> mmap)
     {

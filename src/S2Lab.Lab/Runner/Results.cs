@@ -332,7 +332,40 @@ public sealed record RangeResult(int Index, string Label, string Operation, stri
 }
 
 /// <summary>How a device region's contents moved (or why they did not).</summary>
-public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IReadOnlyList<HazardRecord> Hazards);
+public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IReadOnlyList<HazardRecord> Hazards)
+{
+    /// <summary>
+    /// For a stale copy observed (<see cref="Judging.Hazards.StaleCopy"/>): the offset in the region of the first word
+    /// that arrived other than the last write on the source. Null when every word the guest wrote arrived.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ulong? StaleOffset { get; init; }
+
+    /// <summary>For a stale copy observed: what the destination VMM's mapping holds at <see cref="StaleOffset"/>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ulong? Copied { get; init; }
+
+    /// <summary>For a stale copy observed: the last write on the source at <see cref="StaleOffset"/>.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ulong? Expected { get; init; }
+
+    /// <summary>
+    /// For reports: the hazards' names, and for a stale copy observed its first differing byte, as a stale read shows
+    /// it ("stale-copy (+0x0 byte 0 copied 0x11, expected 0x22)").
+    /// </summary>
+    [JsonIgnore]
+    public string HazardText
+    {
+        get
+        {
+            var names = string.Join(", ", Hazards.Select(h => h.Name));
+            if (StaleOffset is not { } off || Copied is not { } got || Expected is not { } want)
+                return names;
+            var i = System.Numerics.BitOperations.TrailingZeroCount(got ^ want) / 8;
+            return $"{names} (+0x{off:x} byte {i} copied 0x{(byte)(got >> (8 * i)):X2}, expected 0x{(byte)(want >> (8 * i)):X2})";
+        }
+    }
+}
 
 /// <summary>A memory-type change of a region across a migration.</summary>
 public sealed record TypeChange(string Region, string Before, string After);

@@ -78,6 +78,9 @@ internal sealed class MigrateStepKind : IStepKind
             x => x is "true" or "false" ? null : "expected true or false"),
         new("deviceCopy", null, (r, _) => string.Join(",", ((MigrateResult)r).DeviceCopies.Where(c => c.Bytes > 0).Select(c => c.Region)),
             Match: ExpectField.SetMatches),
+        // The device regions whose copy was observed stale (a word arrived other than the source's last write).
+        new("staleCopy", null, (r, _) => ((MigrateResult)r).DeviceCopies.Where(c => c.StaleOffset is not null).Select(c => c.Region).ToList() is { Count: > 0 } c
+            ? string.Join(",", c) : "none", Match: ExpectField.SetMatches),
     ];
 
     public StepResult? Execute(StepSpec step, ScenarioRunner.RunState run)
@@ -101,7 +104,8 @@ internal sealed class MigrateStepKind : IStepKind
         // there must find cacheable support on the destination. The destination VMM's start does that check.
         var source = st.Vm;
         var sourceViews = st.LastViews.ToDictionary(kv => kv.Key, kv => kv.Value);
-        var written = st.Written.Keys.Select(k => k.Region).ToHashSet();
+        // The last value written at each word on the source (the runner's shadow): what the copy must deliver.
+        var written = st.Written.ToDictionary(kv => kv.Key, kv => kv.Value);
         var guest = new MigrationGuest(st, s, to);
         var destVmm = to.NewVmm(s.Vm);
         var report = Migration.Migrate(source, destVmm, policy, guest, new MigrationOptions(s.MaxRounds, s.StopCopyPages));
@@ -119,9 +123,7 @@ internal sealed class MigrateStepKind : IStepKind
                 return result with { Outcome = MigrationVerdict.SetupFailed, Reason = reason, FailedCall = report.FailedCall, Errno = report.Errno, Rounds = report.Rounds };
         }
 
-        var copies = report.DeviceCopies.Select(c => new DeviceCopyRecord(c.Region,
-            $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes,
-            CopyHazards(c, sourceViews, written))).ToList();
+        var copies = report.DeviceCopies.Select(c => CopyRecord(c, sourceViews, written, guest.Arrived)).ToList();
 
         // Switched over: the VM now lives on the destination, and what the guest saw there is its latest view.
         st.MoveTo(report.DestinationVm!, to);
@@ -159,18 +161,39 @@ internal sealed class MigrateStepKind : IStepKind
         : $"no mapping: {string.Join(", ", v.Accesses.Where(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.NotRunning)).Select(a => a.ToString()).DefaultIfEmpty("not accessed"))}";
 
     /// <summary>
-    /// A device-memory copy is only as good as the VMM's view of it: if the guest used the memory through a
-    /// non-cacheable stage-2 mapping while the VMM's mapping is cacheable, real hardware can hand the VMM stale
-    /// cache lines (the model's memory has no caches, so the bytes it moved are right; on hardware they may not be).
+    /// A device region's copy as reports show it, with its stale-copy hazard (<see cref="Judging.Hazards.StaleCopy"/>):
+    /// observed where a word the source's last write left arrived different at the destination
+    /// (<paramref name="arrived"/>), possible where the guest wrote the region through a non-cacheable stage-2 mapping
+    /// and the VMM's mapping is cacheable.
     /// </summary>
-    private static List<HazardRecord> CopyHazards(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews, HashSet<string> written)
+    private static DeviceCopyRecord CopyRecord(DeviceCopyReport c, Dictionary<string, RegionAccessResult> sourceViews,
+        Dictionary<(string Region, ulong Offset), ulong> written, Dictionary<(string Region, ulong Offset), ulong> arrived)
     {
-        // Only writes the guest made can be missed: a region it only read holds what the copy reads.
-        if (!c.Copied || !written.Contains(c.Region) || !sourceViews.TryGetValue(c.Region, out var v) || v.Vma is not { Cacheable: true })
-            return [];
-        return v.Stage2 is KvmS2MemType.DeviceNGnRE or KvmS2MemType.NormalNc
-            ? [new HazardRecord("stale-copy", $"the guest wrote {c.Region} through a {LabText.Stage2(v.Stage2)} stage-2 mapping, the VMM copied it through its cacheable mapping: on hardware the copy can miss the guest's writes")]
-            : [];
+        var record = new DeviceCopyRecord(c.Region,
+            $"{c.How}{(c.Copied ? $"; {c.Bytes >> 20} MiB read, {c.PagesWithData} page(s) with data" : "")}", c.Bytes, []);
+        if (!c.Copied)
+            return record;
+        Judging.CopiedWord? wrong = null;
+        foreach (var ((region, offset), want) in written.Where(w => w.Key.Region == c.Region).OrderBy(w => w.Key.Offset))
+        {
+            if (arrived.TryGetValue((region, offset), out var got) && got != want)
+            {
+                wrong = new Judging.CopiedWord(offset, got, want);
+                break;
+            }
+        }
+
+        var view = sourceViews.GetValueOrDefault(c.Region);
+        var guestWrote = written.Keys.Any(k => k.Region == c.Region);
+        if (Judging.Hazards.StaleCopy(c.Region, view?.Stage2, view?.Vma is { Cacheable: true }, guestWrote, wrong) is not { } h)
+            return record;
+        return record with
+        {
+            Hazards = [new HazardRecord(h.Name, h.Detail)],
+            StaleOffset = wrong?.Offset,
+            Copied = wrong?.Copied,
+            Expected = wrong?.Expected,
+        };
     }
 
     /// <summary>The guest during a migration: writes RAM during pre-copy, touches its memory again after switch-over.</summary>
@@ -193,8 +216,20 @@ internal sealed class MigrateStepKind : IStepKind
             }
         }
 
+        /// <summary>
+        /// What the device copy delivered: for each word written on the source in a device memory region, what the
+        /// destination VMM's mapping holds at switch-over, before the guest runs there.
+        /// </summary>
+        public Dictionary<(string Region, ulong Offset), ulong> Arrived { get; } = [];
+
         public GuestResumeReport ResumeOn(VirtualMachine target)
         {
+            foreach (var (region, offset) in st.Written.Keys)
+            {
+                if (target.Region(region) is { Config.IsRam: false, IsDeviceRegisters: false } r && destination.PeekThroughVmm(target.Host, r, offset) is { } v)
+                    Arrived[(region, offset)] = v;
+            }
+
             st.MoveTo(target, destination);
             foreach (var (region, touch) in st.Touched.ToList())
             {
