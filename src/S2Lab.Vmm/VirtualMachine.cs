@@ -319,9 +319,10 @@ public static class Vmm
 
     /// <summary>
     /// The memslot flags the VMM asks for: READONLY for read-only regions; LOG_DIRTY_PAGES for regions logged from
-    /// creation; the cacheable flag per policy.
+    /// creation; the cacheable flag per policy (<see cref="WantsCacheable"/>: from the driver and region, not the VMA).
+    /// <c>s2lab explain</c> asks it too, so that it shows what the VMM does.
     /// </summary>
-    private static KvmMemFlags FlagsFor(RegionSetup r, VmmPolicy policy)
+    public static KvmMemFlags FlagsFor(RegionSetup r, VmmPolicy policy)
     {
         var flags = r.Config.ReadOnly ? KvmMemFlags.READONLY : KvmMemFlags.None;
         if (r.Config.LogDirty)

@@ -246,8 +246,9 @@ public class FaultRuleTests
         Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, gpa, 2 * GiB, use.Start + uaOffset, 0, 0)));
         var r = rig.Read(gpa + GiB + 0x5000);
         Assert.Equal(expected, r.Leaf!.Value.Size);
-        // A block is rule 16's (fault_supports_stage2_huge_mapping allowed it), a page of cacheable memory rule 15's.
-        Assert.Equal(expected > PageSizes.PAGE_SIZE ? 16 : 15, rig.LastFaultRule(DecisionStage.MappingSize));
+        // A block is sized from the host leaf (rule 15); the page is what is left when the memslot cannot hold the
+        // host's block (rule 16).
+        Assert.Equal(expected > PageSizes.PAGE_SIZE ? 15 : 16, rig.LastFaultRule(DecisionStage.MappingSize));
         Assert.Equal(use.LinearPa(use.Start + uaOffset + GiB + 0x5000), r.HostPhysAddr);
     }
 
@@ -302,10 +303,11 @@ public class FaultRuleTests
         // A 3 MiB slot: the first 2 MiB can be a PMD block, the last MiB only pages.
         Assert.Equal(Errno.None, rig.Vm.SetUserMemoryRegion2(new(1, 0, UseIpa, 3 * MiB, use.Start, 0, 0)));
         Assert.Equal(2 * MiB, rig.Read(UseIpa).Leaf!.Value.Size);
-        Assert.Equal(16, rig.LastFaultRule(DecisionStage.MappingSize)); // the block
+        Assert.Equal(15, rig.LastFaultRule(DecisionStage.MappingSize)); // the block: the host's leaf
         rig.Events.Clear();
         Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(UseIpa + 2 * MiB).Leaf!.Value.Size);
-        Assert.Equal(15, rig.FaultRules(DecisionStage.MappingSize).Single()); // the tail outside a whole block: a page
+        // The tail outside a whole block: the host maps it with a PUD leaf, the memslot holds only a page.
+        Assert.Equal(16, rig.FaultRules(DecisionStage.MappingSize).Single());
     }
 
     [Fact]
@@ -338,16 +340,98 @@ public class FaultRuleTests
         Assert.Equal(Errno.EINVAL, Hugetlbfs.Mmap(rig.Vmm, 16 * MiB, 16 * MiB).Error);
     }
 
+    /// <summary>
+    /// Rule 17: only dirty logging forces a page. A non-cacheable VM_MIXEDMAP page stays a page because the driver maps
+    /// the host with pages (rule 15), not because it is non-cacheable; a dirty-logged write to THP-backed RAM maps one
+    /// page, and that decision cites rule 17.
+    /// </summary>
     [Fact]
-    public void Rule17_noncacheable_page_mappings_are_never_enlarged_and_logging_forces_pages()
+    public void Rule17_only_dirty_logging_forces_a_page_and_the_decision_cites_it()
     {
         var rig = new Rig("neoverse-v2", "linux-6.17");
         var dev = new MixedMapDevice(rig.Host, "wc0", 64 * MiB, MtIndex.MT_NORMAL_NC);
         Assert.Equal(Errno.None, rig.AddSlot(0, 1UL << 32, dev.Mmap(rig.Vmm).Value));
         Assert.Equal(PageSizes.PAGE_SIZE, rig.Read(1UL << 32, 0x44).Leaf!.Value.Size);
-        Assert.Equal(17, rig.LastFaultRule(DecisionStage.MappingSize)); // a non-cacheable page: rule 17
-        Assert.Equal(Errno.None, rig.AddSlot(1, 0, rig.Anon(4 * MiB), KvmMemFlags.LOG_DIRTY_PAGES));
+        Assert.Equal(15, rig.LastFaultRule(DecisionStage.MappingSize)); // the host's page leaf, not rule 17
+        var ram = rig.Anon(4 * MiB);
+        Assert.Equal(Errno.None, rig.AddSlot(1, 0, ram, KvmMemFlags.LOG_DIRTY_PAGES));
+        rig.Events.Clear();
         Assert.Equal(PageSizes.PAGE_SIZE, rig.Write(0, 1).Leaf!.Value.Size);
+        Assert.Equal(17, rig.FaultRules(DecisionStage.MappingSize).Single()); // dirty logging forces the page
+        // The same RAM without logging is a THP block.
+        Assert.Equal(Errno.None, rig.AddSlot(1, 0, ram));
+        Assert.Equal(2 * MiB, rig.Read(2 * MiB).Leaf!.Value.Size);
+    }
+
+    /// <summary>
+    /// Rule 15's host-leaf step (transparent_hugepage_adjust) on THP-backed RAM: the step that promotes the page to a
+    /// PMD block and the final size both cite rule 15, the rule that says where the size comes from.
+    /// </summary>
+    [Fact]
+    public void Rule15_a_THP_block_cites_the_host_leaf_step()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(Errno.None, rig.AddSlot(0, 0, rig.Anon(4 * MiB)));
+        Assert.Equal(2 * MiB, rig.Read(0x3000).Leaf!.Value.Size);
+        var size = rig.Events.Events.OfType<FaultDecided>().Where(e => e.Stage == DecisionStage.MappingSize).ToList();
+        Assert.Equal([15, 15], size.Select(e => e.Rule));
+        Assert.StartsWith("transparent_hugepage_adjust", size[0].Reason, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A VM_PFNMAP block sized from the host leaf: usemem, which nvgrace-gpu's huge_fault maps with a PUD leaf, gets a
+    /// PMD block at stage 2 through the host-leaf step, cited as rule 15 (not rule 16, which only steps down).
+    /// </summary>
+    [Fact]
+    public void Rule15_a_VM_PFNMAP_block_sized_from_the_host_leaf_cites_rule_15()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        var use = gpu.MmapUsemem(rig.Vmm).Value;
+        Assert.True((use.Flags & VmFlags.VM_PFNMAP) != 0);
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, use));
+        var r = rig.Read(UseIpa + 0x5000);
+        Assert.Equal((2 * MiB, KvmS2MemType.Normal), (r.Leaf!.Value.Size, r.Leaf!.Value.KvmType));
+        Assert.Equal([15, 15], rig.FaultRules(DecisionStage.MappingSize));
+    }
+
+    /// <summary>
+    /// A non-cacheable device page and a non-cacheable device block: /dev/mem (remap_pfn_range, pages) gives a Device
+    /// page and a vfio-pci BAR (huge_fault, PMD leaves) a Device block. Both sizes come from the host leaf (rule 15);
+    /// neither cites rule 17, since being non-cacheable forces nothing in 6.12.113+ and 7.x.
+    /// </summary>
+    [Fact]
+    public void Rule15_a_noncacheable_device_page_cites_the_host_leaf_not_rule_17()
+    {
+        var (rig, gpu) = Gh200("neoverse-v2", "linux-6.17");
+        var dev = DevMem.Mmap(rig.Vmm, gpu.Usemem.Base, 4 * MiB, fixedAddress: 0x5000_0000_0000).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(1, UseIpa, dev));
+        var page = rig.Read(UseIpa + 0x1000).Leaf!.Value;
+        Assert.Equal((PageSizes.PAGE_SIZE, KvmS2MemType.DeviceNGnRE), (page.Size, page.KvmType));
+        Assert.Equal(15, rig.FaultRules(DecisionStage.MappingSize).Single());
+
+        var bar = new VfioPciDevice(rig.Host, "0000:02:00.0", 16 * MiB).MmapBar(rig.Vmm, 0).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(2, BarIpa, bar));
+        rig.Events.Clear();
+        var block = rig.Read(BarIpa + 0x1000, 0x44).Leaf!.Value;
+        Assert.Equal((2 * MiB, KvmS2MemType.NormalNc), (block.Size, block.KvmType));
+        Assert.Equal([15, 15], rig.FaultRules(DecisionStage.MappingSize));
+    }
+
+    /// <summary>
+    /// Hugetlb sizes: a page size the memslot holds is the host's (rule 15); a 1 GiB page in a slot congruent only mod
+    /// 2 MiB steps down to a PMD block, and one congruent with nothing to forced pages, both rule 16's step.
+    /// </summary>
+    [Theory]
+    [InlineData(0x40_0000_0000UL, 1UL << 30, 15)]
+    [InlineData(0x40_0020_0000UL, 2UL << 20, 16)]
+    [InlineData(0x40_0000_1000UL, 4096UL, 16)]
+    public void Rule16_hugetlb_step_down_cites_rule_16(ulong gpa, ulong expected, int rule)
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        var huge = Hugetlbfs.Mmap(rig.Vmm, GiB, PageSizes.PUD_SIZE).Value;
+        Assert.Equal(Errno.None, rig.AddSlot(0, gpa, huge));
+        Assert.Equal(expected, rig.Read(gpa + 0x40_3000).Leaf!.Value.Size);
+        Assert.Equal(rule, rig.FaultRules(DecisionStage.MappingSize).Single());
     }
 
     [Theory]

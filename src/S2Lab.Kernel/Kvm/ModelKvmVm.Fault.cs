@@ -176,20 +176,31 @@ public sealed partial class ModelKvmVm
             d.Facts = d.Facts with { Vma = vma.Name, VmaFlags = vma.Flags, VmaPgProt = vma.PageProt.ToString(), VmaCacheable = vma.IsCacheable };
         d?.Step(DecisionStage.Vma, 3, $"{vma.Name}: {vma.Flags}, pgprot {vma.PageProt} ({(vma.IsCacheable ? "cacheable" : "non-cacheable")})");
 
-        // Mapping size (rules 15-17).
+        // Mapping size (rules 15-17). sizeRule is the rule that set the size so far, the one the MappingSize decision
+        // cites (docs/rules.md, section E): 17 for a page forced by dirty logging, 16 where the memslot made KVM step
+        // down, 15 where the size is the host's own (the hugetlb page size, the contiguous-hugetlb switch, the host's
+        // stage-1 leaf).
         var forcePte = logging;
         int shift;
+        int sizeRule;
         if (logging)
+        {
             shift = PAGE_SHIFT;
+            sizeRule = 17;
+        }
         else
+        {
             shift = VmaPageShift(vma);
-        // user_mem_abort's switch: PUD falls back to PMD, CONT_PMD maps as PMD, CONT_PTE as forced pages (rule 15).
+            sizeRule = 15;
+        }
+        // user_mem_abort's switch: PUD falls back to PMD (rule 16), CONT_PMD maps as PMD and CONT_PTE as forced pages
+        // (rule 15), a PMD the memslot cannot hold falls to forced pages (rule 16).
         if (shift == PUD_SHIFT && !SupportsHuge(slot, hva, PUD_SIZE))
-            shift = PMD_SHIFT;
+            (shift, sizeRule) = (PMD_SHIFT, 16);
         if (shift == CONT_PMD_SHIFT)
             shift = PMD_SHIFT;
         if (shift == PMD_SHIFT && !SupportsHuge(slot, hva, PMD_SIZE))
-            shift = CONT_PTE_SHIFT;
+            (shift, sizeRule) = (CONT_PTE_SHIFT, 16);
         if (shift == CONT_PTE_SHIFT)
         {
             shift = PAGE_SHIFT;
@@ -237,13 +248,14 @@ public sealed partial class ModelKvmVm
         if (exec && forceNc)
             return new FaultInfo { IsPermissionFault = isPerm, Error = Errno.ENOEXEC, Decision = decision };
 
-        // Rule 17 / transparent_hugepage_adjust: a PAGE_SIZE mapping not forced to PTEs takes the host's stage-1 leaf
-        // (PMD at most), non-cacheable ones included (6.12.113+, 7.x: the check is !force_pte / max_map_size).
+        // Rule 15 / transparent_hugepage_adjust: a PAGE_SIZE mapping not forced to PTEs (rule 17) takes the host's
+        // stage-1 leaf (PMD at most), non-cacheable ones included (6.12.113+, 7.x: the check is !force_pte /
+        // max_map_size), if the memslot can hold the PMD block (rule 16).
         if (size == PAGE_SIZE && !forcePte)
         {
             if (isPerm && existing!.Value.Size > PAGE_SIZE)
             {
-                size = existing.Value.Size;
+                size = existing.Value.Size; // the block an earlier fault took from the host leaf (rule 15)
             }
             else if (SupportsHuge(slot, hva, PMD_SIZE))
             {
@@ -256,15 +268,21 @@ public sealed partial class ModelKvmVm
                     pfn &= ~(PMD_SIZE / PAGE_SIZE - 1);
                     if (d is not null)
                         d.Facts = d.Facts with { Pfn = pfn, MappingSize = size };
-                    d?.Step(DecisionStage.MappingSize, 16, "transparent_hugepage_adjust: the host maps a THP with a PMD: PMD block");
+                    d?.Step(DecisionStage.MappingSize, 15, "transparent_hugepage_adjust: the host maps a THP with a PMD: PMD block");
                 }
+            }
+            else if (d is not null && vma.Backing.Lookup(vma, hva) is { MappingSize: >= PMD_SIZE })
+            {
+                // The kernel checks the memslot first and never reads the host leaf here; only the cited rule needs
+                // it: the host's PMD leaf was refused by the memslot (rule 16), not by the host's own mapping.
+                sizeRule = 16;
             }
             if (size > PAGE_SIZE)
                 ipa = AlignDown(faultIpa, size);
         }
         if (d is not null)
             d.Facts = d.Facts with { MappingSize = size };
-        d?.Step(DecisionStage.MappingSize, size > PAGE_SIZE ? 16 : (forceNc ? 17 : 15),
+        d?.Step(DecisionStage.MappingSize, sizeRule,
             $"mapping size {Format(size)}{(logging ? " (dirty logging forces PAGE_SIZE)" : "")}");
 
         if (HasMte && !isPerm && !forceNc && (vma.Flags & VmFlags.VM_MTE_ALLOWED) == 0)

@@ -16,8 +16,9 @@ public sealed record Vma(ulong Start, ulong End, VmFlags Flags, PgProt PageProt,
     public bool IsCacheable => PageProt.IsCacheable;
 
     /// <summary>
-    /// For a VM_PFNMAP VMA, the physical address behind <paramref name="hva"/> as KVM assumes it (rule 15):
-    /// vm_pgoff * PAGE_SIZE + (hva - vm_start).
+    /// For a VM_PFNMAP VMA mapped linearly from vm_pgoff (remap_pfn_range, the vfio and nvgrace drivers), the
+    /// physical address behind <paramref name="hva"/>: vm_pgoff * PAGE_SIZE + (hva - vm_start). KVM no longer sizes
+    /// blocks from it (rule 15 takes the host's stage-1 leaf).
     /// </summary>
     public ulong LinearPa(ulong hva) => (PgOff << PAGE_SHIFT) + (hva - Start);
 

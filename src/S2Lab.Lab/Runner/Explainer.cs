@@ -67,18 +67,9 @@ public static class Explainer
     /// <param name="access">read, write or exec.</param>
     public static Explanation Explain(string cpuPreset, string design, string regionKind, byte mair, string access)
     {
-        var choice = Scenarios.DesignCatalog.ParseChoice(design, Scenarios.DesignCatalog.ExplainVariants, allowAll: false, out var error)
-            ?? throw new ArgumentException(error, nameof(design));
-        var variant = Scenarios.DesignCatalog.VariantOf(choice, Scenarios.DesignCatalog.ExplainVariants);
+        var (lab, region, policy) = World(cpuPreset, design, regionKind);
         var cpu = CpuPresets.Get(cpuPreset);
-        var kd = KvmDesigns.Create(Scenarios.DesignCatalog.KernelSpec(choice, Scenarios.DesignCatalog.ExplainVariants));
-        if (!RegionKinds.Contains(regionKind))
-            throw new ArgumentException($"unknown region kind '{regionKind}'; known: {string.Join(", ", RegionKinds)}", nameof(regionKind));
-
-        // The host as a run builds it (LabHost: the kernel host, its devices installed by their device kinds), and one
-        // VMM process on it that sees only the seams (VmmHost).
-        var lab = new LabHost(new HostSpec(cpuPreset, cpu.Model, cpu.Name, new DesignSpec(kd.Name, new Dictionary<string, string>()),
-            DevicesFor(regionKind), default), kd, variant, RamSize);
+        var kd = lab.Host.Design;
         var lines = new List<ExplainLine>
         {
             new("Host", 1, $"{cpu.Name}: FWB {(cpu.Model.HasStage2Fwb ? "present" : "absent")} (ID_AA64MMFR2_EL1.FWB = {cpu.Model.Mmfr2.Fwb}), " +
@@ -87,10 +78,6 @@ public static class Explainer
         };
 
         var kind = regionKind;
-        var usemem = variant.UsememMapping.TryGetValue(NvgraceName, out var m) && m == NvGraceUsememMapping.Mixedmap
-            ? NvGraceUsememMapping.Mixedmap
-            : NvGraceUsememMapping.Pfnmap;
-        var region = RegionFor(lab, regionKind, usemem);
         var vmm = lab.NewVmm("explain");
         using var kvm = vmm.Kvm;
         // The VMM maps the region as Vmm.Start maps each region of a run.
@@ -125,11 +112,10 @@ public static class Explainer
             vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(CodeSlot, 0, CodeIpa, PAGE_SIZE, code.Value.Value, 0, 0));
         using var log = lab.Events(vmm);
 
-        // The VMM's memslot-flag choice: the flag goes on cacheable device memory (a cacheable VM_PFNMAP or
-        // VM_MIXEDMAP mapping) when the kernel has it and the VMM prefers cacheable.
-        var preferCacheable = (variant.MemslotFlag ?? CacheableFlagChoice.PreferCacheable) == CacheableFlagChoice.PreferCacheable;
-        var memslotFlag = Scenarios.DesignCatalog.HasCacheableFlag(kd) && preferCacheable && vma.IsCacheable && vma.Flags.IsPfnmapOrMixed();
-        var flags = memslotFlag ? KvmMemFlags.ENABLE_CACHEABLE_PFNMAP : KvmMemFlags.None;
+        // The memslot flags are the VMM's own choice (Vmm.FlagsFor), made from what userspace sees: the cacheable flag
+        // goes on the device memory its driver table calls cacheable (nvgrace-gpu usemem) when the kernel has the flag
+        // and the VMM prefers cacheable; never on /dev/mem or a mixedmap device file, whatever their VMA says.
+        var flags = Vmm.Vmm.FlagsFor(setup, policy);
         var e = vm.SetUserMemoryRegion2(new KvmUserspaceMemoryRegion2(setup.Slot, (uint)flags, Gpa, setup.MappedSize, setup.Hva, 0, 0));
         var memslotEvents = log.Take();
         var md = memslotEvents.OfType<MemslotDecided>().Single();
@@ -170,6 +156,28 @@ public static class Explainer
         {
             Events = [.. memslotEvents, .. events],
         };
+    }
+
+    /// <summary>
+    /// The explained world before the VMM maps anything: the host as a run builds it (<see cref="LabHost"/>: the kernel
+    /// host, its devices installed by their device kinds), the region as the VMM's <see cref="RegionConfig"/>, and the
+    /// VMM's policy for the design choice (a VMM that trusts the kernel; the memslot-flag choice of the variant, else
+    /// prefer-cacheable, the scenario default).
+    /// </summary>
+    internal static (LabHost Lab, RegionConfig Region, VmmPolicy Policy) World(string cpuPreset, string design, string regionKind)
+    {
+        var choice = Scenarios.DesignCatalog.ParseChoice(design, Scenarios.DesignCatalog.ExplainVariants, allowAll: false, out var error)
+            ?? throw new ArgumentException(error, nameof(design));
+        var variant = Scenarios.DesignCatalog.VariantOf(choice, Scenarios.DesignCatalog.ExplainVariants);
+        var cpu = CpuPresets.Get(cpuPreset);
+        var kd = KvmDesigns.Create(Scenarios.DesignCatalog.KernelSpec(choice, Scenarios.DesignCatalog.ExplainVariants));
+        if (!RegionKinds.Contains(regionKind))
+            throw new ArgumentException($"unknown region kind '{regionKind}'; known: {string.Join(", ", RegionKinds)}", nameof(regionKind));
+        var lab = new LabHost(new HostSpec(cpuPreset, cpu.Model, cpu.Name, new DesignSpec(kd.Name, new Dictionary<string, string>()),
+            DevicesFor(regionKind), default), kd, variant, RamSize);
+        var policy = new VmmPolicy(CapabilityPolicy.TrustKernel, variant.MemslotFlag ?? CacheableFlagChoice.PreferCacheable,
+            Scenarios.DesignCatalog.HasCacheableFlag(kd));
+        return (lab, RegionFor(lab, regionKind), policy);
     }
 
     /// <summary>
@@ -224,17 +232,25 @@ public static class Explainer
             yield return new(nameof(DecisionStage.Hazard), 0, h.ToString());
     }
 
-    /// <summary>The explained host's devices: a vfio-pci device with one 16 MiB BAR for <c>vfio-bar</c>, none otherwise.</summary>
-    private static IReadOnlyList<DeviceSpec> DevicesFor(string kind) =>
-        kind == "vfio-bar" ? [new VfioPciSpec(VfioName, default, [(0, 16UL << 20)])] : [];
+    /// <summary>
+    /// The explained host's devices: a vfio-pci device with one 16 MiB BAR for <c>vfio-bar</c>; for the nvgrace kinds a
+    /// GH200 (1 GiB usemem, 1 GiB resmem, 16 MiB BAR0) that the variant may map VM_MIXEDMAP; none otherwise.
+    /// </summary>
+    private static IReadOnlyList<DeviceSpec> DevicesFor(string kind) => kind switch
+    {
+        "vfio-bar" => [new VfioPciSpec(VfioName, default, [(0, 16UL << 20)])],
+        "nvgrace-usemem" or "nvgrace-resmem" => [new NvgraceGpuSpec(NvgraceName, default, NvgraceModel.Gh200, 1UL << 30, 1UL << 30, 16UL << 20, NvGraceUsememMapping.Pfnmap)],
+        _ => [],
+    };
 
     /// <summary>
     /// The explained region as the VMM's <see cref="RegionConfig"/>: RAM for anon and hugetlb, BAR0 of the vfio-pci
-    /// device for vfio-bar. The other kinds are a 2 MiB window of a driver's memory, which the VMM maps as a run maps a
-    /// <c>vmas</c> region's driver piece: the driver's mmap offered as a device file of the host (<see cref="LabHost.Files"/>),
-    /// mapped with MAP_FIXED over a reservation.
+    /// device for vfio-bar, the usemem or resmem region of the GH200 through vfio for the nvgrace kinds (as a run
+    /// assigns a GPU, so the VMM knows the driver and the region). devmem and mixedmap are a 2 MiB window of a
+    /// driver's memory, which the VMM maps as a run maps a <c>vmas</c> region's driver piece: the driver's mmap offered
+    /// as a device file of the host (<see cref="LabHost.Files"/>), mapped with MAP_FIXED over a reservation.
     /// </summary>
-    private static RegionConfig RegionFor(LabHost lab, string kind, NvGraceUsememMapping usemem)
+    private static RegionConfig RegionFor(LabHost lab, string kind)
     {
         const ulong size = 2UL << 20;
         switch (kind)
@@ -248,10 +264,8 @@ public static class Explainer
             case "nvgrace-usemem":
             case "nvgrace-resmem":
                 {
-                    var gpu = new NvGraceGpu(lab.Host, NvgraceName, new NvGraceGpuConfig(NvGraceGpuModel.GH200, 2UL << 30, MemblkSize: 512UL << 20, UsememMapping: usemem));
-                    return File(kind == "nvgrace-usemem"
-                        ? (p, at, len, _) => gpu.MmapUsemem(p, 0, len, at)
-                        : (p, at, len, _) => gpu.MmapResmem(p, 0, len, at));
+                    var name = kind == "nvgrace-usemem" ? "usemem" : "resmem";
+                    return new RegionConfig(kind, Gpa, lab.Region(NvgraceName, name)!.Size, false, new DeviceMemory(NvgraceName, name));
                 }
 
             case "devmem":

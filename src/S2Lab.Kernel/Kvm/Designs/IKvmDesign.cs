@@ -57,7 +57,7 @@ public readonly record struct FaultTypeContext(CpuModel Cpu, VmFlags VmaFlags, b
 
 /// <summary>The stage-2 memory type a design picked at fault time, or the errno the fault fails with.</summary>
 /// <param name="Type">The type when <see cref="Error"/> is <see cref="Errno.None"/>.</param>
-/// <param name="ForceNonCacheable">user_mem_abort's s2_force_noncacheable: no exec (rule 12), no THP adjust (rule 17).</param>
+/// <param name="ForceNonCacheable">user_mem_abort's s2_force_noncacheable: no exec (rule 12), Device or Normal-NC prot; it does not stop the host-leaf step (rules 15 and 17, 6.12.113+ and 7.x).</param>
 public readonly record struct Stage2TypeDecision(KvmS2MemType Type, bool ForceNonCacheable, Errno Error, int Rule, string Reason)
 {
     public bool IsOk => Error == Errno.None;
