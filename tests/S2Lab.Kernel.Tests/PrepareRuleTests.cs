@@ -61,6 +61,90 @@ public class PrepareRuleTests
         Assert.Equal(Errno.EINVAL, vm.SetUserMemoryRegion2(new(1, 0, 4 * MiB, 2 * MiB, untagged.Start, 0, 0)));
     }
 
+    /// <summary>An MTE VM (KVM_CAP_ARM_MTE before its first vCPU) and that vCPU.</summary>
+    private static (ModelKvmVm Vm, ModelKvmVcpu Vcpu) MteVm(Rig rig)
+    {
+        var vm = rig.Kvm.CreateModelVm().Value;
+        Assert.Equal(Errno.None, vm.EnableMte());
+        return (vm, vm.CreateModelVcpu(0).Value);
+    }
+
+    /// <summary>
+    /// arch_calc_vm_flag_bits() checks MAP_ANONYMOUS (5.10-6.12) or MAP_ANONYMOUS|MAP_HUGETLB (6.13+): an anonymous
+    /// MAP_HUGETLB mapping allows tags in every modelled release, so an MTE VM takes it as RAM (rule 6) and maps its
+    /// huge pages as blocks.
+    /// </summary>
+    [Theory]
+    [InlineData("linux-6.8")]
+    [InlineData("linux-6.9")]
+    [InlineData("linux-6.17")]
+    [InlineData("proposal-memslot-flag")]
+    [InlineData("proposal-module-param=on")]
+    public void Rule06_mte_vm_over_anonymous_MAP_HUGETLB_is_accepted_in_every_design(string design)
+    {
+        var rig = new Rig("max", design);
+        var (vm, vcpu) = MteVm(rig);
+        var huge = Hugetlbfs.Mmap(rig.Vmm, 4 * MiB, anonymous: true).Value;
+        Assert.True((huge.Flags & VmFlags.VM_MTE_ALLOWED) != 0);
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(new(0, 0, GiB, 4 * MiB, huge.Start, 0, 0)));
+        var w = vcpu.Access(GuestAccessRequest.Write(GiB + 0x200008, 0xF0, 0x7A9));
+        Assert.Equal(GuestAccessOutcome.Completed, w.Outcome);
+        Assert.Equal(2 * MiB, w.Leaf!.Value.Size);
+        Assert.Equal(0x7A9UL, BitConverter.ToUInt64(vcpu.Access(GuestAccessRequest.Read(GiB + 0x200008, 0xF0)).Data));
+    }
+
+    /// <summary>
+    /// A hugetlbfs file (or memfd MFD_HUGETLB, QEMU's memory-backend-file/-memfd) is mapped without MAP_ANONYMOUS:
+    /// before 6.13 arch_calc_vm_flag_bits() leaves it without VM_MTE_ALLOWED and an MTE VM refuses the memslot
+    /// (rule 6); 6.13 (25c17c4b55de "hugetlb: arm64: add mte support") adds is_file_hugepages(file).
+    /// </summary>
+    [Theory]
+    [InlineData("linux-6.8", Errno.EINVAL)]
+    [InlineData("linux-6.9", Errno.EINVAL)]
+    [InlineData("linux-6.17", Errno.None)]
+    [InlineData("proposal-memslot-flag", Errno.None)]
+    [InlineData("proposal-module-param=on", Errno.None)]
+    public void Rule06_mte_vm_over_a_hugetlbfs_file_needs_613(string design, Errno expected)
+    {
+        var rig = new Rig("max", design);
+        var (vm, _) = MteVm(rig);
+        var file = Hugetlbfs.Mmap(rig.Vmm, 4 * MiB).Value;
+        Assert.Equal(expected == Errno.None, (file.Flags & VmFlags.VM_MTE_ALLOWED) != 0);
+        Assert.Equal(expected, vm.SetUserMemoryRegion2(new(0, 0, GiB, 4 * MiB, file.Start, 0, 0)));
+        // Without MTE in the VM, KVM does not look at the flag.
+        Assert.Equal(Errno.None, rig.AddSlot(0, GiB, file));
+    }
+
+    /// <summary>
+    /// The fault-time half of rule 6 (user_mem_abort's kvm_vma_mte_allowed()): a hugetlbfs file mapped with MAP_FIXED
+    /// over part of an accepted MTE slot is caught at the guest's next access: EFAULT before 6.13, mapped from 6.13.
+    /// </summary>
+    [Theory]
+    [InlineData("linux-6.9", GuestAccessOutcome.RunFailed)]
+    [InlineData("linux-6.17", GuestAccessOutcome.Completed)]
+    public void Rule06_hugetlbfs_file_mapped_over_an_mte_slot_fails_the_fault_before_613(string design, GuestAccessOutcome expected)
+    {
+        var rig = new Rig("max", design);
+        var (vm, vcpu) = MteVm(rig);
+        var ram = AnonymousMemory.Mmap(rig.Vmm, 4 * MiB).Value;
+        Assert.Equal(Errno.None, vm.SetUserMemoryRegion2(new(0, 0, GiB, 4 * MiB, ram.Start, 0, 0)));
+        _ = Hugetlbfs.Mmap(rig.Vmm, 2 * MiB, fixedAddress: ram.Start + 2 * MiB).Value;
+        Assert.Equal(GuestAccessOutcome.Completed, vcpu.Access(GuestAccessRequest.Read(GiB, 0xF0)).Outcome);
+        var r = vcpu.Access(GuestAccessRequest.Read(GiB + 2 * MiB, 0xF0));
+        Assert.Equal(expected, r.Outcome);
+        if (expected == GuestAccessOutcome.RunFailed)
+            Assert.Equal(Errno.EFAULT, r.RunError);
+    }
+
+    /// <summary>system_supports_mte() gates arch_calc_vm_flag_bits(): without MTE on the host no hugetlb VMA, anonymous or file, gets the flag.</summary>
+    [Fact]
+    public void Rule06_hugetlb_has_no_VM_MTE_ALLOWED_on_a_host_without_mte()
+    {
+        var rig = new Rig("neoverse-v2", "linux-6.17");
+        Assert.Equal(VmFlags.VM_NONE, Hugetlbfs.Mmap(rig.Vmm, 2 * MiB, anonymous: true).Value.Flags & VmFlags.VM_MTE_ALLOWED);
+        Assert.Equal(VmFlags.VM_NONE, Hugetlbfs.Mmap(rig.Vmm, 2 * MiB).Value.Flags & VmFlags.VM_MTE_ALLOWED);
+    }
+
     /// <summary>
     /// KVM_ENABLE_CAP(KVM_CAP_ARM_MTE) (arm.c, 6.12 and 7.3): EINVAL without MTE on the host or once a vCPU exists;
     /// memslots made before do not matter (recorded by the arm64 oracle under QEMU -M virt,mte=on).

@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using static S2Lab.Kernel.Mm.PageSizes;
@@ -17,8 +18,8 @@ public static class AnonymousMemory
     {
         var flags = VmFlagsExtensions.FromProt(prot) | VmFlags.VM_MAYREAD | VmFlags.VM_MAYWRITE | VmFlags.VM_MAYEXEC |
                     (shared ? VmFlags.VM_SHARED | VmFlags.VM_MAYSHARE : VmFlags.VM_ACCOUNT) |
-                    // arch_calc_vm_flag_bits(): anonymous memory may carry MTE tags when the system supports MTE.
-                    (process.Host.Cpu.HasMte ? VmFlags.VM_MTE_ALLOWED : VmFlags.VM_NONE);
+                    // arch_calc_vm_flag_bits(): anonymous memory may carry MTE tags when the system supports MTE (rule 6).
+                    ArchMman.CalcVmFlagBits(process.Host, MmapSource.Anonymous);
         var align = thp && length >= PMD_SIZE ? PMD_SIZE : PAGE_SIZE;
         return process.Mm.InsertVma(length, flags, PgProt.Default, null, new AnonymousBacking(process.Mm.Memory, thp), name,
             fixedAddress, fixedAddress is null ? align : PAGE_SIZE);

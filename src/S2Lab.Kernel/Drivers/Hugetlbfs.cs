@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using static S2Lab.Kernel.Mm.PageSizes;
@@ -11,19 +12,23 @@ namespace S2Lab.Kernel.Drivers;
 public static class Hugetlbfs
 {
     /// <summary>
-    /// mmap of a hugetlbfs file: the length must be a multiple of <paramref name="hugePageSize"/> (EINVAL otherwise),
-    /// and the address is aligned to it. A size arm64 has no hstate for fails EINVAL (ksys_mmap_pgoff: no
-    /// hstate for the MAP_HUGE_ size).
+    /// mmap of a hugetlbfs file, or with <paramref name="anonymous"/> mmap(MAP_ANONYMOUS|MAP_HUGETLB|MAP_HUGE_*) (what
+    /// <c>IHostAddressSpace.MapHugetlb</c> asks for): the length must be a multiple of <paramref name="hugePageSize"/>
+    /// (EINVAL otherwise), and the address is aligned to it. A size arm64 has no hstate for fails EINVAL
+    /// (ksys_mmap_pgoff: no hstate for the MAP_HUGE_ size). On an MTE host the VMA gets VM_MTE_ALLOWED as the modelled
+    /// kernel's arch_calc_vm_flag_bits() gives it (<see cref="ArchMman"/>): an anonymous MAP_HUGETLB mapping always,
+    /// a hugetlbfs file from 6.13 (rule 6).
     /// </summary>
     public static KvmResult<Vma> Mmap(Process process, ulong length, ulong hugePageSize = PMD_SIZE,
-        Prot prot = Prot.PROT_READ | Prot.PROT_WRITE, ulong? fixedAddress = null, string name = "hugetlb")
+        Prot prot = Prot.PROT_READ | Prot.PROT_WRITE, ulong? fixedAddress = null, string name = "hugetlb", bool anonymous = false)
     {
         if (!IsValidSize(hugePageSize) || length == 0 || !IsAligned(length, hugePageSize))
             return Errno.EINVAL;
         if (fixedAddress is { } fa && !IsAligned(fa, hugePageSize))
             return Errno.EINVAL;
         var flags = VmFlagsExtensions.FromProt(prot) | VmFlags.VM_HUGETLB | VmFlags.VM_DONTEXPAND | VmFlags.VM_SHARED |
-                    VmFlags.VM_MAYSHARE | VmFlags.VM_MAYREAD | VmFlags.VM_MAYWRITE | VmFlags.VM_MAYEXEC;
+                    VmFlags.VM_MAYSHARE | VmFlags.VM_MAYREAD | VmFlags.VM_MAYWRITE | VmFlags.VM_MAYEXEC |
+                    ArchMman.CalcVmFlagBits(process.Host, anonymous ? MmapSource.AnonymousHugetlb : MmapSource.HugetlbfsFile);
         return process.Mm.InsertVma(length, flags, PgProt.Default, 0, new HugetlbBacking(process.Mm.Memory, hugePageSize),
             name, fixedAddress, hugePageSize);
     }

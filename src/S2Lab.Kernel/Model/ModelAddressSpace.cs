@@ -43,7 +43,7 @@ public sealed class ModelAddressSpace(Process process, ModelVfioHost? vfio = nul
 
     /// <inheritdoc/>
     public KvmResult<Hva> MapHugetlb(ulong size, ulong hugePageSize, Prot prot, string name) =>
-        Start(Hugetlbfs.Mmap(Process, size, hugePageSize, prot, name: name));
+        Start(Hugetlbfs.Mmap(Process, size, hugePageSize, prot, name: name, anonymous: true));
 
     /// <summary>
     /// mmap of a vfio region: the driver's mmap (read-write, as vfio maps it), then mprotect to <paramref name="prot"/>
