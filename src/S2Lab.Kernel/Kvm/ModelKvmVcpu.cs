@@ -273,6 +273,7 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             Ended(o, type, ipa, s.Outcome, s.Error);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private GuestAccessStatus FastCore(ulong ipa, S2AccessKind type, Span<byte> destination, ReadOnlySpan<byte> source)
     {
         var len = type == S2AccessKind.Write ? source.Length : destination.Length;
@@ -285,6 +286,13 @@ public sealed class ModelKvmVcpu : IKvmVcpu
             Transfer(t.Pa, t.MemAttr, type, destination, source);
             return new GuestAccessStatus(GuestAccessOutcome.Completed);
         }
+        return FastFault(ipa, type, destination, source, t);
+    }
+
+    /// <summary>The fast path after a stage-2 fault: KVM handles it and the access retries (kept out of the hit path).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private GuestAccessStatus FastFault(ulong ipa, S2AccessKind type, Span<byte> destination, ReadOnlySpan<byte> source, S2TranslationResult t)
+    {
         for (var attempt = 0; attempt < 4; attempt++)
         {
             if (attempt > 0)
