@@ -1,5 +1,6 @@
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Judging;
@@ -168,7 +169,7 @@ public class ScorecardTests
     {
         // Both refusals happen before the design sees the VMA (rule 6), so every design gets the same EINVAL: they do
         // not tell designs apart, and linux-6.17 (which maps usemem Normal on this host) holds property 3.
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file)), "linux-6.17", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file)), new DesignRef("linux-6.17"), RunVariant.Default);
         var refused = run.Steps.OfType<StartResult>().Single(s => s.Label == step).Regions.Single(r => r.Region == "gpu0.usemem");
         Assert.Equal(Errno.EINVAL, refused.Errno);
         Assert.Contains(why, refused.RefusedForVmmRequest, StringComparison.Ordinal);

@@ -77,7 +77,7 @@ public static class Explainer
 
         // The host as a run builds it (LabHost: the kernel host, its devices installed by their device kinds), and one
         // VMM process on it that sees only the seams (VmmHost).
-        var lab = new LabHost(new HostSpec(cpuPreset, cpu.Model, cpu.Name, new DesignSpec(kd.Name, new Dictionary<string, string>()),
+        var lab = new LabHost(new HostSpec(cpuPreset, cpu.Model, cpu.Name, Scenarios.DesignCatalog.KernelSpec(choice, Scenarios.DesignCatalog.ExplainVariants),
             DevicesFor(regionKind), default), kd, variant, RamSize);
         var lines = new List<ExplainLine>
         {
