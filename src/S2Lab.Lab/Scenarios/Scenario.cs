@@ -67,22 +67,9 @@ public enum DeviceRegionKind
 /// <summary>One mmap-able region of a device.</summary>
 public sealed record DeviceRegionSpec(string Name, DeviceRegionKind Kind, ulong Size, NvGraceUsememMapping Mapping = NvGraceUsememMapping.Pfnmap);
 
-/// <summary>NVIDIA Grace Hopper / Grace Blackwell GPU models as nvgrace-gpu sees them.</summary>
-public enum NvgraceModel
-{
-    /// <summary>Grace Hopper: has resmem (the MIG hardware bug).</summary>
-    Gh200,
-
-    /// <summary>Grace Blackwell GB200: MIG_SUPPORTED_WITH_CACHED_RESMEM, no resmem.</summary>
-    Gb200,
-
-    /// <summary>Grace Blackwell GB300: no resmem.</summary>
-    Gb300,
-}
-
 /// <summary>A GPU assigned through the nvgrace-gpu vfio variant driver.</summary>
 public sealed record NvgraceGpuSpec(
-    string Name, SourceMark At, NvgraceModel Model, ulong UsememSize, ulong ResmemSize, ulong Bar0Size, NvGraceUsememMapping UsememMapping)
+    string Name, SourceMark At, NvGraceGpuModel Model, ulong UsememSize, ulong ResmemSize, ulong Bar0Size, NvGraceUsememMapping UsememMapping)
     : DeviceSpec(Name, At)
 {
     public override string Kind => "nvgrace-gpu";
