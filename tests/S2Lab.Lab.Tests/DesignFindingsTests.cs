@@ -4,6 +4,7 @@ using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Tests;
 
@@ -72,7 +73,7 @@ public class DesignFindingsTests
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, m.Errno);
         Assert.StartsWith("KVM_SET_USER_MEMORY_REGION", m.FailedCall, StringComparison.Ordinal);
         var usemem = m.DestinationRegions.Single(r => r.Region == "gpu0.usemem");
-        Assert.Equal(SetupOutcome.Failed, usemem.Outcome);
+        Assert.Equal(RegionOutcome.Failed, usemem.Outcome);
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, usemem.Errno);
         Assert.Equal("EINVAL", usemem.Text);
         Assert.False(m.SwitchedOver);
@@ -84,7 +85,7 @@ public class DesignFindingsTests
         var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra-checked");
         Assert.Equal(MigrationVerdict.Refused, m.Outcome);
         Assert.Contains("243", m.Reason, StringComparison.Ordinal);
-        Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome == SetupOutcome.Ok || (r.Outcome == SetupOutcome.Failed && r.Errno == Kernel.Kvm.Uapi.Errno.EINVAL));
+        Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome == RegionOutcome.Created || (r.Outcome == RegionOutcome.Failed && r.Errno == Kernel.Kvm.Uapi.Errno.EINVAL));
     }
 
     [Fact]
@@ -221,7 +222,7 @@ public class DesignFindingsTests
         var run = ScenarioRunner.RunOnce(scenario, new DesignRef("linux-6.17"), RunVariant.Default);
         var start = run.Steps.OfType<StartResult>().Single(s => s.Label == "altra-start");
         var usemem = start.Regions.Single(r => r.Region == "gpu0.usemem");
-        Assert.Equal(SetupOutcome.Failed, usemem.Outcome);
+        Assert.Equal(RegionOutcome.Failed, usemem.Outcome);
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, usemem.Errno);
         Assert.Equal("0", run.Hosts.Single(h => h.Name == "altra").Cap243Vm);
     }

@@ -7,6 +7,7 @@ using S2Lab.Lab.Judging;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Tests;
 
@@ -144,7 +145,7 @@ public class ScorecardTests
     /// <summary>A start step on host h whose one cacheable usemem region failed with EINVAL, for the reason given.</summary>
     private static StartResult RefusedStart(string? vmmRequest) =>
         new(0, "start", "vm", "h", Vmm.StartOutcome.Failed, "", Errno.EINVAL, "1",
-            [new RegionSetupResult("gpu0.usemem", "nvgrace-usemem", 0x40_0000_0000, 1UL << 30, Usemem, KvmMemFlags.None, SetupOutcome.Failed, Errno.EINVAL, "KVM_SET_USER_MEMORY_REGION2 slot 1 failed with EINVAL")
+            [new RegionSetupResult("gpu0.usemem", "nvgrace-usemem", 0x40_0000_0000, 1UL << 30, Usemem, KvmMemFlags.None, RegionOutcome.Failed, Errno.EINVAL, "KVM_SET_USER_MEMORY_REGION2 slot 1 failed with EINVAL")
             {
                 RefusedForVmmRequest = vmmRequest,
             }]);

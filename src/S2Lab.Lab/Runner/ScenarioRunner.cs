@@ -177,17 +177,10 @@ public static class ScenarioRunner
         {
             var kind = KindOf(host, vmm, r);
             var vma = host.VmaOf(vmm, r);
-            var outcome = r.Outcome switch
-            {
-                RegionOutcome.Created => SetupOutcome.Ok,
-                RegionOutcome.Refused => SetupOutcome.Refused,
-                RegionOutcome.Skipped => SetupOutcome.Skipped,
-                _ => SetupOutcome.Failed,
-            };
-            return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, vma is null ? null : Facts(host, vma), r.Flags, outcome, r.Errno,
+            return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, vma is null ? null : Facts(host, vma), r.Flags, r.Outcome, r.Errno,
                 r.Outcome == RegionOutcome.Created ? "" : r.Detail)
             {
-                RefusedForVmmRequest = outcome == SetupOutcome.Failed && vma is not null ? Judging.VmmRequests.RefusalCause(vma, r.Flags, mte, r.Errno) : null,
+                RefusedForVmmRequest = r.Outcome == RegionOutcome.Failed && vma is not null ? Judging.VmmRequests.RefusalCause(vma, r.Flags, mte, r.Errno) : null,
             };
         }
 
