@@ -42,18 +42,50 @@ public class DesignChoiceTests
         Assert.Equal(new DesignRef("proposal-module-param", "on"), DesignCatalog.KernelSpec(choice, []));
         var bare = DesignCatalog.ParseChoice("proposal-module-param", [], allowAll: false, out _)!;
         Assert.Equal(new DesignRef("proposal-module-param", "off"), DesignCatalog.KernelSpec(bare, []));
-        Assert.Equal(new DesignRef("linux-6.17"), DesignCatalog.KernelSpec(new DesignChoice("linux-6.17", null), []));
+        var plain = DesignCatalog.ParseChoice("linux-6.17", [], allowAll: false, out _)!;
+        Assert.Equal(new DesignRef("linux-6.17"), DesignCatalog.KernelSpec(plain, []));
     }
 
     /// <summary>
-    /// The latent bug of the old printer: two parameters were joined into the argument "a,b". A design has one argument,
-    /// so a second parameter is an error naming it.
+    /// The latent bug of the old printer: two parameters were joined into the argument "a,b". A host's design is a
+    /// <see cref="DesignRef"/>, which has one argument, so a second parameter is refused where the file is read, naming
+    /// it, and nothing is run.
     /// </summary>
     [Fact]
-    public void A_second_design_parameter_is_an_error_not_a_joined_argument()
+    public void A_second_design_parameter_is_a_located_error_not_a_joined_argument()
     {
-        var parameters = new Dictionary<string, string> { [DesignCatalog.ParameterName] = "on", ["other"] = "x" };
-        var e = Assert.Throws<ArgumentException>(() => DesignCatalog.RefOf("proposal-module-param", parameters));
-        Assert.Contains("'other'", e.Message);
+        const string Text = """
+            name: two
+            hosts:
+              grace: { cpu: neoverse-v2, design: proposal-module-param, params: { param: on, other: x } }
+            vms:
+              vm: { host: grace, memory: [ { name: ram, gpa: 0x40000000, size: 2MiB } ] }
+            steps:
+              - start: vm
+            """;
+        var e = Assert.Throws<ScenarioException>(() => ScenarioLoader.Parse(Text, "two.yaml"));
+        var err = Assert.Single(e.Errors);
+        Assert.Equal(("hosts.grace.params.other", 3), (err.Field, err.At.Line));
+        Assert.Equal("unknown parameter; proposal-module-param takes: param", err.Message);
+    }
+
+    /// <summary>A host's <c>design</c> and <c>params</c> are read into the kernel model's <see cref="DesignRef"/>: the argument as written (lower case), or the declared default.</summary>
+    [Theory]
+    [InlineData("design: linux-6.17", "linux-6.17")]
+    [InlineData("design: proposal-module-param", "proposal-module-param=off")]
+    [InlineData("design: proposal-module-param, params: { param: ON }", "proposal-module-param=on")]
+    [InlineData("design: proposal-memslot-flag", "proposal-memslot-flag")]
+    public void A_hosts_design_is_read_as_a_DesignRef(string fields, string expected)
+    {
+        var text = $$"""
+            name: one
+            hosts:
+              grace: { cpu: neoverse-v2, {{fields}} }
+            vms:
+              vm: { host: grace, memory: [ { name: ram, gpa: 0x40000000, size: 2MiB } ] }
+            steps:
+              - start: vm
+            """;
+        Assert.Equal(DesignRef.Parse(expected), ScenarioLoader.Parse(text, "one.yaml").Hosts.Single().Design);
     }
 }

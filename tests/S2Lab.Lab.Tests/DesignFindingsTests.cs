@@ -1,8 +1,10 @@
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Tests;
 
@@ -71,7 +73,7 @@ public class DesignFindingsTests
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, m.Errno);
         Assert.StartsWith("KVM_SET_USER_MEMORY_REGION", m.FailedCall, StringComparison.Ordinal);
         var usemem = m.DestinationRegions.Single(r => r.Region == "gpu0.usemem");
-        Assert.Equal(SetupOutcome.Failed, usemem.Outcome);
+        Assert.Equal(RegionOutcome.Failed, usemem.Outcome);
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, usemem.Errno);
         Assert.Equal("EINVAL", usemem.Text);
         Assert.False(m.SwitchedOver);
@@ -83,7 +85,7 @@ public class DesignFindingsTests
         var m = Run("linux-6.17").Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra-checked");
         Assert.Equal(MigrationVerdict.Refused, m.Outcome);
         Assert.Contains("243", m.Reason, StringComparison.Ordinal);
-        Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome == SetupOutcome.Ok || (r.Outcome == SetupOutcome.Failed && r.Errno == Kernel.Kvm.Uapi.Errno.EINVAL));
+        Assert.DoesNotContain(m.DestinationRegions, r => r.Outcome == RegionOutcome.Created || (r.Outcome == RegionOutcome.Failed && r.Errno == Kernel.Kvm.Uapi.Errno.EINVAL));
     }
 
     [Fact]
@@ -159,7 +161,7 @@ public class DesignFindingsTests
         Assert.DoesNotContain(run.Scorecard.Evidence["noMismatchedAlias"].Evidence, e => e.Contains("stale read", StringComparison.Ordinal));
         // With FWB (grace, linux-6.17) the same guest reads the VMM's byte: FWB forces Write-Back over its Device-nGnRnE.
         var grace = ScenarioLoader.Parse(DemoScenario.Text().Edit("cpu: neoverse-n1", "cpu: neoverse-v1"), "demo-two-fwb.yaml");
-        var fwb = LastRead(ScenarioRunner.RunOnce(grace, "linux-6.17", RunVariant.Default), "altra-usemem-mmu-off");
+        var fwb = LastRead(ScenarioRunner.RunOnce(grace, new DesignRef("linux-6.17"), RunVariant.Default), "altra-usemem-mmu-off");
         Assert.Equal(0x5AUL, fwb.Value);
         Assert.False(fwb.Stale);
     }
@@ -176,7 +178,7 @@ public class DesignFindingsTests
     public void Issue12_linux_6_9_host_writers_and_what_a_Device_read_returns(string writer, ulong read, ulong expected)
     {
         var text = DemoScenario.Text().Edit("writer: vmm, value: 0xA5", $"writer: {writer}, value: 0xA5");
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "demo-writer.yaml"), "linux-6.9", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "demo-writer.yaml"), new DesignRef("linux-6.9"), RunVariant.Default);
         var r = LastRead(run, "altra-usemem-vmm");
         Assert.Equal(read, r.Value);
         Assert.Equal(read != expected, r.Stale);
@@ -205,7 +207,7 @@ public class DesignFindingsTests
         foreach (var (design, variant) in new[] { ("linux-6.17", ""), ("proposal-module-param", "param=on") })
         {
             var v = DesignCatalog.VariantsOf(design).Single(x => x.Label == variant);
-            var row = ScenarioRunner.RunOnce(scenario, design, v).Scorecard;
+            var row = ScenarioRunner.RunOnce(scenario, DesignCatalog.DefaultRef(design), v).Scorecard;
             Assert.True(row.NoFaultTimeDeath && row.CacheableWherePossible && row.NoMismatchedAlias && row.NoImpossibleMaintenance && row.ClearMigrationSemantics,
                 $"{design} {variant}: {string.Join("; ", row.Evidence.Where(e => !e.Value.Holds).SelectMany(e => e.Value.Evidence))}");
         }
@@ -217,10 +219,10 @@ public class DesignFindingsTests
     {
         var text = DemoScenario.Text().Edit("cpu: neoverse-n1", "cpu: { preset: neoverse-v2, ctrEl0: 0x90040004 }");
         var scenario = ScenarioLoader.Parse(text, "demo-fwb-no-dic.yaml");
-        var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(scenario, new DesignRef("linux-6.17"), RunVariant.Default);
         var start = run.Steps.OfType<StartResult>().Single(s => s.Label == "altra-start");
         var usemem = start.Regions.Single(r => r.Region == "gpu0.usemem");
-        Assert.Equal(SetupOutcome.Failed, usemem.Outcome);
+        Assert.Equal(RegionOutcome.Failed, usemem.Outcome);
         Assert.Equal(Kernel.Kvm.Uapi.Errno.EINVAL, usemem.Errno);
         Assert.Equal("0", run.Hosts.Single(h => h.Name == "altra").Cap243Vm);
     }
@@ -254,7 +256,7 @@ public class DesignFindingsTests
               - start: { vm: vm, host: grace }
               - { id: touch, access: { vm: vm, region: gpu0.usemem, mair: {{mair}}, type: [read, write] } }
             """;
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "guest-mair.yaml"), design, RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "guest-mair.yaml"), DesignCatalog.DefaultRef(design), RunVariant.Default);
         var view = run.Steps.OfType<AccessResult>().Single(a => a.Label == "touch").Region;
         Assert.All(view.Accesses, a => Assert.Equal(AccessOutcome.Ok, a.Outcome));
         Assert.Equal(design == "linux-6.17" ? KvmS2MemType.Normal : KvmS2MemType.DeviceNGnRE, view.Stage2);

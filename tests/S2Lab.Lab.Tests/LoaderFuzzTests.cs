@@ -1,4 +1,5 @@
 using CsCheck;
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Lab.Scenarios;
 
 namespace S2Lab.Lab.Tests;
@@ -76,7 +77,7 @@ public class LoaderFuzzTests
                 return;
             }
 
-            var run = Runner.ScenarioRunner.RunOnce(s, "linux-6.17", RunVariant.Default);
+            var run = Runner.ScenarioRunner.RunOnce(s, new DesignRef("linux-6.17"), RunVariant.Default);
             Assert.Equal(s.Steps.Count(x => x is not ExpectStep), run.Steps.Count);
         }, iter: 40);
     }

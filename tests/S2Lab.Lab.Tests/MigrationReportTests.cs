@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 
@@ -7,7 +8,7 @@ namespace S2Lab.Lab.Tests;
 public class MigrationReportTests
 {
     private static RunResult Demo(string design) =>
-        ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), design, RunVariant.Default);
+        ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), DesignCatalog.DefaultRef(design), RunVariant.Default);
 
     [Fact]
     public void Precopy_rounds_count_zero_pages_and_a_destination_failure_says_the_guest_stays()

@@ -192,7 +192,7 @@ public class MigrationTests
     {
         var text = DemoScenario.Text();
         var scenario = ScenarioLoader.Parse(text, "demo.yaml");
-        var run = ScenarioRunner.RunOnce(scenario, "linux-6.9", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(scenario, new DesignRef("linux-6.9"), RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
         Assert.Equal(MigrationVerdict.SucceededSameTypes, m.Outcome);
         Assert.True(m.DataIntact);
@@ -288,7 +288,7 @@ public class MigrationTests
         var text = DemoScenario.Text() + "\n  - { id: still-there, start: { vm: vm, host: grace } }\n";
         var scenario = ScenarioLoader.Parse(text.Edit("  - id: grace-to-altra\n    migrate: { vm: vm, to: altra, dirty: [{ region: ram, offset: 0x10000, pages: 16, rounds: 2 }] }\n  - stop: vm",
             "  - id: grace-to-altra\n    migrate: { vm: vm, to: altra }\n  - { id: after-failed, access: { vm: vm, region: ram, offset: 0x2000, mair: 0xFF, type: read } }\n  - stop: vm"), "demo.yaml");
-        var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(scenario, new DesignRef("linux-6.17"), RunVariant.Default);
         Assert.Equal(MigrationVerdict.SetupFailed, run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Outcome);
         var after = run.Steps.OfType<AccessResult>().Single(a => a.Label == "after-failed").Region;
         Assert.Equal("grace", after.Host);
@@ -471,7 +471,7 @@ public class MigrationTests
               - { access: { vm: vm2, region: gpu0.usemem, offset: {{(overwritten ? "0x1000" : "0x5000")}}, mair: 0xFF, type: write, value: 0x2222 } }
               - { id: m, migrate: { vm: vm1, to: b } }
             """;
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "shared-gpu.yaml"), "linux-6.17", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "shared-gpu.yaml"), new DesignRef("linux-6.17"), RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "m");
         Assert.Equal(MigrationVerdict.SucceededSameTypes, m.Outcome);
         Assert.Equal(!overwritten, m.DataIntact);

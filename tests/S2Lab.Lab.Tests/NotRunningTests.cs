@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Lab.Reports;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
@@ -8,7 +9,7 @@ namespace S2Lab.Lab.Tests;
 public class NotRunningTests
 {
     private static RunResult Demo617() =>
-        ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), "linux-6.17", RunVariant.Default);
+        ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), new DesignRef("linux-6.17"), RunVariant.Default);
 
     [Fact]
     public void Migrating_a_VM_that_failed_to_start_names_that_host_and_the_failed_call()
@@ -34,7 +35,7 @@ public class NotRunningTests
     [Fact]
     public void A_guest_that_died_says_how_when_a_later_step_needs_it()
     {
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), "linux-6.17",
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), new DesignRef("linux-6.17"),
             RunPlan.For(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), "linux-6.17").Single(p => p.Variant.Label == "usemem=mixedmap").Variant);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "altra-to-grace");
         Assert.Equal(MigrationVerdict.Refused, m.Outcome);

@@ -3,6 +3,7 @@ using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Reports;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Tests;
 
@@ -23,12 +24,12 @@ public class OutcomeWordsTests
     [Fact]
     public void A_failed_memslot_is_named_by_its_errno_and_other_setup_outcomes_by_their_word()
     {
-        RegionSetupResult R(SetupOutcome o, Errno e) => new("r", "anon", 0, 0x1000, null, KvmMemFlags.None, o, e, "");
-        Assert.Equal("EINVAL", R(SetupOutcome.Failed, Errno.EINVAL).Text);
-        Assert.Equal("EEXIST", R(SetupOutcome.Failed, Errno.EEXIST).Text);
-        Assert.Equal("ok", R(SetupOutcome.Ok, Errno.None).Text);
-        Assert.Equal("refused", R(SetupOutcome.Refused, Errno.None).Text);
-        Assert.Equal("skipped", R(SetupOutcome.Skipped, Errno.None).Text);
+        RegionSetupResult R(RegionOutcome o, Errno e) => new("r", "anon", 0, 0x1000, null, KvmMemFlags.None, o, e, "");
+        Assert.Equal("EINVAL", R(RegionOutcome.Failed, Errno.EINVAL).Text);
+        Assert.Equal("EEXIST", R(RegionOutcome.Failed, Errno.EEXIST).Text);
+        Assert.Equal("ok", R(RegionOutcome.Created, Errno.None).Text);
+        Assert.Equal("refused", R(RegionOutcome.Refused, Errno.None).Text);
+        Assert.Equal("skipped", R(RegionOutcome.Skipped, Errno.None).Text);
     }
 
     [Fact]

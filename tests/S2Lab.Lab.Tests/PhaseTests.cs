@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Lab.Reports;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
@@ -8,7 +9,7 @@ namespace S2Lab.Lab.Tests;
 public class PhaseTests
 {
     private static RunResult Demo(string design) =>
-        ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), design, RunVariant.Default);
+        ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), DesignCatalog.DefaultRef(design), RunVariant.Default);
 
     [Fact]
     public void Every_start_and_migration_of_the_demo_has_its_own_phase()
@@ -76,7 +77,7 @@ public class PhaseTests
     {
         var scenario = ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml");
         var variant = RunPlan.For(scenario, "linux-6.17").Single(p => p.Variant.Label == "usemem=mixedmap").Variant;
-        var run = ScenarioRunner.RunOnce(scenario, "linux-6.17", variant);
+        var run = ScenarioRunner.RunOnce(scenario, new DesignRef("linux-6.17"), variant);
         var change = run.Steps.OfType<MigrateResult>().Single(m => m.Label == "grace-to-altra").Changes.Single(c => c.Region == "gpu0.usemem");
         Assert.Equal("normal / Normal-WB", change.Before);
         Assert.Equal("no mapping: read efault", change.After); // rule 7: the MIXEDMAP fault fails on altra

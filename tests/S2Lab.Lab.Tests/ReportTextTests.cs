@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Reports;
 using S2Lab.Lab.Runner;
@@ -42,7 +43,7 @@ public class ReportTextTests
     [Fact]
     public void A_destination_memslot_failure_is_named_once_as_the_failed_call()
     {
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), "linux-6.17", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(DemoScenario.Text(), "demo.yaml"), new DesignRef("linux-6.17"), RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single(x => x.Label == "grace-to-altra");
         Assert.StartsWith("KVM_SET_USER_MEMORY_REGION2", m.FailedCall, StringComparison.Ordinal);
         Assert.DoesNotContain("KVM_SET_USER_MEMORY_REGION", m.Reason, StringComparison.Ordinal);

@@ -1,11 +1,13 @@
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Judging;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
 using S2Lab.Lab.Scorecard;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Tests;
 
@@ -143,7 +145,7 @@ public class ScorecardTests
     /// <summary>A start step on host h whose one cacheable usemem region failed with EINVAL, for the reason given.</summary>
     private static StartResult RefusedStart(string? vmmRequest) =>
         new(0, "start", "vm", "h", Vmm.StartOutcome.Failed, "", Errno.EINVAL, "1",
-            [new RegionSetupResult("gpu0.usemem", "nvgrace-usemem", 0x40_0000_0000, 1UL << 30, Usemem, KvmMemFlags.None, SetupOutcome.Failed, Errno.EINVAL, "KVM_SET_USER_MEMORY_REGION2 slot 1 failed with EINVAL")
+            [new RegionSetupResult("gpu0.usemem", "nvgrace-usemem", 0x40_0000_0000, 1UL << 30, Usemem, KvmMemFlags.None, RegionOutcome.Failed, Errno.EINVAL, "KVM_SET_USER_MEMORY_REGION2 slot 1 failed with EINVAL")
             {
                 RefusedForVmmRequest = vmmRequest,
             }]);
@@ -168,7 +170,7 @@ public class ScorecardTests
     {
         // Both refusals happen before the design sees the VMA (rule 6), so every design gets the same EINVAL: they do
         // not tell designs apart, and linux-6.17 (which maps usemem Normal on this host) holds property 3.
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file)), "linux-6.17", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, file)), new DesignRef("linux-6.17"), RunVariant.Default);
         var refused = run.Steps.OfType<StartResult>().Single(s => s.Label == step).Regions.Single(r => r.Region == "gpu0.usemem");
         Assert.Equal(Errno.EINVAL, refused.Errno);
         Assert.Contains(why, refused.RefusedForVmmRequest, StringComparison.Ordinal);

@@ -1,3 +1,4 @@
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Lab.Runner;
 using S2Lab.Lab.Scenarios;
@@ -12,7 +13,7 @@ namespace S2Lab.Lab.Tests;
 public class VmasBackingTests
 {
     private static readonly Lazy<RunResult> Run = new(() =>
-        ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, "memslot-vmas.yaml")), "linux-6.17", RunVariant.Default));
+        ScenarioRunner.RunOnce(ScenarioLoader.LoadFile(Path.Combine(Repo.Scenarios, "memslot-vmas.yaml")), new DesignRef("linux-6.17"), RunVariant.Default));
 
     private static RegionAccessResult Step(string id) =>
         Run.Value.Steps.OfType<AccessResult>().Single(s => s.Label == id).Region;
@@ -67,7 +68,7 @@ public class VmasBackingTests
               - start: vm
               - { id: go, migrate: { vm: vm, to: b } }
             """;
-        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "vmas-hole-migration.yaml"), "linux-6.17", RunVariant.Default);
+        var run = ScenarioRunner.RunOnce(ScenarioLoader.Parse(text, "vmas-hole-migration.yaml"), new DesignRef("linux-6.17"), RunVariant.Default);
         var m = run.Steps.OfType<MigrateResult>().Single(s => s.Label == "go");
         Assert.NotEqual(MigrationVerdict.SucceededSameTypes, m.Outcome);
         Assert.Contains("holes+0x200000 (GPA 0x40200000, HVA 0x", m.Reason, StringComparison.Ordinal);

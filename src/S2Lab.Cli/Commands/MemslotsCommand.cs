@@ -165,7 +165,7 @@ internal static class MemslotsCommand
         // The same design spelling as run, demo and explain; a memslot-flag variant is a VMM's choice, which a replay
         // file makes itself (its flags field).
         var choice = DesignCatalog.ParseChoice(design, [], allowAll: false, out var choiceError);
-        if (choice is { Design: { } flagDesign } && DesignCatalog.VariantOf(choice, []).MemslotFlag is not null)
+        if (choice is { Design.Name: var flagDesign } && DesignCatalog.VariantOf(choice, []).MemslotFlag is not null)
         {
             choice = null;
             choiceError = $"'{design}': a flag variant is the VMM's choice; a replay file sets KVM_MEM_ENABLE_CACHEABLE_PFNMAP in its own flags (use {flagDesign})";

@@ -323,7 +323,7 @@ internal static class ReportTables
     }
 
     /// <summary>What KVM_SET_USER_MEMORY_REGION(2) returned: 0 (with the flags asked for) or the errno; or what the VMM did.</summary>
-    private static string MemslotText(RegionSetupResult r) => r.Outcome == SetupOutcome.Ok
+    private static string MemslotText(RegionSetupResult r) => r.Outcome == Vmm.RegionOutcome.Created
         ? (r.Flags == Kernel.Kvm.Uapi.KvmMemFlags.None ? "0" : $"0 ({r.Flags})")
         : r.Text;
 

@@ -12,6 +12,19 @@ public enum NvGraceGpuModel
 
     /// <summary>Grace Blackwell with MIG_SUPPORTED_WITH_CACHED_RESMEM: no resmem, all device memory is usemem.</summary>
     GB200,
+
+    /// <summary>Grace Blackwell Ultra (PCI ID 0x31C2): as <see cref="GB200"/> for the driver, no resmem.</summary>
+    GB300,
+}
+
+/// <summary>What the driver derives from the superchip generation.</summary>
+public static class NvGraceGpuModels
+{
+    /// <summary>
+    /// The MIG hardware bug (nvgrace_gpu_has_mig_hw_bug): only Grace Hopper has it, so only there the driver carves a
+    /// non-cacheable resmem out of the device memory; Grace Blackwell parts expose it all as usemem.
+    /// </summary>
+    public static bool HasResmem(this NvGraceGpuModel model) => model == NvGraceGpuModel.GH200;
 }
 
 /// <summary>How the driver maps usemem into a process.</summary>
@@ -61,7 +74,7 @@ public sealed class NvGraceGpu
         DeviceMemory = host.Memory.AddDeviceRegion($"{name} HBM", config.MemorySize, PhysRegionKind.DeviceMemory, config.MemoryBase);
         Pci = new VfioPciDevice(host, name, config.Bar0Size);
         var memphys = DeviceMemory.Base;
-        if (config.Model == NvGraceGpuModel.GH200)
+        if (config.Model.HasResmem())
         {
             if (config.MemorySize <= config.ResmemSize)
                 throw new ArgumentException("nvgrace-gpu GH200: device memory must exceed the 1 GiB resmem (usemem would be empty: -EINVAL)");

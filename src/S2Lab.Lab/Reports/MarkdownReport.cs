@@ -71,7 +71,7 @@ public static class MarkdownReport
     {
         sb.AppendLine("| region | kind | VMA | memslot flags | memslot |").AppendLine("|---|---|---|---|---|");
         foreach (var r in regions)
-            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == SetupOutcome.Ok ? "0" : r.Text)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
+            sb.AppendLine($"| {r.Region} | {r.RegionKind} | {Escape(r.Vma?.Description ?? "not mapped")} | {r.Flags} | {(r.Outcome == Vmm.RegionOutcome.Created ? "0" : r.Text)}{(r.Detail.Length > 0 ? $": {Escape(r.Detail)}" : "")} |");
         sb.AppendLine();
     }
 

@@ -170,10 +170,11 @@ public static class Explainer
             ?? throw new ArgumentException(error, nameof(design));
         var variant = Scenarios.DesignCatalog.VariantOf(choice, Scenarios.DesignCatalog.ExplainVariants);
         var cpu = CpuPresets.Get(cpuPreset);
-        var kd = KvmDesigns.Create(Scenarios.DesignCatalog.KernelSpec(choice, Scenarios.DesignCatalog.ExplainVariants));
+        var spec = Scenarios.DesignCatalog.KernelSpec(choice, Scenarios.DesignCatalog.ExplainVariants);
+        var kd = KvmDesigns.Create(spec);
         if (!RegionKinds.Contains(regionKind))
             throw new ArgumentException($"unknown region kind '{regionKind}'; known: {string.Join(", ", RegionKinds)}", nameof(regionKind));
-        var lab = new LabHost(new HostSpec(cpuPreset, cpu.Model, cpu.Name, new DesignSpec(kd.Name, new Dictionary<string, string>()),
+        var lab = new LabHost(new HostSpec(cpuPreset, cpu.Model, cpu.Name, spec,
             DevicesFor(regionKind), default), kd, variant, RamSize);
         var policy = new VmmPolicy(CapabilityPolicy.TrustKernel, variant.MemslotFlag ?? CacheableFlagChoice.PreferCacheable,
             Scenarios.DesignCatalog.HasCacheableFlag(kd));
@@ -239,7 +240,7 @@ public static class Explainer
     private static IReadOnlyList<DeviceSpec> DevicesFor(string kind) => kind switch
     {
         "vfio-bar" => [new VfioPciSpec(VfioName, default, [(0, 16UL << 20)])],
-        "nvgrace-usemem" or "nvgrace-resmem" => [new NvgraceGpuSpec(NvgraceName, default, NvgraceModel.Gh200, 1UL << 30, 1UL << 30, 16UL << 20, NvGraceUsememMapping.Pfnmap)],
+        "nvgrace-usemem" or "nvgrace-resmem" => [new NvgraceGpuSpec(NvgraceName, default, NvGraceGpuModel.GH200, 1UL << 30, 1UL << 30, 16UL << 20, NvGraceUsememMapping.Pfnmap)],
         _ => [],
     };
 

@@ -46,6 +46,17 @@ public static class LabText
     public static string Start(Vmm.StartOutcome outcome) => outcome == Vmm.StartOutcome.Started ? "ok" : Word(outcome);
 
     /// <summary>
+    /// How setting up one region ended, as reports, JSON and expect steps (memslots.REGION) name it: ok (the memslot was
+    /// created), refused (the VMM declined), skipped (not tried: the VM was refused), or the failed call's errno name.
+    /// </summary>
+    public static string Region(Vmm.RegionOutcome outcome, Errno error) => outcome switch
+    {
+        Vmm.RegionOutcome.Created => "ok",
+        Vmm.RegionOutcome.Failed => Errno(error),
+        _ => Word(outcome),
+    };
+
+    /// <summary>
     /// The words for KVM's stage-2 memory types (the prot type bits of kvm_pgtable_prot, before encoding) in reports,
     /// expect steps and JSON; null is "none", no mapping was written. One table: <see cref="Stage2(KvmS2MemType?)"/>,
     /// <see cref="Stage2Words"/> and <see cref="Stage2Word"/> read it.

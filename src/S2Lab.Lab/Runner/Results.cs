@@ -2,24 +2,9 @@ using System.Text.Json.Serialization;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Kernel.Kvm.Uapi;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Runner;
-
-/// <summary>How setting up one region ended.</summary>
-public enum SetupOutcome
-{
-    /// <summary>The memslot was created.</summary>
-    Ok,
-
-    /// <summary>The VMM declined to create it (see the detail).</summary>
-    Refused,
-
-    /// <summary>Not tried: an earlier call failed.</summary>
-    Skipped,
-
-    /// <summary>A call failed with the region's <see cref="RegionSetupResult.Errno"/>.</summary>
-    Failed,
-}
 
 /// <summary>How one guest access ended. JSON writes these kebab-case: ok, efault, instruction-abort, ...</summary>
 public enum AccessOutcome
@@ -197,7 +182,8 @@ public sealed record RegionAccessResult(
 }
 
 /// <summary>Setting up one region on one host: the mmap, the VMM's decision and the memslot call.</summary>
-/// <param name="Errno">The errno of the failed call, when <see cref="Outcome"/> is <see cref="SetupOutcome.Failed"/>.</param>
+/// <param name="Outcome">The VMM's outcome for the region (<see cref="RegionOutcome"/>: created, refused, failed, skipped).</param>
+/// <param name="Errno">The errno of the failed call, when <see cref="Outcome"/> is <see cref="RegionOutcome.Failed"/>.</param>
 public sealed record RegionSetupResult(
     string Region,
     string RegionKind,
@@ -205,7 +191,7 @@ public sealed record RegionSetupResult(
     ulong Size,
     VmaFacts? Vma,
     KvmMemFlags Flags,
-    [property: JsonIgnore] SetupOutcome Outcome,
+    [property: JsonIgnore] RegionOutcome Outcome,
     [property: JsonPropertyOrder(2)] Errno Errno,
     [property: JsonPropertyOrder(2)] string Detail)
 {
@@ -215,7 +201,7 @@ public sealed record RegionSetupResult(
     /// </summary>
     [JsonPropertyName("outcome")]
     [JsonPropertyOrder(1)]
-    public string Text => Outcome == SetupOutcome.Failed ? LabText.Errno(Errno) : LabText.Word(Outcome);
+    public string Text => LabText.Region(Outcome, Errno);
 
     /// <summary>
     /// For a failed memslot: why the VMM's own request made KVM refuse it in every design, whatever the memory type

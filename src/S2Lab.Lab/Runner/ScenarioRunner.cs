@@ -23,17 +23,18 @@ public static class RunPlan
     /// <summary>
     /// <paramref name="design"/> null: one run with the designs the file names. "all": every design of the kernel model
     /// with its variants, plus the scenario's variants. A design name: that design with its variants and the
-    /// scenario's. DESIGN:VARIANT: that one run (<see cref="DesignCatalog.ParseChoice"/>).
+    /// scenario's. DESIGN:VARIANT: that one run (<see cref="DesignCatalog.ParseChoice"/>). Each run's design is the
+    /// kernel model's (<see cref="DesignRef"/>), with the variant's argument or its default.
     /// </summary>
-    public static IReadOnlyList<(string? Design, RunVariant Variant)> For(Scenario scenario, string? design)
+    public static IReadOnlyList<(DesignRef? Design, RunVariant Variant)> For(Scenario scenario, string? design)
     {
         if (design is null)
             return [(null, RunVariant.Default)];
         var choice = DesignCatalog.ParseChoice(design, scenario.Variants, allowAll: true, out var error)
             ?? throw new ArgumentException(error, nameof(design));
-        var designs = choice.Design is null ? DesignCatalog.Designs : [choice.Design];
+        var designs = choice.Design is { Name: var one } ? [one] : DesignCatalog.Designs;
         return designs
-            .SelectMany(d => DesignCatalog.VariantsFor(d, scenario.Variants).Select(v => (Design: (string?)d, Variant: v)))
+            .SelectMany(d => DesignCatalog.VariantsFor(d, scenario.Variants).Select(v => (Design: (DesignRef?)DesignCatalog.RunRef(DesignCatalog.DefaultRef(d), v), Variant: v)))
             .Where(p => choice.Variant is null || p.Variant.Label == choice.Variant)
             .ToList();
     }
@@ -55,8 +56,8 @@ public static class ScenarioRunner
         return new LabReport(scenario.Name, scenario.Description, scenario.File, runs);
     }
 
-    /// <summary>One run: with <paramref name="design"/> set, every host runs that design (with the variant's parameters).</summary>
-    public static RunResult RunOnce(Scenario scenario, string? design, RunVariant variant)
+    /// <summary>One run: with <paramref name="design"/> set, every host runs that design; else each its own. The variant's argument, if any, overrides either.</summary>
+    public static RunResult RunOnce(Scenario scenario, DesignRef? design, RunVariant variant)
     {
         var ram = LabHost.RamFor(scenario);
         var hosts = new Dictionary<string, LabHost>();
@@ -64,8 +65,7 @@ public static class ScenarioRunner
         var designLabels = new List<string>();
         foreach (var h in scenario.Hosts)
         {
-            var name = design ?? h.Design.Name;
-            var spec = DesignCatalog.RunRef(name, design is null ? h.Design.Parameters : DesignCatalog.DefaultParameters(name), variant);
+            var spec = DesignCatalog.RunRef(design ?? h.Design, variant);
             var kd = KvmDesigns.Create(spec);
             var lh = new LabHost(h, kd, variant, ram, scenario.Kinds);
             foreach (var region in scenario.Vms.SelectMany(v => v.Regions))
@@ -74,13 +74,13 @@ public static class ScenarioRunner
                 RemapStepKind.Install(remap, lh);
             hosts[h.Name] = lh;
             facts.Add(lh.Probe(spec.ToString()));
-            designLabels.Add(name);
+            designLabels.Add(spec.Name);
         }
 
-        var label = design ?? (designLabels.Distinct().Count() == 1 ? designLabels[0] : string.Join("+", designLabels.Distinct()));
-        // Run as written: the hosts' own design parameters are the variant (e.g. "param=on", or "param=on, param=off").
+        var label = design?.Name ?? (designLabels.Distinct().Count() == 1 ? designLabels[0] : string.Join("+", designLabels.Distinct()));
+        // Run as written: the hosts' own design arguments are the variant (e.g. "param=on", or "param=on, param=off").
         var variantLabel = design is not null ? variant.Label
-            : string.Join(", ", scenario.Hosts.Select(h => string.Join(",", h.Design.Parameters.Select(p => $"{p.Key}={p.Value}"))).Where(x => x.Length > 0).Distinct());
+            : string.Join(", ", scenario.Hosts.Select(h => h.Design.Argument is { } a ? $"{DesignCatalog.ParameterName}={a}" : "").Where(x => x.Length > 0).Distinct());
         var run = new RunState(scenario, hosts, variant);
         var steps = new List<StepResult>();
         foreach (var step in scenario.Steps)
@@ -177,17 +177,10 @@ public static class ScenarioRunner
         {
             var kind = KindOf(host, vmm, r);
             var vma = host.VmaOf(vmm, r);
-            var outcome = r.Outcome switch
-            {
-                RegionOutcome.Created => SetupOutcome.Ok,
-                RegionOutcome.Refused => SetupOutcome.Refused,
-                RegionOutcome.Skipped => SetupOutcome.Skipped,
-                _ => SetupOutcome.Failed,
-            };
-            return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, vma is null ? null : Facts(host, vma), r.Flags, outcome, r.Errno,
+            return new RegionSetupResult(r.Name, kind, r.Config.Gpa, r.Config.Size, vma is null ? null : Facts(host, vma), r.Flags, r.Outcome, r.Errno,
                 r.Outcome == RegionOutcome.Created ? "" : r.Detail)
             {
-                RefusedForVmmRequest = outcome == SetupOutcome.Failed && vma is not null ? Judging.VmmRequests.RefusalCause(vma, r.Flags, mte, r.Errno) : null,
+                RefusedForVmmRequest = r.Outcome == RegionOutcome.Failed && vma is not null ? Judging.VmmRequests.RefusalCause(vma, r.Flags, mte, r.Errno) : null,
             };
         }
 

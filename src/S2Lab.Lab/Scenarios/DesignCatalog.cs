@@ -8,24 +8,29 @@ namespace S2Lab.Lab.Scenarios;
 
 /// <summary>A way to run a design: a label ("" for the design as configured) and what it changes.</summary>
 /// <param name="Label">The variant text in reports: "", "param=on", "flag=prefer-cacheable", or a scenario variant's name.</param>
-/// <param name="DesignParameters">Design parameters set on every host.</param>
+/// <param name="DesignArgument">The design's argument (<see cref="DesignRef.Argument"/>) set on every host, if any.</param>
 /// <param name="MemslotFlag">The memslot-flag choice forced on every VM's VMM, if any.</param>
 /// <param name="UsememMapping">Per device name: how usemem is mapped (scenario variants).</param>
 public sealed record RunVariant(
     string Label,
-    IReadOnlyDictionary<string, string> DesignParameters,
+    string? DesignArgument,
     CacheableFlagChoice? MemslotFlag,
     IReadOnlyDictionary<string, NvGraceUsememMapping> UsememMapping)
 {
-    public static readonly RunVariant Default = new("", new Dictionary<string, string>(), null, new Dictionary<string, NvGraceUsememMapping>());
+    public static readonly RunVariant Default = new("", null, null, new Dictionary<string, NvGraceUsememMapping>());
 }
 
-/// <summary>A parsed design choice: <see cref="Design"/> null means every design; <see cref="Variant"/> null every variant (or none).</summary>
-public sealed record DesignChoice(string? Design, string? Variant)
+/// <summary>
+/// A parsed design choice. <see cref="Design"/> null means every design; otherwise it is the kernel model's design one
+/// run of the choice runs: its argument at its default, or the variant's (<c>proposal-module-param:param=on</c> is
+/// <c>proposal-module-param=on</c>). <see cref="Variant"/> null means every variant of it (run, demo) or the design as
+/// configured (explain, replay).
+/// </summary>
+public sealed record DesignChoice(DesignRef? Design, string? Variant)
 {
     public static readonly DesignChoice All = new(null, null);
 
-    public override string ToString() => Design is null ? "all" : Variant is null ? Design : $"{Design}{DesignCatalog.VariantSeparator}{Variant}";
+    public override string ToString() => Design is not { Name: var name } ? "all" : Variant is null ? name : $"{name}{DesignCatalog.VariantSeparator}{Variant}";
 }
 
 /// <summary>
@@ -38,10 +43,10 @@ public static class DesignCatalog
     /// <summary>The scenario-file name of a design's argument (<c>params: { param: on }</c>).</summary>
     public const string ParameterName = "param";
 
-    /// <summary>Names of every design the kernel model implements, in its order.</summary>
-    public static IReadOnlyList<string> Designs { get; } = KvmDesigns.Names.ToList();
+    /// <summary>Names of every design the kernel model implements, in its order (<see cref="KvmDesigns.Names"/>).</summary>
+    public static IReadOnlyList<string> Designs => [.. KvmDesigns.Names];
 
-    public static bool IsKnown(string name) => Designs.Contains(name, StringComparer.Ordinal);
+    public static bool IsKnown(string name) => KvmDesigns.All.Any(e => string.Equals(e.Name, name, StringComparison.Ordinal));
 
     /// <summary>The parameters a design accepts and their allowed values (its registry arguments, under <see cref="ParameterName"/>).</summary>
     public static IReadOnlyDictionary<string, IReadOnlyList<string>> ParametersOf(string design) =>
@@ -49,9 +54,15 @@ public static class DesignCatalog
             ? new Dictionary<string, IReadOnlyList<string>> { [ParameterName] = entry.Arguments }
             : new Dictionary<string, IReadOnlyList<string>>();
 
-    /// <summary>A design's parameters at their defaults: "off" where a parameter is a switch, else its first value.</summary>
-    public static Dictionary<string, string> DefaultParameters(string design) =>
-        ParametersOf(design).ToDictionary(p => p.Key, p => p.Value.Contains("off") ? "off" : p.Value[0]);
+    /// <summary>
+    /// A design as configured by default: its argument "off" where the argument is a switch, else its first declared
+    /// value; no argument where it declares none.
+    /// </summary>
+    public static DesignRef DefaultRef(string design) =>
+        new(design, ParametersOf(design).TryGetValue(ParameterName, out var values) ? DefaultArgument(values) : null);
+
+    /// <summary>The default of a declared argument: "off" where it is a switch, else its first value.</summary>
+    public static string DefaultArgument(IReadOnlyList<string> values) => values.Contains("off") ? "off" : values[0];
 
     /// <summary>What separates a design from its variant in a design choice: <c>proposal-module-param:param=on</c>.</summary>
     public const char VariantSeparator = ':';
@@ -70,7 +81,7 @@ public static class DesignCatalog
     public static IReadOnlyList<RunVariant> VariantsFor(string design, IEnumerable<VariantSpec> extra) =>
         [.. VariantsOf(design),
          .. extra.Where(v => v.Designs.Count == 0 || v.Designs.Contains(design))
-                 .Select(v => new RunVariant(v.Name, new Dictionary<string, string>(), null, v.UsememMapping))];
+                 .Select(v => new RunVariant(v.Name, null, null, v.UsememMapping))];
 
     /// <summary>
     /// Parses a design choice, the one spelling that <c>demo</c>, <c>run</c>, <c>explain</c> and <c>memslots replay</c>
@@ -99,11 +110,11 @@ public static class DesignCatalog
         }
 
         if (colon < 0)
-            return new DesignChoice(name, null);
-        var variant = text[(colon + 1)..];
-        if (VariantsFor(name, extra).Any(v => v.Label.Length > 0 && v.Label == variant))
-            return new DesignChoice(name, variant);
-        error = $"design '{name}' has no variant '{variant}'; {Describe(name, extra)}";
+            return new DesignChoice(DefaultRef(name), null);
+        var label = text[(colon + 1)..];
+        if (VariantsFor(name, extra).FirstOrDefault(v => v.Label.Length > 0 && v.Label == label) is { } variant)
+            return new DesignChoice(RunRef(DefaultRef(name), variant), label);
+        error = $"design '{name}' has no variant '{label}'; {Describe(name, extra)}";
         return null;
     }
 
@@ -117,44 +128,17 @@ public static class DesignCatalog
     }
 
     /// <summary>
-    /// The kernel model's design (<see cref="DesignRef"/>) for a one-design choice: the design with its parameters at
-    /// their defaults, then the variant's (<c>proposal-module-param:param=on</c> gives <c>proposal-module-param=on</c>).
-    /// A variant's VMM or mapping choices are not part of it. It is the design a run of that choice runs with
+    /// The kernel model's design (<see cref="DesignRef"/>) for a one-design choice: the design with its argument at its
+    /// default, or the variant's (<c>proposal-module-param:param=on</c> gives <c>proposal-module-param=on</c>). A
+    /// variant's VMM or mapping choices are not part of it. It is the design a run of that choice runs with
     /// (<see cref="RunRef"/>).
     /// </summary>
-    public static DesignRef KernelSpec(DesignChoice choice, IEnumerable<VariantSpec> extra)
-    {
-        var design = choice.Design ?? throw new ArgumentException("'all' is not one design", nameof(choice));
-        return RunRef(design, DefaultParameters(design), VariantOf(choice, extra));
-    }
+    public static DesignRef KernelSpec(DesignChoice choice, IEnumerable<VariantSpec> extra) =>
+        choice.Design ?? throw new ArgumentException("'all' is not one design", nameof(choice));
 
-    /// <summary>
-    /// The design a run uses: <paramref name="design"/> with <paramref name="parameters"/> (a host's, or the defaults),
-    /// overridden by the variant's.
-    /// </summary>
-    public static DesignRef RunRef(string design, IReadOnlyDictionary<string, string> parameters, RunVariant variant)
-    {
-        var merged = new Dictionary<string, string>(parameters);
-        foreach (var (k, v) in variant.DesignParameters)
-            merged[k] = v;
-        return RefOf(design, merged);
-    }
-
-    /// <summary>
-    /// A design and its scenario parameters as the kernel's <see cref="DesignRef"/>: the registry declares at most one
-    /// argument, which scenarios call <see cref="ParameterName"/>. Any other parameter is an error, not a joined
-    /// argument.
-    /// </summary>
-    public static DesignRef RefOf(string design, IReadOnlyDictionary<string, string> parameters)
-    {
-        foreach (var k in parameters.Keys)
-        {
-            if (k != ParameterName)
-                throw new ArgumentException($"design '{design}' has no parameter '{k}' (a design takes one, '{ParameterName}')", nameof(parameters));
-        }
-
-        return new DesignRef(design, parameters.TryGetValue(ParameterName, out var v) ? v : null);
-    }
+    /// <summary>The design a run uses: <paramref name="design"/> (a host's, or a design at its default), with the variant's argument if it sets one.</summary>
+    public static DesignRef RunRef(DesignRef design, RunVariant variant) =>
+        variant.DesignArgument is { } a ? design with { Argument = a } : design;
 
     /// <summary>
     /// Whether a design's uAPI has KVM_MEM_ENABLE_CACHEABLE_PFNMAP, as its registration declares
@@ -169,7 +153,7 @@ public static class DesignCatalog
 
     /// <summary>The variant a choice names (or, for a bare design, the design as configured: parameters at their defaults).</summary>
     public static RunVariant VariantOf(DesignChoice choice, IEnumerable<VariantSpec> extra) =>
-        choice is { Design: { } d, Variant: { } v } ? VariantsFor(d, extra).First(x => x.Label == v) : RunVariant.Default;
+        choice is { Design: { Name: var d }, Variant: { } v } ? VariantsFor(d, extra).First(x => x.Label == v) : RunVariant.Default;
 
     /// <summary>The variants <c>--design all</c> runs for a design (before scenario-defined variants).</summary>
     public static IReadOnlyList<RunVariant> VariantsOf(string design)
@@ -180,8 +164,8 @@ public static class DesignCatalog
         {
             return
             [
-                new("flag=prefer-cacheable", new Dictionary<string, string>(), CacheableFlagChoice.PreferCacheable, empty),
-                new("flag=prefer-migratable", new Dictionary<string, string>(), CacheableFlagChoice.PreferMigratable, empty),
+                new("flag=prefer-cacheable", null, CacheableFlagChoice.PreferCacheable, empty),
+                new("flag=prefer-migratable", null, CacheableFlagChoice.PreferMigratable, empty),
             ];
         }
 
@@ -189,7 +173,7 @@ public static class DesignCatalog
         if (KvmDesigns.Find(design) is not { Arguments.Count: > 0 } entry)
             return [RunVariant.Default];
         return entry.Arguments
-            .Select(v => new RunVariant($"{ParameterName}={v}", new Dictionary<string, string> { [ParameterName] = v }, null, empty))
+            .Select(v => new RunVariant($"{ParameterName}={v}", v, null, empty))
             .ToList();
     }
 }

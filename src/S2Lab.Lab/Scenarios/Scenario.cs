@@ -1,6 +1,7 @@
 using S2Lab.Arch.Cpu;
 using S2Lab.Arch.Translation;
 using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Scenarios.Kinds;
@@ -30,19 +31,13 @@ public sealed record Scenario(
 }
 
 /// <summary>A host: its CPU (ID registers), the KVM design it runs, and the devices it can assign.</summary>
-public sealed record HostSpec(string Name, CpuModel Cpu, string CpuSource, DesignSpec Design, IReadOnlyList<DeviceSpec> Devices, SourceMark At)
+/// <param name="Design">The kernel model's design with its argument as the file sets it (<c>params: { param: on }</c>), or at its default.</param>
+public sealed record HostSpec(string Name, CpuModel Cpu, string CpuSource, DesignRef Design, IReadOnlyList<DeviceSpec> Devices, SourceMark At)
 {
     /// <summary>KVM's memslot limits from a probed host profile (user slots, address spaces, guest_memfd); null: arm64 defaults.</summary>
     public Kernel.Kvm.KvmProfile? KvmProfile { get; init; }
 
     public DeviceSpec? Device(string name) => Devices.FirstOrDefault(d => d.Name == name);
-}
-
-/// <summary>A design name (one of the kernel behaviours in docs/designs.md) and its parameters.</summary>
-public sealed record DesignSpec(string Name, IReadOnlyDictionary<string, string> Parameters)
-{
-    public override string ToString() =>
-        Parameters.Count == 0 ? Name : $"{Name} ({string.Join(", ", Parameters.Select(p => $"{p.Key}={p.Value}"))})";
 }
 
 /// <summary>An assignable device on a host.</summary>
@@ -72,22 +67,9 @@ public enum DeviceRegionKind
 /// <summary>One mmap-able region of a device.</summary>
 public sealed record DeviceRegionSpec(string Name, DeviceRegionKind Kind, ulong Size, NvGraceUsememMapping Mapping = NvGraceUsememMapping.Pfnmap);
 
-/// <summary>NVIDIA Grace Hopper / Grace Blackwell GPU models as nvgrace-gpu sees them.</summary>
-public enum NvgraceModel
-{
-    /// <summary>Grace Hopper: has resmem (the MIG hardware bug).</summary>
-    Gh200,
-
-    /// <summary>Grace Blackwell GB200: MIG_SUPPORTED_WITH_CACHED_RESMEM, no resmem.</summary>
-    Gb200,
-
-    /// <summary>Grace Blackwell GB300: no resmem.</summary>
-    Gb300,
-}
-
 /// <summary>A GPU assigned through the nvgrace-gpu vfio variant driver.</summary>
 public sealed record NvgraceGpuSpec(
-    string Name, SourceMark At, NvgraceModel Model, ulong UsememSize, ulong ResmemSize, ulong Bar0Size, NvGraceUsememMapping UsememMapping)
+    string Name, SourceMark At, NvGraceGpuModel Model, ulong UsememSize, ulong ResmemSize, ulong Bar0Size, NvGraceUsememMapping UsememMapping)
     : DeviceSpec(Name, At)
 {
     public override string Kind => "nvgrace-gpu";

@@ -1,5 +1,6 @@
 using S2Lab.Arch.Cpu;
 using S2Lab.Kernel.Drivers;
+using S2Lab.Kernel.Kvm.Designs;
 using S2Lab.Kernel.Kvm.Uapi;
 using S2Lab.Kernel.Mm;
 using S2Lab.Lab.Scenarios.Kinds;
@@ -201,7 +202,7 @@ public static class ScenarioLoader
             }
 
             f.Done();
-            return cpu is null || design is null ? null : new HostSpec(name, cpu, cpuSource, design, devices, f.At) { KvmProfile = kvmProfile };
+            return cpu is null || design is not { } hostDesign ? null : new HostSpec(name, cpu, cpuSource, hostDesign, devices, f.At) { KvmProfile = kvmProfile };
         }
 
         private (CpuModel?, string) ReadCpu(SyntaxNode node, string path, string hostName)
@@ -275,7 +276,8 @@ public static class ScenarioLoader
             return (model, source, limits);
         }
 
-        private DesignSpec? ReadDesign(SyntaxNode? designNode, SyntaxNode? paramsNode, string path)
+        /// <summary>The host's design: its name, and its one argument from <c>params</c> (<see cref="DesignCatalog.ParameterName"/>) or at its default.</summary>
+        private DesignRef? ReadDesign(SyntaxNode? designNode, SyntaxNode? paramsNode, string path)
         {
             var design = b.Str(designNode, $"{path}.design");
             if (design is null)
@@ -306,9 +308,7 @@ public static class ScenarioLoader
             }
 
             // An unset parameter takes its default: "off" where the parameter is a switch, else its first value.
-            foreach (var (k, values) in known)
-                ps.TryAdd(k, values.Contains("off") ? "off" : values[0]);
-            return new DesignSpec(design, ps);
+            return ps.TryGetValue(DesignCatalog.ParameterName, out var arg) ? new DesignRef(design, arg) : DesignCatalog.DefaultRef(design);
         }
 
         private DeviceSpec? ReadDevice(string name, SyntaxNode node, string path)

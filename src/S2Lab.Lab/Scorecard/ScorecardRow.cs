@@ -1,6 +1,7 @@
 using S2Lab.Arch.Attributes;
 using S2Lab.Kernel.Arm64;
 using S2Lab.Lab.Runner;
+using S2Lab.Vmm;
 
 namespace S2Lab.Lab.Scorecard;
 
@@ -188,7 +189,7 @@ public static class ScorecardCalculator
             };
             if (!hosts.TryGetValue(host, out var h) || !h.SupportsCacheablePfnmap)
                 continue;
-            foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome is not (SetupOutcome.Ok or SetupOutcome.Skipped)))
+            foreach (var r in regions.Where(r => r.Vma is { IsSpecial: true, Cacheable: true } && r.Outcome is not (RegionOutcome.Created or RegionOutcome.Skipped)))
             {
                 if (r.RefusedForVmmRequest is { } why)
                 {

@@ -15,10 +15,25 @@ public sealed record KvmDesignEntry(string Name, string Summary, IReadOnlyList<s
 /// </summary>
 public static class KvmDesigns
 {
-    private static readonly Lazy<IReadOnlyList<KvmDesignEntry>> Entries = new(Discover);
+    private static readonly Lazy<IReadOnlyList<KvmDesignEntry>> Entries = new(() => Discover(typeof(KvmDesigns).Assembly.GetTypes()));
+
+    /// <summary>The registry of <see cref="Including"/>'s scope in this flow, if any.</summary>
+    private static readonly AsyncLocal<IReadOnlyList<KvmDesignEntry>?> Scoped = new();
 
     /// <summary>Every design, in the order of docs/designs.md.</summary>
-    public static IReadOnlyList<KvmDesignEntry> All => Entries.Value;
+    public static IReadOnlyList<KvmDesignEntry> All => Scoped.Value ?? Entries.Value;
+
+    /// <summary>
+    /// A registry that also holds <paramref name="designTypes"/> (classes with <see cref="KvmDesignAttribute"/> outside
+    /// this assembly), in effect until the scope is disposed, for this flow and the tasks it starts. It shows that a
+    /// class is all a new design needs: a test registers one and finds it in every tool that lists designs.
+    /// </summary>
+    public static IDisposable Including(params Type[] designTypes)
+    {
+        var outer = Scoped.Value;
+        Scoped.Value = Discover([.. typeof(KvmDesigns).Assembly.GetTypes(), .. designTypes]);
+        return new Scope(() => Scoped.Value = outer);
+    }
 
     /// <summary>The names of every registered design.</summary>
     public static IEnumerable<string> Names => All.Select(e => e.Name);
@@ -70,10 +85,10 @@ public static class KvmDesigns
     public static IKvmDesign Create(DesignRef design) =>
         TryCreate(design, out var error) ?? throw new ArgumentException(error, nameof(design));
 
-    private static IReadOnlyList<KvmDesignEntry> Discover()
+    private static IReadOnlyList<KvmDesignEntry> Discover(IEnumerable<Type> types)
     {
         var list = new List<(int Order, KvmDesignEntry Entry)>();
-        foreach (var t in typeof(KvmDesigns).Assembly.GetTypes())
+        foreach (var t in types)
         {
             if (t.GetCustomAttribute<KvmDesignAttribute>() is not { } a || !typeof(IKvmDesign).IsAssignableFrom(t))
                 continue;
@@ -98,5 +113,10 @@ public static class KvmDesigns
         {
             throw inner;
         }
+    }
+
+    private sealed class Scope(Action end) : IDisposable
+    {
+        public void Dispose() => end();
     }
 }

@@ -7,12 +7,15 @@ namespace S2Lab.Lab.Scenarios.Kinds;
 /// <summary><c>kind: nvgrace-gpu</c>: the vfio-pci variant driver of NVIDIA Grace Hopper / Grace Blackwell GPUs.</summary>
 internal sealed class NvgraceGpuDeviceKind : IDeviceKind
 {
-    private static readonly Dictionary<string, NvgraceModel> ModelWords = new()
+    /// <summary>The scenario words of the driver's models (<see cref="NvGraceGpuModel"/>); reports and errors name a model by its word.</summary>
+    private static readonly Dictionary<string, NvGraceGpuModel> ModelWords = new()
     {
-        ["gh200"] = NvgraceModel.Gh200,
-        ["gb200"] = NvgraceModel.Gb200,
-        ["gb300"] = NvgraceModel.Gb300,
+        ["gh200"] = NvGraceGpuModel.GH200,
+        ["gb200"] = NvGraceGpuModel.GB200,
+        ["gb300"] = NvGraceGpuModel.GB300,
     };
+
+    private static string Word(NvGraceGpuModel model) => ModelWords.First(w => w.Value == model).Key;
 
     public string Name => "nvgrace-gpu";
 
@@ -21,14 +24,14 @@ internal sealed class NvgraceGpuDeviceKind : IDeviceKind
     public DeviceSpec? Read(DeviceReader r)
     {
         var (b, f, path) = (r.B, r.F, r.Path);
-        var model = b.Enum(f.Opt("model"), $"{path}.model", ModelWords) ?? NvgraceModel.Gh200;
+        var model = b.Enum(f.Opt("model"), $"{path}.model", ModelWords) ?? NvGraceGpuModel.GH200;
         var usemem = b.Size(f.Req("usemem"), $"{path}.usemem");
         var resNode = f.Opt("resmem");
-        var resmem = b.Size(resNode, $"{path}.resmem") ?? (model == NvgraceModel.Gh200 ? 1UL << 30 : 0);
-        if (model != NvgraceModel.Gh200 && resmem != 0)
-            b.Error(resNode!.Start, $"{path}.resmem", $"{model.ToString().ToLowerInvariant()} has no resmem (MIG works with cached resmem on Grace Blackwell)");
-        if (model == NvgraceModel.Gh200 && resmem == 0)
-            b.Error(resNode?.Start ?? f.At, $"{path}.resmem", "gh200 always has a resmem region (1 GiB in real hardware)");
+        var resmem = b.Size(resNode, $"{path}.resmem") ?? (model.HasResmem() ? 1UL << 30 : 0);
+        if (!model.HasResmem() && resmem != 0)
+            b.Error(resNode!.Start, $"{path}.resmem", $"{Word(model)} has no resmem (MIG works with cached resmem on Grace Blackwell)");
+        if (model.HasResmem() && resmem == 0)
+            b.Error(resNode?.Start ?? f.At, $"{path}.resmem", $"{Word(model)} always has a resmem region (1 GiB in real hardware)");
         var bar0 = b.Size(f.Opt("bar0"), $"{path}.bar0") ?? 16UL << 20;
         var mapping = b.Enum(f.Opt("usememMapping"), $"{path}.usememMapping", ScenarioLoader.MappingWords) ?? NvGraceUsememMapping.Pfnmap;
         ScenarioLoader.CheckRegionSize(b, f, "usemem", usemem, path);
@@ -40,12 +43,11 @@ internal sealed class NvgraceGpuDeviceKind : IDeviceKind
     public void Install(DeviceSpec spec, LabHost host, RunVariant variant)
     {
         var g = (NvgraceGpuSpec)spec;
-        var model = g.Model == NvgraceModel.Gh200 ? NvGraceGpuModel.GH200 : NvGraceGpuModel.GB200;
         // usemem is rounded down to MEMBLK_SIZE (512 MiB); a scaled-down usemem keeps that shape with the
         // largest power of two (up to 512 MiB) that divides it.
         var memblk = Math.Min(512UL << 20, g.UsememSize & (~g.UsememSize + 1));
         var mapping = variant.UsememMapping.TryGetValue(g.Name, out var m) ? m : g.UsememMapping;
-        var gpu = new NvGraceGpu(host.Host, g.Name, new NvGraceGpuConfig(model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
+        var gpu = new NvGraceGpu(host.Host, g.Name, new NvGraceGpuConfig(g.Model, g.UsememSize + g.ResmemSize, null, g.Bar0Size,
             g.ResmemSize == 0 ? 1UL << 30 : g.ResmemSize, memblk,
             mapping));
         host.Add(g.Name, DeviceMemoryPolicy.NvgraceDriver, "usemem", gpu.Usemem.Size, DeviceRegionKind.NvgraceUsemem, p => gpu.MmapUsemem(p));
