@@ -229,9 +229,9 @@ internal static class ReportTables
                         outcome += "; changed: " + string.Join("; ", m.Changes.Select(c => $"{c.Region} {c.Before} -> {c.After}"));
                     if (m.Rounds.Count > 0)
                         outcome += $"; RAM pre-copy ({m.PrecopyText})";
-                    if (m.DataIntact is { } ok)
-                        outcome += $"; data {(ok ? "intact" : "CORRUPTED")}";
-                    foreach (var c in m.DeviceCopies.Where(c => c.Hazards.Count > 0))
+                    if (m.DataText.Length > 0)
+                        outcome += $"; {m.DataText}";
+                    foreach (var c in m.DeviceCopies.Concat(m.RamCopies ?? []).Where(c => c.Hazards.Count > 0))
                         outcome += $"; {c.Region}: {c.HazardText}";
                     notes.Add((outcome, m.Outcome is MigrationVerdict.SucceededSameTypes ? null : "bold"));
                     // After a switch-over the guest runs on: later accesses are not rows of this table (the

@@ -54,7 +54,9 @@ public static class MarkdownReport
                     sb.AppendLine("RAM pre-copy: " + m.PrecopyText).AppendLine();
                 foreach (var c in m.DeviceCopies)
                     sb.AppendLine($"- {c.Region}: {Escape(c.How)}{string.Concat(c.Hazards.Select(h => $" **{h.Name}**: {Escape(h.Detail)}"))}");
-                if (m.DeviceCopies.Count > 0)
+                foreach (var c in m.RamCopies ?? [])
+                    sb.AppendLine($"- {c.Region}: {Escape(c.How)}{string.Concat(c.Hazards.Select(h => $" **{h.Name}**: {Escape(h.Detail)}"))}");
+                if (m.DeviceCopies.Count > 0 || m.RamCopies is { Count: > 0 })
                     sb.AppendLine();
                 if (m.AfterSwitchover.Count > 0)
                     WriteRegions(sb, m.AfterSwitchover);

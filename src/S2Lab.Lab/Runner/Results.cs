@@ -317,7 +317,7 @@ public sealed record RangeResult(int Index, string Label, string Operation, stri
     public override string Summary => $"{Operation} {Region}: {LabText.Errno(Errno)}{(Detail.Length > 0 ? $" ({Detail})" : "")}";
 }
 
-/// <summary>How a device region's contents moved (or why they did not).</summary>
+/// <summary>How a device region's contents moved (or why they did not); for RAM, a copy observed stale (<see cref="MigrateResult.RamCopies"/>).</summary>
 public sealed record DeviceCopyRecord(string Region, string How, ulong Bytes, IReadOnlyList<HazardRecord> Hazards)
 {
     /// <summary>
@@ -396,8 +396,51 @@ public sealed record MigrateResult(
         (r.Round == 0 ? $"stop-and-copy: {r.PagesSent} sent" : $"r{r.Round}: {r.PagesSent} sent") +
         (r.ZeroPages > 0 ? $", {r.ZeroPages} zero" : "") + (r.Round == 0 ? "" : $", {r.PagesDirtied} dirtied")));
 
+    /// <summary>
+    /// RAM regions whose copy (pre-copy and stop-and-copy, through the VMM's cacheable mapping) was observed stale: a
+    /// word arrived other than the source's last write (<see cref="Judging.Hazards.StaleCopy"/>). Null when none was.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<DeviceCopyRecord>? RamCopies { get; init; }
+
+    /// <summary>
+    /// Where <see cref="DataIntact"/> is false: the first word the guest found wrong on the destination (its first read
+    /// there, before it wrote again), and the last value written there on the source. Null when the data is intact.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public LostWord? Lost { get; init; }
+
+    /// <summary>
+    /// For reports: "data intact", or "data CORRUPTED" with the first differing byte, as a stale read and a stale copy
+    /// show it ("data CORRUPTED (gpu0.usemem+0x0 byte 0 read 0x16, expected 0x1B)"); empty when nothing was checked.
+    /// </summary>
+    [JsonIgnore]
+    public string DataText => DataIntact switch
+    {
+        null => "",
+        true => "data intact",
+        false when Lost is { Read: { } got } l => $"data CORRUPTED ({l.Region}+0x{l.Offset:x} {LostWord.ByteText(got, l.Expected)})",
+        false when Lost is { } l => $"data CORRUPTED ({l.Region}+0x{l.Offset:x} not read back)",
+        false => "data CORRUPTED",
+    };
+
     /// <summary>Whether the guest ran on the destination (the switch-over happened).</summary>
     public bool SwitchedOver => Outcome is MigrationVerdict.FailedAfterSwitchover or MigrationVerdict.SucceededSameTypes or MigrationVerdict.SucceededChangedTypes;
+}
+
+/// <summary>
+/// A word a migration lost: at <paramref name="Offset"/> of <paramref name="Region"/> the guest's first read on the
+/// destination returned <paramref name="Read"/> (null: the read returned no value) where the last write on the source left
+/// <paramref name="Expected"/>.
+/// </summary>
+public sealed record LostWord(string Region, ulong Offset, ulong? Read, ulong Expected)
+{
+    /// <summary>The first differing byte (little-endian, as the guest loaded it): "byte 0 read 0x16, expected 0x1B".</summary>
+    public static string ByteText(ulong got, ulong want)
+    {
+        var i = System.Numerics.BitOperations.TrailingZeroCount(got ^ want) / 8;
+        return $"byte {i} read 0x{(byte)(got >> (8 * i)):X2}, expected 0x{(byte)(want >> (8 * i)):X2}";
+    }
 }
 
 /// <summary>An expect step that was checked: each field, expected versus actual.</summary>

@@ -537,16 +537,24 @@ public static class ScenarioRunner
             return $"{word} left 0x{value:X16} at PA 0x{pa:x} (the PoC); the host zeroed the page through its cacheable linear map";
         }
 
-        /// <summary>Reads back every value the guest wrote to memory (RAM and device memory) and compares.</summary>
-        public (bool? Intact, string Check) VerifyData()
+        /// <summary>
+        /// After a migration: compares every value written on the source (<paramref name="expected"/>, the shadow at
+        /// switch-over) with what the guest finds on the destination before it writes again. For a word the resumed guest
+        /// has read (<paramref name="firstReads"/>, its first access there is a read) that is the value of that read;
+        /// every other word is read now, as a guest load (MAIR 0xFF, MMU and caches on). The first word found wrong is
+        /// <see cref="DataCheck.Lost"/>.
+        /// </summary>
+        public DataCheck VerifyData(IReadOnlyDictionary<(string Region, ulong Offset), ulong> expected,
+            IReadOnlyDictionary<(string Region, ulong Offset), ulong?> firstReads)
         {
-            if (Vm is null || Written.Count == 0)
-                return (null, "the guest wrote nothing to check");
+            if (Vm is null || expected.Count == 0)
+                return new DataCheck(null, "the guest wrote nothing to check", null);
             // Each read is a one-op program through the guest seam, as in Touch; its value is the loader's (LoadedValues).
             var cpu = Vm.Vcpus[0];
             int ok = 0, bad = 0, skipped = 0;
             var firstBad = "";
-            foreach (var ((region, offset), value) in Written)
+            LostWord? lost = null;
+            foreach (var ((region, offset), value) in expected)
             {
                 var setup = Vm.Region(region);
                 if (setup.IsDeviceRegisters)
@@ -555,9 +563,20 @@ public static class ScenarioRunner
                     continue;
                 }
 
-                var exit = RunGuest(cpu, GuestOp.Load(Spec.Region(region)!.Gpa + offset, 0xFF), SctlrEl1.Enabled);
-                var loaded = Vm.Host.Guest.LoadedValues(cpu);
-                ulong? got = loaded.Count == 1 ? loaded[0] : null;
+                ulong? got;
+                string unread = "";
+                if (firstReads.TryGetValue((region, offset), out var first) && first is not null)
+                {
+                    got = first;
+                }
+                else
+                {
+                    var exit = RunGuest(cpu, GuestOp.Load(Spec.Region(region)!.Gpa + offset, 0xFF), SctlrEl1.Enabled);
+                    var loaded = Vm.Host.Guest.LoadedValues(cpu);
+                    got = loaded.Count == 1 ? loaded[0] : null;
+                    unread = got is null ? Unread(exit) : "";
+                }
+
                 if (got == value)
                 {
                     ok++;
@@ -566,7 +585,10 @@ public static class ScenarioRunner
                 {
                     bad++;
                     if (firstBad.Length == 0)
-                        firstBad = $"; {region}+0x{offset:x}: wrote 0x{value:X16}, read {(got is { } g ? $"0x{g:X16}" : Unread(exit))}";
+                    {
+                        firstBad = $"; {region}+0x{offset:x}: read {(got is { } g ? $"0x{g:X16}" : unread)}, expected 0x{value:X16}";
+                        lost = new LostWord(region, offset, got, value);
+                    }
                 }
             }
 
@@ -577,7 +599,10 @@ public static class ScenarioRunner
                 : nameof(GuestAccessOutcome.AbortInjected);
 
             var skippedText = skipped > 0 ? $", {skipped} register write(s) not compared (device registers are not memory)" : "";
-            return (bad == 0, $"{ok} of {ok + bad} value(s) the guest wrote read back equal on the destination{skippedText}{firstBad}");
+            return new DataCheck(bad == 0, $"{ok} of {ok + bad} value(s) the guest wrote read back equal on the destination{skippedText}{firstBad}", lost);
         }
+
+        /// <summary>A migration's data check: whether the data is intact, in words, and the first word lost.</summary>
+        public readonly record struct DataCheck(bool? Intact, string Check, LostWord? Lost);
     }
 }

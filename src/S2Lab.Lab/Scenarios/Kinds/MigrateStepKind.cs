@@ -78,8 +78,8 @@ internal sealed class MigrateStepKind : IStepKind
             x => x is "true" or "false" ? null : "expected true or false"),
         new("deviceCopy", null, (r, _) => string.Join(",", ((MigrateResult)r).DeviceCopies.Where(c => c.Bytes > 0).Select(c => c.Region)),
             Match: ExpectField.SetMatches),
-        // The device regions whose copy was observed stale (a word arrived other than the source's last write).
-        new("staleCopy", null, (r, _) => ((MigrateResult)r).DeviceCopies.Where(c => c.StaleOffset is not null).Select(c => c.Region).ToList() is { Count: > 0 } c
+        // The regions (device memory and RAM) whose copy was observed stale (a word arrived other than the source's last write).
+        new("staleCopy", null, (r, _) => ((MigrateResult)r).DeviceCopies.Concat(((MigrateResult)r).RamCopies ?? []).Where(c => c.StaleOffset is not null).Select(c => c.Region).ToList() is { Count: > 0 } c
             ? string.Join(",", c) : "none", Match: ExpectField.SetMatches),
     ];
 
@@ -124,6 +124,12 @@ internal sealed class MigrateStepKind : IStepKind
         }
 
         var copies = report.DeviceCopies.Select(c => CopyRecord(c, sourceViews, written, guest.Arrived)).ToList();
+        // RAM goes through the VMM's cacheable mapping too (pre-copy and stop-and-copy): a guest that wrote RAM around
+        // the caches (stage-1 Normal-NC or Device, MMU off; without FWB stage 2 keeps that type) leaves a line the copy can
+        // hit (B2.11). Judged from the bytes only: the words the source's last writes left against what arrived.
+        var ramCopies = report.Destination!.Regions.Where(r => r.Config.IsRam && r.Outcome == RegionOutcome.Created)
+            .Select(r => RamCopyRecord(r.Name, sourceViews, guest.Expected, guest.Arrived))
+            .OfType<DeviceCopyRecord>().ToList();
 
         // Switched over: the VM now lives on the destination, and what the guest saw there is its latest view.
         st.MoveTo(report.DestinationVm!, to);
@@ -137,7 +143,7 @@ internal sealed class MigrateStepKind : IStepKind
                 changes.Add(new TypeChange(v.Region, MappingText(before), MappingText(v)));
         }
 
-        result = result with { Rounds = report.Rounds, DeviceCopies = copies, AfterSwitchover = after, Changes = changes };
+        result = result with { Rounds = report.Rounds, DeviceCopies = copies, AfterSwitchover = after, Changes = changes, RamCopies = ramCopies.Count > 0 ? ramCopies : null };
         if (report.Outcome == MigrationOutcome.FailedAfterSwitchover)
         {
             st.Dead = true;
@@ -145,13 +151,16 @@ internal sealed class MigrateStepKind : IStepKind
             return result with { Outcome = MigrationVerdict.FailedAfterSwitchover, Errno = guest.FailErrno };
         }
 
-        var (intact, check) = st.VerifyData();
+        // dataIntact judges what the guest finds on the destination before it writes again: the resume's first reads,
+        // then a read of every other word the source left (guest.Expected), not the words the resume's writes restored.
+        var data = st.VerifyData(guest.Expected, guest.FirstReads);
         return result with
         {
             Outcome = changes.Count == 0 ? MigrationVerdict.SucceededSameTypes : MigrationVerdict.SucceededChangedTypes,
             Reason = "",
-            DataIntact = intact,
-            DataCheck = check,
+            DataIntact = data.Intact,
+            DataCheck = data.Check,
+            Lost = data.Lost,
         };
     }
 
@@ -196,6 +205,36 @@ internal sealed class MigrateStepKind : IStepKind
         };
     }
 
+    /// <summary>
+    /// A RAM region's copy, where it was observed stale (<see cref="Judging.Hazards.StaleCopy"/> with bytes): the first
+    /// word the source's last write left (<paramref name="expected"/>, pre-copy's writes included) that arrived different
+    /// at the destination VMM's mapping. Null where every word arrived. Only observed: RAM is Normal at stage 2, so the
+    /// possible form (a non-cacheable stage 2) never applies; a guest's own non-cacheable stage 1 is not judged possible.
+    /// </summary>
+    private static DeviceCopyRecord? RamCopyRecord(string region, Dictionary<string, RegionAccessResult> sourceViews,
+        Dictionary<(string Region, ulong Offset), ulong> expected, Dictionary<(string Region, ulong Offset), ulong> arrived)
+    {
+        Judging.CopiedWord? wrong = null;
+        foreach (var ((r, offset), want) in expected.Where(w => w.Key.Region == region).OrderBy(w => w.Key.Offset))
+        {
+            if (arrived.TryGetValue((r, offset), out var got) && got != want)
+            {
+                wrong = new Judging.CopiedWord(offset, got, want);
+                break;
+            }
+        }
+
+        var view = sourceViews.GetValueOrDefault(region);
+        if (wrong is null || Judging.Hazards.StaleCopy(region, view?.Stage2, view?.Vma is { Cacheable: true }, true, wrong) is not { } h)
+            return null;
+        return new DeviceCopyRecord(region, "RAM pre-copy through the VMM's mapping", 0, [new HazardRecord(h.Name, h.Detail)])
+        {
+            StaleOffset = wrong.Value.Offset,
+            Copied = wrong.Value.Copied,
+            Expected = wrong.Value.Expected,
+        };
+    }
+
     /// <summary>The guest during a migration: writes RAM during pre-copy, touches its memory again after switch-over.</summary>
     private sealed class MigrationGuest(ScenarioRunner.VmState st, MigrateStep step, LabHost destination) : IMigrationGuest
     {
@@ -222,11 +261,22 @@ internal sealed class MigrateStepKind : IStepKind
         /// </summary>
         public Dictionary<(string Region, ulong Offset), ulong> Arrived { get; } = [];
 
+        /// <summary>The last value written at each word on the source, at switch-over (after pre-copy's writes).</summary>
+        public Dictionary<(string Region, ulong Offset), ulong> Expected { get; } = [];
+
+        /// <summary>
+        /// The resumed guest's first read of each word it reads again on the destination (the resume reads before it
+        /// writes): what the guest found there, before its own writes could restore it. Null: the read returned no value.
+        /// </summary>
+        public Dictionary<(string Region, ulong Offset), ulong?> FirstReads { get; } = [];
+
         public GuestResumeReport ResumeOn(VirtualMachine target)
         {
+            foreach (var (key, value) in st.Written)
+                Expected[key] = value;
             foreach (var (region, offset) in st.Written.Keys)
             {
-                if (target.Region(region) is { Config.IsRam: false, IsDeviceRegisters: false } r && destination.PeekThroughVmm(target.Host, r, offset) is { } v)
+                if (target.Region(region) is { IsDeviceRegisters: false } r && destination.PeekThroughVmm(target.Host, r, offset) is { } v)
                     Arrived[(region, offset)] = v;
             }
 
@@ -238,6 +288,8 @@ internal sealed class MigrateStepKind : IStepKind
                 types.AddRange(touch.Types.Where(t => t != S2AccessKind.Read));
                 var view = st.Touch(region, touch.Offset, touch.Mair, types, touch.Value, 0, record: false);
                 After.Add(view);
+                if (view.Accesses.FirstOrDefault() is { Type: S2AccessKind.Read } first)
+                    FirstReads[(region, touch.Offset)] = first.Outcome == AccessOutcome.Ok ? first.Value : null;
                 var failed = view.Accesses.FirstOrDefault(a => a.Outcome is not (AccessOutcome.Ok or AccessOutcome.MmioExit) && touch.Succeeded.Contains(a.Type));
                 if (failed is not null)
                 {
