@@ -56,14 +56,26 @@ internal static class MemslotsCommand
             stderr.WriteLine("s2lab memslots replay: --host-profile configures the model; the kernel backend is the host itself.");
             return ExitCodes.BadInput;
         }
-        // The model also runs enable_cap, mmap, munmap, vcpu and access lines through its seams; the kernel backend is
-        // given none (those lines are ENOSYS): its mmap lines would map at the file's addresses in this process.
+        // Both backends run every line through the seams. The kernel backend's host is this process: the file's
+        // addresses move into a window it reserves (ReplayRelocation), and the output shows the file's own addresses.
         var (kvm, host, exit) = backend == "kernel" ? OpenKernel(profile, stderr) : OpenModel(profile, design, hostProfile, stderr);
         if (kvm is null)
             return exit;
         IReadOnlyList<ReplayStep> steps;
         using (kvm)
-            steps = ReplayRunner.Run(kvm, parsed!.Ops, host);
+        {
+            if (host is null)
+            {
+                var run = RunInWindow(kvm, parsed!.Ops, stderr);
+                if (run is null)
+                    return ExitCodes.BadInput;
+                steps = run;
+            }
+            else
+            {
+                steps = ReplayRunner.Run(kvm, parsed!.Ops, host);
+            }
+        }
 
         var mismatches = steps.Count(s => !s.MatchesExpectation);
         if (asJson)
@@ -74,7 +86,7 @@ internal static class MemslotsCommand
         {
             foreach (var s in steps)
             {
-                var shown = Show(s.Result, s.Value, s.Exit, s.Leaf);
+                var shown = Show(s.Result, s.Value, s.Exit, s.Leaf) + (s.Note is null ? "" : $"  # {s.Note}");
                 stdout.WriteLine(s.MatchesExpectation
                     ? shown
                     : $"{shown}  # line {s.Op.Line}: expected " +
@@ -112,6 +124,8 @@ internal static class MemslotsCommand
                     w.WriteString("exit", exit);
                 if (s.Leaf is { } leaf)
                     w.WriteString("leaf", leaf);
+                if (s.Note is { } note)
+                    w.WriteString("note", note);
                 w.WriteBoolean("matches", s.MatchesExpectation);
                 w.WriteEndObject();
             }
@@ -125,6 +139,45 @@ internal static class MemslotsCommand
     /// <summary>The errno, then what else the line observed: a cap's value, an access's exit and stage-2 leaf.</summary>
     private static string Show(Errno e, long? value, string? exit, string? leaf) =>
         ErrnoText.Format(e) + (value is { } v ? $" value={v}" : "") + (exit is null ? "" : $" exit={exit}") + (leaf is null ? "" : $" leaf={leaf}");
+
+    /// <summary>
+    /// The kernel backend's run: reserves a PROT_NONE window in this process, moves the file's addresses into it
+    /// (one 1 GiB-aligned offset), replays with the real address space and guest loader, and gives each step back its
+    /// file line (the file's own uaddr). Null, with the reason on stderr, when the addresses cannot be moved.
+    /// </summary>
+    private static IReadOnlyList<ReplayStep>? RunInWindow(IKvmSystem kvm, IReadOnlyList<ReplayOp> ops, TextWriter stderr)
+    {
+        var (low, high, extentError) = ReplayRelocation.Extent(ops);
+        if (extentError is not null)
+        {
+            stderr.WriteLine($"s2lab memslots replay: {extentError}");
+            return null;
+        }
+        var memory = new LinuxAddressSpace();
+        var size = ReplayRelocation.WindowSize(low, high);
+        var window = memory.MapAnonymous(size, Prot.PROT_NONE, "replay window");
+        if (!window.IsOk)
+        {
+            stderr.WriteLine($"s2lab memslots replay: cannot reserve a 0x{size:x}-byte window for the file's addresses: {ErrnoText.Format(window.Error)}");
+            return null;
+        }
+        try
+        {
+            var (moved, error) = ReplayRelocation.Relocate(ops, window.Value.Value, size);
+            if (moved is null)
+            {
+                stderr.WriteLine($"s2lab memslots replay: {error}");
+                return null;
+            }
+            var loader = new LinuxGuestLoader(memory, kvm.Arch);
+            var steps = ReplayRunner.Run(kvm, moved, new ReplayHost(memory, loader, null, () => loader.LastRefusal));
+            return steps.Select((s, i) => s with { Op = ops[i] }).ToList();
+        }
+        finally
+        {
+            memory.Unmap(window.Value, size);
+        }
+    }
 
     private static (IKvmSystem? Kvm, ReplayHost? Host, int Exit) OpenKernel(string? profile, TextWriter stderr)
     {

@@ -123,9 +123,11 @@ public sealed record ReplayError(string File, int Line, string? Field, string Me
 
 /// <summary>
 /// The result of one executed operation: the errno, and for cap lines the value, for access lines the exit and the
-/// stage-2 leaf (null where the backend does not report one).
+/// stage-2 leaf (null where the backend does not report one), and why a backend could not run the line (a loader's
+/// refusal, a mapping kind it has no driver for), or null.
 /// </summary>
-public readonly record struct ReplayStep(ReplayOp Op, Errno Result, long? Value = null, string? Exit = null, string? Leaf = null)
+public readonly record struct ReplayStep(ReplayOp Op, Errno Result, long? Value = null, string? Exit = null, string? Leaf = null,
+    string? Note = null)
 {
     /// <summary>True when every expectation the line has (errno, value, exit, leaf) equals the result.</summary>
     public bool MatchesExpectation =>

@@ -45,7 +45,7 @@ public static class ReplayRunner
             {
                 Errno result;
                 long? value = null;
-                string? exit = null, leaf = null;
+                string? exit = null, leaf = null, note = null;
                 var vmUsable = newest is not null && !newestFailed;
                 switch (op)
                 {
@@ -64,6 +64,8 @@ public static class ReplayRunner
                         break;
                     case MmapOp m:
                         result = host is null ? Errno.ENOSYS : Mmap(host, m);
+                        if (host is { Mappings: null } && m.Kind is not (ReplayVmaKind.Anon or ReplayVmaKind.AnonRo))
+                            note = $"{ReplayNames.Name(m.Kind)} maps RAM the host kernel does not own, through the oracle's driver; this backend has none";
                         break;
                     case MunmapOp u:
                         result = host?.Memory.Unmap(new Hva(u.UserspaceAddr), u.Size) ?? Errno.ENOSYS;
@@ -83,6 +85,8 @@ public static class ReplayRunner
                             break;
                         }
                         (result, exit, leaf) = vcpus.TryGetValue(newest!, out var cpu) ? Access(host, cpu, a) : (Errno.EBADF, null, null);
+                        if (result == Errno.EINVAL && exit is null)
+                            note = host.Refusal?.Invoke();
                         break;
                     case CreateVmOp c:
                         var vm = kvm.CreateVm(c.Type);
@@ -131,7 +135,7 @@ public static class ReplayRunner
                     default:
                         throw new ArgumentException($"unknown replay operation {op.GetType().Name}", nameof(ops));
                 }
-                steps.Add(new ReplayStep(op, result, value, exit, leaf));
+                steps.Add(new ReplayStep(op, result, value, exit, leaf, note));
             }
         }
         finally
@@ -213,7 +217,8 @@ public static class ReplayRunner
 /// <param name="Memory">The VMM process's address space: anon and anon_ro mmap lines, munmap, the vCPU's code page.</param>
 /// <param name="Guest">Loads each access line's one-op program.</param>
 /// <param name="Mappings">The special mmap kinds and what an access showed beyond KVM_RUN's return; null: neither.</param>
-public sealed record ReplayHost(IHostAddressSpace Memory, IGuestLoader Guest, IReplayMappings? Mappings = null);
+/// <param name="Refusal">Why the loader last refused a program (a real loader's reason for EINVAL), or null.</param>
+public sealed record ReplayHost(IHostAddressSpace Memory, IGuestLoader Guest, IReplayMappings? Mappings = null, Func<string?>? Refusal = null);
 
 /// <summary>
 /// What real userspace gets only from a driver: the six special mmap kinds, which map RAM the host kernel does not own
