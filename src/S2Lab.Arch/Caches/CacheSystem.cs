@@ -199,21 +199,14 @@ public sealed class CacheSystem
     /// <param name="dest">Receives the bytes.</param>
     public AccessPath Read(Accessor who, ulong pa, in MemoryAttributes attributes, Span<byte> dest)
     {
+        var caching = who.Kind == AccessorKind.Cpu ? CachingOf(attributes) : DataCaching.None;
+
         // The common case first (a guest's load that hits): a CPU's cacheable access within one held line.
-        var lineOffset = (int)(pa & (CacheLine.Size - 1));
-        if (who.Kind == AccessorKind.Cpu && lineOffset + dest.Length <= CacheLine.Size && CachingOf(attributes) != DataCaching.None)
+        if (caching != DataCaching.None && TryReadHit(pa, dest))
         {
-            var held = _data.Find(pa >> CacheLine.Shift);
-            if (held >= 0)
-            {
-                Counters.DataHits++;
-                _data.Touch(held);
-                _data.Data(held).Slice(lineOffset, dest.Length).CopyTo(dest);
-                return AccessPath.DataCacheHit;
-            }
+            return AccessPath.DataCacheHit;
         }
 
-        var caching = who.Kind == AccessorKind.Cpu ? CachingOf(attributes) : DataCaching.None;
         if (who.Kind == AccessorKind.CoherentDevice)
         {
             Counters.Snoops++;

@@ -262,25 +262,6 @@ public sealed class PhysicalMemory : IPointOfCoherence
     /// </summary>
     public bool HasData(ulong pfn) => _data.HasData(pfn) || (Caches is { DataLinesHeld: > 0 } c && c.HoldsNonZeroLineIn(pfn << PAGE_SHIFT, PAGE_SIZE));
 
-    private HashSet<ulong>? _cachedPages;
-    private long _cachedPagesStamp = -1;
-
-    /// <summary>Pages with a non-zero line in the cache, recomputed when the cache changed since the last call.</summary>
-    private HashSet<ulong> CachedPagesWithData()
-    {
-        var c = Caches!;
-        var stamp = c.Counters.DataHits + c.Counters.DataMisses + c.Counters.Snoops + c.Counters.WriteBacks + c.Counters.SpeculativeFills +
-                    c.Counters.DiscardedDirtyLines + c.Counters.CapacityEvictions + c.Counters.Bypasses;
-        if (_cachedPages is null || stamp != _cachedPagesStamp)
-        {
-            var lines = new List<ulong>();
-            c.CollectNonZeroLines(lines);
-            _cachedPages = [.. lines.Select(l => l >> PAGE_SHIFT)];
-            _cachedPagesStamp = stamp;
-        }
-        return _cachedPages;
-    }
-
     /// <summary>
     /// The pfns of [<paramref name="pa"/>, <paramref name="pa"/> + <paramref name="length"/>) whose page holds non-zero
     /// data, ascending; every other page of the range reads as zeros. Costs the smaller of the range's page count and
@@ -295,7 +276,10 @@ public sealed class PhysicalMemory : IPointOfCoherence
         var pages = _data.PagesIn(first, last);
         if (Caches is not { DataLinesHeld: > 0 })
             return pages;
-        var cached = CachedPagesWithData().Where(p => p >= first && p <= last).ToList();
+        // The cache holds a bounded number of lines (16,384 by default): the pages of its non-zero lines in the range.
+        var lines = new List<ulong>();
+        Caches.CollectNonZeroLines(lines);
+        var cached = lines.Select(l => l >> PAGE_SHIFT).Where(p => p >= first && p <= last).Distinct().ToList();
         if (cached.Count == 0)
             return pages;
         return [.. pages.Union(cached).Order()];
